@@ -1,0 +1,19 @@
+//! Rules that servers and clients must agree on: what a legal topic, cluster
+//! or broker name is, what the permission bits mean, and the bounds on queue
+//! counts. Checking them in one place means a client can refuse bad input
+//! before it crosses the network, with the same message the server would give.
+//!
+//! With the `server` feature it also carries the start-up kit every binary
+//! shares: logging set-up ([`telemetry`]) and the shutdown signal
+//! ([`shutdown`]).
+
+pub mod perm;
+pub mod validate;
+
+#[cfg(feature = "server")]
+pub mod shutdown;
+#[cfg(feature = "server")]
+pub mod telemetry;
+
+pub use perm::Perm;
+pub use validate::FieldError;

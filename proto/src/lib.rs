@@ -1,0 +1,15 @@
+//! Wire types and gRPC stubs of every service, generated from the `.proto`
+//! files in this crate's `mq/` folder. Nothing but generated code lives here:
+//! services translate these types to their domain types at the edge.
+
+/// Encoded `FileDescriptorSet` of every proto file, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mq_descriptor.bin"));
+
+/// `mq.nameserver.v1`: the route registry.
+pub mod nameserver {
+    /// Version 1 of the nameserver protocol.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("mq.nameserver.v1");
+    }
+}
