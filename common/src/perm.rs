@@ -23,7 +23,9 @@ impl Perm {
         if bits & !(Self::READ | Self::WRITE) != 0 {
             return Err(FieldError::new(
                 field,
-                format!("permission {bits} has unknown bits; allowed: 6 (rw), 4 (r), 2 (w), 0 (none)"),
+                format!(
+                    "permission {bits} has unknown bits; allowed: 6 (rw), 4 (r), 2 (w), 0 (none)"
+                ),
             ));
         }
         Ok(Perm(bits))

@@ -1,5 +1,6 @@
 //! Structured logging for the server binaries, via `tracing`, to stderr.
 
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -23,30 +24,33 @@ impl FromStr for LogFormat {
         match s {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            other => Err(format!("unknown log format {other:?}; expected text or json")),
+            other => Err(format!(
+                "unknown log format {other:?}; expected text or json"
+            )),
         }
     }
 }
 
-/// The logging section every binary's configuration carries.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogConfig {
-    /// A `tracing` filter: a level (`info`) or directives (`info,mq_nameserver=debug`).
-    pub level: String,
-    /// `text` or `json`.
-    pub format: LogFormat,
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
 }
 
 /// Installs the global subscriber. Fails with a readable message when the
 /// filter does not parse; a second call in one process is a no-op.
-pub fn init(config: &LogConfig) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&config.level)
-        .map_err(|e| format!("log.level {:?} is not a valid filter: {e}", config.level))?;
+pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level)
+        .map_err(|e| format!("log_level {level:?} is not a valid filter: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // Fails only if a subscriber is already installed, which is harmless.
-    let _ = match config.format {
+    let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };

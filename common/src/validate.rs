@@ -57,7 +57,10 @@ fn name_with(
     if name.len() > MAX_NAME_LEN {
         return Err(FieldError::new(
             field,
-            format!("is {} characters long; at most {MAX_NAME_LEN} are allowed", name.len()),
+            format!(
+                "is {} characters long; at most {MAX_NAME_LEN} are allowed",
+                name.len()
+            ),
         ));
     }
     if let Some(bad) = name.chars().find(|&c| !legal(c)) {
@@ -83,12 +86,18 @@ pub fn queue_count(field: &str, count: u32) -> Result<(), FieldError> {
 /// A `host:port` address that clients can dial: a non-empty host without
 /// spaces and a port in 1..=65535. Host names are allowed (containers).
 pub fn host_port(field: &str, addr: &str) -> Result<(), FieldError> {
-    let bad = |why: &str| FieldError::new(field, format!("{addr:?} is not a host:port address: {why}"));
+    let bad =
+        |why: &str| FieldError::new(field, format!("{addr:?} is not a host:port address: {why}"));
     if addr.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
     }
-    let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("the :port is missing"))?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| bad("the :port is missing"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.is_empty() {
         return Err(bad("the host is empty"));
     }
@@ -107,7 +116,14 @@ mod tests {
 
     #[test]
     fn legal_topics_pass() {
-        for name in ["a", "TopicTest", "order_events-2", "%RETRY%group", "%DLQ%g|x", &"t".repeat(127)] {
+        for name in [
+            "a",
+            "TopicTest",
+            "order_events-2",
+            "%RETRY%group",
+            "%DLQ%g|x",
+            &"t".repeat(127),
+        ] {
             topic("topic", name).unwrap();
         }
     }
@@ -127,7 +143,13 @@ mod tests {
 
     #[test]
     fn illegal_characters_are_named() {
-        for (name, bad) in [("a b", ' '), ("a.b", '.'), ("a/b", '/'), ("tópico", 'ó'), ("a*", '*')] {
+        for (name, bad) in [
+            ("a b", ' '),
+            ("a.b", '.'),
+            ("a/b", '/'),
+            ("tópico", 'ó'),
+            ("a*", '*'),
+        ] {
             let err = topic("topics[1].topic", name).unwrap_err();
             assert_eq!(err.field, "topics[1].topic");
             assert!(err.reason.contains(&format!("{bad:?}")), "{err}");
@@ -156,7 +178,16 @@ mod tests {
         for ok in ["127.0.0.1:10911", "broker-a:10911", "[::1]:9876"] {
             host_port("broker_addr", ok).unwrap();
         }
-        for bad in ["", "127.0.0.1", ":10911", "host:0", "host:99999", "host:port", "a b:1", "http://x:1"] {
+        for bad in [
+            "",
+            "127.0.0.1",
+            ":10911",
+            "host:0",
+            "host:99999",
+            "host:port",
+            "a b:1",
+            "http://x:1",
+        ] {
             assert!(host_port("broker_addr", bad).is_err(), "{bad} accepted");
         }
     }

@@ -3,7 +3,8 @@
 //! services translate these types to their domain types at the edge.
 
 /// Encoded `FileDescriptorSet` of every proto file, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mq_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mq_descriptor.bin"));
 
 /// `mq.nameserver.v1`: the route registry.
 pub mod nameserver {

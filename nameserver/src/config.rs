@@ -1,0 +1,148 @@
+//! The nameserver's configuration, layered as users of RocketMQ and Kafka
+//! expect: built-in defaults < TOML file (`--config`) < environment variables
+//! (`MQ_NAMESRV_*`) < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use config::{Config, Environment, File, FileFormat};
+use mq_common::telemetry::LogFormat;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Prefix of every environment variable the nameserver reads.
+pub const ENV_PREFIX: &str = "MQ_NAMESRV";
+
+/// Settings of one nameserver process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameServerConfig {
+    /// Address the gRPC service listens on.
+    pub listen: SocketAddr,
+    /// A broker not heard from for this long is dropped from every route.
+    #[serde(with = "humantime_serde")]
+    pub broker_expire: Duration,
+    /// How often silent brokers are looked for.
+    #[serde(with = "humantime_serde")]
+    pub scan_interval: Duration,
+    /// A `tracing` filter: `info`, `debug`, `info,mq_nameserver=debug`, ...
+    pub log_level: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for NameServerConfig {
+    fn default() -> Self {
+        NameServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9876)),
+            broker_expire: Duration::from_secs(120),
+            scan_interval: Duration::from_secs(5),
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the culprit.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {key} {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The route registry of the mq message queue.
+///
+/// Every option can also be set in the TOML file given by --config (key as
+/// the option without dashes, '-' as '_', e.g. `broker_expire = "30s"`) or
+/// in the environment as MQ_NAMESRV_<KEY> (e.g. MQ_NAMESRV_BROKER_EXPIRE=30s).
+/// Precedence: defaults < file < environment < flags.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "nameserver", version, about, long_about)]
+pub struct Args {
+    /// TOML configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address [default: 0.0.0.0:9876]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Drop a broker not heard from for this long, e.g. 120s, 2m [default: 120s]
+    #[arg(long, value_name = "DURATION")]
+    pub broker_expire: Option<humantime::Duration>,
+    /// How often to look for silent brokers [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub scan_interval: Option<humantime::Duration>,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log line format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl NameServerConfig {
+    /// Builds the configuration from every layer, with `env` standing in for
+    /// the process environment (tests pass their own).
+    pub fn load(
+        args: &Args,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let defaults = NameServerConfig::default();
+        let mut builder = Config::builder()
+            .set_default("listen", defaults.listen.to_string())?
+            .set_default(
+                "broker_expire",
+                humantime::format_duration(defaults.broker_expire).to_string(),
+            )?
+            .set_default(
+                "scan_interval",
+                humantime::format_duration(defaults.scan_interval).to_string(),
+            )?
+            .set_default("log_level", defaults.log_level)?
+            .set_default("log_format", "text")?;
+        if let Some(path) = &args.config {
+            builder = builder.add_source(
+                File::from(path.as_path())
+                    .format(FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env.into_iter().collect();
+        builder = builder
+            .add_source(
+                Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .source(Some(env)),
+            )
+            .set_override_option("listen", args.listen.map(|a| a.to_string()))?
+            .set_override_option("broker_expire", args.broker_expire.map(|d| d.to_string()))?
+            .set_override_option("scan_interval", args.scan_interval.map(|d| d.to_string()))?
+            .set_override_option("log_level", args.log_level.clone())?
+            .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?;
+        let config: NameServerConfig = builder.build()?.try_deserialize()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = |key, d: Duration| {
+            if d.is_zero() {
+                Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be longer than 0s".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("broker_expire", self.broker_expire)?;
+        positive("scan_interval", self.scan_interval)
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

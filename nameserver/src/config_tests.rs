@@ -1,0 +1,139 @@
+use std::io::Write;
+
+use super::*;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn toml_file(content: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(content.as_bytes()).unwrap();
+    file
+}
+
+fn args_with_file(file: &tempfile::NamedTempFile) -> Args {
+    Args {
+        config: Some(file.path().to_owned()),
+        ..Args::default()
+    }
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let config = NameServerConfig::load(&Args::default(), no_env()).unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9876");
+    assert_eq!(config.broker_expire, Duration::from_secs(120));
+    assert_eq!(config.scan_interval, Duration::from_secs(5));
+    assert_eq!(config.log_level, "info");
+    assert_eq!(config.log_format, LogFormat::Text);
+}
+
+#[test]
+fn file_beats_defaults_env_beats_file_flags_beat_env() {
+    let file = toml_file(
+        "listen = \"127.0.0.1:1000\"\nbroker_expire = \"30s\"\nscan_interval = \"2s\"\nlog_format = \"json\"\n",
+    );
+    let from_file = NameServerConfig::load(&args_with_file(&file), no_env()).unwrap();
+    assert_eq!(from_file.listen.to_string(), "127.0.0.1:1000");
+    assert_eq!(from_file.broker_expire, Duration::from_secs(30));
+    assert_eq!(from_file.log_format, LogFormat::Json);
+
+    let environment = env(&[
+        ("MQ_NAMESRV_LISTEN", "127.0.0.1:2000"),
+        ("MQ_NAMESRV_BROKER_EXPIRE", "1m"),
+    ]);
+    let from_env = NameServerConfig::load(&args_with_file(&file), environment.clone()).unwrap();
+    assert_eq!(from_env.listen.to_string(), "127.0.0.1:2000");
+    assert_eq!(from_env.broker_expire, Duration::from_secs(60));
+    assert_eq!(
+        from_env.scan_interval,
+        Duration::from_secs(2),
+        "file value kept where env is silent"
+    );
+
+    let mut args = args_with_file(&file);
+    args.listen = Some("127.0.0.1:3000".parse().unwrap());
+    let from_flags = NameServerConfig::load(&args, environment).unwrap();
+    assert_eq!(from_flags.listen.to_string(), "127.0.0.1:3000");
+    assert_eq!(
+        from_flags.broker_expire,
+        Duration::from_secs(60),
+        "env kept where flags are silent"
+    );
+}
+
+#[test]
+fn flags_parse_durations_and_formats() {
+    let args = Args::try_parse_from([
+        "nameserver",
+        "--broker-expire",
+        "90s",
+        "--log-format",
+        "json",
+    ])
+    .unwrap();
+    let config = NameServerConfig::load(&args, no_env()).unwrap();
+    assert_eq!(config.broker_expire, Duration::from_secs(90));
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert!(Args::try_parse_from(["nameserver", "--listen", "nowhere"]).is_err());
+    assert!(Args::try_parse_from(["nameserver", "--log-format", "xml"]).is_err());
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let err = NameServerConfig::load(
+        &Args::default(),
+        env(&[("MQ_NAMESRV_LISTEN", "not-an-address")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("listen"), "{err}");
+
+    let err = NameServerConfig::load(
+        &Args::default(),
+        env(&[("MQ_NAMESRV_BROKER_EXPIRE", "soon")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("broker_expire"), "{err}");
+
+    let err = NameServerConfig::load(&Args::default(), env(&[("MQ_NAMESRV_SCAN_INTERVAL", "0s")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("scan_interval"), "{err}");
+}
+
+#[test]
+fn unknown_keys_and_missing_files_are_refused() {
+    let file = toml_file("brokr_expire = \"30s\"\n");
+    let err = NameServerConfig::load(&args_with_file(&file), no_env()).unwrap_err();
+    assert!(err.to_string().contains("brokr_expire"), "{err}");
+
+    let args = Args {
+        config: Some("/nonexistent/namesrv.toml".into()),
+        ..Args::default()
+    };
+    let err = NameServerConfig::load(&args, no_env()).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/namesrv.toml"),
+        "{err}"
+    );
+
+    let file = toml_file("listen = [\n");
+    assert!(NameServerConfig::load(&args_with_file(&file), no_env()).is_err());
+}
+
+#[test]
+fn foreign_environment_variables_are_ignored() {
+    let config = NameServerConfig::load(
+        &Args::default(),
+        env(&[("PATH", "/bin"), ("MQ_BROKER_LISTEN", "x")]),
+    )
+    .unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9876");
+}

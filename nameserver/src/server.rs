@@ -1,0 +1,133 @@
+//! A running nameserver: the gRPC listener with the health and reflection
+//! services beside ours, the task that expires silent brokers, and a
+//! graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mq_proto::nameserver::v1::name_server_server::NameServerServer;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+use crate::clock::unix_millis;
+use crate::config::NameServerConfig;
+use crate::route_table::RouteTable;
+use crate::service::NameServerService;
+
+/// Why the nameserver could not start or stopped on its own.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A nameserver bound to its port, ready to serve.
+#[derive(Debug)]
+pub struct NameServer {
+    config: NameServerConfig,
+    listener: TcpListener,
+    table: Arc<RouteTable>,
+}
+
+impl NameServer {
+    /// Binds the listen address, so that a taken port fails here, early.
+    pub async fn bind(config: NameServerConfig) -> Result<Self, ServeError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(NameServer {
+            config,
+            listener,
+            table: Arc::new(RouteTable::new()),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind {
+                addr: self.config.listen,
+                source,
+            })
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let addr = self.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<NameServerServer<NameServerService>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        // grpcurl before 1.9 only speaks the v1alpha reflection protocol.
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let expiry = tokio::spawn(expire_silent_brokers(
+            Arc::clone(&self.table),
+            self.config.clone(),
+        ));
+        tracing::info!(
+            %addr,
+            broker_expire = %humantime::format_duration(self.config.broker_expire),
+            "nameserver listening"
+        );
+
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let result = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(NameServerServer::new(NameServerService::new(self.table)))
+            .serve_with_incoming_shutdown(incoming, async {
+                shutdown.await;
+                health
+                    .set_not_serving::<NameServerServer<NameServerService>>()
+                    .await;
+            })
+            .await;
+        expiry.abort();
+        tracing::info!("nameserver stopped");
+        Ok(result?)
+    }
+}
+
+/// Every `scan_interval`, drops brokers silent for longer than `broker_expire`.
+async fn expire_silent_brokers(table: Arc<RouteTable>, config: NameServerConfig) {
+    let expire_after_ms = u64::try_from(config.broker_expire.as_millis()).unwrap_or(u64::MAX);
+    let mut ticks = tokio::time::interval(config.scan_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        for expired in table.expire(unix_millis(), expire_after_ms) {
+            let i = &expired.instance;
+            tracing::warn!(
+                cluster = %i.cluster,
+                broker = %i.broker_name,
+                broker_id = i.broker_id,
+                addr = %i.addr,
+                silent_ms = expired.silent_for_ms,
+                "broker expired and dropped from routes"
+            );
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The gRPC edge of the nameserver: one method per RPC, each validating its
+//! request, calling the route table, and translating the answer.
+
+use std::sync::Arc;
+
+use mq_proto::nameserver::v1 as pb;
+use mq_proto::nameserver::v1::name_server_server::NameServer;
+use tonic::{Request, Response, Status};
+
+use crate::clock::unix_millis;
+use crate::error::NameServerError;
+use crate::route_table::RouteTable;
+use crate::wire;
+
+/// Serves `mq.nameserver.v1.NameServer` over a shared route table.
+#[derive(Debug, Clone)]
+pub struct NameServerService {
+    table: Arc<RouteTable>,
+}
+
+impl NameServerService {
+    pub fn new(table: Arc<RouteTable>) -> Self {
+        NameServerService { table }
+    }
+}
+
+type RpcResult<T> = Result<Response<T>, Status>;
+
+fn invalid(err: mq_common::FieldError) -> Status {
+    NameServerError::from(err).into()
+}
+
+fn refused(err: crate::route_table::RouteError) -> Status {
+    NameServerError::from(err).into()
+}
+
+#[tonic::async_trait]
+impl NameServer for NameServerService {
+    async fn register_broker(
+        &self,
+        request: Request<pb::RegisterBrokerRequest>,
+    ) -> RpcResult<pb::RegisterBrokerResponse> {
+        let registration = wire::registration(request.into_inner()).map_err(invalid)?;
+        let instance = registration.instance.clone();
+        let topics = registration.topics.len();
+        let outcome = self
+            .table
+            .register(registration, unix_millis())
+            .map_err(refused)?;
+        if outcome.heartbeat_only {
+            tracing::debug!(broker = %instance.broker_name, addr = %instance.addr, "heartbeat");
+        } else {
+            tracing::info!(
+                cluster = %instance.cluster,
+                broker = %instance.broker_name,
+                broker_id = instance.broker_id,
+                addr = %instance.addr,
+                topics,
+                "broker registered"
+            );
+        }
+        Ok(Response::new(wire::register_response(outcome)))
+    }
+
+    async fn unregister_broker(
+        &self,
+        request: Request<pb::UnregisterBrokerRequest>,
+    ) -> RpcResult<pb::UnregisterBrokerResponse> {
+        let instance = wire::unregistration(request.into_inner()).map_err(invalid)?;
+        let removed = self.table.unregister(&instance);
+        if removed {
+            tracing::info!(broker = %instance.broker_name, broker_id = instance.broker_id, addr = %instance.addr, "broker unregistered");
+        }
+        Ok(Response::new(pb::UnregisterBrokerResponse { removed }))
+    }
+
+    async fn query_route(
+        &self,
+        request: Request<pb::QueryRouteRequest>,
+    ) -> RpcResult<pb::QueryRouteResponse> {
+        let request = request.into_inner();
+        let topic = wire::topic(&request.topic).map_err(invalid)?;
+        let route = self.table.query_route(topic).map_err(refused)?;
+        Ok(Response::new(wire::route_response(route)))
+    }
+
+    async fn get_cluster_info(
+        &self,
+        _request: Request<pb::GetClusterInfoRequest>,
+    ) -> RpcResult<pb::GetClusterInfoResponse> {
+        Ok(Response::new(wire::cluster_info(
+            self.table.live_instances(),
+        )))
+    }
+
+    async fn list_topics(
+        &self,
+        _request: Request<pb::ListTopicsRequest>,
+    ) -> RpcResult<pb::ListTopicsResponse> {
+        Ok(Response::new(pb::ListTopicsResponse {
+            topics: self.table.list_topics(),
+        }))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> RpcResult<pb::DeleteTopicResponse> {
+        let request = request.into_inner();
+        let topic = wire::topic(&request.topic).map_err(invalid)?;
+        self.table.delete_topic(topic).map_err(refused)?;
+        tracing::info!(topic, "topic deleted from routes");
+        Ok(Response::new(pb::DeleteTopicResponse {}))
+    }
+}
