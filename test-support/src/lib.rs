@@ -1,1 +1,187 @@
+//! Helpers for integration tests that start the real server binaries.
+//!
+//! A [`ServerProcess`] is a child process that is killed when the test ends,
+//! however it ends. Servers are started on port 0 and report the address
+//! they bound in their `listening` log line, so parallel tests never race
+//! for a port. Every stderr line is kept for assertions on the logs.
 
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to report that it listens.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Lines a child wrote to stderr, shared with the thread that reads them.
+#[derive(Debug, Default)]
+struct Logs {
+    lines: Mutex<(Vec<String>, bool)>,
+    changed: Condvar,
+}
+
+/// A running server binary, killed on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    logs: Arc<Logs>,
+    /// The address from the server's `listening ... addr=` log line.
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `binary` with `args` and waits until it logs the address it
+    /// listens on. Panics with the server's output if it does not start.
+    pub fn start(binary: impl AsRef<Path>, args: &[&str]) -> ServerProcess {
+        Self::start_with_env(binary, args, &[])
+    }
+
+    /// As [`ServerProcess::start`], with extra environment variables.
+    pub fn start_with_env(
+        binary: impl AsRef<Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut command = Command::new(binary.as_ref());
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.as_ref().display()));
+        let logs = Arc::new(Logs::default());
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lines.lock().unwrap().0.push(line);
+                sink.changed.notify_all();
+            }
+            sink.lines.lock().unwrap().1 = true;
+            sink.changed.notify_all();
+        });
+        let mut server = ServerProcess {
+            child,
+            logs,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let line = server
+            .wait_for_log("listening", START_TIMEOUT)
+            .unwrap_or_else(|| {
+                panic!(
+                    "server did not start; its output:\n{}",
+                    server.logs().join("\n")
+                )
+            });
+        server.addr = parse_addr(&line).unwrap_or_else(|| panic!("no addr= in {line:?}"));
+        server
+    }
+
+    /// `http://ADDR`, for tonic clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every stderr line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lines.lock().unwrap().0.clone()
+    }
+
+    /// Waits for a stderr line containing `needle`; None at the deadline or
+    /// when the process closed its stderr first.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.logs.lines.lock().unwrap();
+        loop {
+            if let Some(line) = guard.0.iter().find(|l| l.contains(needle)) {
+                return Some(line.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if guard.1 {
+                return None;
+            }
+            guard = self.logs.changed.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `binary` to completion with `args` and returns (status, stdout, stderr).
+pub fn run_to_end(
+    binary: impl AsRef<Path>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (ExitStatus, String, String) {
+    let output = Command::new(binary.as_ref())
+        .args(args)
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.as_ref().display()));
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The value of the `addr=` field of a log line.
+fn parse_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("addr=")? + "addr=".len()..];
+    let value = rest.split_whitespace().next()?.trim_matches('"');
+    value.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_is_read_from_text_log_lines() {
+        let line = "2026-01-01T00:00:00Z  INFO mq_nameserver::server: nameserver listening addr=127.0.0.1:40001 broker_expire=2m";
+        assert_eq!(parse_addr(line), Some("127.0.0.1:40001".parse().unwrap()));
+        assert_eq!(parse_addr("no address here"), None);
+        assert_eq!(parse_addr("addr=garbage"), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! [`NameServerClient`]: one handle over every configured nameserver.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mq_proto::nameserver::v1 as pb;
+use mq_proto::nameserver::v1::name_server_client::NameServerClient as RpcClient;
+use tokio::task::JoinSet;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::addresses::parse_addresses;
+use crate::error::NameServerClientError;
+
+/// Timeouts of calls to nameservers.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// How long to wait for a TCP connection before trying the next nameserver.
+    pub connect_timeout: Duration,
+    /// How long one call may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Node {
+    addr: String,
+    rpc: RpcClient<Channel>,
+}
+
+/// Talks to a list of nameservers. Cheap to clone; clones share connections
+/// and the memory of which nameserver answered last.
+#[derive(Debug, Clone)]
+pub struct NameServerClient {
+    nodes: Arc<[Node]>,
+    preferred: Arc<AtomicUsize>,
+}
+
+impl NameServerClient {
+    /// A client of the `;`-separated nameserver list, with default timeouts.
+    /// Connections open lazily, so nameservers may be down at this point.
+    pub fn from_list(list: &str) -> Result<Self, NameServerClientError> {
+        Self::new(parse_addresses(list)?, ClientOptions::default())
+    }
+
+    /// A client of `addrs` (each `host:port`).
+    pub fn new(addrs: Vec<String>, options: ClientOptions) -> Result<Self, NameServerClientError> {
+        if addrs.is_empty() {
+            return Err(NameServerClientError::NoAddress);
+        }
+        let nodes = addrs
+            .into_iter()
+            .map(|addr| {
+                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| NameServerClientError::InvalidAddress {
+                        addr: addr.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .connect_timeout(options.connect_timeout)
+                    .timeout(options.request_timeout);
+                let rpc = RpcClient::new(endpoint.connect_lazy());
+                Ok(Node { addr, rpc })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(NameServerClient {
+            nodes: nodes.into(),
+            preferred: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The configured nameserver addresses, in order.
+    pub fn addresses(&self) -> Vec<&str> {
+        self.nodes.iter().map(|n| n.addr.as_str()).collect()
+    }
+
+    /// The route of `topic` from the first nameserver that answers.
+    pub async fn query_route(
+        &self,
+        topic: &str,
+    ) -> Result<pb::QueryRouteResponse, NameServerClientError> {
+        let request = pb::QueryRouteRequest {
+            topic: topic.to_owned(),
+        };
+        self.first_answer(|mut rpc| {
+            let request = request.clone();
+            async move { rpc.query_route(request).await }
+        })
+        .await
+    }
+
+    /// Every routed topic, from the first nameserver that answers.
+    pub async fn list_topics(&self) -> Result<Vec<String>, NameServerClientError> {
+        let response = self
+            .first_answer(|mut rpc| async move { rpc.list_topics(pb::ListTopicsRequest {}).await })
+            .await?;
+        Ok(response.topics)
+    }
+
+    /// Clusters and their live brokers, from the first nameserver that answers.
+    pub async fn cluster_info(&self) -> Result<pb::GetClusterInfoResponse, NameServerClientError> {
+        self.first_answer(|mut rpc| async move {
+            rpc.get_cluster_info(pb::GetClusterInfoRequest {}).await
+        })
+        .await
+    }
+
+    /// Registers (or heartbeats) with every nameserver; one result per
+    /// nameserver, in configuration order.
+    pub async fn register_broker(
+        &self,
+        request: pb::RegisterBrokerRequest,
+    ) -> Vec<(
+        String,
+        Result<pb::RegisterBrokerResponse, NameServerClientError>,
+    )> {
+        self.every_answer(move |mut rpc| {
+            let request = request.clone();
+            async move { rpc.register_broker(request).await }
+        })
+        .await
+    }
+
+    /// Unregisters from every nameserver.
+    pub async fn unregister_broker(
+        &self,
+        request: pb::UnregisterBrokerRequest,
+    ) -> Vec<(
+        String,
+        Result<pb::UnregisterBrokerResponse, NameServerClientError>,
+    )> {
+        self.every_answer(move |mut rpc| {
+            let request = request.clone();
+            async move { rpc.unregister_broker(request).await }
+        })
+        .await
+    }
+
+    /// Deletes `topic` from the routes of every nameserver.
+    pub async fn delete_topic(
+        &self,
+        topic: &str,
+    ) -> Vec<(String, Result<(), NameServerClientError>)> {
+        let request = pb::DeleteTopicRequest {
+            topic: topic.to_owned(),
+        };
+        self.every_answer(move |mut rpc| {
+            let request = request.clone();
+            async move { rpc.delete_topic(request).await.map(|r| r.map(|_| ())) }
+        })
+        .await
+    }
+
+    /// Asks the nameservers in turn, starting with the one that answered
+    /// last, until one answers. A refusal is an answer: it is not retried
+    /// elsewhere, since nameservers apply the same rules.
+    async fn first_answer<T, F, Fut>(&self, call: F) -> Result<T, NameServerClientError>
+    where
+        F: Fn(RpcClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut last = String::new();
+        for step in 0..self.nodes.len() {
+            let index = (start + step) % self.nodes.len();
+            let node = &self.nodes[index];
+            match call(node.rpc.clone()).await {
+                Ok(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(response.into_inner());
+                }
+                Err(status) if unreachable(&status) => {
+                    tracing::debug!(nameserver = %node.addr, error = %status.message(), "nameserver unreachable, trying the next");
+                    last = format!("{}: {}", node.addr, status.message());
+                }
+                Err(status) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Err(refused(&node.addr, status));
+                }
+            }
+        }
+        Err(NameServerClientError::Unreachable {
+            tried: self.nodes.iter().map(|n| n.addr.clone()).collect(),
+            last,
+        })
+    }
+
+    /// Sends one call to every nameserver at once and collects the results.
+    async fn every_answer<T, F, Fut>(
+        &self,
+        call: F,
+    ) -> Vec<(String, Result<T, NameServerClientError>)>
+    where
+        T: Send + 'static,
+        F: Fn(RpcClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
+    {
+        let mut calls = JoinSet::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            let (addr, pending) = (node.addr.clone(), call(node.rpc.clone()));
+            calls.spawn(async move {
+                let result = match pending.await {
+                    Ok(response) => Ok(response.into_inner()),
+                    Err(status) if unreachable(&status) => {
+                        Err(NameServerClientError::Unreachable {
+                            tried: vec![addr.clone()],
+                            last: status.message().to_owned(),
+                        })
+                    }
+                    Err(status) => Err(refused(&addr, status)),
+                };
+                (index, addr, result)
+            });
+        }
+        let mut results: Vec<_> = calls.join_all().await;
+        results.sort_by_key(|(index, _, _)| *index);
+        results
+            .into_iter()
+            .map(|(_, addr, result)| (addr, result))
+            .collect()
+    }
+}
+
+/// Transport-level failures, after which another nameserver may answer.
+fn unreachable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+    )
+}
+
+fn refused(addr: &str, status: Status) -> NameServerClientError {
+    NameServerClientError::Refused {
+        addr: addr.to_owned(),
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
+}
