@@ -1,27 +1,20 @@
 //! The signal that tells a server to stop: SIGINT (Ctrl-C) or SIGTERM
 //! (what `docker stop` and Kubernetes send).
 
-/// Resolves when the process receives SIGINT or SIGTERM.
-pub async fn signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+use std::future::Future;
 
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("received SIGINT, shutting down"),
-        _ = terminate => tracing::info!("received SIGTERM, shutting down"),
-    }
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that
+/// resolves when either arrives. Call it before announcing readiness: a
+/// signal that comes before the handlers exist kills the process outright.
+/// Must be called within a Tokio runtime.
+pub fn signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+        }
+    })
 }

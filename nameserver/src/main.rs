@@ -25,8 +25,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let shutdown = mq_common::shutdown::signal()?;
         let server = NameServer::bind(config).await?;
-        server.serve(mq_common::shutdown::signal()).await?;
+        server.serve(shutdown).await?;
         anyhow::Ok(())
     })
 }

@@ -227,7 +227,7 @@ async fn brokers_register_with_every_nameserver_and_clients_skip_dead_ones() {
     assert_eq!(err.code(), Code::NotFound, "{err}");
 
     // With every nameserver down the error says which were tried.
-    let nobody = client_of(&[dead_addr.clone()]);
+    let nobody = client_of(std::slice::from_ref(&dead_addr));
     let err = nobody.query_route("orders").await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.to_string().contains(&dead_addr), "{err}");

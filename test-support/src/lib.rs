@@ -166,10 +166,17 @@ pub fn run_to_end(
     )
 }
 
-/// The value of the `addr=` field of a log line.
+/// The value of the `addr` field of a text (`addr=V`) or JSON (`"addr":"V"`) log line.
 fn parse_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("addr=")? + "addr=".len()..];
-    let value = rest.split_whitespace().next()?.trim_matches('"');
+    let value = if let Some(at) = line.find("\"addr\":\"") {
+        line[at + "\"addr\":\"".len()..].split('"').next()?
+    } else {
+        let at = line.find("addr=")?;
+        line[at + "addr=".len()..]
+            .split_whitespace()
+            .next()?
+            .trim_matches('"')
+    };
     value.parse().ok()
 }
 
@@ -183,5 +190,7 @@ mod tests {
         assert_eq!(parse_addr(line), Some("127.0.0.1:40001".parse().unwrap()));
         assert_eq!(parse_addr("no address here"), None);
         assert_eq!(parse_addr("addr=garbage"), None);
+        let json = r#"{"fields":{"message":"nameserver listening","addr":"127.0.0.1:40002"}}"#;
+        assert_eq!(parse_addr(json), Some("127.0.0.1:40002".parse().unwrap()));
     }
 }
