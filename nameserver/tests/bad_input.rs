@@ -100,12 +100,7 @@ async fn bad_registrations_are_refused_naming_the_field_and_change_nothing() {
         let status = rpc.register_broker(request.clone()).await.unwrap_err();
         assert_invalid(&status, field);
         // The valid first topic of the refused registration was not applied.
-        let status = rpc
-            .query_route(pb::QueryRouteRequest {
-                topic: "fine_topic".into(),
-            })
-            .await
-            .unwrap_err();
+        let status = query(&mut rpc, "fine_topic").await.unwrap_err();
         assert_eq!(
             status.code(),
             Code::NotFound,
@@ -128,13 +123,7 @@ async fn a_bad_update_leaves_the_previous_routes_intact() {
     let server = start_nameserver(&[]);
     let mut rpc = rpc(&server).await;
     rpc.register_broker(good()).await.unwrap();
-    let before = rpc
-        .query_route(pb::QueryRouteRequest {
-            topic: "orders".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let before = query(&mut rpc, "orders").await.unwrap();
 
     let mut update: pb::RegisterBrokerRequest = good();
     update.data_version = Some(pb::DataVersion {
@@ -145,13 +134,7 @@ async fn a_bad_update_leaves_the_previous_routes_intact() {
     let status = rpc.register_broker(update).await.unwrap_err();
     assert_invalid(&status, "topics[1].topic");
 
-    let after = rpc
-        .query_route(pb::QueryRouteRequest {
-            topic: "orders".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let after = query(&mut rpc, "orders").await.unwrap();
     assert_eq!(before, after);
     let topics = rpc
         .list_topics(pb::ListTopicsRequest {})
@@ -167,12 +150,7 @@ async fn bad_topic_names_in_queries_and_deletions_are_refused() {
     let server = start_nameserver(&[]);
     let mut rpc = rpc(&server).await;
     for name in [String::new(), "x".repeat(128), "a*b".into(), "naïve".into()] {
-        let status = rpc
-            .query_route(pb::QueryRouteRequest {
-                topic: name.clone(),
-            })
-            .await
-            .unwrap_err();
+        let status = query(&mut rpc, &name).await.unwrap_err();
         assert_invalid(&status, "topic");
         let status = rpc
             .delete_topic(pb::DeleteTopicRequest {

@@ -32,13 +32,7 @@ async fn two_brokers_then_one_expires() {
     );
     rpc.register_broker(b.clone()).await.unwrap();
 
-    let route = rpc
-        .query_route(pb::QueryRouteRequest {
-            topic: "orders".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let route = query(&mut rpc, "orders").await.unwrap();
     assert_eq!(broker_names(&route), ["broker-a", "broker-b"]);
     assert_eq!(route.queues[0].write_queue_count, 8);
     assert_eq!(route.queues[1].read_queue_count, 4);
@@ -54,13 +48,7 @@ async fn two_brokers_then_one_expires() {
     let route = loop {
         let heartbeat = rpc.register_broker(b.clone()).await.unwrap().into_inner();
         assert!(heartbeat.heartbeat_only, "same data version is a heartbeat");
-        let route = rpc
-            .query_route(pb::QueryRouteRequest {
-                topic: "orders".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let route = query(&mut rpc, "orders").await.unwrap();
         if route.queues.len() == 1 || Instant::now() > deadline {
             break route;
         }
@@ -97,12 +85,7 @@ async fn two_brokers_then_one_expires() {
 async fn unknown_topic_is_not_found_naming_it() {
     let server = start_nameserver(&[]);
     let mut rpc = rpc(&server).await;
-    let status = rpc
-        .query_route(pb::QueryRouteRequest {
-            topic: "missing_topic".into(),
-        })
-        .await
-        .unwrap_err();
+    let status = query(&mut rpc, "missing_topic").await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(
         status.message().contains("missing_topic"),
@@ -135,12 +118,7 @@ async fn topics_are_listed_and_deleted_and_unregistration_clears_routes() {
     })
     .await
     .unwrap();
-    let status = rpc
-        .query_route(pb::QueryRouteRequest {
-            topic: "a_topic".into(),
-        })
-        .await
-        .unwrap_err();
+    let status = query(&mut rpc, "a_topic").await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     let status = rpc
         .delete_topic(pb::DeleteTopicRequest {

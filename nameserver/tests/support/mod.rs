@@ -25,6 +25,19 @@ pub async fn rpc(
         .unwrap()
 }
 
+/// `QueryRoute` of `topic` on one nameserver.
+pub async fn query(
+    rpc: &mut pb::name_server_client::NameServerClient<tonic::transport::Channel>,
+    topic: &str,
+) -> Result<pb::QueryRouteResponse, tonic::Status> {
+    let request = pb::QueryRouteRequest {
+        topic: topic.to_owned(),
+    };
+    rpc.query_route(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// Our shared client over the given nameservers.
 pub fn client_of(addrs: &[String]) -> NameServerClient {
     NameServerClient::new(addrs.to_vec(), ClientOptions::default()).unwrap()
