@@ -6,3 +6,5 @@
 //! then the gRPC service with registration at the nameservers (through
 //! `mq-nameserver-client`), then consumption. Nothing is exposed before it
 //! works.
+
+pub mod store;

@@ -1,0 +1,2 @@
+pub mod commitlog;
+pub mod message;
