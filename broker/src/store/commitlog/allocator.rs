@@ -1,0 +1,150 @@
+//! Pre-allocation of CommitLog segments. Creating, sizing, mapping and
+//! pre-warming a segment takes long enough to stall appends, so a
+//! background thread prepares the next segment while the current one fills:
+//! a rollover then only takes a file that is already waiting.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crate::store::mapped_file::{MapOptions, MappedFile};
+
+#[derive(Debug, Default)]
+struct State {
+    /// The segment the thread should prepare next.
+    wanted: Option<u64>,
+    /// The segment the thread is preparing now.
+    in_progress: Option<u64>,
+    /// A prepared segment (or why it could not be).
+    ready: Option<(u64, io::Result<MappedFile>)>,
+    shutdown: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    segment_size: usize,
+    options: MapOptions,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// Hands out new CommitLog segments, preparing each next one ahead of time.
+#[derive(Debug)]
+pub struct Allocator {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Allocator {
+    pub fn start(dir: PathBuf, segment_size: usize, options: MapOptions) -> io::Result<Self> {
+        let shared = Arc::new(Shared {
+            dir,
+            segment_size,
+            options,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("commitlog-allocator".into())
+            .spawn(move || prepare_segments(&worker))?;
+        Ok(Allocator {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The segment starting at `base`: the prepared one if it is waiting,
+    /// else made now. Either way the one after it is prepared next.
+    pub fn take(&self, base: u64) -> io::Result<MappedFile> {
+        let next = base + self.shared.segment_size as u64;
+        let mut state = self.lock();
+        loop {
+            match state.ready.take() {
+                Some((ready, file)) if ready == base => {
+                    state.wanted = Some(next);
+                    self.shared.changed.notify_all();
+                    return file;
+                }
+                Some((stale, Ok(file))) => {
+                    // Prepared for a position the log did not reach; unused.
+                    tracing::debug!(base = stale, "discarding a pre-allocated segment");
+                    let _ = file.delete();
+                }
+                Some((_, Err(_))) | None => {}
+            }
+            if state.wanted != Some(base) && state.in_progress != Some(base) {
+                state.wanted = Some(base);
+                self.shared.changed.notify_all();
+            }
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Asks for `base` to be prepared without waiting for it.
+    pub fn prepare(&self, base: u64) {
+        let mut state = self.lock();
+        let queued = [state.ready.as_ref().map(|(b, _)| *b), state.in_progress];
+        if !queued.contains(&Some(base)) {
+            state.wanted = Some(base);
+            self.shared.changed.notify_all();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        let mut state = self.lock();
+        state.shutdown = true;
+        let unused = state.ready.take();
+        drop(state);
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // A prepared but unused segment is left in place: recovery treats a
+        // blank segment after the data as empty and reuses it.
+        drop(unused);
+    }
+}
+
+fn prepare_segments(shared: &Shared) {
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if state.shutdown {
+            return;
+        }
+        let Some(base) = state.wanted.take() else {
+            state = shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+            continue;
+        };
+        if matches!(state.ready, Some((ready, Ok(_))) if ready == base) {
+            continue;
+        }
+        state.in_progress = Some(base);
+        drop(state);
+        let file = MappedFile::create(&shared.dir, base, shared.segment_size, shared.options);
+        if let Err(err) = &file {
+            tracing::error!(base, error = %err, "cannot pre-allocate a CommitLog segment");
+        }
+        state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.in_progress = None;
+        if let Some((_, Ok(stale))) = state.ready.replace((base, file)) {
+            let _ = stale.delete();
+        }
+        shared.changed.notify_all();
+    }
+}

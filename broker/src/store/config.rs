@@ -1,0 +1,65 @@
+//! Settings of the storage engine. The broker's configuration carries them
+//! as its `store` section.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushMode {
+    /// Once the record is on disk: group commit, one `msync` for every
+    /// append waiting at that moment. Survives a machine crash.
+    Sync,
+    /// Once the record is in the page cache; a flusher writes it out every
+    /// `async_flush_interval`. Survives a process crash, not a power loss.
+    #[default]
+    Async,
+}
+
+/// Storage engine settings; every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Size of each CommitLog segment file, in bytes.
+    pub commitlog_segment_size: u64,
+    /// Largest message record accepted, in bytes.
+    pub max_message_size: u32,
+    pub flush: FlushMode,
+    /// How long a sync-flush append waits for the disk before it answers
+    /// FLUSH_DISK_TIMEOUT.
+    #[serde(with = "humantime_serde")]
+    pub sync_flush_timeout: Duration,
+    /// How often the async flusher runs.
+    #[serde(with = "humantime_serde")]
+    pub async_flush_interval: Duration,
+    /// The async flusher also runs once this many 4 KiB pages are dirty.
+    pub async_flush_least_pages: u32,
+    /// Entries per ConsumeQueue segment file (20 bytes each).
+    pub consume_queue_entries_per_file: u32,
+    /// Touch every page of a new CommitLog segment before use.
+    pub prewarm: bool,
+    /// `mlock` CommitLog segments (needs RLIMIT_MEMLOCK).
+    pub mlock: bool,
+    /// How often the checkpoint file is rewritten.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            commitlog_segment_size: 1 << 30,
+            max_message_size: 4 << 20,
+            flush: FlushMode::Async,
+            sync_flush_timeout: Duration::from_secs(5),
+            async_flush_interval: Duration::from_millis(500),
+            async_flush_least_pages: 4,
+            consume_queue_entries_per_file: 300_000,
+            prewarm: false,
+            mlock: false,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}

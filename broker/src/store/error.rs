@@ -1,0 +1,50 @@
+//! Why a store operation failed.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::store::commitlog::record::RecordError;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("message of {size} bytes exceeds the maximum message size of {max} bytes")]
+    MessageTooLarge { size: usize, max: u32 },
+    #[error("batch of {size} bytes does not fit in one CommitLog segment of {segment_size} bytes")]
+    BatchTooLarge { size: usize, segment_size: u64 },
+    #[error("a batch must not be empty")]
+    EmptyBatch,
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the store directory {0} is used by another process")]
+    Locked(PathBuf),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Adds context to I/O results.
+pub trait IoContext<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::io(context(), source))
+    }
+}

@@ -1,0 +1,363 @@
+//! One fixed-size, memory-mapped segment file: the unit the CommitLog and
+//! the ConsumeQueues are made of.
+//!
+//! One writer appends at the write position; any number of readers read
+//! below it at the same time. Bytes below the write position never change
+//! while the file is shared, so a read hands out a [`Bytes`] that points
+//! straight into the mapping and keeps it alive: no copy, and a segment
+//! deleted by retention stays readable until its last reader lets go.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+/// Page size assumed for pre-warming (the smallest page on our platforms).
+const PAGE: usize = 4096;
+
+/// How a new segment is prepared before use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapOptions {
+    /// Touch every page so that first writes do not fault.
+    pub prewarm: bool,
+    /// `mlock` the mapping so that its pages are never swapped out.
+    pub mlock: bool,
+}
+
+/// The file name of the segment starting at `base_offset`: 20 digits.
+pub fn segment_name(base_offset: u64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// A mapped segment file.
+#[derive(Debug)]
+pub struct MappedFile {
+    path: PathBuf,
+    base_offset: u64,
+    map: Arc<MmapRaw>,
+    /// Serializes writers, which makes handing out `&mut` slices sound.
+    write_lock: Mutex<()>,
+    /// End of the written bytes, published with `Release` after writing.
+    write_pos: AtomicUsize,
+    flushed_pos: AtomicUsize,
+    _file: File,
+}
+
+impl MappedFile {
+    /// Creates `dir/<base_offset>` at `size` bytes (zero-filled, sparse) and
+    /// maps it. Fails if the file exists.
+    pub fn create(
+        dir: &Path,
+        base_offset: u64,
+        size: usize,
+        options: MapOptions,
+    ) -> io::Result<Self> {
+        let path = dir.join(segment_name(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.set_len(size as u64)?;
+        let map = MmapOptions::new().len(size).map_raw(&file)?;
+        let mapped = MappedFile {
+            path,
+            base_offset,
+            map: Arc::new(map),
+            write_lock: Mutex::new(()),
+            write_pos: AtomicUsize::new(0),
+            flushed_pos: AtomicUsize::new(0),
+            _file: file,
+        };
+        mapped.prepare(options);
+        Ok(mapped)
+    }
+
+    /// Maps an existing segment of `size` bytes. A shorter file (cut short
+    /// by a crash or by hand) is extended with zeros so that recovery can
+    /// scan it; a longer one is refused. The write position starts at 0:
+    /// recovery sets it.
+    pub fn open(path: &Path, base_offset: u64, size: usize) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = file.metadata()?.len();
+        if len > size as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is {len} bytes, larger than the segment size {size}",
+                    path.display()
+                ),
+            ));
+        }
+        if len < size as u64 {
+            tracing::warn!(file = %path.display(), len, size, "segment file is short; extending it with zeros");
+            file.set_len(size as u64)?;
+        }
+        let map = MmapOptions::new().len(size).map_raw(&file)?;
+        Ok(MappedFile {
+            path: path.to_owned(),
+            base_offset,
+            map: Arc::new(map),
+            write_lock: Mutex::new(()),
+            write_pos: AtomicUsize::new(0),
+            flushed_pos: AtomicUsize::new(0),
+            _file: file,
+        })
+    }
+
+    fn prepare(&self, options: MapOptions) {
+        if options.prewarm || options.mlock {
+            // Best effort: advice the kernel may ignore.
+            let _ = self.map.advise(Advice::WillNeed);
+        }
+        if options.prewarm {
+            let ptr = self.map.as_mut_ptr();
+            for at in (0..self.map.len()).step_by(PAGE) {
+                // SAFETY: `at` is inside the mapping; nobody else can see this
+                // file yet (it was just created and is not shared).
+                unsafe { ptr.add(at).write_volatile(0) };
+            }
+        }
+        if options.mlock
+            && let Err(err) = self.map.lock()
+        {
+            tracing::warn!(
+                file = %self.path.display(),
+                error = %err,
+                "mlock refused (raise RLIMIT_MEMLOCK, `ulimit -l`); going on without it"
+            );
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Offset of this segment's first byte in its log.
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// Size of the file.
+    pub fn size(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Bytes written so far.
+    pub fn write_pos(&self) -> usize {
+        self.write_pos.load(Ordering::Acquire)
+    }
+
+    /// Bytes known to be on disk.
+    pub fn flushed_pos(&self) -> usize {
+        self.flushed_pos.load(Ordering::Acquire)
+    }
+
+    /// Room left after the write position.
+    pub fn remaining(&self) -> usize {
+        self.size() - self.write_pos()
+    }
+
+    /// Lets `fill` write the next `len` bytes, then publishes them to
+    /// readers. Returns the position they were written at, or `None` when
+    /// they do not fit.
+    pub fn append_with<E>(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Option<Result<usize, E>> {
+        let _writer = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = self.write_pos.load(Ordering::Acquire);
+        if len > self.size() - pos {
+            return None;
+        }
+        // SAFETY: `pos..pos + len` is inside the mapping. Readers only read
+        // below the write position, and the write lock keeps other writers
+        // out, so this is the only reference to these bytes.
+        let slice = unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(pos), len) };
+        if let Err(err) = fill(slice) {
+            // Nothing is published: the bytes stay beyond the write position.
+            return Some(Err(err));
+        }
+        self.write_pos.store(pos + len, Ordering::Release);
+        Some(Ok(pos))
+    }
+
+    /// The written bytes `pos..pos + len`, sharing the mapping; `None` if
+    /// any of them is beyond the write position.
+    pub fn read(&self, pos: usize, len: usize) -> Option<Bytes> {
+        let end = pos.checked_add(len)?;
+        if end > self.write_pos() {
+            return None;
+        }
+        Some(Bytes::from_owner(MappedSlice {
+            map: Arc::clone(&self.map),
+            pos,
+            len,
+        }))
+    }
+
+    /// The written bytes from `pos` to the write position.
+    pub fn read_from(&self, pos: usize) -> Option<Bytes> {
+        let len = self.write_pos().checked_sub(pos)?;
+        self.read(pos, len)
+    }
+
+    /// Writes every written byte to disk (`msync`).
+    pub fn flush(&self) -> io::Result<()> {
+        let written = self.write_pos();
+        let flushed = self.flushed_pos();
+        if written > flushed {
+            self.map.flush_range(flushed, written - flushed)?;
+            self.flushed_pos.fetch_max(written, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// The whole file, written or not, for recovery scans. Needs exclusive
+    /// access: nobody writes while recovery reads.
+    pub fn whole(&mut self) -> &[u8] {
+        // SAFETY: `&mut self` excludes writers through this handle, and
+        // recovery runs before any handle is shared.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
+    }
+
+    /// Sets the write position after recovery found where the data ends,
+    /// zeroing and syncing whatever lies beyond it so that it is never
+    /// mistaken for data again. Refused while readers hold slices. Returns
+    /// whether any non-zero byte was discarded.
+    pub fn truncate_to(&mut self, pos: usize) -> io::Result<bool> {
+        if Arc::strong_count(&self.map) != 1 {
+            return Err(io::Error::other(
+                "cannot truncate a segment that readers hold",
+            ));
+        }
+        let size = self.size();
+        let pos = pos.min(size);
+        let tail = &self.whole()[pos..];
+        let garbage = tail.iter().rposition(|&b| b != 0);
+        if let Some(last) = garbage {
+            // SAFETY: exclusive access (checked above); the range is inside the map.
+            unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(pos), 0, last + 1) };
+            self.map.flush_range(pos, last + 1)?;
+        }
+        self.write_pos.store(pos, Ordering::Release);
+        self.flushed_pos.store(pos, Ordering::Release);
+        Ok(garbage.is_some())
+    }
+
+    /// Deletes the file. Readers holding slices keep the mapping alive.
+    pub fn delete(&self) -> io::Result<()> {
+        std::fs::remove_file(&self.path)
+    }
+}
+
+/// A slice of a mapping that keeps the mapping alive.
+struct MappedSlice {
+    map: Arc<MmapRaw>,
+    pos: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for MappedSlice {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the range was below the write position when the slice was
+        // made, and written bytes never change while the mapping is shared
+        // (`truncate_to` refuses then). The `Arc` keeps the mapping alive.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.pos), self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_are_readable_without_copy_and_bounded_by_the_write_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = MappedFile::create(dir.path(), 4096, 64, MapOptions::default()).unwrap();
+        assert_eq!(file.path().file_name().unwrap(), "00000000000000004096");
+        assert!(file.read(0, 1).is_none(), "nothing written yet");
+
+        let pos = file
+            .append_with(5, |b| {
+                b.copy_from_slice(b"hello");
+                Ok::<_, ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(pos, 0);
+        assert_eq!(file.write_pos(), 5);
+        assert_eq!(&file.read(0, 5).unwrap()[..], b"hello");
+        assert!(file.read(0, 6).is_none());
+
+        assert!(
+            file.append_with(60, |_| Ok::<_, ()>(())).is_none(),
+            "does not fit"
+        );
+        assert_eq!(file.append_with(3, |_| Err("nope")).unwrap(), Err("nope"));
+        assert_eq!(file.write_pos(), 5, "a failed fill publishes nothing");
+    }
+
+    #[test]
+    fn reads_outlive_deletion_and_reopen_sees_flushed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = MappedFile::create(
+            dir.path(),
+            0,
+            4096,
+            MapOptions {
+                prewarm: true,
+                mlock: true,
+            },
+        )
+        .unwrap();
+        file.append_with(3, |b| {
+            b.copy_from_slice(b"abc");
+            Ok::<_, ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        file.flush().unwrap();
+        assert_eq!(file.flushed_pos(), 3);
+        let held = file.read(0, 3).unwrap();
+
+        let mut reopened = MappedFile::open(file.path(), 0, 4096).unwrap();
+        assert_eq!(&reopened.whole()[..4], b"abc\0");
+        assert!(
+            MappedFile::open(file.path(), 0, 2048).is_err(),
+            "larger than a segment"
+        );
+
+        file.delete().unwrap();
+        drop(file);
+        assert_eq!(
+            &held[..],
+            b"abc",
+            "the mapping lives while a reader holds it"
+        );
+    }
+
+    #[test]
+    fn truncation_zeroes_the_tail_and_is_refused_while_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = MappedFile::create(dir.path(), 0, 4096, MapOptions::default()).unwrap();
+        file.append_with(6, |b| {
+            b.copy_from_slice(b"keepme");
+            Ok::<_, ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        let held = file.read(0, 6).unwrap();
+        assert!(file.truncate_to(4).is_err());
+        drop(held);
+        assert!(file.truncate_to(4).unwrap(), "bytes were discarded");
+        assert_eq!(file.write_pos(), 4);
+        assert!(!file.truncate_to(4).unwrap(), "nothing left to discard");
+        assert_eq!(&file.whole()[..8], b"keep\0\0\0\0");
+    }
+}
