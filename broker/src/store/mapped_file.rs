@@ -44,6 +44,8 @@ pub struct MappedFile {
     /// End of the written bytes, published with `Release` after writing.
     write_pos: AtomicUsize,
     flushed_pos: AtomicUsize,
+    /// The file was shorter than a segment when opened and was extended.
+    extended: bool,
     _file: File,
 }
 
@@ -71,6 +73,7 @@ impl MappedFile {
             write_lock: Mutex::new(()),
             write_pos: AtomicUsize::new(0),
             flushed_pos: AtomicUsize::new(0),
+            extended: false,
             _file: file,
         };
         mapped.prepare(options);
@@ -93,7 +96,8 @@ impl MappedFile {
                 ),
             ));
         }
-        if len < size as u64 {
+        let extended = len < size as u64;
+        if extended {
             tracing::warn!(file = %path.display(), len, size, "segment file is short; extending it with zeros");
             file.set_len(size as u64)?;
         }
@@ -105,8 +109,14 @@ impl MappedFile {
             write_lock: Mutex::new(()),
             write_pos: AtomicUsize::new(0),
             flushed_pos: AtomicUsize::new(0),
+            extended,
             _file: file,
         })
+    }
+
+    /// Whether the file was short when opened and had to be extended.
+    pub fn was_extended(&self) -> bool {
+        self.extended
     }
 
     fn prepare(&self, options: MapOptions) {
