@@ -1,21 +1,28 @@
 //! The storage engine.
 //!
 //! Messages of every topic are appended to ONE [`commitlog`], so writes
-//! stay sequential however many topics and queues exist. A dispatcher
+//! stay sequential however many topics and queues exist. A [`dispatch`]er
 //! follows the CommitLog and fills a [`consume_queue`] per (topic, queue)
 //! with fixed-size entries pointing into it. Flushing ([`flush`]) is sync
-//! (group commit) or async. On start, recovery checks the CommitLog's tail
-//! record by record and cuts off what a crash tore.
+//! (group commit) or async. On open, recovery checks the CommitLog's tail
+//! record by record from the [`checkpoint`] on, cuts off what a crash tore,
+//! and replays the ConsumeQueues. Start at [`MessageStore`].
 
+pub mod checkpoint;
 pub mod commitlog;
 pub mod config;
 pub mod consume_queue;
+pub mod dispatch;
 pub mod error;
 pub mod flush;
 pub mod mapped_file;
 pub mod message;
+pub mod message_store;
+pub mod read;
 pub mod segments;
 
 pub use config::{FlushMode, StoreConfig};
 pub use error::StoreError;
 pub use message::{MessageToStore, StoredMessage};
+pub use message_store::{MessageStore, OpenReport, PutResult, PutStatus};
+pub use read::{GetResult, GetStatus, TagFilter};

@@ -1,0 +1,142 @@
+//! The dispatcher: follows the CommitLog and indexes each new record in its
+//! ConsumeQueue. Appends never wait for it; how far behind it is can be
+//! read as [`Dispatcher::lag`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
+
+use crate::store::commitlog::{CommitLog, Next, record};
+use crate::store::consume_queue::Entry;
+use crate::store::consume_queue::registry::ConsumeQueues;
+use crate::store::error::StoreError;
+use crate::store::message::tag_hash;
+
+/// Indexes every record from `from` up to the current end of the log;
+/// returns the offset it reached. Safe to repeat over indexed records.
+pub fn dispatch_available(
+    log: &CommitLog,
+    queues: &ConsumeQueues,
+    from: u64,
+) -> Result<u64, StoreError> {
+    let mut offset = from.max(log.min_offset());
+    loop {
+        match log.next(offset)? {
+            Next::Record(bytes) => {
+                let msg = record::decode(&bytes)?;
+                let queue = queues.get_or_create(&msg.topic, msg.queue_id)?;
+                queue.put(
+                    msg.queue_offset,
+                    Entry {
+                        physical_offset: offset,
+                        size: msg.record_size,
+                        tag_hash: msg.tags().map_or(0, tag_hash),
+                    },
+                )?;
+                offset += u64::from(msg.record_size);
+            }
+            Next::SegmentEnd(next) => offset = next,
+            Next::Nothing => return Ok(offset),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    dispatched: Arc<AtomicU64>,
+    stop: AtomicBool,
+}
+
+/// The dispatcher thread.
+#[derive(Debug)]
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    log: Arc<CommitLog>,
+    thread: Option<JoinHandle<()>>,
+    wake: Thread,
+}
+
+impl Dispatcher {
+    pub fn start(
+        log: Arc<CommitLog>,
+        queues: Arc<ConsumeQueues>,
+        from: u64,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            dispatched: Arc::new(AtomicU64::new(from)),
+            stop: AtomicBool::new(false),
+        });
+        let worker = Arc::clone(&shared);
+        let worker_log = Arc::clone(&log);
+        let thread = std::thread::Builder::new()
+            .name("dispatcher".into())
+            .spawn(move || run(&worker_log, &queues, &worker))?;
+        let wake = thread.thread().clone();
+        Ok(Dispatcher {
+            shared,
+            log,
+            thread: Some(thread),
+            wake,
+        })
+    }
+
+    /// Tells the dispatcher that records were appended.
+    pub fn wake(&self) {
+        self.wake.unpark();
+    }
+
+    /// Every record below this offset is indexed.
+    pub fn dispatched(&self) -> u64 {
+        self.shared.dispatched.load(Ordering::Acquire)
+    }
+
+    /// A live view of [`Dispatcher::dispatched`], for other threads.
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.shared.dispatched)
+    }
+
+    /// Bytes of CommitLog not indexed yet.
+    pub fn lag(&self) -> u64 {
+        self.log.max_offset().saturating_sub(self.dispatched())
+    }
+
+    /// Indexes what is left, then stops the thread.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.wake.unpark();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(log: &CommitLog, queues: &ConsumeQueues, shared: &Shared) {
+    let mut offset = shared.dispatched.load(Ordering::Acquire);
+    loop {
+        // Read the flag before dispatching, so the last round sees every
+        // append made before `stop` was called.
+        let stopping = shared.stop.load(Ordering::Acquire);
+        match dispatch_available(log, queues, offset) {
+            Ok(reached) => {
+                offset = reached;
+                shared.dispatched.store(offset, Ordering::Release);
+            }
+            Err(err) => {
+                tracing::error!(offset, error = %err, "dispatch failed; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if stopping {
+            return;
+        }
+        // Woken by appends; the timeout is a safety net, not the pace.
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
