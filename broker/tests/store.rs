@@ -1,6 +1,8 @@
 //! The storage engine through its public API: appends, reads, flush modes,
 //! reopening, ConsumeQueue rebuilds, the directory lock.
 
+#![allow(clippy::unwrap_used)]
+
 mod store_support;
 
 use std::sync::Arc;

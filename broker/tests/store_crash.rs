@@ -7,6 +7,8 @@
 //! The child is this same test binary, re-run with `--exact crash_child
 //! --ignored`: the `crash_child` test is the appender.
 
+#![allow(clippy::unwrap_used)]
+
 mod store_support;
 
 use std::collections::HashMap;
