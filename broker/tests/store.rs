@@ -268,3 +268,60 @@ async fn dispatch_lag_drains_to_zero() {
     read_all(&store, "lag", 0, 50);
     assert_eq!(store.dispatch_lag(), 0);
 }
+
+#[tokio::test]
+async fn messages_are_found_by_key_and_by_unique_id_also_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = open(dir.path(), FlushMode::Async);
+        for i in 0..300u32 {
+            let keys = format!("order-{i} customer-{}", i % 7);
+            store
+                .put(keyed_message(
+                    "shop",
+                    &keys,
+                    &format!("UID-{i}"),
+                    format!("{i}"),
+                ))
+                .await
+                .unwrap();
+        }
+        store
+            .put(keyed_message("other", "order-5", "UID-X", "other topic"))
+            .await
+            .unwrap();
+        read_all(&store, "shop", 0, 300);
+        let found = store.query_by_key("shop", "order-5", 0, u64::MAX, 10);
+        assert_eq!(found.len(), 1);
+        assert_eq!(&found[0].body[..], b"5");
+        store.shutdown().unwrap();
+    }
+    let (store, _) = open(dir.path(), FlushMode::Async);
+    let customers = store.query_by_key("shop", "customer-3", 0, u64::MAX, 1000);
+    let mut bodies: Vec<u32> = customers
+        .iter()
+        .map(|m| std::str::from_utf8(&m.body).unwrap().parse().unwrap())
+        .collect();
+    bodies.sort_unstable();
+    let expected: Vec<u32> = (0..300).filter(|i| i % 7 == 3).collect();
+    assert_eq!(bodies, expected);
+    assert_eq!(
+        store
+            .query_by_key("shop", "customer-3", 0, u64::MAX, 5)
+            .len(),
+        5
+    );
+    assert!(
+        store.query_by_key("shop", "order-5", 0, 1, 10).is_empty(),
+        "outside the time range"
+    );
+    assert_eq!(
+        &store.find_by_unique_id("UID-123").unwrap().body[..],
+        b"123"
+    );
+    assert_eq!(
+        &store.find_by_unique_id("UID-X").unwrap().body[..],
+        b"other topic"
+    );
+    assert!(store.find_by_unique_id("UID-999").is_none());
+}

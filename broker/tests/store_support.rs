@@ -21,6 +21,8 @@ pub fn small_config(flush: FlushMode) -> StoreConfig {
     StoreConfig {
         commitlog_segment_size: 64 * 1024,
         consume_queue_entries_per_file: 64,
+        index_slots_per_file: 64,
+        index_entries_per_file: 256,
         flush,
         async_flush_interval: Duration::from_millis(20),
         checkpoint_interval: Duration::from_millis(50),
@@ -80,4 +82,12 @@ pub fn read_all(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A message with business keys and a unique id.
+pub fn keyed_message(topic: &str, keys: &str, id: &str, body: impl Into<Bytes>) -> MessageToStore {
+    let mut msg = message(topic, 0, None, body);
+    msg.properties.insert(property::KEYS.into(), keys.into());
+    msg.properties.insert(property::UNIQUE_ID.into(), id.into());
+    msg
 }

@@ -38,6 +38,10 @@ pub struct StoreConfig {
     pub async_flush_least_pages: u32,
     /// Entries per ConsumeQueue segment file (20 bytes each).
     pub consume_queue_entries_per_file: u32,
+    /// Hash buckets per IndexFile.
+    pub index_slots_per_file: u32,
+    /// Keys per IndexFile (32 bytes each).
+    pub index_entries_per_file: u32,
     /// Touch every page of a new CommitLog segment before use.
     pub prewarm: bool,
     /// `mlock` CommitLog segments (needs RLIMIT_MEMLOCK).
@@ -57,6 +61,8 @@ impl Default for StoreConfig {
             async_flush_interval: Duration::from_millis(500),
             async_flush_least_pages: 4,
             consume_queue_entries_per_file: 300_000,
+            index_slots_per_file: 5_000_000,
+            index_entries_per_file: 20_000_000,
             prewarm: false,
             mlock: false,
             checkpoint_interval: Duration::from_secs(1),

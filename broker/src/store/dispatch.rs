@@ -11,15 +11,24 @@ use crate::store::commitlog::{CommitLog, Next, record};
 use crate::store::consume_queue::Entry;
 use crate::store::consume_queue::registry::ConsumeQueues;
 use crate::store::error::StoreError;
+use crate::store::index::IndexFiles;
 use crate::store::message::tag_hash;
+
+/// Where the dispatcher writes.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    pub queues: Arc<ConsumeQueues>,
+    pub index: Arc<IndexFiles>,
+}
 
 /// Indexes every record from `from` up to the current end of the log;
 /// returns the offset it reached. Safe to repeat over indexed records.
 pub fn dispatch_available(
     log: &CommitLog,
-    queues: &ConsumeQueues,
+    targets: &Targets,
     from: u64,
 ) -> Result<u64, StoreError> {
+    let Targets { queues, index } = targets;
     let mut offset = from.max(log.min_offset());
     loop {
         match log.next(offset)? {
@@ -34,6 +43,7 @@ pub fn dispatch_available(
                         tag_hash: msg.tags().map_or(0, tag_hash),
                     },
                 )?;
+                index.add(&msg)?;
                 offset += u64::from(msg.record_size);
             }
             Next::SegmentEnd(next) => offset = next,
@@ -58,11 +68,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn start(
-        log: Arc<CommitLog>,
-        queues: Arc<ConsumeQueues>,
-        from: u64,
-    ) -> std::io::Result<Self> {
+    pub fn start(log: Arc<CommitLog>, targets: Targets, from: u64) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             dispatched: Arc::new(AtomicU64::new(from)),
             stop: AtomicBool::new(false),
@@ -71,7 +77,7 @@ impl Dispatcher {
         let worker_log = Arc::clone(&log);
         let thread = std::thread::Builder::new()
             .name("dispatcher".into())
-            .spawn(move || run(&worker_log, &queues, &worker))?;
+            .spawn(move || run(&worker_log, &targets, &worker))?;
         let wake = thread.thread().clone();
         Ok(Dispatcher {
             shared,
@@ -117,13 +123,13 @@ impl Drop for Dispatcher {
     }
 }
 
-fn run(log: &CommitLog, queues: &ConsumeQueues, shared: &Shared) {
+fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
     let mut offset = shared.dispatched.load(Ordering::Acquire);
     loop {
         // Read the flag before dispatching, so the last round sees every
         // append made before `stop` was called.
         let stopping = shared.stop.load(Ordering::Acquire);
-        match dispatch_available(log, queues, offset) {
+        match dispatch_available(log, targets, offset) {
             Ok(reached) => {
                 offset = reached;
                 shared.dispatched.store(offset, Ordering::Release);

@@ -86,11 +86,19 @@ impl StoredMessage {
 /// on the broker (FNV-1a: stable across versions and platforms, unlike
 /// `std`'s hasher). Collisions are possible; clients check the exact tag.
 pub fn tag_hash(tag: &str) -> u64 {
+    fnv1a_parts(&[tag.as_bytes()])
+}
+
+/// 64-bit FNV-1a over `parts`, as if they were one byte string.
+pub fn fnv1a_parts(parts: &[&[u8]]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    tag.bytes().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-    })
+    parts
+        .iter()
+        .flat_map(|part| part.iter())
+        .fold(OFFSET, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+        })
 }
 
 #[cfg(test)]

@@ -15,10 +15,11 @@ use crate::store::commitlog::recover::Truncation;
 use crate::store::commitlog::{Appended, CommitLog, CommitLogOptions};
 use crate::store::config::{FlushMode, StoreConfig};
 use crate::store::consume_queue::registry::ConsumeQueues;
-use crate::store::dispatch::{Dispatcher, dispatch_available};
+use crate::store::dispatch::{Dispatcher, Targets, dispatch_available};
 use crate::store::error::{IoContext, StoreError};
 use crate::store::flush::flusher::{self, FlushPolicy};
 use crate::store::flush::group_commit::{FlushWait, GroupCommit};
+use crate::store::index::{IndexFiles, key_hash, unique_id_hash};
 use crate::store::mapped_file::MapOptions;
 use crate::store::message::{MessageToStore, StoredMessage};
 use crate::store::read::{GetResult, TagFilter, get_messages};
@@ -57,6 +58,7 @@ pub struct OpenReport {
 /// File names under the store directory.
 const COMMITLOG_DIR: &str = "commitlog";
 const CONSUME_QUEUE_DIR: &str = "consumequeue";
+const INDEX_DIR: &str = "index";
 const CHECKPOINT_FILE: &str = "checkpoint";
 const ABORT_FILE: &str = "abort";
 const LOCK_FILE: &str = "lock";
@@ -75,6 +77,7 @@ pub struct MessageStore {
     config: StoreConfig,
     log: Arc<CommitLog>,
     queues: Arc<ConsumeQueues>,
+    index: Arc<IndexFiles>,
     group: Arc<GroupCommit>,
     dispatcher: Dispatcher,
     flusher: Option<JoinHandle<()>>,
@@ -130,6 +133,15 @@ impl MessageStore {
             recovered.end_offset,
         )?;
         let queues = Arc::new(queues);
+        let index = Arc::new(IndexFiles::open(
+            &dir.join(INDEX_DIR),
+            config.index_slots_per_file,
+            config.index_entries_per_file,
+        )?);
+        let targets = Targets {
+            queues: Arc::clone(&queues),
+            index: Arc::clone(&index),
+        };
         let mut replayed_from = match checkpoint {
             Some(c) if !rebuild_all => c.dispatched.min(recovered.end_offset),
             _ => 0,
@@ -138,7 +150,7 @@ impl MessageStore {
             replayed_from = replayed_from.min(from);
         }
         replayed_from = replayed_from.max(log.min_offset());
-        let dispatched = dispatch_available(&log, &queues, replayed_from)?;
+        let dispatched = dispatch_available(&log, &targets, replayed_from)?;
         log.set_queue_offsets(
             queues
                 .all()
@@ -146,6 +158,7 @@ impl MessageStore {
                 .map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())),
         );
         queues.flush_all()?;
+        index.flush()?;
         Checkpoint {
             commitlog_flushed: recovered.end_offset,
             dispatched,
@@ -169,7 +182,7 @@ impl MessageStore {
             },
         )
         .context(|| "starting the flusher".to_owned())?;
-        let dispatcher = Dispatcher::start(Arc::clone(&log), Arc::clone(&queues), dispatched)
+        let dispatcher = Dispatcher::start(Arc::clone(&log), targets, dispatched)
             .context(|| "starting the dispatcher".to_owned())?;
         let stop = Arc::new(Stop {
             stopped: Mutex::new(false),
@@ -181,6 +194,7 @@ impl MessageStore {
             config,
             log,
             queues,
+            index,
             group,
             dispatcher,
             flusher: Some(flusher),
@@ -265,6 +279,49 @@ impl MessageStore {
         Ok(self.log.read_message(physical_offset, size)?)
     }
 
+    /// Messages of `topic` with business key `key`, stored within
+    /// `begin..=end` (ms since the epoch), newest first, at most `max`.
+    pub fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        begin: u64,
+        end: u64,
+        max: usize,
+    ) -> Vec<StoredMessage> {
+        // Hashes collide: fetch a few more candidates than asked for.
+        let hits = self.index.lookup(
+            key_hash(topic, key),
+            begin,
+            end,
+            max.saturating_mul(2).max(16),
+        );
+        hits.into_iter()
+            .filter_map(|hit| {
+                self.log
+                    .read_message(hit.physical_offset, hit.size)
+                    .ok()
+                    .flatten()
+            })
+            .filter(|msg| msg.topic == topic && msg.keys().any(|k| k == key))
+            .take(max)
+            .collect()
+    }
+
+    /// The message with the producer's unique id `id`, if still stored.
+    pub fn find_by_unique_id(&self, id: &str) -> Option<StoredMessage> {
+        self.index
+            .lookup(unique_id_hash(id), 0, u64::MAX, 16)
+            .into_iter()
+            .filter_map(|hit| {
+                self.log
+                    .read_message(hit.physical_offset, hit.size)
+                    .ok()
+                    .flatten()
+            })
+            .find(|msg| msg.unique_id() == Some(id))
+    }
+
     /// (min, max) queue offsets of a queue, if it exists.
     pub fn queue_offsets(&self, topic: &str, queue_id: u32) -> Option<(u64, u64)> {
         let queue = self.queues.get(topic, queue_id)?;
@@ -313,6 +370,7 @@ impl MessageStore {
         }
         self.log.flush()?;
         self.queues.flush_all()?;
+        self.index.flush()?;
         Checkpoint {
             commitlog_flushed: self.log.flushed_offset(),
             dispatched: self.dispatcher.dispatched(),
@@ -334,6 +392,7 @@ impl MessageStore {
             Arc::clone(&self.queues),
             Arc::clone(&self.stop),
         );
+        let index = Arc::clone(&self.index);
         let progress = self.dispatcher.progress();
         let path = self.dir.join(CHECKPOINT_FILE);
         let interval = self.config.checkpoint_interval;
@@ -352,11 +411,15 @@ impl MessageStore {
                     drop(stopped);
                     // Read before flushing: entries below it are then on disk.
                     let dispatched = progress.load(Ordering::Acquire);
-                    let checkpoint = queues.flush_all().map(|()| Checkpoint {
-                        commitlog_flushed: log.flushed_offset(),
-                        dispatched,
-                        timestamp_ms: unix_millis(),
-                    });
+                    let checkpoint =
+                        queues
+                            .flush_all()
+                            .and_then(|()| index.flush())
+                            .map(|()| Checkpoint {
+                                commitlog_flushed: log.flushed_offset(),
+                                dispatched,
+                                timestamp_ms: unix_millis(),
+                            });
                     if let Err(err) = checkpoint.and_then(|c| {
                         c.write(&path)
                             .context(|| "writing the checkpoint".to_owned())

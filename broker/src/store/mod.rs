@@ -15,6 +15,7 @@ pub mod consume_queue;
 pub mod dispatch;
 pub mod error;
 pub mod flush;
+pub mod index;
 pub mod mapped_file;
 pub mod message;
 pub mod message_store;
