@@ -266,7 +266,7 @@ impl IndexFile {
 
     fn u32_at(&self, at: usize) -> &AtomicU32 {
         assert!(
-            at % 4 == 0 && at + 4 <= self.map.len(),
+            at.is_multiple_of(4) && at + 4 <= self.map.len(),
             "index file access out of bounds"
         );
         // SAFETY: in bounds and 4-aligned (the mapping is page-aligned); the
@@ -276,7 +276,7 @@ impl IndexFile {
 
     fn u64_at(&self, at: usize) -> &AtomicU64 {
         assert!(
-            at % 8 == 0 && at + 8 <= self.map.len(),
+            at.is_multiple_of(8) && at + 8 <= self.map.len(),
             "index file access out of bounds"
         );
         // SAFETY: in bounds and 8-aligned (the mapping is page-aligned); see `u32_at`.
