@@ -20,6 +20,7 @@ pub fn store_host() -> SocketAddr {
 pub fn small_config(flush: FlushMode) -> StoreConfig {
     StoreConfig {
         commitlog_segment_size: 64 * 1024,
+        max_message_size: 16 * 1024,
         consume_queue_entries_per_file: 64,
         index_slots_per_file: 64,
         index_entries_per_file: 256,

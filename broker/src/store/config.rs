@@ -46,6 +46,19 @@ pub struct StoreConfig {
     pub prewarm: bool,
     /// `mlock` CommitLog segments (needs RLIMIT_MEMLOCK).
     pub mlock: bool,
+    /// How long CommitLog segments are kept after their last write.
+    #[serde(with = "humantime_serde")]
+    pub file_reserved_time: Duration,
+    /// Hour of the day (UTC, 0-23) in which expired segments are deleted.
+    pub delete_hour: u8,
+    /// Above this used fraction of the disk, expired segments go at once.
+    pub disk_soft_ratio: f64,
+    /// Above this used fraction, the oldest segments go even unexpired and
+    /// appends are refused with DISK_FULL until space frees.
+    pub disk_hard_ratio: f64,
+    /// How often retention and disk checks run.
+    #[serde(with = "humantime_serde")]
+    pub housekeeping_interval: Duration,
     /// How often the checkpoint file is rewritten.
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
@@ -66,6 +79,11 @@ impl Default for StoreConfig {
             prewarm: false,
             mlock: false,
             checkpoint_interval: Duration::from_secs(1),
+            file_reserved_time: Duration::from_secs(72 * 3600),
+            delete_hour: 4,
+            disk_soft_ratio: 0.75,
+            disk_hard_ratio: 0.90,
+            housekeeping_interval: Duration::from_secs(10),
         }
     }
 }

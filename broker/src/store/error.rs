@@ -25,6 +25,14 @@ pub enum StoreError {
     },
     #[error("the store directory {0} is used by another process")]
     Locked(PathBuf),
+    #[error(
+        "the disk is {:.0}% full, above the limit of {:.0}%: appends are refused until space frees",
+        used * 100.0,
+        limit * 100.0
+    )]
+    DiskFull { used: f64, limit: f64 },
+    #[error("invalid store configuration: {0}")]
+    Config(String),
     #[error("the store is shut down")]
     Closed,
 }

@@ -13,13 +13,17 @@ pub mod commitlog;
 pub mod config;
 pub mod consume_queue;
 pub mod dispatch;
+pub mod env;
 pub mod error;
 pub mod flush;
+mod housekeeping;
 pub mod index;
 pub mod mapped_file;
 pub mod message;
 pub mod message_store;
+pub mod open;
 pub mod read;
+pub mod retention;
 pub mod segments;
 
 pub use config::{FlushMode, StoreConfig};

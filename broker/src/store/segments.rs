@@ -123,14 +123,11 @@ impl Segments {
         Ok(())
     }
 
-    /// Removes the oldest segments for which `doomed` holds, stopping at the
-    /// first that it does not; deletes their files. Returns them.
-    pub fn remove_oldest_while(
-        &self,
-        mut doomed: impl FnMut(&MappedFile) -> bool,
-    ) -> io::Result<Vec<Arc<MappedFile>>> {
+    /// Removes the `count` oldest segments and deletes their files.
+    /// Readers holding their bytes keep the mappings alive.
+    pub fn remove_oldest(&self, count: usize) -> io::Result<Vec<Arc<MappedFile>>> {
         let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
-        let count = list.iter().take_while(|f| doomed(f)).count();
+        let count = count.min(list.len());
         let removed: Vec<_> = list.drain(..count).collect();
         drop(list);
         for file in &removed {

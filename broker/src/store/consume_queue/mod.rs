@@ -230,6 +230,49 @@ impl ConsumeQueue {
         found
     }
 
+    /// Forgets entries pointing below `commitlog_min` (their messages were
+    /// deleted): whole files go, and the min offset moves to the first
+    /// entry still readable.
+    pub fn drop_below(&self, commitlog_min: u64) -> Result<(), StoreError> {
+        let files = self.segments.all();
+        // The newest file is being written; it stays.
+        let doomed = files[..files.len().saturating_sub(1)]
+            .iter()
+            .take_while(|f| {
+                let last = f
+                    .read(f.size() - ENTRY_LEN, ENTRY_LEN)
+                    .and_then(|b| Entry::decode(&b));
+                last.is_none_or(|e| e.end_offset() <= commitlog_min)
+            })
+            .count();
+        self.segments.remove_oldest(doomed).context(|| {
+            format!(
+                "deleting ConsumeQueue files of {} {}",
+                self.topic, self.queue_id
+            )
+        })?;
+
+        let max = self.max_offset();
+        let first_file = self
+            .segments
+            .first()
+            .map_or(max, |f| f.base_offset() / ENTRY_LEN as u64);
+        let mut min = self.min_offset().max(first_file);
+        while min < max {
+            let batch = self.entries(min, 256);
+            if let Some(&(offset, _)) = batch
+                .iter()
+                .find(|(_, e)| e.physical_offset >= commitlog_min)
+            {
+                min = offset;
+                break;
+            }
+            min = batch.last().map_or(max, |&(offset, _)| offset + 1);
+        }
+        self.min_offset.fetch_max(min, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Writes the queue's dirty entries to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         for file in self.segments.all() {
