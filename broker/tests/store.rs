@@ -325,3 +325,45 @@ async fn messages_are_found_by_key_and_by_unique_id_also_after_reopening() {
     );
     assert!(store.find_by_unique_id("UID-999").is_none());
 }
+
+#[tokio::test]
+async fn the_transient_store_pool_serves_reads_rolls_over_and_reopens_without_it() {
+    for flush in [FlushMode::Async, FlushMode::Sync] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = mq_broker::store::StoreConfig {
+            transient_store_pool: true,
+            transient_store_pool_buffers: 2,
+            ..small_config(flush)
+        };
+        {
+            let (store, _) = MessageStore::open(dir.path(), config.clone(), store_host()).unwrap();
+            // About ten 64 KiB segments: more than the pool has buffers.
+            for i in 0..600u32 {
+                let put = store
+                    .put(message("pool", i % 2, None, vec![(i % 251) as u8; 1000]))
+                    .await
+                    .unwrap();
+                assert_eq!(put.status, PutStatus::Ok);
+            }
+            let queue0 = read_all(&store, "pool", 0, 300);
+            assert_eq!(queue0.len(), 300);
+            assert!(
+                queue0
+                    .iter()
+                    .enumerate()
+                    .all(|(n, m)| m.body[0] == ((n * 2) % 251) as u8)
+            );
+            store.shutdown().unwrap();
+        }
+        let (store, report) = open(dir.path(), flush);
+        assert_eq!(report.truncation, None, "{flush:?}");
+        let queue1 = read_all(&store, "pool", 1, 300);
+        assert_eq!(queue1.len(), 300, "{flush:?}");
+        assert!(
+            queue1
+                .iter()
+                .enumerate()
+                .all(|(n, m)| m.body[999] == ((n * 2 + 1) % 251) as u8)
+        );
+    }
+}

@@ -23,6 +23,7 @@ use store_support::*;
 
 const DIR_ENV: &str = "MQ_CRASH_CHILD_DIR";
 const ROUND_ENV: &str = "MQ_CRASH_CHILD_ROUND";
+const POOL_ENV: &str = "MQ_CRASH_CHILD_POOL";
 const TOPIC: &str = "crash";
 const QUEUES: u32 = 3;
 const APPENDERS: u32 = 4;
@@ -89,6 +90,8 @@ fn run_child_and_kill(
         ])
         .env(DIR_ENV, dir)
         .env(ROUND_ENV, round.to_string())
+        // Odd rounds write through the transient store pool.
+        .env(POOL_ENV, if round % 2 == 1 { "1" } else { "0" })
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -46,6 +46,14 @@ pub struct StoreConfig {
     pub prewarm: bool,
     /// `mlock` CommitLog segments (needs RLIMIT_MEMLOCK).
     pub mlock: bool,
+    /// Write appends into a pool of locked buffers, committed to the
+    /// files by a background task (see BENCHMARKS.md for when it pays).
+    pub transient_store_pool: bool,
+    /// Buffers in the pool, each the size of a CommitLog segment.
+    pub transient_store_pool_buffers: u32,
+    /// With the pool: the commit task runs at least this often.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
     /// How long CommitLog segments are kept after their last write.
     #[serde(with = "humantime_serde")]
     pub file_reserved_time: Duration,
@@ -79,6 +87,9 @@ impl Default for StoreConfig {
             prewarm: false,
             mlock: false,
             checkpoint_interval: Duration::from_secs(1),
+            transient_store_pool: false,
+            transient_store_pool_buffers: 5,
+            commit_interval: Duration::from_millis(200),
             file_reserved_time: Duration::from_secs(72 * 3600),
             delete_hour: 4,
             disk_soft_ratio: 0.75,

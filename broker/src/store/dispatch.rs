@@ -87,6 +87,11 @@ impl Dispatcher {
         })
     }
 
+    /// The thread to unpark when records become readable.
+    pub fn thread(&self) -> Thread {
+        self.wake.clone()
+    }
+
     /// Tells the dispatcher that records were appended.
     pub fn wake(&self) {
         self.wake.unpark();

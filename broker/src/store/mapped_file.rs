@@ -9,12 +9,15 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use memmap2::{Advice, MmapOptions, MmapRaw};
+
+use crate::store::commitlog::transient_pool::PooledBuffer;
 
 /// Page size assumed for pre-warming (the smallest page on our platforms).
 const PAGE: usize = 4096;
@@ -46,7 +49,18 @@ pub struct MappedFile {
     flushed_pos: AtomicUsize,
     /// The file was shorter than a segment when opened and was extended.
     extended: bool,
-    _file: File,
+    /// With a transient store pool: appends go to this buffer, and a commit
+    /// copies them into the file. Null once the buffer went back.
+    staging: AtomicPtr<u8>,
+    /// Owns the staging buffer until the segment is full and committed.
+    staging_buffer: Mutex<Option<PooledBuffer>>,
+    staged: bool,
+    /// End of the bytes copied from the staging buffer into the file.
+    committed_pos: AtomicUsize,
+    /// Serializes commits: a commit reads the staging buffer, which the
+    /// last commit gives back.
+    commit_lock: Mutex<()>,
+    file: File,
 }
 
 impl MappedFile {
@@ -74,7 +88,12 @@ impl MappedFile {
             write_pos: AtomicUsize::new(0),
             flushed_pos: AtomicUsize::new(0),
             extended: false,
-            _file: file,
+            staging: AtomicPtr::new(std::ptr::null_mut()),
+            staging_buffer: Mutex::new(None),
+            staged: false,
+            committed_pos: AtomicUsize::new(0),
+            commit_lock: Mutex::new(()),
+            file,
         };
         mapped.prepare(options);
         Ok(mapped)
@@ -110,8 +129,77 @@ impl MappedFile {
             write_pos: AtomicUsize::new(0),
             flushed_pos: AtomicUsize::new(0),
             extended,
-            _file: file,
+            staging: AtomicPtr::new(std::ptr::null_mut()),
+            staging_buffer: Mutex::new(None),
+            staged: false,
+            committed_pos: AtomicUsize::new(0),
+            commit_lock: Mutex::new(()),
+            file,
         })
+    }
+
+    /// Makes appends go to `buffer` (from the transient store pool) until
+    /// [`MappedFile::commit`] copies them into the file. Only for a new,
+    /// empty segment.
+    pub fn attach_staging(&mut self, mut buffer: PooledBuffer) -> io::Result<()> {
+        if buffer.len() < self.size() || self.write_pos() != 0 {
+            return Err(io::Error::other(
+                "a staging buffer needs an empty segment of at most its size",
+            ));
+        }
+        self.staging.store(buffer.as_mut_ptr(), Ordering::Release);
+        *self
+            .staging_buffer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner()) = Some(buffer);
+        self.staged = true;
+        Ok(())
+    }
+
+    /// Whether appends go through a staging buffer.
+    pub fn is_staged(&self) -> bool {
+        self.staged
+    }
+
+    /// Copies staged bytes into the file and publishes them to readers;
+    /// gives the buffer back once the segment is full. Returns the
+    /// position readers may now read up to.
+    pub fn commit(&self) -> io::Result<usize> {
+        if !self.staged {
+            return Ok(self.write_pos());
+        }
+        let _commit = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let written = self.write_pos();
+        let committed = self.committed_pos.load(Ordering::Acquire);
+        let staging = self.staging.load(Ordering::Acquire);
+        if written > committed && !staging.is_null() {
+            // SAFETY: `committed..written` was written before the write
+            // position was published (acquire above), the writer only
+            // writes beyond it, and the buffer is given back only below,
+            // under the commit lock.
+            let pending =
+                unsafe { std::slice::from_raw_parts(staging.add(committed), written - committed) };
+            self.file.write_all_at(pending, committed as u64)?;
+            self.committed_pos.store(written, Ordering::Release);
+        }
+        if written == self.size() {
+            self.staging.store(std::ptr::null_mut(), Ordering::Release);
+            self.staging_buffer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+        }
+        Ok(self.readable_pos())
+    }
+
+    /// End of the bytes readers may read: written bytes, or with a staging
+    /// buffer, committed ones.
+    pub fn readable_pos(&self) -> usize {
+        if self.staged {
+            self.committed_pos.load(Ordering::Acquire)
+        } else {
+            self.write_pos()
+        }
     }
 
     /// Whether the file was short when opened and had to be extended.
@@ -185,10 +273,18 @@ impl MappedFile {
         if len > self.size() - pos {
             return None;
         }
-        // SAFETY: `pos..pos + len` is inside the mapping. Readers only read
-        // below the write position, and the write lock keeps other writers
-        // out, so this is the only reference to these bytes.
-        let slice = unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(pos), len) };
+        let staging = self.staging.load(Ordering::Acquire);
+        let base = if staging.is_null() {
+            self.map.as_mut_ptr()
+        } else {
+            staging
+        };
+        // SAFETY: `pos..pos + len` is inside the mapping (or the staging
+        // buffer, which is at least as large and is not given back before
+        // the segment is full). Readers and commits only read below the
+        // write position, and the write lock keeps other writers out, so
+        // this is the only reference to these bytes.
+        let slice = unsafe { std::slice::from_raw_parts_mut(base.add(pos), len) };
         if let Err(err) = fill(slice) {
             // Nothing is published: the bytes stay beyond the write position.
             return Some(Err(err));
@@ -198,10 +294,10 @@ impl MappedFile {
     }
 
     /// The written bytes `pos..pos + len`, sharing the mapping; `None` if
-    /// any of them is beyond the write position.
+    /// any of them is beyond the readable position.
     pub fn read(&self, pos: usize, len: usize) -> Option<Bytes> {
         let end = pos.checked_add(len)?;
-        if end > self.write_pos() {
+        if end > self.readable_pos() {
             return None;
         }
         Some(Bytes::from_owner(MappedSlice {
@@ -211,19 +307,24 @@ impl MappedFile {
         }))
     }
 
-    /// The written bytes from `pos` to the write position.
+    /// The readable bytes from `pos` on.
     pub fn read_from(&self, pos: usize) -> Option<Bytes> {
-        let len = self.write_pos().checked_sub(pos)?;
+        let len = self.readable_pos().checked_sub(pos)?;
         self.read(pos, len)
     }
 
-    /// Writes every written byte to disk (`msync`).
+    /// Writes every readable byte to disk: `msync` of the mapping, or
+    /// with a staging buffer `fdatasync` of what was committed.
     pub fn flush(&self) -> io::Result<()> {
-        let written = self.write_pos();
+        let readable = self.readable_pos();
         let flushed = self.flushed_pos();
-        if written > flushed {
-            self.map.flush_range(flushed, written - flushed)?;
-            self.flushed_pos.fetch_max(written, Ordering::AcqRel);
+        if readable > flushed {
+            if self.staged {
+                self.file.sync_data()?;
+            } else {
+                self.map.flush_range(flushed, readable - flushed)?;
+            }
+            self.flushed_pos.fetch_max(readable, Ordering::AcqRel);
         }
         Ok(())
     }

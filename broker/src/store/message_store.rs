@@ -15,6 +15,7 @@ use crate::store::config::{FlushMode, StoreConfig};
 use crate::store::dispatch::{Dispatcher, Targets};
 use crate::store::env::StoreEnv;
 use crate::store::error::{IoContext, StoreError};
+use crate::store::flush::committer::Committer;
 use crate::store::flush::flusher::{self, FlushPolicy};
 use crate::store::flush::group_commit::{FlushWait, GroupCommit};
 use crate::store::housekeeping::{self, StopSignal};
@@ -76,6 +77,8 @@ pub struct MessageStore {
     core: Arc<Core>,
     group: Arc<GroupCommit>,
     dispatcher: Dispatcher,
+    /// Only with the transient store pool.
+    committer: Option<Committer>,
     flusher: Option<JoinHandle<()>>,
     housekeeping: Option<JoinHandle<()>>,
     stop: Arc<StopSignal>,
@@ -124,6 +127,17 @@ impl MessageStore {
             recovered.dispatched,
         )
         .context(|| "starting the dispatcher".to_owned())?;
+        let committer = log
+            .uses_transient_pool()
+            .then(|| {
+                Committer::start(
+                    Arc::clone(&log),
+                    config.commit_interval,
+                    dispatcher.thread(),
+                )
+            })
+            .transpose()
+            .context(|| "starting the commit task".to_owned())?;
         let core = Arc::new(Core {
             dir: dir.to_owned(),
             config,
@@ -141,6 +155,7 @@ impl MessageStore {
             core,
             group,
             dispatcher,
+            committer,
             flusher: Some(flusher),
             housekeeping: Some(housekeeping),
             stop,
@@ -177,7 +192,10 @@ impl MessageStore {
         }
         let appended = self.core.log.append(batch, self.core.env.clock.now_ms())?;
         let end = appended.last().map_or(0, Appended::end_offset);
-        self.dispatcher.wake();
+        match &self.committer {
+            Some(committer) => committer.wake(),
+            None => self.dispatcher.wake(),
+        }
         self.group.request(end);
         let status = match self.core.config.flush {
             FlushMode::Async => PutStatus::Ok,
@@ -315,6 +333,9 @@ impl MessageStore {
         self.stop.stop();
         if let Some(thread) = self.housekeeping.take() {
             let _ = thread.join();
+        }
+        if let Some(committer) = &mut self.committer {
+            committer.stop();
         }
         self.dispatcher.stop();
         self.group.shut_down();

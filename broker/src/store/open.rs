@@ -69,6 +69,9 @@ pub fn recover(
             mlock: config.mlock,
         },
         store_host,
+        transient_pool_buffers: config
+            .transient_store_pool
+            .then_some(config.transient_store_pool_buffers as usize),
     };
     let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, scan_from)?;
     if let Some(t) = &recovered.truncation {

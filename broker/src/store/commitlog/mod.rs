@@ -8,6 +8,7 @@
 pub mod allocator;
 pub mod record;
 pub mod recover;
+pub mod transient_pool;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use crate::store::commitlog::allocator::Allocator;
 use crate::store::commitlog::record::{END_MARKER_LEN, Probe, RecordError, Stamp};
 use crate::store::commitlog::recover::{Recovered, recover};
+use crate::store::commitlog::transient_pool::TransientPool;
 use crate::store::error::{IoContext, StoreError};
 use crate::store::mapped_file::{MapOptions, MappedFile};
 use crate::store::message::{MessageToStore, StoredMessage};
@@ -59,6 +61,9 @@ pub struct CommitLogOptions {
     pub max_message_size: u32,
     pub map: MapOptions,
     pub store_host: SocketAddr,
+    /// Buffers of the transient store pool; `None` writes through the
+    /// mappings.
+    pub transient_pool_buffers: Option<usize>,
 }
 
 /// Next queue offset of every (topic, queue id), owned by the writer.
@@ -74,6 +79,11 @@ pub struct CommitLog {
     max_offset: AtomicU64,
     /// End of the data known to be on disk.
     flushed_offset: AtomicU64,
+    pool: Option<Arc<TransientPool>>,
+    /// With the pool: end of the data copied into the files.
+    committed_offset: AtomicU64,
+    /// Warns once when the pool runs dry.
+    pool_dry_warned: std::sync::atomic::AtomicBool,
 }
 
 impl CommitLog {
@@ -93,6 +103,11 @@ impl CommitLog {
             recover(&mut files, scan_from).context(|| format!("recovering {}", dir.display()))?;
         let allocator = Allocator::start(dir.to_owned(), segment_size, options.map)
             .context(|| "starting the segment allocator".to_owned())?;
+        let pool = options
+            .transient_pool_buffers
+            .map(|count| TransientPool::new(count, segment_size, options.map.mlock))
+            .transpose()
+            .context(|| "allocating the transient store pool".to_owned())?;
         let log = CommitLog {
             segments: Segments::new(dir, segment_size, files),
             allocator,
@@ -100,6 +115,9 @@ impl CommitLog {
             writer: Mutex::new(QueueOffsets::new()),
             max_offset: AtomicU64::new(recovered.end_offset),
             flushed_offset: AtomicU64::new(recovered.end_offset),
+            pool,
+            committed_offset: AtomicU64::new(recovered.end_offset),
+            pool_dry_warned: std::sync::atomic::AtomicBool::new(false),
         };
         Ok((log, recovered))
     }
@@ -202,11 +220,25 @@ impl CommitLog {
                 end - end % self.options.segment_size
             }
         };
-        let file = Arc::new(
-            self.allocator
-                .take(base)
-                .context(|| format!("creating CommitLog segment {base}"))?,
-        );
+        let mut file = self
+            .allocator
+            .take(base)
+            .context(|| format!("creating CommitLog segment {base}"))?;
+        if let Some(pool) = &self.pool {
+            match pool.take() {
+                Some(buffer) => file
+                    .attach_staging(buffer)
+                    .context(|| format!("staging CommitLog segment {base}"))?,
+                None => {
+                    if !self.pool_dry_warned.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "transient store pool exhausted; writing segments through their mappings"
+                        );
+                    }
+                }
+            }
+        }
+        let file = Arc::new(file);
         self.segments
             .push(Arc::clone(&file))
             .context(|| "adding a CommitLog segment".to_owned())?;
@@ -256,7 +288,7 @@ impl CommitLog {
 
     /// Writes everything appended so far to disk; returns the new flushed offset.
     pub fn flush(&self) -> Result<u64, StoreError> {
-        let target = self.max_offset();
+        let target = self.commit()?;
         let from = self.flushed_offset();
         for segment in self.segments.all() {
             if segment.base_offset() + segment.size() as u64 <= from {
@@ -268,6 +300,39 @@ impl CommitLog {
         }
         self.flushed_offset.fetch_max(target, Ordering::AcqRel);
         Ok(target)
+    }
+
+    /// With the transient store pool, copies appended bytes from the
+    /// staging buffers into the files, making them readable; returns the
+    /// committed end. Without the pool everything appended is committed.
+    pub fn commit(&self) -> Result<u64, StoreError> {
+        if self.pool.is_none() {
+            return Ok(self.max_offset());
+        }
+        let from = self.committed_offset.load(Ordering::Acquire);
+        let mut reached = from;
+        for segment in self.segments.all() {
+            let base = segment.base_offset();
+            if base + segment.size() as u64 <= from {
+                continue;
+            }
+            let readable = segment
+                .commit()
+                .context(|| format!("committing {}", segment.path().display()))?;
+            reached = base + readable as u64;
+            if readable < segment.size() {
+                break;
+            }
+        }
+        Ok(self
+            .committed_offset
+            .fetch_max(reached, Ordering::AcqRel)
+            .max(reached))
+    }
+
+    /// Whether appends go through the transient store pool.
+    pub fn uses_transient_pool(&self) -> bool {
+        self.pool.is_some()
     }
 
     /// End of the data: the offset the next record will take (or the next
