@@ -26,6 +26,7 @@ struct Scenario {
     appenders: usize,
     messages: usize,
     transient_pool: bool,
+    prewarm: bool,
 }
 
 struct Run {
@@ -48,11 +49,12 @@ fn message(queue: u32) -> MessageToStore {
     }
 }
 
-fn config(flush: FlushMode, transient_pool: bool) -> StoreConfig {
+fn config(flush: FlushMode, transient_pool: bool, prewarm: bool) -> StoreConfig {
     StoreConfig {
         flush,
         commitlog_segment_size: 256 << 20,
         transient_store_pool: transient_pool,
+        prewarm,
         ..StoreConfig::default()
     }
 }
@@ -71,7 +73,7 @@ fn host() -> SocketAddr {
 async fn append_run(s: &Scenario) -> Run {
     let dir = bench_dir();
     let (store, _) =
-        MessageStore::open(dir.path(), config(s.flush, s.transient_pool), host()).unwrap();
+        MessageStore::open(dir.path(), config(s.flush, s.transient_pool, s.prewarm), host()).unwrap();
     let store = Arc::new(store);
     let per_task = s.messages / s.appenders;
     let started = Instant::now();
@@ -111,7 +113,7 @@ async fn append_run(s: &Scenario) -> Run {
 async fn read_run(messages: usize) -> Run {
     let dir = bench_dir();
     let (store, _) =
-        MessageStore::open(dir.path(), config(FlushMode::Async, false), host()).unwrap();
+        MessageStore::open(dir.path(), config(FlushMode::Async, false, false), host()).unwrap();
     for _ in 0..messages {
         store.put(message(0)).await.unwrap();
     }
@@ -188,14 +190,24 @@ fn main() {
             appenders,
             messages: 200_000,
             transient_pool: false,
+            prewarm: false,
         });
     }
+    scenarios.push(Scenario {
+        name: "append async, 1 appender, prewarm".into(),
+        flush: FlushMode::Async,
+        appenders: 1,
+        messages: 200_000,
+        transient_pool: false,
+        prewarm: true,
+    });
     scenarios.push(Scenario {
         name: "append async, 1 appender, pool".into(),
         flush: FlushMode::Async,
         appenders: 1,
         messages: 200_000,
         transient_pool: true,
+        prewarm: false,
     });
     scenarios.push(Scenario {
         name: "append async, 8 appenders, pool".into(),
@@ -203,6 +215,7 @@ fn main() {
         appenders: 8,
         messages: 200_000,
         transient_pool: true,
+        prewarm: false,
     });
     for (appenders, messages) in [(1, 2_000), (8, 16_000), (64, 64_000)] {
         scenarios.push(Scenario {
@@ -211,6 +224,7 @@ fn main() {
             appenders,
             messages,
             transient_pool: false,
+            prewarm: false,
         });
     }
 
