@@ -72,8 +72,12 @@ fn host() -> SocketAddr {
 
 async fn append_run(s: &Scenario) -> Run {
     let dir = bench_dir();
-    let (store, _) =
-        MessageStore::open(dir.path(), config(s.flush, s.transient_pool, s.prewarm), host()).unwrap();
+    let (store, _) = MessageStore::open(
+        dir.path(),
+        config(s.flush, s.transient_pool, s.prewarm),
+        host(),
+    )
+    .unwrap();
     let store = Arc::new(store);
     let per_task = s.messages / s.appenders;
     let started = Instant::now();

@@ -367,3 +367,32 @@ async fn the_transient_store_pool_serves_reads_rolls_over_and_reopens_without_it
         );
     }
 }
+
+#[tokio::test]
+async fn a_flush_that_misses_its_deadline_answers_flush_disk_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mq_broker::store::StoreConfig {
+        sync_flush_timeout: std::time::Duration::from_millis(50),
+        ..small_config(FlushMode::Sync)
+    };
+    let (store, _) = MessageStore::open(dir.path(), config, store_host()).unwrap();
+    assert_eq!(
+        store
+            .put(message("late", 0, None, "fast disk"))
+            .await
+            .unwrap()
+            .status,
+        PutStatus::Ok
+    );
+
+    // The disk now takes 300 ms per sync: longer than the 50 ms allowed.
+    fail::cfg("flusher::before_sync", "sleep(300)").unwrap();
+    let put = store
+        .put(message("late", 0, None, "slow disk"))
+        .await
+        .unwrap();
+    fail::remove("flusher::before_sync");
+    assert_eq!(put.status, PutStatus::FlushDiskTimeout);
+    // Stored all the same: the status only says the disk did not confirm in time.
+    assert_eq!(read_all(&store, "late", 0, 2).len(), 2);
+}

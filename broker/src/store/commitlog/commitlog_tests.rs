@@ -373,3 +373,24 @@ fn recovery_never_panics_on_garbage_segments() {
         )
         .unwrap();
 }
+
+#[test]
+fn the_next_segment_is_prepared_before_it_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    log.append(&[message("pre", 0, 10, 0)], 0).unwrap();
+    // The allocator creates segment 1 in the background while 0 fills.
+    let next = dir
+        .path()
+        .join(crate::store::mapped_file::segment_name(SEGMENT));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !next.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(next.exists(), "segment 1 was not pre-allocated");
+    // The rollover takes that file: the log then holds exactly two.
+    while log.segments().all().len() < 2 {
+        log.append(&[message("pre", 0, 1000, 0)], 0).unwrap();
+    }
+    assert_eq!(log.segments().all()[1].base_offset(), SEGMENT);
+}

@@ -50,6 +50,8 @@ fn run(log: &CommitLog, group: &GroupCommit, policy: FlushPolicy) {
 }
 
 fn flush_once(log: &CommitLog, group: &GroupCommit, flushed: u64) -> u64 {
+    // Tests stall the disk here, between "written" and "synced".
+    fail::fail_point!("flusher::before_sync");
     match log.flush() {
         Ok(offset) => {
             group.publish(offset);
