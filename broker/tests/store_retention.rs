@@ -33,13 +33,12 @@ async fn fixture() -> Fixture {
         clock: clock.clone(),
         disk: disk.clone(),
     };
-    let (store, _) = MessageStore::open_with_env(
-        dir.path(),
-        small_config(FlushMode::Async),
-        store_host(),
-        env,
-    )
-    .unwrap();
+    let config = mq_broker::store::StoreConfig {
+        disk_soft_ratio: 0.75,
+        disk_hard_ratio: 0.90,
+        ..small_config(FlushMode::Async)
+    };
+    let (store, _) = MessageStore::open_with_env(dir.path(), config, store_host(), env).unwrap();
     let mut written = Vec::new();
     for (batch, at) in [(true, T0), (false, T0 + 48 * HOUR)] {
         clock.set(at);

@@ -80,21 +80,7 @@ impl MappedFile {
             .open(&path)?;
         file.set_len(size as u64)?;
         let map = MmapOptions::new().len(size).map_raw(&file)?;
-        let mapped = MappedFile {
-            path,
-            base_offset,
-            map: Arc::new(map),
-            write_lock: Mutex::new(()),
-            write_pos: AtomicUsize::new(0),
-            flushed_pos: AtomicUsize::new(0),
-            extended: false,
-            staging: AtomicPtr::new(std::ptr::null_mut()),
-            staging_buffer: Mutex::new(None),
-            staged: false,
-            committed_pos: AtomicUsize::new(0),
-            commit_lock: Mutex::new(()),
-            file,
-        };
+        let mapped = MappedFile::new(path, base_offset, file, map, false);
         mapped.prepare(options);
         Ok(mapped)
     }
@@ -121,8 +107,18 @@ impl MappedFile {
             file.set_len(size as u64)?;
         }
         let map = MmapOptions::new().len(size).map_raw(&file)?;
-        Ok(MappedFile {
-            path: path.to_owned(),
+        Ok(MappedFile::new(
+            path.to_owned(),
+            base_offset,
+            file,
+            map,
+            extended,
+        ))
+    }
+
+    fn new(path: PathBuf, base_offset: u64, file: File, map: MmapRaw, extended: bool) -> Self {
+        MappedFile {
+            path,
             base_offset,
             map: Arc::new(map),
             write_lock: Mutex::new(()),
@@ -135,7 +131,7 @@ impl MappedFile {
             committed_pos: AtomicUsize::new(0),
             commit_lock: Mutex::new(()),
             file,
-        })
+        }
     }
 
     /// Makes appends go to `buffer` (from the transient store pool) until

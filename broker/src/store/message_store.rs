@@ -19,7 +19,7 @@ use crate::store::flush::committer::Committer;
 use crate::store::flush::flusher::{self, FlushPolicy};
 use crate::store::flush::group_commit::{FlushWait, GroupCommit};
 use crate::store::housekeeping::{self, StopSignal};
-use crate::store::index::{key_hash, unique_id_hash};
+use crate::store::index::{Hit, key_hash, unique_id_hash};
 use crate::store::message::{MessageToStore, StoredMessage};
 use crate::store::open::{ABORT_FILE, recover};
 use crate::store::read::{GetResult, TagFilter, get_messages};
@@ -253,14 +253,7 @@ impl MessageStore {
             end,
             max.saturating_mul(2).max(16),
         );
-        hits.into_iter()
-            .filter_map(|hit| {
-                self.core
-                    .log
-                    .read_message(hit.physical_offset, hit.size)
-                    .ok()
-                    .flatten()
-            })
+        self.read_hits(hits)
             .filter(|msg| msg.topic == topic && msg.keys().any(|k| k == key))
             .take(max)
             .collect()
@@ -268,19 +261,23 @@ impl MessageStore {
 
     /// The message with the producer's unique id `id`, if still stored.
     pub fn find_by_unique_id(&self, id: &str) -> Option<StoredMessage> {
-        self.core
+        let hits = self
+            .core
             .targets
             .index
-            .lookup(unique_id_hash(id), 0, u64::MAX, 16)
-            .into_iter()
-            .filter_map(|hit| {
-                self.core
-                    .log
-                    .read_message(hit.physical_offset, hit.size)
-                    .ok()
-                    .flatten()
-            })
-            .find(|msg| msg.unique_id() == Some(id))
+            .lookup(unique_id_hash(id), 0, u64::MAX, 16);
+        self.read_hits(hits).find(|msg| msg.unique_id() == Some(id))
+    }
+
+    /// The messages index hits point at, skipping those no longer stored.
+    fn read_hits(&self, hits: Vec<Hit>) -> impl Iterator<Item = StoredMessage> + '_ {
+        hits.into_iter().filter_map(|hit| {
+            self.core
+                .log
+                .read_message(hit.physical_offset, hit.size)
+                .ok()
+                .flatten()
+        })
     }
 
     /// (min, max) queue offsets of a queue, if it exists.
