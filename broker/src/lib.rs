@@ -1,10 +1,21 @@
-//! The broker: stores messages of every topic in one append-only CommitLog on
-//! memory-mapped segment files, indexes them per queue (ConsumeQueue) and by
-//! key (IndexFile), and serves producers and consumers over gRPC.
+//! The broker: stores messages of every topic in one append-only CommitLog
+//! on memory-mapped segment files, indexes them per queue (ConsumeQueue)
+//! and by key (IndexFile), and serves producers over gRPC.
 //!
-//! This crate is being built issue by issue: the storage engine comes first,
-//! then the gRPC service with registration at the nameservers (through
-//! `mq-nameserver-client`), then consumption. Nothing is exposed before it
-//! works.
+//! Where to start reading:
+//! - [`store`]: the storage engine, with [`store::MessageStore`] as its face;
+//! - [`service`]: the gRPC edge (`mq.broker.v1.Broker`), one file per RPC family;
+//! - [`topics`]: the topic table, persisted and reported to the nameservers;
+//! - [`registry`]: registration and heartbeats with the nameservers;
+//! - [`server`]: wiring it all up, standalone mode, graceful shutdown;
+//! - [`config`]: layered configuration (defaults < TOML < env < flags).
 
+pub mod atomic_file;
+pub mod backpressure;
+pub mod config;
+pub mod error;
+pub mod registry;
+pub mod server;
+pub mod service;
 pub mod store;
+pub mod topics;

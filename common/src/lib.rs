@@ -7,6 +7,7 @@
 //! shares: logging set-up ([`telemetry`]) and the shutdown signal
 //! ([`shutdown`]).
 
+pub mod offset_id;
 pub mod perm;
 pub mod validate;
 

@@ -10,6 +10,7 @@ use mq_proto::nameserver::v1::name_server_server::NameServerServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic_reflection::server::{v1, v1alpha};
 
 use crate::clock::unix_millis;
 use crate::config::NameServerConfig;
@@ -72,15 +73,7 @@ impl NameServer {
         health
             .set_serving::<NameServerServer<NameServerService>>()
             .await;
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        // grpcurl before 1.9 only speaks the v1alpha reflection protocol.
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let (reflection_v1, reflection_v1alpha) = reflection_services()?;
 
         let expiry = tokio::spawn(expire_silent_brokers(
             Arc::clone(&self.table),
@@ -109,6 +102,24 @@ impl NameServer {
         tracing::info!("nameserver stopped");
         Ok(result?)
     }
+}
+
+/// The gRPC reflection services (v1, and v1alpha for grpcurl before 1.9)
+/// over every service of the queue and the health service, so that tools
+/// need no `.proto` file. Shared by every server binary.
+pub fn reflection_services() -> Result<
+    (
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
 /// Every `scan_interval`, drops brokers silent for longer than `broker_expire`.

@@ -14,3 +14,12 @@ pub mod nameserver {
         tonic::include_proto!("mq.nameserver.v1");
     }
 }
+
+/// `mq.broker.v1`: sending to and managing a broker.
+pub mod broker {
+    /// Version 1 of the broker protocol.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("mq.broker.v1");
+    }
+}

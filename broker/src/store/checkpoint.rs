@@ -7,8 +7,7 @@
 //! (u64, ms), CRC32C of the preceding 32 bytes (u32). Replaced atomically:
 //! written to `checkpoint.tmp`, synced, renamed over `checkpoint`.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 /// The file's magic: "MQCK" read as a little-endian u32.
@@ -81,15 +80,7 @@ impl Checkpoint {
 
     /// Replaces the checkpoint file atomically and durably.
     pub fn write(&self, path: &Path) -> io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(&self.encode())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        crate::atomic_file::write(path, &self.encode())
     }
 }
 

@@ -1,0 +1,282 @@
+//! The broker's configuration, layered: built-in defaults < TOML file
+//! (`--config`) < environment (`MQ_BROKER_*`, store settings as
+//! `MQ_BROKER_STORE__<KEY>`) < flags. Store settings live in the `[store]`
+//! table of the file; each is also a flag through `--store-set KEY=VALUE`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use config::{Config, Environment, File, FileFormat};
+use mq_common::telemetry::LogFormat;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::store::{FlushMode, StoreConfig};
+
+/// Prefix of every environment variable the broker reads.
+pub const ENV_PREFIX: &str = "MQ_BROKER";
+
+/// Settings of one broker process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Address the gRPC service listens on.
+    pub listen: SocketAddr,
+    /// Address registered with the nameservers for clients; defaults to
+    /// the listen address (with 127.0.0.1 for an unspecified IP).
+    pub advertise_addr: Option<String>,
+    /// Nameserver addresses, `;`-separated. Required unless standalone.
+    pub namesrv: Option<String>,
+    pub store_dir: PathBuf,
+    pub cluster: String,
+    pub broker_name: String,
+    /// 0 for a master, above 0 for a replica.
+    pub broker_id: u64,
+    /// How often the broker registers (heartbeats) with the nameservers.
+    #[serde(with = "humantime_serde")]
+    pub register_interval: Duration,
+    /// Create an unknown topic on its first send. Default: on when
+    /// standalone, off otherwise.
+    pub auto_create_topic: Option<bool>,
+    /// Queue count of auto-created topics.
+    pub default_topic_queues: u32,
+    /// Bytes of sends accepted but not yet stored before new sends wait.
+    pub max_queued_bytes: u64,
+    /// How long a send may wait for room before it is refused as busy.
+    #[serde(with = "humantime_serde")]
+    pub max_queue_wait: Duration,
+    /// Also run a nameserver in this process (the one-command setup).
+    pub standalone: bool,
+    /// Where the embedded nameserver listens when standalone.
+    pub namesrv_listen: SocketAddr,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub store: StoreConfig,
+}
+
+/// A configuration that cannot be used; the message names the culprit.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {key} {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// The broker of the mq message queue: stores messages and serves them.
+///
+/// Every option can also be set in the TOML file given by --config (key as
+/// the option without dashes, '-' as '_') or in the environment as
+/// MQ_BROKER_<KEY> (e.g. MQ_BROKER_BROKER_NAME=broker-b). Store settings go
+/// in the file's [store] table, in the environment as
+/// MQ_BROKER_STORE__<KEY>, or as flags with --store-set KEY=VALUE; they are:
+/// commitlog_segment_size, max_message_size, flush, sync_flush_timeout,
+/// async_flush_interval, async_flush_least_pages,
+/// consume_queue_entries_per_file, index_slots_per_file,
+/// index_entries_per_file, prewarm, mlock, transient_store_pool,
+/// transient_store_pool_buffers, commit_interval, file_reserved_time,
+/// delete_hour, disk_soft_ratio, disk_hard_ratio, housekeeping_interval,
+/// checkpoint_interval. Precedence: defaults < file < environment < flags.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "broker", version, about, long_about)]
+pub struct Args {
+    /// TOML configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also run a nameserver in this process, store under ./data, auto-create topics on.
+    #[arg(long)]
+    pub standalone: bool,
+    /// gRPC listen address [default: 0.0.0.0:10911]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address clients should use, registered with the nameservers [default: the listen address]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise_addr: Option<String>,
+    /// Nameserver addresses, ';'-separated [default with --standalone: the embedded one]
+    #[arg(long, value_name = "ADDR[;ADDR]")]
+    pub namesrv: Option<String>,
+    /// Where the embedded nameserver listens with --standalone [default: 0.0.0.0:9876]
+    #[arg(long, value_name = "ADDR")]
+    pub namesrv_listen: Option<SocketAddr>,
+    /// Store directory [default: data/broker]
+    #[arg(long, value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
+    /// Cluster name [default: DefaultCluster]
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Broker name, shared by a master and its replicas [default: broker-a]
+    #[arg(long, value_name = "NAME")]
+    pub broker_name: Option<String>,
+    /// 0 for the master, above 0 for replicas [default: 0]
+    #[arg(long, value_name = "ID")]
+    pub broker_id: Option<u64>,
+    /// When a send is acknowledged: sync (on disk) or async (in memory) [default: async]
+    #[arg(long, value_name = "sync|async")]
+    pub flush: Option<String>,
+    /// Create unknown topics on first send: true or false [default: true with --standalone, else false]
+    #[arg(long, value_name = "BOOL")]
+    pub auto_create_topic: Option<bool>,
+    /// How often to register with the nameservers [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub register_interval: Option<humantime::Duration>,
+    /// A store setting, e.g. --store-set commitlog_segment_size=268435456 (repeatable)
+    #[arg(long = "store-set", value_name = "KEY=VALUE")]
+    pub store_set: Vec<String>,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log line format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from every layer, with `env` standing in
+    /// for the process environment.
+    pub fn load(
+        args: &Args,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = Config::builder()
+            .set_default("listen", "0.0.0.0:10911")?
+            .set_default("store_dir", "data/broker")?
+            .set_default("cluster", "DefaultCluster")?
+            .set_default("broker_name", "broker-a")?
+            .set_default("broker_id", 0)?
+            .set_default("register_interval", "30s")?
+            .set_default("default_topic_queues", 4)?
+            .set_default("max_queued_bytes", 64 * 1024 * 1024)?
+            .set_default("max_queue_wait", "1s")?
+            .set_default("standalone", false)?
+            .set_default("namesrv_listen", "0.0.0.0:9876")?
+            .set_default("log_level", "info")?
+            .set_default("log_format", "text")?
+            .set_default("store.flush", "async")?;
+        if let Some(path) = &args.config {
+            builder = builder.add_source(
+                File::from(path.as_path())
+                    .format(FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env.into_iter().collect();
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(env)),
+        );
+        for setting in &args.store_set {
+            let (key, value) = setting
+                .split_once('=')
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "--store-set".into(),
+                    reason: format!("{setting:?} is not KEY=VALUE"),
+                })?;
+            builder = builder.set_override(format!("store.{}", key.trim()), value.trim())?;
+        }
+        builder = builder
+            .set_override_option("listen", args.listen.map(|a| a.to_string()))?
+            .set_override_option("advertise_addr", args.advertise_addr.clone())?
+            .set_override_option("namesrv", args.namesrv.clone())?
+            .set_override_option("namesrv_listen", args.namesrv_listen.map(|a| a.to_string()))?
+            .set_override_option(
+                "store_dir",
+                args.store_dir.as_ref().map(|d| d.display().to_string()),
+            )?
+            .set_override_option("cluster", args.cluster.clone())?
+            .set_override_option("broker_name", args.broker_name.clone())?
+            .set_override_option("broker_id", args.broker_id)?
+            .set_override_option("store.flush", args.flush.clone())?
+            .set_override_option("auto_create_topic", args.auto_create_topic)?
+            .set_override_option(
+                "register_interval",
+                args.register_interval.map(|d| d.to_string()),
+            )?
+            .set_override_option("log_level", args.log_level.clone())?
+            .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?;
+        if args.standalone {
+            builder = builder.set_override("standalone", true)?;
+        }
+        let config: BrokerConfig = builder.build()?.try_deserialize()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.namesrv.is_none() && !self.standalone {
+            return invalid("namesrv", "is required (or run with --standalone)");
+        }
+        if let Some(list) = &self.namesrv {
+            mq_nameserver_client::parse_addresses(list).map_err(|e| ConfigError::Invalid {
+                key: "namesrv".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        if let Some(addr) = &self.advertise_addr {
+            mq_common::validate::host_port("advertise_addr", addr).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "advertise_addr".into(),
+                    reason: e.reason,
+                }
+            })?;
+        }
+        for (key, name) in [
+            ("cluster", &self.cluster),
+            ("broker_name", &self.broker_name),
+        ] {
+            mq_common::validate::node_name(key, name).map_err(|e| ConfigError::Invalid {
+                key: key.into(),
+                reason: e.reason,
+            })?;
+        }
+        mq_common::validate::queue_count("default_topic_queues", self.default_topic_queues)
+            .map_err(|e| ConfigError::Invalid {
+                key: "default_topic_queues".into(),
+                reason: e.reason,
+            })?;
+        if self.register_interval.is_zero() {
+            return invalid("register_interval", "must be longer than 0s");
+        }
+        if self.max_queued_bytes < u64::from(self.store.max_message_size) {
+            return invalid(
+                "max_queued_bytes",
+                "must hold at least one message of store.max_message_size",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether unknown topics are created on first send.
+    pub fn auto_create_topic(&self) -> bool {
+        self.auto_create_topic.unwrap_or(self.standalone)
+    }
+
+    /// The address registered with the nameservers and stamped on records.
+    pub fn advertised(&self) -> String {
+        self.advertise_addr.clone().unwrap_or_else(|| {
+            let mut addr = self.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip([127, 0, 0, 1].into());
+            }
+            addr.to_string()
+        })
+    }
+
+    /// The flush mode, for logs.
+    pub fn flush(&self) -> FlushMode {
+        self.store.flush
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,107 @@
+use std::io::Write;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn args(argv: &[&str]) -> Args {
+    Args::try_parse_from(std::iter::once("broker").chain(argv.iter().copied())).unwrap()
+}
+
+#[test]
+fn defaults_need_a_nameserver_unless_standalone() {
+    let err = BrokerConfig::load(&Args::default(), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("namesrv"), "{err}");
+
+    let standalone = BrokerConfig::load(&args(&["--standalone"]), env(&[])).unwrap();
+    assert!(
+        standalone.auto_create_topic(),
+        "auto-create is on when standalone"
+    );
+    assert_eq!(standalone.listen.to_string(), "0.0.0.0:10911");
+    assert_eq!(standalone.advertised(), "127.0.0.1:10911");
+    assert_eq!(standalone.store.flush, FlushMode::Async);
+
+    let normal = BrokerConfig::load(&args(&["--namesrv", "a:9876;b:9876"]), env(&[])).unwrap();
+    assert!(!normal.auto_create_topic(), "auto-create is off otherwise");
+    assert_eq!(normal.register_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn store_settings_come_from_file_env_and_flags_in_that_order() {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    writeln!(
+        file,
+        "namesrv = \"ns:9876\"\nbroker_name = \"from-file\"\n[store]\nflush = \"sync\"\nmax_message_size = 1000\ncommitlog_segment_size = 1048576"
+    )
+    .unwrap();
+    let path = file.path().to_str().unwrap().to_owned();
+    let from_file = BrokerConfig::load(&args(&["--config", &path]), env(&[])).unwrap();
+    assert_eq!(from_file.store.flush, FlushMode::Sync);
+    assert_eq!(from_file.store.max_message_size, 1000);
+    assert_eq!(from_file.broker_name, "from-file");
+
+    let environment = env(&[
+        ("MQ_BROKER_STORE__MAX_MESSAGE_SIZE", "2000"),
+        ("MQ_BROKER_BROKER_NAME", "from-env"),
+    ]);
+    let from_env = BrokerConfig::load(&args(&["--config", &path]), environment.clone()).unwrap();
+    assert_eq!(from_env.store.max_message_size, 2000);
+    assert_eq!(from_env.broker_name, "from-env");
+
+    let flags = args(&[
+        "--config",
+        &path,
+        "--store-set",
+        "max_message_size=3000",
+        "--flush",
+        "async",
+        "--broker-name",
+        "from-flag",
+    ]);
+    let from_flags = BrokerConfig::load(&flags, environment).unwrap();
+    assert_eq!(from_flags.store.max_message_size, 3000);
+    assert_eq!(from_flags.store.flush, FlushMode::Async);
+    assert_eq!(from_flags.broker_name, "from-flag");
+    assert_eq!(
+        from_flags.store.commitlog_segment_size,
+        1 << 20,
+        "file value kept"
+    );
+}
+
+#[test]
+fn bad_settings_name_their_key() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--standalone", "--store-set", "no_such_setting=1"],
+            "no_such_setting",
+        ),
+        (&["--standalone", "--store-set", "oops"], "--store-set"),
+        (&["--standalone", "--flush", "sometimes"], "sometimes"),
+        (&["--namesrv", "nohost"], "namesrv"),
+        (
+            &["--standalone", "--broker-name", "bad name"],
+            "broker_name",
+        ),
+        (
+            &["--standalone", "--advertise-addr", "host-without-port"],
+            "advertise_addr",
+        ),
+    ];
+    for (argv, needle) in cases {
+        let err = BrokerConfig::load(&args(argv), env(&[])).unwrap_err();
+        assert!(err.to_string().contains(needle), "{argv:?}: {err}");
+    }
+    let err = BrokerConfig::load(
+        &args(&["--standalone"]),
+        env(&[("MQ_BROKER_STORE__MLOCK", "perhaps")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("mlock"), "{err}");
+}

@@ -1,0 +1,55 @@
+//! The broker service's errors and their one translation into gRPC
+//! statuses. Clients decide on retries by the code: UNAVAILABLE and
+//! RESOURCE_EXHAUSTED are worth retrying (elsewhere), the others are not.
+
+use mq_common::FieldError;
+use thiserror::Error;
+use tonic::Status;
+
+use crate::store::StoreError;
+use crate::topics::TopicTableError;
+
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    /// A field of the request breaks a rule.
+    #[error(transparent)]
+    InvalidArgument(#[from] FieldError),
+    #[error("topic {0:?} does not exist on this broker (auto_create_topic is off)")]
+    UnknownTopic(String),
+    #[error("topic {topic:?} is not {what} on this broker (perm {perm})")]
+    NoPermission {
+        topic: String,
+        what: &'static str,
+        perm: String,
+    },
+    /// More sends are queued than the store keeps up with: retry later.
+    #[error(
+        "broker busy: {queued_bytes} bytes of sends already wait for the store (limit {limit}); retry later"
+    )]
+    Busy { queued_bytes: u64, limit: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Topics(#[from] TopicTableError),
+}
+
+impl From<BrokerError> for Status {
+    fn from(err: BrokerError) -> Status {
+        let message = err.to_string();
+        match err {
+            BrokerError::InvalidArgument(_) => Status::invalid_argument(message),
+            BrokerError::UnknownTopic(_) => Status::not_found(message),
+            BrokerError::NoPermission { .. } => Status::permission_denied(message),
+            BrokerError::Busy { .. } => Status::resource_exhausted(message),
+            BrokerError::Store(store) => match store {
+                StoreError::MessageTooLarge { .. }
+                | StoreError::BatchTooLarge { .. }
+                | StoreError::EmptyBatch => Status::invalid_argument(message),
+                // Another broker may well take it: retryable.
+                StoreError::DiskFull { .. } | StoreError::Closed => Status::unavailable(message),
+                _ => Status::internal(message),
+            },
+            BrokerError::Topics(_) => Status::internal(message),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Registration with the nameservers: at start, every `register_interval`
+//! and right after a topic change, the broker reports itself and its
+//! topics to every nameserver; an unchanged data version makes it a cheap
+//! heartbeat. A nameserver that is down is retried on the next round.
+//! On shutdown the broker unregisters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mq_nameserver_client::NameServerClient;
+use mq_proto::nameserver::v1 as pb;
+use tokio::sync::watch;
+
+use crate::topics::TopicTable;
+
+/// Who this broker is, as the nameservers know it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub cluster: String,
+    pub broker_name: String,
+    pub broker_id: u64,
+    pub addr: String,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    pub client: NameServerClient,
+    pub identity: Identity,
+    pub topics: Arc<TopicTable>,
+    /// Start time: with the topic version it makes the data version, so
+    /// that a restarted broker always registers in full.
+    pub started_ms: u64,
+    pub interval: Duration,
+}
+
+impl Registry {
+    /// Registers until `shutdown` turns true, then unregisters.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut healthy: HashMap<String, bool> = HashMap::new();
+        loop {
+            self.register_once(&mut healthy).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = self.topics.changed.notified() => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        self.unregister().await;
+    }
+
+    fn request(&self) -> pb::RegisterBrokerRequest {
+        let (topics, version) = self.topics.snapshot();
+        pb::RegisterBrokerRequest {
+            cluster_name: self.identity.cluster.clone(),
+            broker_name: self.identity.broker_name.clone(),
+            broker_id: self.identity.broker_id,
+            broker_addr: self.identity.addr.clone(),
+            topics: topics
+                .into_iter()
+                .map(|t| pb::TopicConfig {
+                    topic: t.topic,
+                    read_queue_count: t.read_queue_count,
+                    write_queue_count: t.write_queue_count,
+                    perm: t.perm,
+                })
+                .collect(),
+            data_version: Some(pb::DataVersion {
+                timestamp_ms: self.started_ms,
+                counter: version,
+            }),
+        }
+    }
+
+    /// One round; logs a nameserver only when its state changes.
+    async fn register_once(&self, healthy: &mut HashMap<String, bool>) {
+        for (addr, result) in self.client.register_broker(self.request()).await {
+            let ok = result.is_ok();
+            let was = healthy.insert(addr.clone(), ok);
+            match result {
+                Ok(response) if was != Some(true) => {
+                    tracing::info!(nameserver = %addr, heartbeat_only = response.heartbeat_only, "registered with nameserver");
+                }
+                Err(err) if was != Some(false) => {
+                    tracing::warn!(nameserver = %addr, error = %err, "cannot register with nameserver; retrying every round");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn unregister(&self) {
+        let request = pb::UnregisterBrokerRequest {
+            cluster_name: self.identity.cluster.clone(),
+            broker_name: self.identity.broker_name.clone(),
+            broker_id: self.identity.broker_id,
+            broker_addr: self.identity.addr.clone(),
+        };
+        for (addr, result) in self.client.unregister_broker(request).await {
+            match result {
+                Ok(_) => tracing::info!(nameserver = %addr, "unregistered from nameserver"),
+                Err(err) => {
+                    tracing::warn!(nameserver = %addr, error = %err, "cannot unregister from nameserver")
+                }
+            }
+        }
+    }
+}

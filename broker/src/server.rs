@@ -1,0 +1,202 @@
+//! A running broker: the store, the topic table, the gRPC listener with
+//! health and reflection beside the broker service, registration with the
+//! nameservers, and (standalone) an embedded nameserver. Stops gracefully:
+//! stop accepting, finish requests, unregister, shut the store down cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mq_nameserver::{NameServer, NameServerConfig};
+use mq_nameserver_client::NameServerClient;
+use mq_proto::broker::v1::broker_server::BrokerServer;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+
+use crate::backpressure::Backpressure;
+use crate::config::BrokerConfig;
+use crate::registry::{Identity, Registry};
+use crate::service::BrokerService;
+use crate::service::send::SendPath;
+use crate::store::{MessageStore, StoreError};
+use crate::topics::{TopicTable, TopicTableError};
+
+/// Why the broker could not start or stopped on its own.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("advertise_addr {0:?} is not an ip:port address (needed to stamp records)")]
+    Advertise(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("topics: {0}")]
+    Topics(#[from] TopicTableError),
+    #[error("nameserver: {0}")]
+    NameServer(#[from] mq_nameserver::server::ServeError),
+    #[error("nameserver list: {0}")]
+    NameServerList(#[from] mq_nameserver_client::NameServerClientError),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Task(String),
+}
+
+/// Runs the broker until `shutdown` resolves.
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Bind first, so that a taken port fails before anything else happens.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let mut embedded = None;
+    let namesrv = match (&config.namesrv, config.standalone) {
+        (Some(list), _) => list.clone(),
+        (None, _) => {
+            let nameserver = NameServer::bind(NameServerConfig {
+                listen: config.namesrv_listen,
+                ..NameServerConfig::default()
+            })
+            .await?;
+            let mut addr = nameserver.local_addr()?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip([127, 0, 0, 1].into());
+            }
+            let mut stop = stop_rx.clone();
+            embedded = Some(tokio::spawn(nameserver.serve(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })));
+            addr.to_string()
+        }
+    };
+
+    let advertised = if config.advertise_addr.is_none() && config.listen.port() == 0 {
+        // Port 0 (tests): advertise the port actually bound.
+        let mut addr = local;
+        if addr.ip().is_unspecified() {
+            addr.set_ip([127, 0, 0, 1].into());
+        }
+        addr.to_string()
+    } else {
+        config.advertised()
+    };
+    let store_host: SocketAddr = advertised
+        .parse()
+        .or_else(|_| resolve(&advertised))
+        .map_err(|_| ServeError::Advertise(advertised.clone()))?;
+
+    let store_dir = config.store_dir.clone();
+    let store_config = config.store.clone();
+    let (store, report) = tokio::task::spawn_blocking(move || {
+        MessageStore::open(&store_dir, store_config, store_host)
+    })
+    .await
+    .map_err(|e| ServeError::Task(e.to_string()))??;
+    if report.crashed {
+        tracing::warn!(truncation = ?report.truncation, "store recovered from a crash");
+    }
+    let store = Arc::new(store);
+    let topics = Arc::new(TopicTable::load(&config.store_dir.join("topics.json"))?);
+
+    let service = BrokerService {
+        send: SendPath {
+            store: Arc::clone(&store),
+            topics: Arc::clone(&topics),
+            pressure: Backpressure::new(config.max_queued_bytes, config.max_queue_wait),
+            auto_create_topic: config.auto_create_topic(),
+            default_topic_queues: config.default_topic_queues,
+            store_host,
+            max_message_size: config.store.max_message_size,
+        },
+        topics: Arc::clone(&topics),
+    };
+
+    let registry = Registry {
+        client: NameServerClient::from_list(&namesrv)?,
+        identity: Identity {
+            cluster: config.cluster.clone(),
+            broker_name: config.broker_name.clone(),
+            broker_id: config.broker_id,
+            addr: advertised.clone(),
+        },
+        topics: Arc::clone(&topics),
+        started_ms: mq_nameserver::clock::unix_millis(),
+        interval: config.register_interval,
+    };
+    let registration = tokio::spawn(registry.run(stop_rx.clone()));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<BrokerServer<BrokerService>>().await;
+    let (reflection_v1, reflection_v1alpha) = mq_nameserver::server::reflection_services()?;
+
+    tracing::info!(
+        addr = %local,
+        advertised = %advertised,
+        namesrv = %namesrv,
+        flush = ?config.flush(),
+        auto_create_topic = config.auto_create_topic(),
+        "broker listening"
+    );
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(BrokerServer::new(service).max_decoding_message_size(decode_limit(&config)))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                shutdown.await;
+                health
+                    .set_not_serving::<BrokerServer<BrokerService>>()
+                    .await;
+            },
+        )
+        .await;
+
+    let _ = stop_tx.send(true);
+    let _ = registration.await;
+    if let Some(nameserver) = embedded {
+        let _ = nameserver.await;
+    }
+    let store = Arc::into_inner(store)
+        .ok_or_else(|| ServeError::Task("the store is still in use".into()))?;
+    tokio::task::spawn_blocking(move || store.shutdown())
+        .await
+        .map_err(|e| ServeError::Task(e.to_string()))??;
+    tracing::info!("broker stopped");
+    Ok(served?)
+}
+
+/// Room for the largest message plus its envelope, and batches of them.
+fn decode_limit(config: &BrokerConfig) -> usize {
+    (config.store.max_message_size as usize)
+        .saturating_mul(4)
+        .max(4 << 20)
+}
+
+/// Resolves a `host:port` advertise address to the IP stamped on records.
+fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))
+}

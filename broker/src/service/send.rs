@@ -1,0 +1,153 @@
+//! Sends: check, admit under backpressure, append, answer where it went.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mq_common::{FieldError, offset_id};
+use mq_proto::broker::v1 as pb;
+
+use crate::backpressure::Backpressure;
+use crate::error::BrokerError;
+use crate::service::wire;
+use crate::store::MessageStore;
+use crate::topics::{TopicConfig, TopicTable};
+
+/// What sends need.
+#[derive(Debug, Clone)]
+pub struct SendPath {
+    pub store: Arc<MessageStore>,
+    pub topics: Arc<TopicTable>,
+    pub pressure: Backpressure,
+    pub auto_create_topic: bool,
+    pub default_topic_queues: u32,
+    /// The address stamped on records and in offset message ids.
+    pub store_host: SocketAddr,
+    pub max_message_size: u32,
+}
+
+impl SendPath {
+    pub async fn send(
+        &self,
+        request: pb::SendMessageRequest,
+        peer: Option<SocketAddr>,
+    ) -> Result<pb::SendResult, BrokerError> {
+        let msg = request
+            .message
+            .ok_or_else(|| FieldError::new("message", "is required"))?;
+        let mut results = self
+            .store_batch(
+                &msg.topic.clone(),
+                request.queue_id,
+                vec![("message".into(), msg)],
+                peer,
+            )
+            .await?;
+        Ok(results.remove(0))
+    }
+
+    pub async fn send_batch(
+        &self,
+        request: pb::SendBatchRequest,
+        peer: Option<SocketAddr>,
+    ) -> Result<Vec<pb::SendResult>, BrokerError> {
+        if request.messages.is_empty() {
+            return Err(FieldError::new("messages", "must not be empty").into());
+        }
+        let mut messages = Vec::with_capacity(request.messages.len());
+        for (i, mut msg) in request.messages.into_iter().enumerate() {
+            if msg.topic.is_empty() {
+                msg.topic = request.topic.clone();
+            } else if msg.topic != request.topic {
+                return Err(FieldError::new(
+                    format!("messages[{i}].topic"),
+                    format!(
+                        "{:?} differs from the batch's topic {:?}",
+                        msg.topic, request.topic
+                    ),
+                )
+                .into());
+            }
+            messages.push((format!("messages[{i}]"), msg));
+        }
+        self.store_batch(&request.topic, request.queue_id, messages, peer)
+            .await
+    }
+
+    async fn store_batch(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        messages: Vec<(String, pb::Message)>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Vec<pb::SendResult>, BrokerError> {
+        mq_common::validate::topic("topic", topic)?;
+        let config = self.writable_topic(topic)?;
+        if queue_id >= config.write_queue_count {
+            return Err(FieldError::new(
+                "queue_id",
+                format!(
+                    "{queue_id} is out of range: topic {topic:?} has {} write queues",
+                    config.write_queue_count
+                ),
+            )
+            .into());
+        }
+        let mut batch = Vec::with_capacity(messages.len());
+        for (field, msg) in messages {
+            batch.push(wire::message(
+                &field,
+                msg,
+                queue_id,
+                self.max_message_size,
+                peer,
+            )?);
+        }
+        let bytes = batch.iter().map(|m| m.body.len()).sum();
+        let _room = self.pressure.admit(bytes).await?;
+        let put = self.store.put_batch(&batch).await?;
+        let status = wire::status(put.status);
+        Ok(batch
+            .into_iter()
+            .zip(put.appended)
+            .map(|(msg, at)| pb::SendResult {
+                status,
+                message_id: msg
+                    .properties
+                    .get(crate::store::message::property::UNIQUE_ID)
+                    .cloned()
+                    .unwrap_or_default(),
+                offset_message_id: offset_id::encode(self.store_host, at.physical_offset),
+                queue_id,
+                queue_offset: at.queue_offset,
+            })
+            .collect())
+    }
+
+    /// The topic's config if producers may write to it here, creating it
+    /// first when auto-creation is on.
+    fn writable_topic(&self, topic: &str) -> Result<TopicConfig, BrokerError> {
+        let config = match self.topics.get(topic) {
+            Some(config) => config,
+            None if self.auto_create_topic => {
+                let config = self
+                    .topics
+                    .get_or_create(TopicConfig::new(topic, self.default_topic_queues))?;
+                tracing::info!(
+                    topic,
+                    queues = config.write_queue_count,
+                    "topic auto-created"
+                );
+                config
+            }
+            None => return Err(BrokerError::UnknownTopic(topic.to_owned())),
+        };
+        if !config.perm().writable() {
+            return Err(BrokerError::NoPermission {
+                topic: topic.to_owned(),
+                what: "writable",
+                perm: config.perm().to_string(),
+            });
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,158 @@
+//! Translation between protobuf messages and the store's types, with the
+//! send rules checked on the way in.
+
+use std::net::SocketAddr;
+
+use mq_common::{FieldError, validate};
+use mq_proto::broker::v1 as pb;
+
+use crate::store::message::{Properties, property};
+use crate::store::{MessageToStore, PutStatus};
+use crate::topics::TopicConfig;
+
+/// Property names the broker sets itself; users may not.
+const RESERVED: [&str; 4] = [
+    property::TAGS,
+    property::KEYS,
+    property::UNIQUE_ID,
+    SHARDING_KEY,
+];
+/// Property carrying the sharding key of ordered messages.
+pub const SHARDING_KEY: &str = "SHARDING_KEY";
+
+/// Checks a message and makes it storable in `queue_id`. `field` names
+/// the message in errors (`message`, `messages[3]`); `peer` stands in for
+/// a missing born host.
+pub fn message(
+    field: &str,
+    msg: pb::Message,
+    queue_id: u32,
+    max_body: u32,
+    peer: Option<SocketAddr>,
+) -> Result<MessageToStore, FieldError> {
+    let at = |name: &str| format!("{field}.{name}");
+    validate::topic(&at("topic"), &msg.topic)?;
+    if msg.body.is_empty() {
+        return Err(FieldError::new(at("body"), "must not be empty"));
+    }
+    if msg.body.len() > max_body as usize {
+        return Err(FieldError::new(
+            at("body"),
+            format!(
+                "is {} bytes; the broker's maximum message size is {max_body} bytes",
+                msg.body.len()
+            ),
+        ));
+    }
+    let mut properties = Properties::new();
+    for (key, value) in msg.properties {
+        if RESERVED.contains(&key.as_str()) {
+            return Err(FieldError::new(
+                format!("{field}.properties.{key}"),
+                "is reserved; use the message's own field",
+            ));
+        }
+        if key.is_empty() {
+            return Err(FieldError::new(
+                at("properties"),
+                "a property name is empty",
+            ));
+        }
+        properties.insert(key, value);
+    }
+    if !msg.tags.is_empty() {
+        if msg.tags.contains("||") || msg.tags.trim() != msg.tags {
+            return Err(FieldError::new(
+                at("tags"),
+                format!("{:?} is not a single tag", msg.tags),
+            ));
+        }
+        properties.insert(property::TAGS.into(), msg.tags);
+    }
+    for (i, key) in msg.keys.iter().enumerate() {
+        if key.is_empty() || key.contains(' ') {
+            return Err(FieldError::new(
+                format!("{field}.keys[{i}]"),
+                "must be non-empty and without spaces",
+            ));
+        }
+    }
+    if !msg.keys.is_empty() {
+        properties.insert(property::KEYS.into(), msg.keys.join(" "));
+    }
+    if !msg.sharding_key.is_empty() {
+        properties.insert(SHARDING_KEY.into(), msg.sharding_key);
+    }
+    let unique_id = if msg.unique_id.is_empty() {
+        generated_id()
+    } else {
+        msg.unique_id
+    };
+    properties.insert(property::UNIQUE_ID.into(), unique_id);
+    let born_host = if msg.born_host.is_empty() {
+        peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    } else {
+        msg.born_host.parse().map_err(|_| {
+            FieldError::new(
+                at("born_host"),
+                format!("{:?} is not an ip:port address", msg.born_host),
+            )
+        })?
+    };
+    Ok(MessageToStore {
+        topic: msg.topic,
+        queue_id,
+        flags: msg.flags,
+        born_timestamp_ms: msg.born_timestamp_ms,
+        born_host,
+        reconsume_times: 0,
+        properties,
+        body: msg.body,
+    })
+}
+
+/// A unique id for a message whose producer did not set one: time and a
+/// process-wide counter, hex.
+fn generated_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:032X}{:08X}",
+        now,
+        COUNTER.fetch_add(1, Ordering::Relaxed) as u32
+    )
+}
+
+pub fn status(status: PutStatus) -> i32 {
+    match status {
+        PutStatus::Ok => pb::SendStatus::SendOk as i32,
+        PutStatus::FlushDiskTimeout => pb::SendStatus::FlushDiskTimeout as i32,
+    }
+}
+
+pub fn topic_config(
+    field: &str,
+    config: Option<pb::TopicConfig>,
+) -> Result<TopicConfig, FieldError> {
+    let config = config.ok_or_else(|| FieldError::new(field, "is required"))?;
+    let config = TopicConfig {
+        topic: config.topic,
+        read_queue_count: config.read_queue_count,
+        write_queue_count: config.write_queue_count,
+        perm: config.perm,
+    };
+    config.check(&format!("{field}."))?;
+    Ok(config)
+}
+
+pub fn pb_topic_config(config: TopicConfig) -> pb::TopicConfig {
+    pb::TopicConfig {
+        topic: config.topic,
+        read_queue_count: config.read_queue_count,
+        write_queue_count: config.write_queue_count,
+        perm: config.perm,
+    }
+}
