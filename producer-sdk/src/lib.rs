@@ -1,7 +1,31 @@
-//! The producer SDK: fetches topic routes from the nameservers (through
-//! `mq-nameserver-client`), round-robins over the writable queues, records
-//! broker faults in a latency-fault table, skips faulty brokers while they
-//! are unavailable, and retries.
+//! The producer SDK: link it into an application to send messages.
 //!
-//! Filled by the issue that adds the broker's send path; nothing is exposed
-//! before it works.
+//! ```no_run
+//! # async fn demo() -> Result<(), mq_producer::ProducerError> {
+//! use mq_producer::{Message, Producer};
+//! let producer = Producer::builder().namesrv("127.0.0.1:9876").build()?;
+//! let result = producer.send(Message::new("orders", "hello").with_key("order-1")).await?;
+//! println!("stored in queue {} at offset {}", result.queue_id, result.queue_offset);
+//! # Ok(()) }
+//! ```
+//!
+//! The send path, file by file: [`route_cache`] (routes from the
+//! nameservers, cached and refreshed) -> [`selector`] (round-robin over
+//! writable queues, skipping brokers in the [`fault`] table) ->
+//! [`producer`] (the gRPC call, latency bookkeeping, retries, compression
+//! via [`compress`]).
+
+pub mod compress;
+pub mod error;
+pub mod fault;
+pub mod message;
+pub mod producer;
+pub mod route;
+pub mod route_cache;
+pub mod selector;
+
+pub use error::ProducerError;
+pub use fault::{FaultItem, FaultPolicy};
+pub use message::{Message, SendResult, SendStatus};
+pub use producer::{Producer, ProducerBuilder, ProducerOptions};
+pub use route::MessageQueue;

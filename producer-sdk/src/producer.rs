@@ -1,0 +1,566 @@
+//! [`Producer`]: sends messages to the brokers that serve their topics,
+//! choosing queues round-robin, avoiding faulty brokers and retrying.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use mq_common::{FieldError, validate};
+use mq_nameserver_client::NameServerClient;
+use mq_proto::broker::v1 as pb;
+use mq_proto::broker::v1::broker_client::BrokerClient;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::compress::maybe_compress;
+use crate::error::{ProducerError, retryable};
+use crate::fault::{FaultItem, FaultPolicy, FaultTable};
+use crate::message::{Message, SendResult, SendStatus};
+use crate::route::{MessageQueue, PublishRoute};
+use crate::route_cache::RouteCache;
+use crate::selector;
+
+/// Settings of a producer; see [`ProducerBuilder`] for the defaults.
+#[derive(Debug, Clone)]
+pub struct ProducerOptions {
+    pub namesrv: String,
+    pub group: String,
+    /// Time budget of one `send`, retries included.
+    pub send_timeout: Duration,
+    /// Extra attempts after a failed send.
+    pub retries: u32,
+    pub max_message_size: usize,
+    /// Bodies larger than this are compressed.
+    pub compress_threshold: usize,
+    pub route_refresh: Duration,
+    /// Avoid slow and failed brokers.
+    pub fault_tolerance: bool,
+    pub fault_policy: FaultPolicy,
+    /// How often isolated brokers are probed.
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    /// Pause before retrying a send the broker refused as busy (times the attempt).
+    pub busy_backoff: Duration,
+}
+
+/// Builds a [`Producer`]: `Producer::builder().namesrv("127.0.0.1:9876").build()`.
+#[derive(Debug, Clone)]
+pub struct ProducerBuilder {
+    options: ProducerOptions,
+}
+
+impl Default for ProducerBuilder {
+    fn default() -> Self {
+        ProducerBuilder {
+            options: ProducerOptions {
+                namesrv: String::new(),
+                group: "DEFAULT_PRODUCER".into(),
+                send_timeout: Duration::from_secs(3),
+                retries: 2,
+                max_message_size: 4 << 20,
+                compress_threshold: 4096,
+                route_refresh: Duration::from_secs(30),
+                fault_tolerance: true,
+                fault_policy: FaultPolicy::default(),
+                probe_interval: Duration::from_secs(2),
+                probe_timeout: Duration::from_millis(500),
+                busy_backoff: Duration::from_millis(100),
+            },
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.options.$name = value;
+            self
+        }
+    };
+}
+
+impl ProducerBuilder {
+    /// Nameserver addresses, `;`-separated (required).
+    pub fn namesrv(mut self, list: impl Into<String>) -> Self {
+        self.options.namesrv = list.into();
+        self
+    }
+    /// Producer group name [default: DEFAULT_PRODUCER].
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.options.group = group.into();
+        self
+    }
+    setter!(/// Time budget of one send, retries included [default: 3 s].
+        send_timeout: Duration);
+    setter!(/// Extra attempts after a failed send [default: 2].
+        retries: u32);
+    setter!(/// Largest body accepted [default: 4 MiB].
+        max_message_size: usize);
+    setter!(/// Bodies above this many bytes are compressed [default: 4 KiB].
+        compress_threshold: usize);
+    setter!(/// How often cached routes are refreshed [default: 30 s].
+        route_refresh: Duration);
+    setter!(/// Avoid slow and failed brokers [default: on].
+        fault_tolerance: bool);
+    setter!(/// Latency thresholds, unavailable times and isolation time.
+        fault_policy: FaultPolicy);
+    setter!(/// How often isolated brokers are probed [default: 2 s].
+        probe_interval: Duration);
+    setter!(/// How long a probe waits for an answer [default: 500 ms].
+        probe_timeout: Duration);
+    setter!(/// Pause before retrying a busy broker, times the attempt [default: 100 ms].
+        busy_backoff: Duration);
+
+    /// Starts the producer (its route refresher and broker probe run on
+    /// the current Tokio runtime).
+    pub fn build(self) -> Result<Producer, ProducerError> {
+        let options = self.options;
+        validate::node_name("group", &options.group).map_err(ProducerError::InvalidMessage)?;
+        if options.send_timeout.is_zero() {
+            return Err(ProducerError::Config(
+                "send_timeout must be longer than 0".into(),
+            ));
+        }
+        let namesrv = NameServerClient::from_list(&options.namesrv)
+            .map_err(|e| ProducerError::Config(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            routes: RouteCache::new(namesrv),
+            clients: DashMap::new(),
+            faults: FaultTable::new(options.fault_policy.clone()),
+            started: Instant::now(),
+            ids: IdGenerator::new(),
+            options,
+        });
+        let refresher = tokio::spawn(refresh_routes(Arc::clone(&inner)));
+        let prober = tokio::spawn(probe_isolated(Arc::clone(&inner)));
+        Ok(Producer {
+            inner,
+            tasks: vec![refresher, prober],
+        })
+    }
+}
+
+/// Sends messages. Cheap to share behind an `Arc`; background tasks stop
+/// when it is dropped.
+#[derive(Debug)]
+pub struct Producer {
+    inner: Arc<Inner>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: ProducerOptions,
+    routes: RouteCache,
+    /// One channel per broker address, shared by every send.
+    clients: DashMap<String, BrokerClient<Channel>>,
+    faults: FaultTable,
+    started: Instant,
+    ids: IdGenerator,
+}
+
+/// How a send picks its queue.
+enum Choice<'a> {
+    /// Round-robin, skipping faulty brokers; retries go elsewhere.
+    Any,
+    /// The queue of a sharding key; retries stay on it.
+    Key(&'a str),
+    /// The caller's choice among the topic's queues; retries stay on it.
+    Select(&'a (dyn Fn(&[MessageQueue]) -> usize + Send + Sync)),
+}
+
+impl Producer {
+    pub fn builder() -> ProducerBuilder {
+        ProducerBuilder::default()
+    }
+
+    /// Sends one message and waits for the broker's answer, retrying
+    /// (on another broker when there is one) up to `retries` times.
+    pub async fn send(&self, msg: Message) -> Result<SendResult, ProducerError> {
+        self.inner.send(vec![msg], Choice::Any).await.map(first)
+    }
+
+    /// Sends in the background; the handle yields the result.
+    pub fn send_async(&self, msg: Message) -> JoinHandle<Result<SendResult, ProducerError>> {
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move { inner.send(vec![msg], Choice::Any).await.map(first) })
+    }
+
+    /// Sends without waiting for or retrying on the answer. Only a message
+    /// that breaks a rule is reported.
+    pub fn send_oneway(&self, msg: Message) -> Result<(), ProducerError> {
+        self.inner.check(&msg)?;
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            if let Err(err) = inner.send(vec![msg], Choice::Any).await {
+                tracing::debug!(error = %err, "one-way send failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// Sends messages of one topic to one queue, stored consecutively and
+    /// acknowledged together.
+    pub async fn send_batch(
+        &self,
+        messages: Vec<Message>,
+    ) -> Result<Vec<SendResult>, ProducerError> {
+        let Some(topic) = messages.first().map(|m| m.topic.clone()) else {
+            return Err(FieldError::new("messages", "must not be empty").into());
+        };
+        if let Some(i) = messages.iter().position(|m| m.topic != topic) {
+            return Err(FieldError::new(
+                format!("messages[{i}].topic"),
+                "differs from the first message's topic",
+            )
+            .into());
+        }
+        self.inner.send(messages, Choice::Any).await
+    }
+
+    /// Sends to the queue of `sharding_key`: messages with one key stay in
+    /// order. Retries stay on that queue.
+    pub async fn send_ordered(
+        &self,
+        msg: Message,
+        sharding_key: &str,
+    ) -> Result<SendResult, ProducerError> {
+        if sharding_key.is_empty() {
+            return Err(FieldError::new("sharding_key", "must not be empty").into());
+        }
+        self.inner
+            .send(vec![msg], Choice::Key(sharding_key))
+            .await
+            .map(first)
+    }
+
+    /// Sends to the queue `selector` picks (an index into the queues it is
+    /// given, taken modulo their count).
+    pub async fn send_with_selector(
+        &self,
+        msg: Message,
+        selector: &(dyn Fn(&[MessageQueue]) -> usize + Send + Sync),
+    ) -> Result<SendResult, ProducerError> {
+        self.inner
+            .send(vec![msg], Choice::Select(selector))
+            .await
+            .map(first)
+    }
+
+    /// What the latency-fault table knows of each broker.
+    pub fn fault_table(&self) -> Vec<FaultItem> {
+        self.inner.faults.items()
+    }
+
+    /// Whether new sends may go to `broker` now.
+    pub fn is_broker_available(&self, broker: &str) -> bool {
+        self.inner.faults.is_available(broker, self.inner.now_ms())
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn first(mut results: Vec<SendResult>) -> SendResult {
+    results.remove(0)
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The rules a broker would enforce, checked before anything is sent.
+    fn check(&self, msg: &Message) -> Result<(), ProducerError> {
+        validate::topic("topic", &msg.topic)?;
+        if msg.body.is_empty() {
+            return Err(FieldError::new("body", "must not be empty").into());
+        }
+        if msg.body.len() > self.options.max_message_size {
+            return Err(FieldError::new(
+                "body",
+                format!(
+                    "is {} bytes; the maximum message size is {} bytes",
+                    msg.body.len(),
+                    self.options.max_message_size
+                ),
+            )
+            .into());
+        }
+        if let Some(tags) = &msg.tags
+            && (tags.is_empty() || tags.contains("||"))
+        {
+            return Err(FieldError::new("tags", format!("{tags:?} is not a single tag")).into());
+        }
+        if let Some(i) = msg
+            .keys
+            .iter()
+            .position(|k| k.is_empty() || k.contains(' '))
+        {
+            return Err(FieldError::new(
+                format!("keys[{i}]"),
+                "must be non-empty and without spaces",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn to_wire(&self, msg: &Message, sharding_key: Option<&str>) -> pb::Message {
+        let (body, flags) = maybe_compress(&msg.body, self.options.compress_threshold);
+        let born = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        pb::Message {
+            topic: msg.topic.clone(),
+            tags: msg.tags.clone().unwrap_or_default(),
+            keys: msg.keys.clone(),
+            properties: msg.properties.clone().into_iter().collect(),
+            body,
+            sharding_key: sharding_key.unwrap_or_default().to_owned(),
+            unique_id: self.ids.next(),
+            born_timestamp_ms: born,
+            born_host: String::new(),
+            flags,
+        }
+    }
+
+    async fn send(
+        &self,
+        messages: Vec<Message>,
+        choice: Choice<'_>,
+    ) -> Result<Vec<SendResult>, ProducerError> {
+        for msg in &messages {
+            self.check(msg)?;
+        }
+        let topic = messages[0].topic.clone();
+        let key = match choice {
+            Choice::Key(key) => Some(key),
+            _ => None,
+        };
+        let wire: Vec<pb::Message> = messages.iter().map(|m| self.to_wire(m, key)).collect();
+        let deadline = Instant::now() + self.options.send_timeout;
+        let attempts = self.options.retries + 1;
+        let mut avoid: Option<String> = None;
+        let mut last = None;
+        for attempt in 1..=attempts {
+            let route = self.routes.get(&topic).await?;
+            let queue = self.choose(&route, &choice, avoid.as_deref())?.clone();
+            let addr = route
+                .brokers
+                .get(&queue.broker_name)
+                .cloned()
+                .ok_or_else(|| ProducerError::NoRoute {
+                    topic: topic.clone(),
+                    reason: format!("broker {} has no master address", queue.broker_name),
+                })?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ProducerError::Timeout {
+                    millis: self.options.send_timeout.as_millis() as u64,
+                    attempts: attempt - 1,
+                });
+            }
+            let began = Instant::now();
+            match self.call(&addr, &queue, wire.clone(), remaining).await {
+                Ok(results) => {
+                    let latency = began.elapsed().as_millis() as u64;
+                    if self.options.fault_tolerance {
+                        self.faults.record_latency(
+                            &queue.broker_name,
+                            &addr,
+                            latency,
+                            self.now_ms(),
+                        );
+                    }
+                    return Ok(results
+                        .into_iter()
+                        .map(|r| SendResult {
+                            status: if r.status == pb::SendStatus::FlushDiskTimeout as i32 {
+                                SendStatus::FlushDiskTimeout
+                            } else {
+                                SendStatus::Ok
+                            },
+                            message_id: r.message_id,
+                            offset_message_id: r.offset_message_id,
+                            broker_name: queue.broker_name.clone(),
+                            queue_id: r.queue_id,
+                            queue_offset: r.queue_offset,
+                        })
+                        .collect());
+                }
+                Err(status) if retryable(status.code()) => {
+                    let busy = status.code() == tonic::Code::ResourceExhausted;
+                    if self.options.fault_tolerance && !busy {
+                        self.faults
+                            .record_failure(&queue.broker_name, &addr, self.now_ms());
+                    }
+                    tracing::debug!(broker = %queue.broker_name, attempt, code = ?status.code(), error = %status.message(), "send failed; retrying");
+                    if busy && attempt < attempts {
+                        tokio::time::sleep(self.options.busy_backoff * attempt).await;
+                    }
+                    avoid = Some(queue.broker_name.clone());
+                    last = Some((queue.broker_name, status));
+                }
+                Err(status) => {
+                    if status.code() == tonic::Code::NotFound {
+                        // The broker no longer has the topic: refetch next time.
+                        self.routes.invalidate(&topic);
+                    }
+                    return Err(ProducerError::Refused {
+                        broker: queue.broker_name,
+                        code: status.code(),
+                        message: status.message().to_owned(),
+                    });
+                }
+            }
+        }
+        let (broker, status) = last.expect("at least one attempt ran");
+        Err(ProducerError::Failed {
+            attempts,
+            broker,
+            code: status.code(),
+            message: status.message().to_owned(),
+        })
+    }
+
+    fn choose<'r>(
+        &self,
+        route: &'r PublishRoute,
+        choice: &Choice<'_>,
+        avoid: Option<&str>,
+    ) -> Result<&'r MessageQueue, ProducerError> {
+        let faults = self.options.fault_tolerance.then_some(&self.faults);
+        let queue = match choice {
+            Choice::Any => selector::select(route, faults, avoid, self.now_ms()),
+            Choice::Key(key) => selector::select_by_key(route, key),
+            Choice::Select(pick) => (!route.queues.is_empty())
+                .then(|| &route.queues[pick(&route.queues) % route.queues.len()]),
+        };
+        queue.ok_or_else(|| ProducerError::NoRoute {
+            topic: route.topic.clone(),
+            reason: "it has no writable queue".into(),
+        })
+    }
+
+    async fn call(
+        &self,
+        addr: &str,
+        queue: &MessageQueue,
+        mut messages: Vec<pb::Message>,
+        timeout: Duration,
+    ) -> Result<Vec<pb::SendResult>, tonic::Status> {
+        let mut client = self.client(addr)?;
+        if messages.len() == 1 {
+            let mut request = tonic::Request::new(pb::SendMessageRequest {
+                message: messages.pop(),
+                queue_id: queue.queue_id,
+            });
+            request.set_timeout(timeout);
+            let response = client.send_message(request).await?.into_inner();
+            Ok(response.result.into_iter().collect())
+        } else {
+            let mut request = tonic::Request::new(pb::SendBatchRequest {
+                topic: queue.topic.clone(),
+                queue_id: queue.queue_id,
+                messages,
+            });
+            request.set_timeout(timeout);
+            Ok(client.send_batch(request).await?.into_inner().results)
+        }
+    }
+
+    fn client(&self, addr: &str) -> Result<BrokerClient<Channel>, tonic::Status> {
+        if let Some(client) = self.clients.get(addr) {
+            return Ok(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| tonic::Status::invalid_argument(format!("broker address {addr:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let client = BrokerClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        Ok(self
+            .clients
+            .entry(addr.to_owned())
+            .or_insert(client)
+            .clone())
+    }
+}
+
+/// Refreshes cached routes every `route_refresh`.
+async fn refresh_routes(inner: Arc<Inner>) {
+    let mut ticks = tokio::time::interval(inner.options.route_refresh);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        inner.routes.refresh_all().await;
+    }
+}
+
+/// Probes isolated brokers every `probe_interval` with a gRPC health check
+/// and lets each back as soon as it answers.
+async fn probe_isolated(inner: Arc<Inner>) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut ticks = tokio::time::interval(inner.options.probe_interval);
+    loop {
+        ticks.tick().await;
+        for item in inner.faults.isolated(inner.now_ms()) {
+            let Ok(endpoint) = Endpoint::from_shared(format!("http://{}", item.addr)) else {
+                continue;
+            };
+            let endpoint = endpoint
+                .connect_timeout(inner.options.probe_timeout)
+                .timeout(inner.options.probe_timeout);
+            let answered = match endpoint.connect().await {
+                Ok(channel) => HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            };
+            if answered {
+                tracing::info!(broker = %item.broker_name, addr = %item.addr, "isolated broker answers again");
+                inner.faults.recovered(&item.broker_name);
+            }
+        }
+    }
+}
+
+/// Unique message ids: process id, start time and a counter, in hex.
+#[derive(Debug)]
+struct IdGenerator {
+    prefix: String,
+    counter: AtomicU64,
+}
+
+impl IdGenerator {
+    fn new() -> Self {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        IdGenerator {
+            prefix: format!("{:08X}{:016X}", std::process::id(), start),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!(
+            "{}{:08X}",
+            self.prefix,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}

@@ -1,0 +1,91 @@
+//! Topic routes, fetched from the nameservers on first use and refreshed
+//! in the background. When no nameserver answers, cached routes keep
+//! serving: a producer rides out a nameserver outage.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use mq_nameserver_client::NameServerClient;
+use tonic::Code;
+
+use crate::error::ProducerError;
+use crate::route::PublishRoute;
+
+#[derive(Debug)]
+pub struct RouteCache {
+    namesrv: NameServerClient,
+    routes: RwLock<HashMap<String, Arc<PublishRoute>>>,
+}
+
+impl RouteCache {
+    pub fn new(namesrv: NameServerClient) -> Self {
+        RouteCache {
+            namesrv,
+            routes: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The topic's route: cached, or fetched now.
+    pub async fn get(&self, topic: &str) -> Result<Arc<PublishRoute>, ProducerError> {
+        if let Some(route) = self.cached(topic) {
+            return Ok(route);
+        }
+        self.fetch(topic).await
+    }
+
+    fn cached(&self, topic: &str) -> Option<Arc<PublishRoute>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .cloned()
+    }
+
+    async fn fetch(&self, topic: &str) -> Result<Arc<PublishRoute>, ProducerError> {
+        let response =
+            self.namesrv
+                .query_route(topic)
+                .await
+                .map_err(|err| ProducerError::NoRoute {
+                    topic: topic.to_owned(),
+                    reason: match err.code() {
+                        Code::NotFound => {
+                            "no broker serves it (create it, or turn on auto_create_topic)"
+                                .to_owned()
+                        }
+                        _ => err.to_string(),
+                    },
+                })?;
+        let route = Arc::new(PublishRoute::from_route(&response));
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_owned(), Arc::clone(&route));
+        Ok(route)
+    }
+
+    /// Refetches every cached topic; a topic no nameserver answers for
+    /// keeps its cached route.
+    pub async fn refresh_all(&self) {
+        let topics: Vec<String> = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for topic in topics {
+            if let Err(err) = self.fetch(&topic).await {
+                tracing::debug!(topic, error = %err, "route refresh failed; keeping the cached route");
+            }
+        }
+    }
+
+    /// Forgets a topic's route, so that the next send fetches it anew.
+    pub fn invalidate(&self, topic: &str) {
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
+    }
+}
