@@ -46,6 +46,17 @@ impl ServerProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        Self::start_until(binary, args, env, "listening")
+    }
+
+    /// Starts `binary` and waits for a stderr line containing `ready`, whose
+    /// `addr` field is the address the server listens on.
+    pub fn start_until(
+        binary: impl AsRef<Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        ready: &str,
+    ) -> ServerProcess {
         let mut command = Command::new(binary.as_ref());
         command
             .args(args)
@@ -75,7 +86,7 @@ impl ServerProcess {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
         let line = server
-            .wait_for_log("listening", START_TIMEOUT)
+            .wait_for_log(ready, START_TIMEOUT)
             .unwrap_or_else(|| {
                 panic!(
                     "server did not start; its output:\n{}",
@@ -144,6 +155,26 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The path of a binary of this workspace (`nameserver`, `broker`, ...),
+/// next to the test executable. A workspace test run builds every binary
+/// first; a narrower run builds the missing one here.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build the {name} binary");
+    }
+    assert!(path.exists(), "no {name} binary at {}", path.display());
+    path
 }
 
 /// Runs `binary` to completion with `args` and returns (status, stdout, stderr).

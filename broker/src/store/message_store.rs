@@ -280,6 +280,20 @@ impl MessageStore {
         })
     }
 
+    /// Every (topic, queue id) with a ConsumeQueue, sorted.
+    pub fn queues(&self) -> Vec<(String, u32)> {
+        let mut queues: Vec<(String, u32)> = self
+            .core
+            .targets
+            .queues
+            .all()
+            .iter()
+            .map(|q| (q.topic().to_owned(), q.queue_id()))
+            .collect();
+        queues.sort();
+        queues
+    }
+
     /// (min, max) queue offsets of a queue, if it exists.
     pub fn queue_offsets(&self, topic: &str, queue_id: u32) -> Option<(u64, u64)> {
         let queue = self.core.targets.queues.get(topic, queue_id)?;

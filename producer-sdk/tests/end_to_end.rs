@@ -1,0 +1,124 @@
+//! The producer against real processes: a nameserver and two brokers.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mq_producer::{Message, Producer, SendStatus};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_messages_are_stored_once_and_spread_over_both_brokers() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let mut brokers = [
+        Broker::start("broker-a", &namesrv, root.path(), &[]),
+        Broker::start("broker-b", &namesrv, root.path(), &[]),
+    ];
+    for broker in &brokers {
+        broker.create_topic("load", 4).await;
+    }
+    wait_for_route(&namesrv, "load", 2).await;
+
+    let producer = Arc::new(Producer::builder().namesrv(&namesrv).build().unwrap());
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let producer = Arc::clone(&producer);
+            tokio::spawn(async move {
+                let mut per_broker: HashMap<String, usize> = HashMap::new();
+                for i in (task..10_000).step_by(16) {
+                    let result = producer
+                        .send(Message::new("load", format!("m-{i}")).with_key(format!("k{i}")))
+                        .await
+                        .unwrap();
+                    assert_eq!(result.status, SendStatus::Ok);
+                    *per_broker.entry(result.broker_name).or_default() += 1;
+                }
+                per_broker
+            })
+        })
+        .collect();
+    let mut per_broker: HashMap<String, usize> = HashMap::new();
+    for task in tasks {
+        for (broker, count) in task.await.unwrap() {
+            *per_broker.entry(broker).or_default() += count;
+        }
+    }
+    assert_eq!(per_broker.values().sum::<usize>(), 10_000);
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut stored_per_broker = Vec::new();
+    for broker in &mut brokers {
+        let stored = broker.stop_and_read();
+        let count: usize = stored.values().map(Vec::len).sum();
+        stored_per_broker.push(count);
+        assert_eq!(
+            count, per_broker[&broker.name],
+            "{} stored what it acknowledged",
+            broker.name
+        );
+        for msg in stored.values().flatten() {
+            *seen.entry(text(msg)).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 10_000, "every message is stored");
+    assert!(seen.values().all(|&n| n == 1), "and stored once");
+    for count in stored_per_broker {
+        assert!(count > 3_000, "both brokers share the load: {per_broker:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_sends_keep_each_keys_order_in_one_queue() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let mut brokers = [
+        Broker::start("broker-a", &namesrv, root.path(), &[]),
+        Broker::start("broker-b", &namesrv, root.path(), &[]),
+    ];
+    for broker in &brokers {
+        broker.create_topic("ordered", 4).await;
+    }
+    wait_for_route(&namesrv, "ordered", 2).await;
+    let producer = Producer::builder().namesrv(&namesrv).build().unwrap();
+    let keys = ["order-1", "order-2", "order-3", "order-4", "order-5"];
+    for step in 0..40 {
+        for key in keys {
+            producer
+                .send_ordered(Message::new("ordered", format!("{key}:{step}")), key)
+                .await
+                .unwrap();
+        }
+    }
+    // Queues by (broker, queue id): both brokers have queues 0..4.
+    let mut stored = HashMap::new();
+    for broker in &mut brokers {
+        for ((_, queue), messages) in broker.stop_and_read() {
+            stored.insert((broker.name.clone(), queue), messages);
+        }
+    }
+    for key in keys {
+        let queues: Vec<_> = stored
+            .iter()
+            .filter(|(_, messages)| {
+                messages
+                    .iter()
+                    .any(|m| text(m).starts_with(&format!("{key}:")))
+            })
+            .collect();
+        assert_eq!(queues.len(), 1, "{key} went to one queue");
+        let steps: Vec<u32> = queues[0]
+            .1
+            .iter()
+            .map(text)
+            .filter(|t| t.starts_with(&format!("{key}:")))
+            .map(|t| t.rsplit(':').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(steps, (0..40).collect::<Vec<_>>(), "{key} kept its order");
+    }
+}
