@@ -54,7 +54,10 @@ pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    // Stopped in order: registration (which unregisters from the embedded
+    // nameserver, if any) first, then the embedded nameserver.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (nameserver_stop_tx, nameserver_stop_rx) = watch::channel(false);
 
     // Bind first, so that a taken port fails before anything else happens.
     let listener = TcpListener::bind(config.listen)
@@ -67,27 +70,6 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
-
-    let mut embedded = None;
-    let namesrv = match (&config.namesrv, config.standalone) {
-        (Some(list), _) => list.clone(),
-        (None, _) => {
-            let nameserver = NameServer::bind(NameServerConfig {
-                listen: config.namesrv_listen,
-                ..NameServerConfig::default()
-            })
-            .await?;
-            let mut addr = nameserver.local_addr()?;
-            if addr.ip().is_unspecified() {
-                addr.set_ip([127, 0, 0, 1].into());
-            }
-            let mut stop = stop_rx.clone();
-            embedded = Some(tokio::spawn(nameserver.serve(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })));
-            addr.to_string()
-        }
-    };
 
     let advertised = if config.advertise_addr.is_none() && config.listen.port() == 0 {
         // Port 0 (tests): advertise the port actually bound.
@@ -116,6 +98,27 @@ pub async fn run(
     }
     let store = Arc::new(store);
     let topics = Arc::new(TopicTable::load(&config.store_dir.join("topics.json"))?);
+
+    let mut embedded = None;
+    let namesrv = match (&config.namesrv, config.standalone) {
+        (Some(list), _) => list.clone(),
+        (None, _) => {
+            let nameserver = NameServer::bind(NameServerConfig {
+                listen: config.namesrv_listen,
+                ..NameServerConfig::default()
+            })
+            .await?;
+            let mut addr = nameserver.local_addr()?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip([127, 0, 0, 1].into());
+            }
+            let mut stop = nameserver_stop_rx.clone();
+            embedded = Some(tokio::spawn(nameserver.serve(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })));
+            addr.to_string()
+        }
+    };
 
     let service = BrokerService {
         send: SendPath {
@@ -156,29 +159,33 @@ pub async fn run(
         auto_create_topic = config.auto_create_topic(),
         "broker listening"
     );
-    let served = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(BrokerServer::new(service).max_decoding_message_size(decode_limit(&config)))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                shutdown.await;
-                health
-                    .set_not_serving::<BrokerServer<BrokerService>>()
-                    .await;
-            },
-        )
-        .await;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let broker = BrokerServer::new(service).max_decoding_message_size(decode_limit(&config));
+    let served = mq_common::shutdown::serve_gracefully(
+        |drain| {
+            tonic::transport::Server::builder()
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(broker)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    drain.await;
+                    health
+                        .set_not_serving::<BrokerServer<BrokerService>>()
+                        .await;
+                })
+        },
+        shutdown,
+        mq_common::shutdown::DRAIN_GRACE,
+    )
+    .await;
 
     let _ = stop_tx.send(true);
     let _ = registration.await;
+    let _ = nameserver_stop_tx.send(true);
     if let Some(nameserver) = embedded {
         let _ = nameserver.await;
     }
-    let store = Arc::into_inner(store)
-        .ok_or_else(|| ServeError::Task("the store is still in use".into()))?;
     tokio::task::spawn_blocking(move || store.shutdown())
         .await
         .map_err(|e| ServeError::Task(e.to_string()))??;

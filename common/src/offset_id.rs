@@ -30,7 +30,7 @@ pub fn encode(host: SocketAddr, offset: u64) -> String {
 pub fn decode(field: &str, id: &str) -> Result<(SocketAddr, u64), FieldError> {
     let bad =
         |why: &str| FieldError::new(field, format!("{id:?} is not an offset message id: {why}"));
-    if !id.is_ascii() || id.len() % 2 != 0 {
+    if !id.is_ascii() || !id.len().is_multiple_of(2) {
         return Err(bad("expected an even number of hex digits"));
     }
     let bytes = (0..id.len())

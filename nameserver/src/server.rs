@@ -86,18 +86,25 @@ impl NameServer {
         );
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let result = tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(NameServerServer::new(NameServerService::new(self.table)))
-            .serve_with_incoming_shutdown(incoming, async {
-                shutdown.await;
-                health
-                    .set_not_serving::<NameServerServer<NameServerService>>()
-                    .await;
-            })
-            .await;
+        let service = NameServerServer::new(NameServerService::new(self.table));
+        let result = mq_common::shutdown::serve_gracefully(
+            |drain| {
+                tonic::transport::Server::builder()
+                    .add_service(health_service)
+                    .add_service(reflection_v1)
+                    .add_service(reflection_v1alpha)
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        drain.await;
+                        health
+                            .set_not_serving::<NameServerServer<NameServerService>>()
+                            .await;
+                    })
+            },
+            shutdown,
+            mq_common::shutdown::DRAIN_GRACE,
+        )
+        .await;
         expiry.abort();
         tracing::info!("nameserver stopped");
         Ok(result?)

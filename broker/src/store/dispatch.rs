@@ -63,7 +63,7 @@ struct Shared {
 pub struct Dispatcher {
     shared: Arc<Shared>,
     log: Arc<CommitLog>,
-    thread: Option<JoinHandle<()>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
     wake: Thread,
 }
 
@@ -82,7 +82,7 @@ impl Dispatcher {
         Ok(Dispatcher {
             shared,
             log,
-            thread: Some(thread),
+            thread: std::sync::Mutex::new(Some(thread)),
             wake,
         })
     }
@@ -113,10 +113,11 @@ impl Dispatcher {
     }
 
     /// Indexes what is left, then stops the thread.
-    pub fn stop(&mut self) {
+    pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         self.wake.unpark();
-        if let Some(thread) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }

@@ -5,8 +5,8 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::store::commitlog::recover::Truncation;
@@ -79,8 +79,8 @@ pub struct MessageStore {
     dispatcher: Dispatcher,
     /// Only with the transient store pool.
     committer: Option<Committer>,
-    flusher: Option<JoinHandle<()>>,
-    housekeeping: Option<JoinHandle<()>>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    housekeeping: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<StopSignal>,
     closed: AtomicBool,
     _lock: File,
@@ -156,8 +156,8 @@ impl MessageStore {
             group,
             dispatcher,
             committer,
-            flusher: Some(flusher),
-            housekeeping: Some(housekeeping),
+            flusher: Mutex::new(Some(flusher)),
+            housekeeping: Mutex::new(Some(housekeeping)),
             stop,
             closed: AtomicBool::new(false),
             _lock: recovered.lock,
@@ -331,26 +331,37 @@ impl MessageStore {
         &self.core.dir
     }
 
-    /// Stops appends, indexes and flushes everything, writes the final
-    /// checkpoint and removes the abort marker: the next open is clean.
-    pub fn shutdown(mut self) -> Result<(), StoreError> {
+    /// Stops appends (they fail with [`StoreError::Closed`] from now on),
+    /// indexes and flushes everything, writes the final checkpoint and
+    /// removes the abort marker: the next open is clean. Idempotent.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
         self.close()
     }
 
-    fn close(&mut self) -> Result<(), StoreError> {
+    fn close(&self) -> Result<(), StoreError> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         self.stop.stop();
-        if let Some(thread) = self.housekeeping.take() {
+        let housekeeping = self
+            .housekeeping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = housekeeping {
             let _ = thread.join();
         }
-        if let Some(committer) = &mut self.committer {
+        if let Some(committer) = &self.committer {
             committer.stop();
         }
         self.dispatcher.stop();
         self.group.shut_down();
-        if let Some(thread) = self.flusher.take() {
+        let flusher = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = flusher {
             let _ = thread.join();
         }
         self.core.log.flush()?;

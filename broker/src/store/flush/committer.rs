@@ -13,7 +13,7 @@ use crate::store::commitlog::CommitLog;
 #[derive(Debug)]
 pub struct Committer {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
     wake: Thread,
 }
 
@@ -44,7 +44,7 @@ impl Committer {
         let wake = thread.thread().clone();
         Ok(Committer {
             stop,
-            thread: Some(thread),
+            thread: std::sync::Mutex::new(Some(thread)),
             wake,
         })
     }
@@ -55,10 +55,11 @@ impl Committer {
     }
 
     /// Commits what is left and stops the task.
-    pub fn stop(&mut self) {
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         self.wake.unpark();
-        if let Some(thread) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }
