@@ -32,6 +32,9 @@ pub struct Registry {
     /// that a restarted broker always registers in full.
     pub started_ms: u64,
     pub interval: Duration,
+    /// Queue count to advertise under [`mq_common::AUTO_CREATE_TOPIC`]
+    /// when topics are auto-created; `None` when they are not.
+    pub auto_create_queues: Option<u32>,
 }
 
 impl Registry {
@@ -50,7 +53,13 @@ impl Registry {
     }
 
     fn request(&self) -> pb::RegisterBrokerRequest {
-        let (topics, version) = self.topics.snapshot();
+        let (mut topics, version) = self.topics.snapshot();
+        if let Some(queues) = self.auto_create_queues {
+            topics.push(crate::topics::TopicConfig::new(
+                mq_common::AUTO_CREATE_TOPIC,
+                queues,
+            ));
+        }
         pb::RegisterBrokerRequest {
             cluster_name: self.identity.cluster.clone(),
             broker_name: self.identity.broker_name.clone(),

@@ -144,6 +144,9 @@ pub async fn run(
         topics: Arc::clone(&topics),
         started_ms: mq_nameserver::clock::unix_millis(),
         interval: config.register_interval,
+        auto_create_queues: config
+            .auto_create_topic()
+            .then_some(config.default_topic_queues),
     };
     let registration = tokio::spawn(registry.run(stop_rx.clone()));
 

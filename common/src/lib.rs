@@ -17,4 +17,10 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use perm::Perm;
+
+/// The topic that brokers with `auto_create_topic` on advertise to the
+/// nameservers (RocketMQ's `TBW102`): a producer that finds no route for a
+/// new topic borrows this one's, and the broker creates the topic on the
+/// first send. Nobody sends to it directly.
+pub const AUTO_CREATE_TOPIC: &str = "TBW102";
 pub use validate::FieldError;

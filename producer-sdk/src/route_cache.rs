@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use mq_common::AUTO_CREATE_TOPIC;
 use mq_nameserver_client::NameServerClient;
 use tonic::Code;
 
@@ -42,20 +43,30 @@ impl RouteCache {
     }
 
     async fn fetch(&self, topic: &str) -> Result<Arc<PublishRoute>, ProducerError> {
-        let response =
-            self.namesrv
-                .query_route(topic)
-                .await
-                .map_err(|err| ProducerError::NoRoute {
-                    topic: topic.to_owned(),
-                    reason: match err.code() {
-                        Code::NotFound => {
-                            "no broker serves it (create it, or turn on auto_create_topic)"
-                                .to_owned()
-                        }
-                        _ => err.to_string(),
-                    },
-                })?;
+        let no_route = |reason: String| ProducerError::NoRoute {
+            topic: topic.to_owned(),
+            reason,
+        };
+        let response = match self.namesrv.query_route(topic).await {
+            Ok(response) => response,
+            // A new topic: borrow the route of brokers that auto-create
+            // topics; the first send creates it there.
+            Err(err) if err.code() == Code::NotFound => {
+                let mut borrowed =
+                    self.namesrv
+                        .query_route(AUTO_CREATE_TOPIC)
+                        .await
+                        .map_err(|_| {
+                            no_route(
+                                "no broker serves it (create it, or turn on auto_create_topic)"
+                                    .to_owned(),
+                            )
+                        })?;
+                borrowed.topic = topic.to_owned();
+                borrowed
+            }
+            Err(err) => return Err(no_route(err.to_string())),
+        };
         let route = Arc::new(PublishRoute::from_route(&response));
         self.routes
             .write()

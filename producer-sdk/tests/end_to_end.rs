@@ -122,3 +122,85 @@ async fn ordered_sends_keep_each_keys_order_in_one_queue() {
         assert_eq!(steps, (0..40).collect::<Vec<_>>(), "{key} kept its order");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_async_oneway_and_compressed_sends_are_stored() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let mut broker = Broker::start("broker-a", &namesrv, root.path(), &[]);
+    broker.create_topic("kinds", 2).await;
+    wait_for_route(&namesrv, "kinds", 1).await;
+    let producer = Producer::builder()
+        .namesrv(&namesrv)
+        .compress_threshold(1024)
+        .build()
+        .unwrap();
+
+    let batch: Vec<Message> = (0..10)
+        .map(|i| Message::new("kinds", format!("batch-{i}")))
+        .collect();
+    let results = producer.send_batch(batch).await.unwrap();
+    assert_eq!(results.len(), 10);
+    let queue = results[0].queue_id;
+    assert!(results.iter().all(|r| r.queue_id == queue));
+    assert!(
+        results
+            .windows(2)
+            .all(|w| w[0].queue_offset + 1 == w[1].queue_offset),
+        "consecutive"
+    );
+
+    let handle = producer.send_async(Message::new("kinds", "async"));
+    assert_eq!(handle.await.unwrap().unwrap().status, SendStatus::Ok);
+    producer
+        .send_oneway(Message::new("kinds", "oneway"))
+        .unwrap();
+    let big = "compressible ".repeat(1000);
+    producer
+        .send(Message::new("kinds", big.clone()))
+        .await
+        .unwrap();
+    // One-way sends are not awaited: give it a moment before stopping.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let stored: Vec<_> = broker.stop_and_read().into_values().flatten().collect();
+    let bodies: Vec<String> = stored
+        .iter()
+        .map(|m| {
+            let body = mq_producer::compress::decompress(&m.body, m.flags).unwrap();
+            String::from_utf8(body.to_vec()).unwrap()
+        })
+        .collect();
+    for expected in ["batch-0", "batch-9", "async", "oneway"] {
+        assert!(bodies.iter().any(|b| b == expected), "{expected} missing");
+    }
+    let compressed = stored
+        .iter()
+        .find(|m| m.flags & mq_producer::compress::FLAG_COMPRESSED != 0)
+        .unwrap();
+    assert!(compressed.body.len() < big.len() / 4, "stored compressed");
+    assert!(bodies.contains(&big));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_topic_is_created_on_first_send_by_an_auto_creating_broker() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let _broker = Broker::start(
+        "broker-a",
+        &namesrv,
+        root.path(),
+        &["--auto-create-topic", "true"],
+    );
+    wait_for_route(&namesrv, mq_common::AUTO_CREATE_TOPIC, 1).await;
+    let producer = Producer::builder().namesrv(&namesrv).build().unwrap();
+    let sent = producer
+        .send(Message::new("brand_new", "first"))
+        .await
+        .unwrap();
+    assert_eq!(sent.queue_offset, 0);
+    // The broker registers the new topic under its own name.
+    wait_for_route(&namesrv, "brand_new", 1).await;
+}

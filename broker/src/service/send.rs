@@ -81,6 +81,13 @@ impl SendPath {
         peer: Option<SocketAddr>,
     ) -> Result<Vec<pb::SendResult>, BrokerError> {
         mq_common::validate::topic("topic", topic)?;
+        if topic == mq_common::AUTO_CREATE_TOPIC {
+            return Err(FieldError::new(
+                "topic",
+                format!("{topic} is reserved for auto-creating topics"),
+            )
+            .into());
+        }
         let config = self.writable_topic(topic)?;
         if queue_id >= config.write_queue_count {
             return Err(FieldError::new(

@@ -10,6 +10,13 @@ use crate::topics::TopicTable;
 
 pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<(), BrokerError> {
     let config = wire::topic_config("config", request.config)?;
+    if config.topic == mq_common::AUTO_CREATE_TOPIC {
+        return Err(mq_common::FieldError::new(
+            "config.topic",
+            "is reserved for auto-creating topics",
+        )
+        .into());
+    }
     tracing::info!(topic = %config.topic, read = config.read_queue_count, write = config.write_queue_count, perm = config.perm, "topic created or updated");
     topics.upsert(config)?;
     Ok(())
