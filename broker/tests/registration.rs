@@ -11,7 +11,11 @@ use mq_nameserver_client::NameServerClient;
 use mq_test_support::{ServerProcess, workspace_binary};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn registered_brokers(namesrv: &str) -> Vec<String> {
@@ -29,8 +33,15 @@ async fn registered_brokers(namesrv: &str) -> Vec<String> {
 
 async fn wait_registered(namesrv: &str, broker: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !registered_brokers(namesrv).await.iter().any(|b| b == broker) {
-        assert!(Instant::now() < deadline, "{broker} never registered with {namesrv}");
+    while !registered_brokers(namesrv)
+        .await
+        .iter()
+        .any(|b| b == broker)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{broker} never registered with {namesrv}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -60,7 +71,11 @@ async fn a_broker_registers_with_every_nameserver_and_with_one_that_starts_late(
         "broker listening",
     );
     wait_registered(&live.addr.to_string(), "broker-z").await;
-    assert!(broker.wait_for_log("cannot register with nameserver", Duration::from_secs(10)).is_some());
+    assert!(
+        broker
+            .wait_for_log("cannot register with nameserver", Duration::from_secs(10))
+            .is_some()
+    );
 
     let _late = ServerProcess::start(workspace_binary("nameserver"), &["--listen", &late_addr]);
     wait_registered(&late_addr, "broker-z").await;

@@ -151,6 +151,19 @@ async fn batch_async_oneway_and_compressed_sends_are_stored() {
         "consecutive"
     );
 
+    // A caller-supplied selector: always the last queue.
+    let picked = producer
+        .send_with_selector(
+            Message::new("kinds", "selected"),
+            &|queues: &[mq_producer::MessageQueue]| queues.len() - 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (picked.broker_name.as_str(), picked.queue_id),
+        ("broker-a", 1)
+    );
+
     let handle = producer.send_async(Message::new("kinds", "async"));
     assert_eq!(handle.await.unwrap().unwrap().status, SendStatus::Ok);
     producer
@@ -172,7 +185,7 @@ async fn batch_async_oneway_and_compressed_sends_are_stored() {
             String::from_utf8(body.to_vec()).unwrap()
         })
         .collect();
-    for expected in ["batch-0", "batch-9", "async", "oneway"] {
+    for expected in ["batch-0", "batch-9", "selected", "async", "oneway"] {
         assert!(bodies.iter().any(|b| b == expected), "{expected} missing");
     }
     let compressed = stored
