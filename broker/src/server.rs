@@ -13,7 +13,6 @@ use mq_proto::broker::v1::broker_server::BrokerServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
 use crate::backpressure::Backpressure;
 use crate::config::BrokerConfig;
@@ -41,10 +40,8 @@ pub enum ServeError {
     NameServer(#[from] mq_nameserver::server::ServeError),
     #[error("nameserver list: {0}")]
     NameServerList(#[from] mq_nameserver_client::NameServerClientError),
-    #[error("reflection service: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    #[error("gRPC transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Grpc(#[from] mq_common::grpc::GrpcError),
     #[error("{0}")]
     Task(String),
 }
@@ -150,10 +147,6 @@ pub async fn run(
     };
     let registration = tokio::spawn(registry.run(stop_rx.clone()));
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<BrokerServer<BrokerService>>().await;
-    let (reflection_v1, reflection_v1alpha) = mq_nameserver::server::reflection_services()?;
-
     tracing::info!(
         addr = %local,
         advertised = %advertised,
@@ -162,24 +155,12 @@ pub async fn run(
         auto_create_topic = config.auto_create_topic(),
         "broker listening"
     );
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let broker = BrokerServer::new(service).max_decoding_message_size(decode_limit(&config));
-    let served = mq_common::shutdown::serve_gracefully(
-        |drain| {
-            tonic::transport::Server::builder()
-                .add_service(health_service)
-                .add_service(reflection_v1)
-                .add_service(reflection_v1alpha)
-                .add_service(broker)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    drain.await;
-                    health
-                        .set_not_serving::<BrokerServer<BrokerService>>()
-                        .await;
-                })
-        },
+    let served = mq_common::grpc::serve(
+        listener,
+        "mq.broker.v1.Broker",
+        tonic::service::Routes::new(broker),
         shutdown,
-        mq_common::shutdown::DRAIN_GRACE,
     )
     .await;
 

@@ -4,13 +4,15 @@
 //! before it crosses the network, with the same message the server would give.
 //!
 //! With the `server` feature it also carries the start-up kit every binary
-//! shares: logging set-up ([`telemetry`]) and the shutdown signal
-//! ([`shutdown`]).
+//! shares: logging set-up ([`telemetry`]), the shutdown signal
+//! ([`shutdown`]) and gRPC serving with health and reflection ([`grpc`]).
 
 pub mod offset_id;
 pub mod perm;
 pub mod validate;
 
+#[cfg(feature = "server")]
+pub mod grpc;
 #[cfg(feature = "server")]
 pub mod shutdown;
 #[cfg(feature = "server")]

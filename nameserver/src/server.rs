@@ -9,8 +9,6 @@ use std::sync::Arc;
 use mq_proto::nameserver::v1::name_server_server::NameServerServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tonic_reflection::server::{v1, v1alpha};
 
 use crate::clock::unix_millis;
 use crate::config::NameServerConfig;
@@ -25,10 +23,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("reflection service: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    #[error("gRPC transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Grpc(#[from] mq_common::grpc::GrpcError),
 }
 
 /// A nameserver bound to its port, ready to serve.
@@ -69,12 +65,6 @@ impl NameServer {
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let addr = self.local_addr()?;
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<NameServerServer<NameServerService>>()
-            .await;
-        let (reflection_v1, reflection_v1alpha) = reflection_services()?;
-
         let expiry = tokio::spawn(expire_silent_brokers(
             Arc::clone(&self.table),
             self.config.clone(),
@@ -85,48 +75,18 @@ impl NameServer {
             "nameserver listening"
         );
 
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let service = NameServerServer::new(NameServerService::new(self.table));
-        let result = mq_common::shutdown::serve_gracefully(
-            |drain| {
-                tonic::transport::Server::builder()
-                    .add_service(health_service)
-                    .add_service(reflection_v1)
-                    .add_service(reflection_v1alpha)
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, async move {
-                        drain.await;
-                        health
-                            .set_not_serving::<NameServerServer<NameServerService>>()
-                            .await;
-                    })
-            },
+        let result = mq_common::grpc::serve(
+            self.listener,
+            "mq.nameserver.v1.NameServer",
+            tonic::service::Routes::new(service),
             shutdown,
-            mq_common::shutdown::DRAIN_GRACE,
         )
         .await;
         expiry.abort();
         tracing::info!("nameserver stopped");
         Ok(result?)
     }
-}
-
-/// The gRPC reflection services (v1, and v1alpha for grpcurl before 1.9)
-/// over every service of the queue and the health service, so that tools
-/// need no `.proto` file. Shared by every server binary.
-pub fn reflection_services() -> Result<
-    (
-        v1::ServerReflectionServer<impl v1::ServerReflection>,
-        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
-    ),
-    tonic_reflection::server::Error,
-> {
-    let builder = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
 /// Every `scan_interval`, drops brokers silent for longer than `broker_expire`.

@@ -1,0 +1,81 @@
+//! Serving gRPC the way every server of the queue does: its own service
+//! plus the standard health service (so that container health checks and
+//! `grpcurl` can call it) and server reflection (so that tools need no
+//! `.proto` file), stopped gracefully with a drain grace period.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_reflection::server::{v1, v1alpha};
+
+use crate::shutdown::{DRAIN_GRACE, serve_gracefully};
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The gRPC reflection services (v1, and v1alpha for grpcurl before 1.9)
+/// over every service of the queue and the health service.
+pub fn reflection_services() -> Result<
+    (
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+}
+
+/// Serves `routes` on `listener` with health (`service_name` and the empty
+/// name report SERVING, then NOT_SERVING once shutdown begins) and
+/// reflection, until `shutdown`; in-flight requests then get
+/// [`DRAIN_GRACE`] to finish.
+pub async fn serve(
+    listener: TcpListener,
+    service_name: &'static str,
+    routes: Routes,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GrpcError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(service_name, ServingStatus::Serving)
+        .await;
+    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_gracefully(
+        |drain| {
+            tonic::transport::Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    drain.await;
+                    health
+                        .set_service_status(service_name, ServingStatus::NotServing)
+                        .await;
+                    health
+                        .set_service_status("", ServingStatus::NotServing)
+                        .await;
+                })
+        },
+        shutdown,
+        DRAIN_GRACE,
+    )
+    .await?;
+    Ok(())
+}
