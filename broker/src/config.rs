@@ -47,6 +47,15 @@ pub struct BrokerConfig {
     /// How long a send may wait for room before it is refused as busy.
     #[serde(with = "humantime_serde")]
     pub max_queue_wait: Duration,
+    /// A consumer not heard from for this long leaves its group.
+    #[serde(with = "humantime_serde")]
+    pub consumer_expire: Duration,
+    /// How long an ordered consumer's queue lock lasts unless renewed.
+    #[serde(with = "humantime_serde")]
+    pub queue_lock_expire: Duration,
+    /// How often committed consumer offsets are saved.
+    #[serde(with = "humantime_serde")]
+    pub offset_persist_interval: Duration,
     /// Also run a nameserver in this process (the one-command setup).
     pub standalone: bool,
     /// Where the embedded nameserver listens when standalone.
@@ -121,6 +130,9 @@ pub struct Args {
     /// How often to register with the nameservers [default: 30s]
     #[arg(long, value_name = "DURATION")]
     pub register_interval: Option<humantime::Duration>,
+    /// Drop a consumer not heard from for this long [default: 120s]
+    #[arg(long, value_name = "DURATION")]
+    pub consumer_expire: Option<humantime::Duration>,
     /// A store setting, e.g. --store-set commitlog_segment_size=268435456 (repeatable)
     #[arg(long = "store-set", value_name = "KEY=VALUE")]
     pub store_set: Vec<String>,
@@ -149,6 +161,9 @@ impl BrokerConfig {
             .set_default("default_topic_queues", 4)?
             .set_default("max_queued_bytes", 64 * 1024 * 1024)?
             .set_default("max_queue_wait", "1s")?
+            .set_default("consumer_expire", "120s")?
+            .set_default("queue_lock_expire", "60s")?
+            .set_default("offset_persist_interval", "5s")?
             .set_default("standalone", false)?
             .set_default("namesrv_listen", "0.0.0.0:9876")?
             .set_default("log_level", "info")?
@@ -194,6 +209,10 @@ impl BrokerConfig {
             .set_override_option(
                 "register_interval",
                 args.register_interval.map(|d| d.to_string()),
+            )?
+            .set_override_option(
+                "consumer_expire",
+                args.consumer_expire.map(|d| d.to_string()),
             )?
             .set_override_option("log_level", args.log_level.clone())?
             .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?;
@@ -243,8 +262,15 @@ impl BrokerConfig {
                 key: "default_topic_queues".into(),
                 reason: e.reason,
             })?;
-        if self.register_interval.is_zero() {
-            return invalid("register_interval", "must be longer than 0s");
+        for (key, value) in [
+            ("register_interval", self.register_interval),
+            ("consumer_expire", self.consumer_expire),
+            ("queue_lock_expire", self.queue_lock_expire),
+            ("offset_persist_interval", self.offset_persist_interval),
+        ] {
+            if value.is_zero() {
+                return invalid(key, "must be longer than 0s");
+            }
         }
         if self.max_queued_bytes < u64::from(self.store.max_message_size) {
             return invalid(

@@ -16,6 +16,8 @@ pub enum BrokerError {
     InvalidArgument(#[from] FieldError),
     #[error("topic {0:?} does not exist on this broker (auto_create_topic is off)")]
     UnknownTopic(String),
+    #[error("group {0:?} has no live member on this broker")]
+    UnknownGroup(String),
     #[error("topic {topic:?} is not {what} on this broker (perm {perm})")]
     NoPermission {
         topic: String,
@@ -38,7 +40,9 @@ impl From<BrokerError> for Status {
         let message = err.to_string();
         match err {
             BrokerError::InvalidArgument(_) => Status::invalid_argument(message),
-            BrokerError::UnknownTopic(_) => Status::not_found(message),
+            BrokerError::UnknownTopic(_) | BrokerError::UnknownGroup(_) => {
+                Status::not_found(message)
+            }
             BrokerError::NoPermission { .. } => Status::permission_denied(message),
             BrokerError::Busy { .. } => Status::resource_exhausted(message),
             BrokerError::Store(store) => match store {

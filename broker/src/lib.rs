@@ -13,6 +13,8 @@
 pub mod atomic_file;
 pub mod backpressure;
 pub mod config;
+pub mod consumer_groups;
+pub mod consumer_offsets;
 pub mod error;
 pub mod registry;
 pub mod server;

@@ -16,8 +16,12 @@ use tokio::sync::watch;
 
 use crate::backpressure::Backpressure;
 use crate::config::BrokerConfig;
+use crate::consumer_groups::ConsumerGroups;
+use crate::consumer_offsets::ConsumerOffsets;
 use crate::registry::{Identity, Registry};
 use crate::service::BrokerService;
+use crate::service::consumer::ConsumerPath;
+use crate::service::pull::PullPath;
 use crate::service::send::SendPath;
 use crate::store::{MessageStore, StoreError};
 use crate::topics::{TopicTable, TopicTableError};
@@ -36,6 +40,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("topics: {0}")]
     Topics(#[from] TopicTableError),
+    #[error("consumer offsets: {0}")]
+    Offsets(std::io::Error),
     #[error("nameserver: {0}")]
     NameServer(#[from] mq_nameserver::server::ServeError),
     #[error("nameserver list: {0}")]
@@ -117,7 +123,31 @@ pub async fn run(
         }
     };
 
+    let offsets = Arc::new(
+        ConsumerOffsets::load(&config.store_dir.join("consumer_offsets.json"))
+            .map_err(ServeError::Offsets)?,
+    );
+    let groups = Arc::new(ConsumerGroups::new(
+        millis(config.consumer_expire),
+        millis(config.queue_lock_expire),
+    ));
+    let bookkeeping = tokio::spawn(keep_consumer_books(
+        Arc::clone(&offsets),
+        Arc::clone(&groups),
+        config.offset_persist_interval,
+        stop_rx.clone(),
+    ));
     let service = BrokerService {
+        pull: PullPath {
+            store: Arc::clone(&store),
+            topics: Arc::clone(&topics),
+            store_host,
+        },
+        consumers: ConsumerPath {
+            topics: Arc::clone(&topics),
+            offsets: Arc::clone(&offsets),
+            groups,
+        },
         send: SendPath {
             store: Arc::clone(&store),
             topics: Arc::clone(&topics),
@@ -166,6 +196,10 @@ pub async fn run(
 
     let _ = stop_tx.send(true);
     let _ = registration.await;
+    let _ = bookkeeping.await;
+    if let Err(err) = offsets.persist() {
+        tracing::error!(error = %err, "cannot save consumer offsets");
+    }
     let _ = nameserver_stop_tx.send(true);
     if let Some(nameserver) = embedded {
         let _ = nameserver.await;
@@ -175,6 +209,41 @@ pub async fn run(
         .map_err(|e| ServeError::Task(e.to_string()))??;
     tracing::info!("broker stopped");
     Ok(served?)
+}
+
+/// Every `persist_every`: saves committed offsets and drops consumers
+/// that stopped heartbeating, until `stop`.
+async fn keep_consumer_books(
+    offsets: Arc<ConsumerOffsets>,
+    groups: Arc<ConsumerGroups>,
+    persist_every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(persist_every.min(std::time::Duration::from_secs(1)));
+    let mut last_persist = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        for (group, client_id) in groups.expire(mq_nameserver::clock::unix_millis()) {
+            tracing::warn!(
+                group,
+                client_id,
+                "consumer stopped heartbeating; dropped from its group"
+            );
+        }
+        if last_persist.elapsed() >= persist_every {
+            last_persist = std::time::Instant::now();
+            if let Err(err) = offsets.persist() {
+                tracing::error!(error = %err, "cannot save consumer offsets");
+            }
+        }
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Room for the largest message plus its envelope, and batches of them.

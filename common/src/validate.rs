@@ -110,6 +110,36 @@ pub fn host_port(field: &str, addr: &str) -> Result<(), FieldError> {
     }
 }
 
+/// A subscription's tag expression: `*` (or empty) for every tag, or
+/// tags joined by `||` (`TagA || TagB`). Returns the tags, empty for all.
+pub fn tag_expression(field: &str, expression: &str) -> Result<Vec<String>, FieldError> {
+    let trimmed = expression.trim();
+    if trimmed.is_empty() || trimmed == "*" {
+        return Ok(Vec::new());
+    }
+    let mut tags = Vec::new();
+    for part in trimmed.split("||") {
+        let tag = part.trim();
+        if tag.is_empty() {
+            return Err(FieldError::new(
+                field,
+                format!("{expression:?} has an empty tag; write `*` or `TagA || TagB`"),
+            ));
+        }
+        if let Some(bad) = tag
+            .chars()
+            .find(|c| c.is_whitespace() || matches!(c, '|' | '*'))
+        {
+            return Err(FieldError::new(
+                field,
+                format!("tag {tag:?} in {expression:?} contains {bad:?}"),
+            ));
+        }
+        tags.push(tag.to_owned());
+    }
+    Ok(tags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +201,20 @@ mod tests {
         assert!(queue_count("q", 0).is_err());
         let err = queue_count("q", MAX_QUEUE_COUNT + 1).unwrap_err();
         assert!(err.reason.contains("1025"), "{err}");
+    }
+
+    #[test]
+    fn tag_expressions_are_star_or_tags_joined_by_bars() {
+        assert!(tag_expression("e", "*").unwrap().is_empty());
+        assert!(tag_expression("e", " ").unwrap().is_empty());
+        assert_eq!(
+            tag_expression("e", "TagA || TagB").unwrap(),
+            ["TagA", "TagB"]
+        );
+        assert_eq!(tag_expression("e", "solo").unwrap(), ["solo"]);
+        for bad in ["a ||", "|| a", "a |||| b", "a | b", "two words", "a||*"] {
+            assert_eq!(tag_expression("e", bad).unwrap_err().field, "e", "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The gRPC edge of the broker: `mq.broker.v1.Broker`, one file per RPC
 //! family, each translating wire types at the edge.
 
+pub mod consumer;
+pub mod pull;
 pub mod send;
 pub mod topics;
 pub mod wire;
@@ -12,12 +14,20 @@ use mq_proto::broker::v1::broker_server::Broker;
 use tonic::{Request, Response, Status};
 
 use crate::topics::TopicTable;
+use consumer::ConsumerPath;
+use pull::PullPath;
 use send::SendPath;
+
+fn now_ms() -> u64 {
+    mq_nameserver::clock::unix_millis()
+}
 
 /// Serves `mq.broker.v1.Broker`.
 #[derive(Debug, Clone)]
 pub struct BrokerService {
     pub send: SendPath,
+    pub pull: PullPath,
+    pub consumers: ConsumerPath,
     pub topics: Arc<TopicTable>,
 }
 
@@ -68,5 +78,77 @@ impl Broker for BrokerService {
         Ok(Response::new(pb::ListTopicsResponse {
             topics: topics::list(&self.topics),
         }))
+    }
+
+    async fn pull_message(
+        &self,
+        request: Request<pb::PullMessageRequest>,
+    ) -> RpcResult<pb::PullMessageResponse> {
+        Ok(Response::new(self.pull.pull(request.into_inner()).await?))
+    }
+
+    async fn get_queue_offsets(
+        &self,
+        request: Request<pb::GetQueueOffsetsRequest>,
+    ) -> RpcResult<pb::GetQueueOffsetsResponse> {
+        Ok(Response::new(
+            self.pull.queue_offsets(request.into_inner())?,
+        ))
+    }
+
+    async fn commit_offset(
+        &self,
+        request: Request<pb::CommitOffsetRequest>,
+    ) -> RpcResult<pb::CommitOffsetResponse> {
+        self.consumers.commit(request.into_inner())?;
+        Ok(Response::new(pb::CommitOffsetResponse {}))
+    }
+
+    async fn query_offset(
+        &self,
+        request: Request<pb::QueryOffsetRequest>,
+    ) -> RpcResult<pb::QueryOffsetResponse> {
+        Ok(Response::new(self.consumers.query(request.into_inner())?))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> RpcResult<pb::HeartbeatResponse> {
+        Ok(Response::new(
+            self.consumers.heartbeat(request.into_inner(), now_ms())?,
+        ))
+    }
+
+    async fn unregister_consumer(
+        &self,
+        request: Request<pb::UnregisterConsumerRequest>,
+    ) -> RpcResult<pb::UnregisterConsumerResponse> {
+        self.consumers.unregister(request.into_inner())?;
+        Ok(Response::new(pb::UnregisterConsumerResponse {}))
+    }
+
+    async fn get_consumer_list(
+        &self,
+        request: Request<pb::GetConsumerListRequest>,
+    ) -> RpcResult<pb::GetConsumerListResponse> {
+        Ok(Response::new(self.consumers.members(request.into_inner())?))
+    }
+
+    async fn lock_queues(
+        &self,
+        request: Request<pb::LockQueuesRequest>,
+    ) -> RpcResult<pb::LockQueuesResponse> {
+        Ok(Response::new(
+            self.consumers.lock(request.into_inner(), now_ms())?,
+        ))
+    }
+
+    async fn unlock_queues(
+        &self,
+        request: Request<pb::UnlockQueuesRequest>,
+    ) -> RpcResult<pb::UnlockQueuesResponse> {
+        self.consumers.unlock(request.into_inner())?;
+        Ok(Response::new(pb::UnlockQueuesResponse {}))
     }
 }

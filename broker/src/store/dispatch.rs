@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
+use crate::store::arrivals::Arrivals;
 use crate::store::commitlog::{CommitLog, Next, record};
 use crate::store::consume_queue::Entry;
 use crate::store::consume_queue::registry::ConsumeQueues;
@@ -19,6 +20,8 @@ use crate::store::message::tag_hash;
 pub struct Targets {
     pub queues: Arc<ConsumeQueues>,
     pub index: Arc<IndexFiles>,
+    /// Rung for every indexed message, to wake long polls.
+    pub arrivals: Arc<Arrivals>,
 }
 
 /// Indexes every record from `from` up to the current end of the log;
@@ -28,7 +31,11 @@ pub fn dispatch_available(
     targets: &Targets,
     from: u64,
 ) -> Result<u64, StoreError> {
-    let Targets { queues, index } = targets;
+    let Targets {
+        queues,
+        index,
+        arrivals,
+    } = targets;
     let mut offset = from.max(log.min_offset());
     loop {
         match log.next(offset)? {
@@ -44,6 +51,7 @@ pub fn dispatch_available(
                     },
                 )?;
                 index.add(&msg)?;
+                arrivals.ring(&msg.topic);
                 offset += u64::from(msg.record_size);
             }
             Next::SegmentEnd(next) => offset = next,

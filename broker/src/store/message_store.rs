@@ -280,6 +280,38 @@ impl MessageStore {
         })
     }
 
+    /// The long-polling bells, rung as messages are indexed.
+    pub fn arrivals(&self) -> Arc<crate::store::arrivals::Arrivals> {
+        Arc::clone(&self.core.targets.arrivals)
+    }
+
+    /// The first queue offset of a queue whose message was stored at or
+    /// after `timestamp_ms` (the max offset if none was); `None` for an
+    /// unknown queue. Binary search: store times rise along a queue.
+    pub fn offset_for_time(&self, topic: &str, queue_id: u32, timestamp_ms: u64) -> Option<u64> {
+        let queue = self.core.targets.queues.get(topic, queue_id)?;
+        let (mut low, mut high) = (queue.min_offset(), queue.max_offset());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let stored_at = queue
+                .entries(mid, 1)
+                .first()
+                .and_then(|(_, e)| {
+                    self.core
+                        .log
+                        .read_message(e.physical_offset, e.size)
+                        .ok()
+                        .flatten()
+                })
+                .map(|m| m.store_timestamp_ms);
+            match stored_at {
+                Some(at) if at < timestamp_ms => low = mid + 1,
+                _ => high = mid,
+            }
+        }
+        Some(low)
+    }
+
     /// Every (topic, queue id) with a ConsumeQueue, sorted.
     pub fn queues(&self) -> Vec<(String, u32)> {
         let mut queues: Vec<(String, u32)> = self

@@ -8,6 +8,7 @@
 //! record by record from the [`checkpoint`] on, cuts off what a crash tore,
 //! and replays the ConsumeQueues. Start at [`MessageStore`].
 
+pub mod arrivals;
 pub mod checkpoint;
 pub mod commitlog;
 pub mod config;

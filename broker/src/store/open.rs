@@ -94,6 +94,7 @@ pub fn recover(
     let targets = Targets {
         queues: Arc::new(queues),
         index: Arc::new(index),
+        arrivals: Arc::default(),
     };
 
     let mut replayed_from = match checkpoint {

@@ -1,0 +1,238 @@
+//! Consumer groups on this broker: who is alive in each group (from
+//! heartbeats), and which member holds the lock of each queue for ordered
+//! consumption. Pure: time is passed in as milliseconds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+/// A live member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub client_id: String,
+    pub subscriptions: Vec<(String, String)>,
+    pub broadcasting: bool,
+    pub last_heartbeat_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    members: BTreeMap<String, Member>,
+    /// Bumped on every membership change.
+    version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lock {
+    client_id: String,
+    expires_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    groups: HashMap<String, Group>,
+    /// (group, topic, queue id) -> holder.
+    locks: HashMap<(String, String, u32), Lock>,
+}
+
+/// Membership and queue locks of every group.
+#[derive(Debug)]
+pub struct ConsumerGroups {
+    member_expire_ms: u64,
+    lock_expire_ms: u64,
+    state: Mutex<State>,
+}
+
+impl ConsumerGroups {
+    pub fn new(member_expire_ms: u64, lock_expire_ms: u64) -> Self {
+        ConsumerGroups {
+            member_expire_ms,
+            lock_expire_ms,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Records a heartbeat; returns the group's version, which changes when
+    /// a member joins or its subscriptions change.
+    pub fn heartbeat(&self, group: &str, member: Member) -> u64 {
+        let mut state = self.lock();
+        let entry = state.groups.entry(group.to_owned()).or_default();
+        let changed = match entry.members.get(&member.client_id) {
+            Some(known) => {
+                known.subscriptions != member.subscriptions
+                    || known.broadcasting != member.broadcasting
+            }
+            None => true,
+        };
+        entry.members.insert(member.client_id.clone(), member);
+        if changed {
+            entry.version += 1;
+        }
+        entry.version
+    }
+
+    /// Removes a member (clean shutdown); its locks go too.
+    pub fn unregister(&self, group: &str, client_id: &str) -> bool {
+        let mut state = self.lock();
+        let removed = state
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.members.remove(client_id).map(|_| g.version += 1))
+            .is_some();
+        state
+            .locks
+            .retain(|(g, _, _), lock| !(g == group && lock.client_id == client_id));
+        removed
+    }
+
+    /// The live members of a group, sorted, and its version; `None` for a
+    /// group nobody has heartbeated in.
+    pub fn members(&self, group: &str) -> Option<(Vec<String>, u64)> {
+        let state = self.lock();
+        let entry = state.groups.get(group)?;
+        Some((entry.members.keys().cloned().collect(), entry.version))
+    }
+
+    /// Drops members silent for longer than the expiry; returns
+    /// (group, client id) of each.
+    pub fn expire(&self, now_ms: u64) -> Vec<(String, String)> {
+        let mut state = self.lock();
+        let mut expired = Vec::new();
+        for (name, group) in &mut state.groups {
+            let before = group.members.len();
+            group.members.retain(|id, m| {
+                let alive = now_ms.saturating_sub(m.last_heartbeat_ms) <= self.member_expire_ms;
+                if !alive {
+                    expired.push((name.clone(), id.clone()));
+                }
+                alive
+            });
+            if group.members.len() != before {
+                group.version += 1;
+            }
+        }
+        let gone: BTreeSet<&(String, String)> = expired.iter().collect();
+        state.locks.retain(|(g, _, _), lock| {
+            !gone.contains(&(g.clone(), lock.client_id.clone())) && lock.expires_ms > now_ms
+        });
+        expired
+    }
+
+    /// Locks the queues nobody else holds (or holds expired); renews those
+    /// `client_id` already holds. Returns the queues it now holds.
+    pub fn lock_queues(
+        &self,
+        group: &str,
+        client_id: &str,
+        queues: &[(String, u32)],
+        now_ms: u64,
+    ) -> Vec<(String, u32)> {
+        let mut state = self.lock();
+        let mut locked = Vec::new();
+        for (topic, queue) in queues {
+            let key = (group.to_owned(), topic.clone(), *queue);
+            let free = state
+                .locks
+                .get(&key)
+                .is_none_or(|lock| lock.client_id == client_id || lock.expires_ms <= now_ms);
+            if free {
+                state.locks.insert(
+                    key,
+                    Lock {
+                        client_id: client_id.to_owned(),
+                        expires_ms: now_ms + self.lock_expire_ms,
+                    },
+                );
+                locked.push((topic.clone(), *queue));
+            }
+        }
+        locked
+    }
+
+    /// Releases the queues `client_id` holds among `queues`.
+    pub fn unlock_queues(&self, group: &str, client_id: &str, queues: &[(String, u32)]) {
+        let mut state = self.lock();
+        for (topic, queue) in queues {
+            let key = (group.to_owned(), topic.clone(), *queue);
+            if state
+                .locks
+                .get(&key)
+                .is_some_and(|lock| lock.client_id == client_id)
+            {
+                state.locks.remove(&key);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, at: u64) -> Member {
+        Member {
+            client_id: id.into(),
+            subscriptions: vec![("t".into(), "*".into())],
+            broadcasting: false,
+            last_heartbeat_ms: at,
+        }
+    }
+
+    #[test]
+    fn joins_and_expiries_change_the_version_heartbeats_do_not() {
+        let groups = ConsumerGroups::new(120_000, 60_000);
+        let v1 = groups.heartbeat("g", member("a", 0));
+        let v2 = groups.heartbeat("g", member("b", 0));
+        assert!(v2 > v1);
+        assert_eq!(
+            groups.heartbeat("g", member("a", 60_000)),
+            v2,
+            "a plain heartbeat changes nothing"
+        );
+        assert_eq!(groups.members("g").unwrap().0, ["a", "b"]);
+        assert!(groups.members("nobody").is_none());
+
+        assert!(
+            groups.expire(120_000).is_empty(),
+            "exactly at the bound is alive"
+        );
+        let expired = groups.expire(120_001);
+        assert_eq!(expired, [("g".to_string(), "b".to_string())]);
+        let (members, v3) = groups.members("g").unwrap();
+        assert_eq!(members, ["a"]);
+        assert!(v3 > v2);
+        assert!(groups.unregister("g", "a"));
+        assert!(!groups.unregister("g", "a"));
+    }
+
+    #[test]
+    fn a_queue_is_locked_by_one_member_until_released_or_expired() {
+        let groups = ConsumerGroups::new(120_000, 60_000);
+        let queues = vec![("t".to_string(), 0), ("t".to_string(), 1)];
+        assert_eq!(groups.lock_queues("g", "a", &queues, 0), queues);
+        assert!(
+            groups.lock_queues("g", "b", &queues, 1_000).is_empty(),
+            "held by a"
+        );
+        assert_eq!(
+            groups.lock_queues("other", "b", &queues, 1_000).len(),
+            2,
+            "locks are per group"
+        );
+        groups.unlock_queues("g", "b", &queues);
+        assert!(
+            groups.lock_queues("g", "b", &queues[..1], 2_000).is_empty(),
+            "b cannot release a's lock"
+        );
+        groups.unlock_queues("g", "a", &queues[..1]);
+        assert_eq!(groups.lock_queues("g", "b", &queues, 3_000), queues[..1]);
+        assert_eq!(
+            groups.lock_queues("g", "b", &queues, 60_001),
+            queues,
+            "a's lock on queue 1 expired"
+        );
+    }
+}

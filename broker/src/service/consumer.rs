@@ -1,0 +1,166 @@
+//! Consumer bookkeeping RPCs: offsets, membership, queue locks.
+
+use std::sync::Arc;
+
+use mq_common::{FieldError, validate};
+use mq_proto::broker::v1 as pb;
+
+use crate::consumer_groups::{ConsumerGroups, Member};
+use crate::consumer_offsets::ConsumerOffsets;
+use crate::error::BrokerError;
+use crate::topics::TopicTable;
+
+/// Longest client id accepted.
+const MAX_CLIENT_ID: usize = 255;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerPath {
+    pub topics: Arc<TopicTable>,
+    pub offsets: Arc<ConsumerOffsets>,
+    pub groups: Arc<ConsumerGroups>,
+}
+
+fn client_id(id: &str) -> Result<(), FieldError> {
+    if id.is_empty() || id.len() > MAX_CLIENT_ID || id.chars().any(char::is_whitespace) {
+        return Err(FieldError::new(
+            "client_id",
+            format!("must be 1 to {MAX_CLIENT_ID} characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+fn queues(refs: Vec<pb::QueueRef>) -> Result<Vec<(String, u32)>, FieldError> {
+    refs.into_iter()
+        .enumerate()
+        .map(|(i, q)| {
+            validate::topic(&format!("queues[{i}].topic"), &q.topic)?;
+            Ok((q.topic, q.queue_id))
+        })
+        .collect()
+}
+
+impl ConsumerPath {
+    fn known_topic(&self, topic: &str) -> Result<(), BrokerError> {
+        validate::topic("topic", topic)?;
+        self.topics
+            .get(topic)
+            .map(|_| ())
+            .ok_or_else(|| BrokerError::UnknownTopic(topic.to_owned()))
+    }
+
+    pub fn commit(&self, request: pb::CommitOffsetRequest) -> Result<(), BrokerError> {
+        validate::topic("group", &request.group)?;
+        self.known_topic(&request.topic)?;
+        self.offsets.commit(
+            &request.group,
+            &request.topic,
+            request.queue_id,
+            request.offset,
+        );
+        Ok(())
+    }
+
+    pub fn query(
+        &self,
+        request: pb::QueryOffsetRequest,
+    ) -> Result<pb::QueryOffsetResponse, BrokerError> {
+        validate::topic("group", &request.group)?;
+        self.known_topic(&request.topic)?;
+        Ok(pb::QueryOffsetResponse {
+            offset: self
+                .offsets
+                .query(&request.group, &request.topic, request.queue_id),
+        })
+    }
+
+    pub fn heartbeat(
+        &self,
+        request: pb::HeartbeatRequest,
+        now_ms: u64,
+    ) -> Result<pb::HeartbeatResponse, BrokerError> {
+        validate::topic("group", &request.group)?;
+        client_id(&request.client_id)?;
+        let broadcasting = match pb::ConsumeModel::try_from(request.consume_model) {
+            Ok(pb::ConsumeModel::Clustering) => false,
+            Ok(pb::ConsumeModel::Broadcasting) => true,
+            _ => {
+                return Err(
+                    FieldError::new("consume_model", "must be CLUSTERING or BROADCASTING").into(),
+                );
+            }
+        };
+        let mut subscriptions = Vec::with_capacity(request.subscriptions.len());
+        for (i, sub) in request.subscriptions.into_iter().enumerate() {
+            validate::topic(&format!("subscriptions[{i}].topic"), &sub.topic)?;
+            validate::tag_expression(
+                &format!("subscriptions[{i}].tag_expression"),
+                &sub.tag_expression,
+            )?;
+            subscriptions.push((sub.topic, sub.tag_expression));
+        }
+        subscriptions.sort();
+        let group_version = self.groups.heartbeat(
+            &request.group,
+            Member {
+                client_id: request.client_id,
+                subscriptions,
+                broadcasting,
+                last_heartbeat_ms: now_ms,
+            },
+        );
+        Ok(pb::HeartbeatResponse { group_version })
+    }
+
+    pub fn unregister(&self, request: pb::UnregisterConsumerRequest) -> Result<(), BrokerError> {
+        validate::topic("group", &request.group)?;
+        client_id(&request.client_id)?;
+        if self.groups.unregister(&request.group, &request.client_id) {
+            tracing::info!(group = %request.group, client_id = %request.client_id, "consumer left");
+        }
+        Ok(())
+    }
+
+    pub fn members(
+        &self,
+        request: pb::GetConsumerListRequest,
+    ) -> Result<pb::GetConsumerListResponse, BrokerError> {
+        validate::topic("group", &request.group)?;
+        let (client_ids, group_version) = self
+            .groups
+            .members(&request.group)
+            .ok_or(BrokerError::UnknownGroup(request.group))?;
+        Ok(pb::GetConsumerListResponse {
+            client_ids,
+            group_version,
+        })
+    }
+
+    pub fn lock(
+        &self,
+        request: pb::LockQueuesRequest,
+        now_ms: u64,
+    ) -> Result<pb::LockQueuesResponse, BrokerError> {
+        validate::topic("group", &request.group)?;
+        client_id(&request.client_id)?;
+        let wanted = queues(request.queues)?;
+        let locked = self
+            .groups
+            .lock_queues(&request.group, &request.client_id, &wanted, now_ms);
+        Ok(pb::LockQueuesResponse {
+            locked: locked
+                .into_iter()
+                .map(|(topic, queue_id)| pb::QueueRef { topic, queue_id })
+                .collect(),
+        })
+    }
+
+    pub fn unlock(&self, request: pb::UnlockQueuesRequest) -> Result<(), BrokerError> {
+        validate::topic("group", &request.group)?;
+        client_id(&request.client_id)?;
+        let held = queues(request.queues)?;
+        self.groups
+            .unlock_queues(&request.group, &request.client_id, &held);
+        Ok(())
+    }
+}

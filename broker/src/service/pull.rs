@@ -1,0 +1,253 @@
+//! Pulls with long polling: read what is there; if nothing is, hold the
+//! request (as a waiting future, not a thread) until the dispatcher rings
+//! the topic's bell or the suspend timeout passes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mq_common::{FieldError, offset_id, validate};
+use mq_proto::broker::v1 as pb;
+
+use crate::error::BrokerError;
+use crate::store::message::property;
+use crate::store::{GetResult, GetStatus, MessageStore, StoredMessage, TagFilter};
+use crate::topics::TopicTable;
+
+/// The most messages one pull returns.
+pub const MAX_PULL_MESSAGES: u32 = 1024;
+/// The most bytes one pull asks for (a single larger message still comes).
+pub const MAX_PULL_BYTES: u64 = 64 << 20;
+/// The longest a pull may be held.
+pub const MAX_SUSPEND: Duration = Duration::from_secs(30);
+const DEFAULT_PULL_BYTES: u64 = 4 << 20;
+
+#[derive(Debug, Clone)]
+pub struct PullPath {
+    pub store: Arc<MessageStore>,
+    pub topics: Arc<TopicTable>,
+    pub store_host: SocketAddr,
+}
+
+impl PullPath {
+    pub async fn pull(
+        &self,
+        request: pb::PullMessageRequest,
+    ) -> Result<pb::PullMessageResponse, BrokerError> {
+        validate::topic("group", &request.group)?;
+        validate::topic("topic", &request.topic)?;
+        if request.max_messages == 0 || request.max_messages > MAX_PULL_MESSAGES {
+            return Err(FieldError::new(
+                "max_messages",
+                format!(
+                    "{} is out of range 1..={MAX_PULL_MESSAGES}",
+                    request.max_messages
+                ),
+            )
+            .into());
+        }
+        if request.max_bytes > MAX_PULL_BYTES {
+            return Err(FieldError::new(
+                "max_bytes",
+                format!(
+                    "{} is above the limit of {MAX_PULL_BYTES}",
+                    request.max_bytes
+                ),
+            )
+            .into());
+        }
+        let suspend = Duration::from_millis(request.suspend_timeout_ms);
+        if suspend > MAX_SUSPEND {
+            return Err(FieldError::new(
+                "suspend_timeout_ms",
+                format!(
+                    "{} is above the limit of {}",
+                    request.suspend_timeout_ms,
+                    MAX_SUSPEND.as_millis()
+                ),
+            )
+            .into());
+        }
+        let tags = validate::tag_expression("tag_expression", &request.tag_expression)?;
+        let filter = TagFilter::parse(&tags.join("||"));
+        let config = self
+            .topics
+            .get(&request.topic)
+            .ok_or_else(|| BrokerError::UnknownTopic(request.topic.clone()))?;
+        if !config.perm().readable() {
+            return Err(BrokerError::NoPermission {
+                topic: request.topic,
+                what: "readable",
+                perm: config.perm().to_string(),
+            });
+        }
+        if request.queue_id >= config.read_queue_count {
+            return Err(FieldError::new(
+                "queue_id",
+                format!(
+                    "{} is out of range: topic {:?} has {} read queues",
+                    request.queue_id, request.topic, config.read_queue_count
+                ),
+            )
+            .into());
+        }
+        let max_bytes = if request.max_bytes == 0 {
+            DEFAULT_PULL_BYTES
+        } else {
+            request.max_bytes
+        } as usize;
+        let deadline = Instant::now() + suspend;
+        let bell = self.store.arrivals().bell(&request.topic);
+        let mut offset = request.offset;
+        loop {
+            // Registered before reading, so that a message indexed between
+            // the read and the wait still wakes this pull.
+            let rung = bell.notified();
+            tokio::pin!(rung);
+            rung.as_mut().enable();
+            let result = self.read(
+                &request.topic,
+                request.queue_id,
+                offset,
+                request.max_messages as usize,
+                max_bytes,
+                &filter,
+            );
+            let waiting = matches!(
+                result.status,
+                GetStatus::NoNewMessage | GetStatus::NoMatchedMessage
+            );
+            if !waiting {
+                return Ok(self.response(result));
+            }
+            offset = result.next_offset;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(self.response(result));
+            }
+            tokio::select! {
+                () = &mut rung => {}
+                () = tokio::time::sleep(left) => {}
+            }
+        }
+    }
+
+    /// A read that treats a configured queue with no message yet as empty.
+    fn read(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max: usize,
+        max_bytes: usize,
+        filter: &TagFilter,
+    ) -> GetResult {
+        let result = self
+            .store
+            .get_messages(topic, queue_id, offset, max, max_bytes, filter);
+        if result.status != GetStatus::QueueNotFound {
+            return result;
+        }
+        GetResult {
+            status: if offset == 0 {
+                GetStatus::NoNewMessage
+            } else {
+                GetStatus::OffsetIllegal
+            },
+            messages: Vec::new(),
+            next_offset: 0,
+            min_offset: 0,
+            max_offset: 0,
+        }
+    }
+
+    fn response(&self, result: GetResult) -> pb::PullMessageResponse {
+        let status = match result.status {
+            GetStatus::Found => pb::PullStatus::Found,
+            GetStatus::NoNewMessage | GetStatus::QueueNotFound => pb::PullStatus::NoNewMsg,
+            GetStatus::NoMatchedMessage => pb::PullStatus::NoMatchedMsg,
+            GetStatus::OffsetIllegal => pb::PullStatus::OffsetIllegal,
+        };
+        pb::PullMessageResponse {
+            status: status as i32,
+            messages: result
+                .messages
+                .into_iter()
+                .map(|m| self.stored(m))
+                .collect(),
+            next_offset: result.next_offset,
+            min_offset: result.min_offset,
+            max_offset: result.max_offset,
+        }
+    }
+
+    fn stored(&self, mut msg: StoredMessage) -> pb::StoredMessage {
+        let tags = msg.properties.remove(property::TAGS).unwrap_or_default();
+        let keys = msg
+            .properties
+            .remove(property::KEYS)
+            .map(|k| {
+                k.split(' ')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let unique_id = msg
+            .properties
+            .remove(property::UNIQUE_ID)
+            .unwrap_or_default();
+        pb::StoredMessage {
+            offset_message_id: offset_id::encode(msg.store_host, msg.physical_offset),
+            topic: msg.topic,
+            queue_id: msg.queue_id,
+            queue_offset: msg.queue_offset,
+            tags,
+            keys,
+            properties: msg.properties.into_iter().collect(),
+            body: msg.body,
+            unique_id,
+            flags: msg.flags,
+            born_timestamp_ms: msg.born_timestamp_ms,
+            store_timestamp_ms: msg.store_timestamp_ms,
+            born_host: msg.born_host.to_string(),
+            store_host: msg.store_host.to_string(),
+            reconsume_times: msg.reconsume_times,
+        }
+    }
+
+    /// Min and max offsets, and the offset for a time if asked.
+    pub fn queue_offsets(
+        &self,
+        request: pb::GetQueueOffsetsRequest,
+    ) -> Result<pb::GetQueueOffsetsResponse, BrokerError> {
+        validate::topic("topic", &request.topic)?;
+        let config = self
+            .topics
+            .get(&request.topic)
+            .ok_or_else(|| BrokerError::UnknownTopic(request.topic.clone()))?;
+        if request.queue_id >= config.read_queue_count {
+            return Err(FieldError::new(
+                "queue_id",
+                format!("{} is out of range", request.queue_id),
+            )
+            .into());
+        }
+        let (min_offset, max_offset) = self
+            .store
+            .queue_offsets(&request.topic, request.queue_id)
+            .unwrap_or((0, 0));
+        let search_offset = request
+            .timestamp_ms
+            .and_then(|at| {
+                self.store
+                    .offset_for_time(&request.topic, request.queue_id, at)
+            })
+            .unwrap_or(max_offset);
+        Ok(pb::GetQueueOffsetsResponse {
+            min_offset,
+            max_offset,
+            search_offset,
+        })
+    }
+}
