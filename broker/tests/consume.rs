@@ -1,0 +1,459 @@
+//! The consumer side of a real broker: pulls and their statuses, long
+//! polling, tag filtering, offsets across a restart, membership, locks, and
+//! bad input.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use mq_proto::broker::v1 as pb;
+use mq_proto::broker::v1::broker_client::BrokerClient;
+use mq_test_support::ServerProcess;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const BROKER: &str = env!("CARGO_BIN_EXE_broker");
+
+fn start(store: &std::path::Path, listen: &str) -> ServerProcess {
+    ServerProcess::start_until(
+        BROKER,
+        &[
+            "--standalone",
+            "--store-dir",
+            store.to_str().unwrap(),
+            "--listen",
+            listen,
+            "--namesrv-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        "broker listening",
+    )
+}
+
+async fn client(broker: &ServerProcess) -> BrokerClient<Channel> {
+    BrokerClient::connect(broker.url()).await.unwrap()
+}
+
+async fn create(rpc: &mut BrokerClient<Channel>, topic: &str, queues: u32) {
+    rpc.create_topic(pb::CreateTopicRequest {
+        config: Some(pb::TopicConfig {
+            topic: topic.into(),
+            read_queue_count: queues,
+            write_queue_count: queues,
+            perm: 6,
+        }),
+    })
+    .await
+    .unwrap();
+}
+
+async fn send(
+    rpc: &mut BrokerClient<Channel>,
+    topic: &str,
+    queue_id: u32,
+    body: &str,
+    tags: &str,
+) -> u64 {
+    let message = pb::Message {
+        topic: topic.into(),
+        body: body.to_owned().into(),
+        tags: tags.into(),
+        ..pb::Message::default()
+    };
+    rpc.send_message(pb::SendMessageRequest {
+        message: Some(message),
+        queue_id,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .result
+    .unwrap()
+    .queue_offset
+}
+
+fn pull_request(
+    topic: &str,
+    queue_id: u32,
+    offset: u64,
+    tags: &str,
+    suspend_ms: u64,
+) -> pb::PullMessageRequest {
+    pb::PullMessageRequest {
+        group: "g".into(),
+        topic: topic.into(),
+        queue_id,
+        offset,
+        max_messages: 32,
+        max_bytes: 0,
+        tag_expression: tags.into(),
+        suspend_timeout_ms: suspend_ms,
+    }
+}
+
+fn status(response: &pb::PullMessageResponse) -> pb::PullStatus {
+    pb::PullStatus::try_from(response.status).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_answer_found_no_new_illegal_offsets_and_filter_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    create(&mut rpc, "p", 2).await;
+    for (i, tag) in ["A", "B", "A", "C"].iter().enumerate() {
+        send(&mut rpc, "p", 0, &format!("m{i}"), tag).await;
+    }
+    let found = rpc
+        .pull_message(pull_request("p", 0, 0, "*", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status(&found), pb::PullStatus::Found);
+    assert_eq!(found.messages.len(), 4);
+    assert_eq!(
+        (found.next_offset, found.min_offset, found.max_offset),
+        (4, 0, 4)
+    );
+    assert_eq!(found.messages[1].tags, "B");
+    assert!(!found.messages[0].unique_id.is_empty());
+    assert!(mq_common::offset_id::decode("id", &found.messages[0].offset_message_id).is_ok());
+
+    let a_or_c = rpc
+        .pull_message(pull_request("p", 0, 0, "A || C", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let bodies: Vec<_> = a_or_c
+        .messages
+        .iter()
+        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
+        .collect();
+    assert_eq!(bodies, ["m0", "m2", "m3"]);
+    let none = rpc
+        .pull_message(pull_request("p", 0, 0, "Z", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (status(&none), none.next_offset),
+        (pb::PullStatus::NoMatchedMsg, 4),
+        "skipped to the end"
+    );
+
+    let at_end = rpc
+        .pull_message(pull_request("p", 0, 4, "*", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status(&at_end), pb::PullStatus::NoNewMsg);
+    let beyond = rpc
+        .pull_message(pull_request("p", 0, 99, "*", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (status(&beyond), beyond.next_offset),
+        (pb::PullStatus::OffsetIllegal, 4)
+    );
+    // A configured queue without messages yet is empty, not unknown.
+    let empty = rpc
+        .pull_message(pull_request("p", 1, 0, "*", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status(&empty), pb::PullStatus::NoNewMsg);
+
+    let offsets = rpc
+        .get_queue_offsets(pb::GetQueueOffsetsRequest {
+            topic: "p".into(),
+            queue_id: 0,
+            timestamp_ms: Some(0),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            offsets.min_offset,
+            offsets.max_offset,
+            offsets.search_offset
+        ),
+        (0, 4, 0)
+    );
+    let future = rpc
+        .get_queue_offsets(pb::GetQueueOffsetsRequest {
+            topic: "p".into(),
+            queue_id: 0,
+            timestamp_ms: Some(u64::MAX),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(future.search_offset, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_pull_wakes_within_milliseconds_of_a_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    create(&mut rpc, "lp", 1).await;
+    let mut latencies = Vec::new();
+    for round in 0..20u64 {
+        let mut puller = client(&broker).await;
+        let held = tokio::spawn(async move {
+            let response = puller
+                .pull_message(pull_request("lp", 0, round, "*", 15_000))
+                .await
+                .unwrap()
+                .into_inner();
+            (Instant::now(), response)
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let sent_at = Instant::now();
+        send(&mut rpc, "lp", 0, "wake", "").await;
+        let (woke_at, response) = held.await.unwrap();
+        assert_eq!(status(&response), pb::PullStatus::Found);
+        latencies.push(woke_at.duration_since(sent_at));
+    }
+    latencies.sort();
+    let (p50, max) = (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
+    eprintln!("long-poll wake-up after send: p50 {p50:?}, max {max:?}");
+    // The suspend timeout is 15 s; a wake-up by polling would take seconds.
+    assert!(
+        max < Duration::from_millis(1_000),
+        "p50 {p50:?}, max {max:?}"
+    );
+
+    // With nothing sent, the pull is held for its suspend timeout.
+    let started = Instant::now();
+    let response = rpc
+        .pull_message(pull_request("lp", 0, 20, "*", 300))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status(&response), pb::PullStatus::NoNewMsg);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    create(&mut rpc, "o", 2).await;
+    rpc.commit_offset(pb::CommitOffsetRequest {
+        group: "g".into(),
+        topic: "o".into(),
+        queue_id: 1,
+        offset: 17,
+    })
+    .await
+    .unwrap();
+    drop(rpc);
+    assert!(broker.terminate(Duration::from_secs(20)).unwrap().success());
+    let broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    let query = |queue_id| pb::QueryOffsetRequest {
+        group: "g".into(),
+        topic: "o".into(),
+        queue_id,
+    };
+    assert_eq!(
+        rpc.query_offset(query(1))
+            .await
+            .unwrap()
+            .into_inner()
+            .offset,
+        Some(17)
+    );
+    assert_eq!(
+        rpc.query_offset(query(0))
+            .await
+            .unwrap()
+            .into_inner()
+            .offset,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_versions_and_queue_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    create(&mut rpc, "m", 2).await;
+    let beat = |id: &str| pb::HeartbeatRequest {
+        group: "grp".into(),
+        client_id: id.into(),
+        subscriptions: vec![pb::Subscription {
+            topic: "m".into(),
+            tag_expression: "*".into(),
+        }],
+        consume_model: pb::ConsumeModel::Clustering as i32,
+    };
+    let v1 = rpc
+        .heartbeat(beat("c1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .group_version;
+    let v2 = rpc
+        .heartbeat(beat("c2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .group_version;
+    assert!(v2 > v1);
+    let list = rpc
+        .get_consumer_list(pb::GetConsumerListRequest {
+            group: "grp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (list.client_ids, list.group_version),
+        (vec!["c1".to_string(), "c2".to_string()], v2)
+    );
+
+    let queue = vec![pb::QueueRef {
+        topic: "m".into(),
+        queue_id: 0,
+    }];
+    let lock = |id: &str| pb::LockQueuesRequest {
+        group: "grp".into(),
+        client_id: id.into(),
+        queues: queue.clone(),
+    };
+    assert_eq!(
+        rpc.lock_queues(lock("c1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .locked
+            .len(),
+        1
+    );
+    assert!(
+        rpc.lock_queues(lock("c2"))
+            .await
+            .unwrap()
+            .into_inner()
+            .locked
+            .is_empty()
+    );
+    rpc.unregister_consumer(pb::UnregisterConsumerRequest {
+        group: "grp".into(),
+        client_id: "c1".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        rpc.lock_queues(lock("c2"))
+            .await
+            .unwrap()
+            .into_inner()
+            .locked
+            .len(),
+        1,
+        "c1's locks left with it"
+    );
+    let list = rpc
+        .get_consumer_list(pb::GetConsumerListRequest {
+            group: "grp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.client_ids, ["c2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_consumer_requests_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    create(&mut rpc, "b", 1).await;
+    let pull = |f: fn(&mut pb::PullMessageRequest)| {
+        let mut request = pull_request("b", 0, 0, "*", 0);
+        f(&mut request);
+        request
+    };
+    let cases: Vec<(pb::PullMessageRequest, Code, &str)> = vec![
+        (pull(|r| r.topic = "nope".into()), Code::NotFound, "nope"),
+        (
+            pull(|r| r.group = String::new()),
+            Code::InvalidArgument,
+            "group",
+        ),
+        (
+            pull(|r| r.max_messages = 0),
+            Code::InvalidArgument,
+            "max_messages",
+        ),
+        (
+            pull(|r| r.max_messages = 1_000_000),
+            Code::InvalidArgument,
+            "max_messages",
+        ),
+        (
+            pull(|r| r.max_bytes = u64::MAX),
+            Code::InvalidArgument,
+            "max_bytes",
+        ),
+        (
+            pull(|r| r.suspend_timeout_ms = 3_600_000),
+            Code::InvalidArgument,
+            "suspend_timeout_ms",
+        ),
+        (
+            pull(|r| r.tag_expression = "a ||".into()),
+            Code::InvalidArgument,
+            "tag_expression",
+        ),
+        (pull(|r| r.queue_id = 5), Code::InvalidArgument, "queue_id"),
+    ];
+    for (request, code, needle) in cases {
+        let err = rpc.pull_message(request).await.unwrap_err();
+        assert_eq!(err.code(), code, "{}", err.message());
+        assert!(
+            err.message().contains(needle),
+            "{:?} should name {needle}",
+            err.message()
+        );
+    }
+    let err = rpc
+        .get_consumer_list(pb::GetConsumerListRequest {
+            group: "ghost".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("ghost"));
+    let err = rpc
+        .heartbeat(pb::HeartbeatRequest {
+            group: "g".into(),
+            client_id: "c".into(),
+            subscriptions: vec![],
+            consume_model: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("consume_model"), "{}", err.message());
+    let err = rpc
+        .commit_offset(pb::CommitOffsetRequest {
+            group: "g".into(),
+            topic: "nope".into(),
+            queue_id: 0,
+            offset: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
