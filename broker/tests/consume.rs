@@ -73,6 +73,31 @@ async fn send(
     .queue_offset
 }
 
+/// Waits until the dispatcher has indexed `count` messages of the queue
+/// (sends are acknowledged before they are indexed).
+async fn wait_indexed(rpc: &mut BrokerClient<Channel>, topic: &str, queue_id: u32, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let offsets = rpc
+            .get_queue_offsets(pb::GetQueueOffsetsRequest {
+                topic: topic.into(),
+                queue_id,
+                timestamp_ms: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if offsets.max_offset >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{queue_id} never reached {count} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn pull_request(
     topic: &str,
     queue_id: u32,
@@ -105,6 +130,7 @@ async fn pulls_answer_found_no_new_illegal_offsets_and_filter_tags() {
     for (i, tag) in ["A", "B", "A", "C"].iter().enumerate() {
         send(&mut rpc, "p", 0, &format!("m{i}"), tag).await;
     }
+    wait_indexed(&mut rpc, "p", 0, 4).await;
     let found = rpc
         .pull_message(pull_request("p", 0, 0, "*", 0))
         .await
