@@ -12,6 +12,8 @@ pub struct Member {
     pub subscriptions: Vec<(String, String)>,
     pub broadcasting: bool,
     pub last_heartbeat_ms: u64,
+    /// Queues the member reported consuming: (topic, broker name, queue id).
+    pub held: Vec<(String, String, u32)>,
 }
 
 #[derive(Debug, Default)]
@@ -84,12 +86,12 @@ impl ConsumerGroups {
         removed
     }
 
-    /// The live members of a group, sorted, and its version; `None` for a
-    /// group nobody has heartbeated in.
-    pub fn members(&self, group: &str) -> Option<(Vec<String>, u64)> {
+    /// The live members of a group, sorted by client id, and its version;
+    /// `None` for a group nobody has heartbeated in.
+    pub fn members(&self, group: &str) -> Option<(Vec<Member>, u64)> {
         let state = self.lock();
         let entry = state.groups.get(group)?;
-        Some((entry.members.keys().cloned().collect(), entry.version))
+        Some((entry.members.values().cloned().collect(), entry.version))
     }
 
     /// Drops members silent for longer than the expiry; returns
@@ -178,6 +180,7 @@ mod tests {
             subscriptions: vec![("t".into(), "*".into())],
             broadcasting: false,
             last_heartbeat_ms: at,
+            held: Vec::new(),
         }
     }
 
@@ -192,7 +195,9 @@ mod tests {
             v2,
             "a plain heartbeat changes nothing"
         );
-        assert_eq!(groups.members("g").unwrap().0, ["a", "b"]);
+        let ids =
+            |members: Vec<Member>| members.into_iter().map(|m| m.client_id).collect::<Vec<_>>();
+        assert_eq!(ids(groups.members("g").unwrap().0), ["a", "b"]);
         assert!(groups.members("nobody").is_none());
 
         assert!(
@@ -202,7 +207,7 @@ mod tests {
         let expired = groups.expire(120_001);
         assert_eq!(expired, [("g".to_string(), "b".to_string())]);
         let (members, v3) = groups.members("g").unwrap();
-        assert_eq!(members, ["a"]);
+        assert_eq!(ids(members), ["a"]);
         assert!(v3 > v2);
         assert!(groups.unregister("g", "a"));
         assert!(!groups.unregister("g", "a"));

@@ -322,6 +322,11 @@ async fn membership_versions_and_queue_locks() {
             tag_expression: "*".into(),
         }],
         consume_model: pb::ConsumeModel::Clustering as i32,
+        held: vec![pb::QueueRef {
+            topic: "m".into(),
+            queue_id: 1,
+            broker_name: "broker-a".into(),
+        }],
     };
     let v1 = rpc
         .heartbeat(beat("c1"))
@@ -344,11 +349,16 @@ async fn membership_versions_and_queue_locks() {
         .unwrap()
         .into_inner();
     assert_eq!(
+        list.members[0].held[0].queue_id, 1,
+        "held queues are reported back"
+    );
+    assert_eq!(
         (list.client_ids, list.group_version),
         (vec!["c1".to_string(), "c2".to_string()], v2)
     );
 
     let queue = vec![pb::QueueRef {
+        broker_name: String::new(),
         topic: "m".into(),
         queue_id: 0,
     }];
@@ -468,6 +478,7 @@ async fn bad_consumer_requests_get_clear_errors() {
             client_id: "c".into(),
             subscriptions: vec![],
             consume_model: 0,
+            held: vec![],
         })
         .await
         .unwrap_err();

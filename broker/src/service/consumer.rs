@@ -107,6 +107,11 @@ impl ConsumerPath {
                 subscriptions,
                 broadcasting,
                 last_heartbeat_ms: now_ms,
+                held: request
+                    .held
+                    .into_iter()
+                    .map(|q| (q.topic, q.broker_name, q.queue_id))
+                    .collect(),
             },
         );
         Ok(pb::HeartbeatResponse { group_version })
@@ -126,13 +131,28 @@ impl ConsumerPath {
         request: pb::GetConsumerListRequest,
     ) -> Result<pb::GetConsumerListResponse, BrokerError> {
         validate::topic("group", &request.group)?;
-        let (client_ids, group_version) = self
+        let (members, group_version) = self
             .groups
             .members(&request.group)
             .ok_or(BrokerError::UnknownGroup(request.group))?;
         Ok(pb::GetConsumerListResponse {
-            client_ids,
+            client_ids: members.iter().map(|m| m.client_id.clone()).collect(),
             group_version,
+            members: members
+                .into_iter()
+                .map(|m| pb::MemberInfo {
+                    client_id: m.client_id,
+                    held: m
+                        .held
+                        .into_iter()
+                        .map(|(topic, broker_name, queue_id)| pb::QueueRef {
+                            topic,
+                            queue_id,
+                            broker_name,
+                        })
+                        .collect(),
+                })
+                .collect(),
         })
     }
 
@@ -150,7 +170,11 @@ impl ConsumerPath {
         Ok(pb::LockQueuesResponse {
             locked: locked
                 .into_iter()
-                .map(|(topic, queue_id)| pb::QueueRef { topic, queue_id })
+                .map(|(topic, queue_id)| pb::QueueRef {
+                    topic,
+                    queue_id,
+                    broker_name: String::new(),
+                })
                 .collect(),
         })
     }

@@ -1,0 +1,57 @@
+//! Queues as consumers see them, and the readable queues of a topic.
+
+use std::collections::HashMap;
+
+use mq_common::Perm;
+use mq_proto::nameserver::v1 as pb;
+
+/// One queue of a topic on one broker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageQueue {
+    pub topic: String,
+    pub broker_name: String,
+    pub queue_id: u32,
+}
+
+impl std::fmt::Display for MessageQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}#{}", self.topic, self.broker_name, self.queue_id)
+    }
+}
+
+/// The readable queues of a topic and where their brokers are.
+#[derive(Debug, Clone, Default)]
+pub struct ReadRoute {
+    /// Sorted, so that every member of a group sees the same order.
+    pub queues: Vec<MessageQueue>,
+    /// Address by broker name: the master, or a replica without one.
+    pub brokers: HashMap<String, String>,
+}
+
+impl ReadRoute {
+    pub fn from_route(route: &pb::QueryRouteResponse) -> Self {
+        let brokers: HashMap<String, String> = route
+            .brokers
+            .iter()
+            .filter_map(|b| {
+                let addr = b.addresses.get(&0).or_else(|| b.addresses.values().next())?;
+                Some((b.broker_name.clone(), addr.clone()))
+            })
+            .collect();
+        let mut queues: Vec<MessageQueue> = route
+            .queues
+            .iter()
+            .filter(|q| Perm::from_bits("perm", q.perm).is_ok_and(|p| p.readable()))
+            .filter(|q| brokers.contains_key(&q.broker_name))
+            .flat_map(|q| {
+                (0..q.read_queue_count).map(|queue_id| MessageQueue {
+                    topic: route.topic.clone(),
+                    broker_name: q.broker_name.clone(),
+                    queue_id,
+                })
+            })
+            .collect();
+        queues.sort();
+        ReadRoute { queues, brokers }
+    }
+}
