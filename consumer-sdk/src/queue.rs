@@ -34,7 +34,10 @@ impl ReadRoute {
             .brokers
             .iter()
             .filter_map(|b| {
-                let addr = b.addresses.get(&0).or_else(|| b.addresses.values().next())?;
+                let addr = b
+                    .addresses
+                    .get(&0)
+                    .or_else(|| b.addresses.values().next())?;
                 Some((b.broker_name.clone(), addr.clone()))
             })
             .collect();

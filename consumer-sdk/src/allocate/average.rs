@@ -7,7 +7,13 @@ use crate::queue::MessageQueue;
 pub struct Averagely;
 
 impl AllocateStrategy for Averagely {
-    fn allocate(&self, me: &str, members: &[String], queues: &[MessageQueue], _previous: &Holdings) -> Vec<MessageQueue> {
+    fn allocate(
+        &self,
+        me: &str,
+        members: &[String],
+        queues: &[MessageQueue],
+        _previous: &Holdings,
+    ) -> Vec<MessageQueue> {
         let Some(index) = members.iter().position(|m| m == me) else {
             return Vec::new();
         };

@@ -7,11 +7,22 @@ use crate::queue::MessageQueue;
 pub struct AveragelyByCircle;
 
 impl AllocateStrategy for AveragelyByCircle {
-    fn allocate(&self, me: &str, members: &[String], queues: &[MessageQueue], _previous: &Holdings) -> Vec<MessageQueue> {
+    fn allocate(
+        &self,
+        me: &str,
+        members: &[String],
+        queues: &[MessageQueue],
+        _previous: &Holdings,
+    ) -> Vec<MessageQueue> {
         let Some(index) = members.iter().position(|m| m == me) else {
             return Vec::new();
         };
-        queues.iter().skip(index).step_by(members.len()).cloned().collect()
+        queues
+            .iter()
+            .skip(index)
+            .step_by(members.len())
+            .cloned()
+            .collect()
     }
 
     fn name(&self) -> &'static str {
@@ -28,6 +39,9 @@ mod tests {
     fn members_take_every_nth_queue() {
         let shares = assert_partition(&AveragelyByCircle, &members(3), &queues(8));
         let all = queues(8);
-        assert_eq!(shares[1], vec![all[1].clone(), all[4].clone(), all[7].clone()]);
+        assert_eq!(
+            shares[1],
+            vec![all[1].clone(), all[4].clone(), all[7].clone()]
+        );
     }
 }

@@ -18,9 +18,9 @@ impl Default for ConsistentHash {
 
 fn hash(text: &str) -> u64 {
     // FNV-1a, then a finalizer so that neighbours spread over the ring.
-    let mut h = text
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let mut h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -28,13 +28,21 @@ fn hash(text: &str) -> u64 {
 }
 
 impl AllocateStrategy for ConsistentHash {
-    fn allocate(&self, me: &str, members: &[String], queues: &[MessageQueue], _previous: &Holdings) -> Vec<MessageQueue> {
+    fn allocate(
+        &self,
+        me: &str,
+        members: &[String],
+        queues: &[MessageQueue],
+        _previous: &Holdings,
+    ) -> Vec<MessageQueue> {
         if !members.iter().any(|m| m == me) {
             return Vec::new();
         }
         let mut ring: Vec<(u64, &str)> = members
             .iter()
-            .flat_map(|m| (0..self.virtual_nodes).map(move |v| (hash(&format!("{m}#{v}")), m.as_str())))
+            .flat_map(|m| {
+                (0..self.virtual_nodes).map(move |v| (hash(&format!("{m}#{v}")), m.as_str()))
+            })
             .collect();
         ring.sort_unstable();
         queues
@@ -72,7 +80,10 @@ mod tests {
         for me in &after {
             let kept = strategy.allocate(me, &before, &all, &Holdings::new());
             let now = strategy.allocate(me, &after, &all, &Holdings::new());
-            assert!(kept.iter().all(|q| now.contains(q)), "{me} lost a queue it had");
+            assert!(
+                kept.iter().all(|q| now.contains(q)),
+                "{me} lost a queue it had"
+            );
         }
     }
 }

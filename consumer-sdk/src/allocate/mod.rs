@@ -25,7 +25,13 @@ pub trait AllocateStrategy: Send + Sync + std::fmt::Debug {
     /// The queues of `queues` (sorted) that `me` takes, given every live
     /// member (sorted, containing `me`) and what each member held before
     /// (as the members reported it; the same for every member).
-    fn allocate(&self, me: &str, members: &[String], queues: &[MessageQueue], previous: &Holdings) -> Vec<MessageQueue>;
+    fn allocate(
+        &self,
+        me: &str,
+        members: &[String],
+        queues: &[MessageQueue],
+        previous: &Holdings,
+    ) -> Vec<MessageQueue>;
 
     /// A name for logs.
     fn name(&self) -> &'static str;
@@ -54,14 +60,28 @@ pub(crate) mod tests {
     }
 
     /// Every queue goes to exactly one member.
-    pub fn assert_partition(strategy: &dyn AllocateStrategy, members: &[String], queues: &[MessageQueue]) -> Vec<Vec<MessageQueue>> {
+    pub fn assert_partition(
+        strategy: &dyn AllocateStrategy,
+        members: &[String],
+        queues: &[MessageQueue],
+    ) -> Vec<Vec<MessageQueue>> {
         let shares: Vec<Vec<MessageQueue>> = members
             .iter()
             .map(|me| strategy.allocate(me, members, queues, &Holdings::new()))
             .collect();
         let all: Vec<&MessageQueue> = shares.iter().flatten().collect();
-        assert_eq!(all.len(), queues.len(), "{}: every queue once", strategy.name());
-        assert_eq!(all.iter().collect::<HashSet<_>>().len(), queues.len(), "{}: no queue twice", strategy.name());
+        assert_eq!(
+            all.len(),
+            queues.len(),
+            "{}: every queue once",
+            strategy.name()
+        );
+        assert_eq!(
+            all.iter().collect::<HashSet<_>>().len(),
+            queues.len(),
+            "{}: no queue twice",
+            strategy.name()
+        );
         shares
     }
 
@@ -77,7 +97,11 @@ pub(crate) mod tests {
             for (m, q) in [(1, 8), (3, 8), (8, 8), (5, 3), (2, 16)] {
                 assert_partition(strategy.as_ref(), &members(m), &queues(q));
             }
-            assert!(strategy.allocate("stranger", &members(2), &queues(4), &Holdings::new()).is_empty());
+            assert!(
+                strategy
+                    .allocate("stranger", &members(2), &queues(4), &Holdings::new())
+                    .is_empty()
+            );
         }
     }
 }

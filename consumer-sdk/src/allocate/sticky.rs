@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use super::{AllocateStrategy, Holdings};
 use crate::queue::MessageQueue;
 
@@ -17,14 +16,20 @@ impl Sticky {
     /// The whole group's assignment, given what each member held.
     pub fn plan(members: &[String], queues: &[MessageQueue], previous: &Holdings) -> Holdings {
         let n = members.len();
-        let mut plan: BTreeMap<String, Vec<MessageQueue>> = members.iter().map(|m| (m.clone(), Vec::new())).collect();
+        let mut plan: BTreeMap<String, Vec<MessageQueue>> =
+            members.iter().map(|m| (m.clone(), Vec::new())).collect();
         if n == 0 {
             return plan;
         }
         let (base, extra) = (queues.len() / n, queues.len() % n);
         // Members that held the most keep the larger shares, so fewer move.
         let mut by_holding: Vec<&String> = members.iter().collect();
-        by_holding.sort_by_key(|m| (std::cmp::Reverse(previous.get(*m).map_or(0, Vec::len)), (*m).clone()));
+        by_holding.sort_by_key(|m| {
+            (
+                std::cmp::Reverse(previous.get(*m).map_or(0, Vec::len)),
+                (*m).clone(),
+            )
+        });
         let quota: BTreeMap<&String, usize> = by_holding
             .iter()
             .enumerate()
@@ -35,7 +40,8 @@ impl Sticky {
         for member in members {
             let mine = plan.get_mut(member).expect("every member has a plan");
             for queue in previous.get(member).into_iter().flatten() {
-                if mine.len() < quota[member] && live.contains(queue) && taken.insert(queue.clone()) {
+                if mine.len() < quota[member] && live.contains(queue) && taken.insert(queue.clone())
+                {
                     mine.push(queue.clone());
                 }
             }
@@ -56,8 +62,16 @@ impl Sticky {
 }
 
 impl AllocateStrategy for Sticky {
-    fn allocate(&self, me: &str, members: &[String], queues: &[MessageQueue], previous: &Holdings) -> Vec<MessageQueue> {
-        Sticky::plan(members, queues, previous).remove(me).unwrap_or_default()
+    fn allocate(
+        &self,
+        me: &str,
+        members: &[String],
+        queues: &[MessageQueue],
+        previous: &Holdings,
+    ) -> Vec<MessageQueue> {
+        Sticky::plan(members, queues, previous)
+            .remove(me)
+            .unwrap_or_default()
     }
 
     fn name(&self) -> &'static str {
@@ -73,7 +87,11 @@ mod tests {
     fn moved(before: &Holdings, after: &Holdings) -> usize {
         after
             .iter()
-            .map(|(m, qs)| qs.iter().filter(|q| !before.get(m).is_some_and(|b| b.contains(q))).count())
+            .map(|(m, qs)| {
+                qs.iter()
+                    .filter(|q| !before.get(m).is_some_and(|b| b.contains(q)))
+                    .count()
+            })
             .sum()
     }
 
@@ -92,6 +110,10 @@ mod tests {
         let four = Sticky::plan(&members(4), &all, &Holdings::new());
         let three = Sticky::plan(&members(3), &all, &four);
         assert!(three.values().all(|qs| qs.len() == 4));
-        assert_eq!(moved(&four, &three), 3, "the leaver's 3 queues, nothing else");
+        assert_eq!(
+            moved(&four, &three),
+            3,
+            "the leaver's 3 queues, nothing else"
+        );
     }
 }

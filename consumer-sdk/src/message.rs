@@ -1,0 +1,63 @@
+//! Messages as a consumer receives them.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use mq_proto::broker::v1 as pb;
+
+use crate::queue::MessageQueue;
+
+/// Message flag bit: the producer compressed the body (LZ4).
+const FLAG_COMPRESSED: u32 = 1;
+
+/// A consumed message, body decompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub queue: MessageQueue,
+    pub queue_offset: u64,
+    pub tags: Option<String>,
+    pub keys: Vec<String>,
+    pub properties: HashMap<String, String>,
+    pub body: Bytes,
+    pub unique_id: String,
+    pub offset_message_id: String,
+    pub born_timestamp_ms: u64,
+    pub store_timestamp_ms: u64,
+    /// Deliveries of this message that ended in reconsume-later.
+    pub reconsume_times: u32,
+}
+
+impl ReceivedMessage {
+    pub(crate) fn from_wire(queue: &MessageQueue, msg: pb::StoredMessage) -> Result<Self, String> {
+        let body = if msg.flags & FLAG_COMPRESSED != 0 {
+            Bytes::from(
+                lz4_flex::decompress_size_prepended(&msg.body)
+                    .map_err(|e| format!("corrupt compressed body: {e}"))?,
+            )
+        } else {
+            msg.body
+        };
+        Ok(ReceivedMessage {
+            queue: queue.clone(),
+            queue_offset: msg.queue_offset,
+            tags: (!msg.tags.is_empty()).then_some(msg.tags),
+            keys: msg.keys,
+            properties: msg.properties,
+            body,
+            unique_id: msg.unique_id,
+            offset_message_id: msg.offset_message_id,
+            born_timestamp_ms: msg.born_timestamp_ms,
+            store_timestamp_ms: msg.store_timestamp_ms,
+            reconsume_times: msg.reconsume_times,
+        })
+    }
+}
+
+/// What a handler says about the messages it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeResult {
+    /// Done: the offset may move past them.
+    Success,
+    /// Deliver them again later.
+    ReconsumeLater,
+}

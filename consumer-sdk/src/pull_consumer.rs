@@ -1,0 +1,160 @@
+//! [`PullConsumer`]: the lite pull style. Subscribe (the group shares the
+//! queues as push consumers do) or assign queues, then `poll()`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::builder::{ConsumerOptions, option_setters};
+use crate::engine::{Engine, Sink};
+use crate::error::ConsumerError;
+use crate::message::ReceivedMessage;
+use crate::queue::MessageQueue;
+
+/// Builds a [`PullConsumer`].
+#[derive(Debug)]
+pub struct PullConsumerBuilder {
+    options: ConsumerOptions,
+    auto_commit: bool,
+    buffer: usize,
+}
+
+impl PullConsumerBuilder {
+    option_setters!();
+
+    /// Commit polled offsets every `commit_interval` [default: on]; off
+    /// means [`PullConsumer::commit`] does it.
+    pub fn auto_commit(mut self, on: bool) -> Self {
+        self.auto_commit = on;
+        self
+    }
+
+    /// Batches buffered ahead of `poll` [default: 64].
+    pub fn buffer(mut self, batches: usize) -> Self {
+        self.buffer = batches.max(1);
+        self
+    }
+
+    /// Starts pulling (on the current Tokio runtime).
+    pub async fn start(self) -> Result<PullConsumer, ConsumerError> {
+        if self.options.subscriptions.is_empty() {
+            return Err(ConsumerError::Config(
+                "subscribe to at least one topic".into(),
+            ));
+        }
+        let (tx, rx) = mpsc::channel(self.buffer);
+        let mut options = self.options;
+        if !self.auto_commit {
+            // Effectively never: commits happen on `commit()` and shutdown.
+            options.commit_interval = Duration::from_secs(60 * 60 * 24 * 365);
+        }
+        let engine = options.engine(Sink::Channel(tx))?;
+        for subscription in &engine.subscriptions {
+            engine.cluster.route(&subscription.topic).await?;
+        }
+        engine.heartbeat().await;
+        let tasks = engine.start();
+        Ok(PullConsumer {
+            engine,
+            tasks,
+            batches: Mutex::new(rx),
+        })
+    }
+}
+
+/// A running pull consumer.
+#[derive(Debug)]
+pub struct PullConsumer {
+    engine: Arc<Engine>,
+    tasks: Vec<JoinHandle<()>>,
+    batches: Mutex<mpsc::Receiver<Vec<ReceivedMessage>>>,
+}
+
+impl PullConsumer {
+    pub fn builder() -> PullConsumerBuilder {
+        PullConsumerBuilder {
+            options: ConsumerOptions::default(),
+            auto_commit: true,
+            buffer: 64,
+        }
+    }
+
+    /// The next batch, waiting at most `timeout`; empty if none came.
+    pub async fn poll(&self, timeout: Duration) -> Vec<ReceivedMessage> {
+        let mut batches = self.batches.lock().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let batch = match tokio::time::timeout_at(deadline, batches.recv()).await {
+                Ok(Some(batch)) => batch,
+                _ => return Vec::new(),
+            };
+            // Skip batches of queues no longer owned or seeked since.
+            let owned = self
+                .engine
+                .queues
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&batch[0].queue)
+                .cloned();
+            let Some(state) = owned else { continue };
+            let expected = state.polled.load(Ordering::Acquire);
+            let fresh: Vec<ReceivedMessage> = batch
+                .into_iter()
+                .filter(|m| m.queue_offset >= expected)
+                .collect();
+            let Some(last) = fresh.last() else { continue };
+            state.polled.store(last.queue_offset + 1, Ordering::Release);
+            return fresh;
+        }
+    }
+
+    /// Consumes only `queues` from now on, without rebalancing.
+    pub async fn assign(&self, queues: Vec<MessageQueue>) {
+        *self.engine.manual.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(queues.into_iter().collect::<BTreeSet<_>>());
+        self.engine.rebalance().await;
+    }
+
+    /// Goes on from `offset` in `queue` (which must be owned).
+    pub fn seek(&self, queue: &MessageQueue, offset: u64) -> Result<(), ConsumerError> {
+        let queues = self.engine.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let state = queues.get(queue).ok_or_else(|| {
+            ConsumerError::Config(format!("{queue} is not assigned to this consumer"))
+        })?;
+        state.epoch.fetch_add(1, Ordering::AcqRel);
+        state.next_offset.store(offset, Ordering::Release);
+        state.polled.store(offset, Ordering::Release);
+        Ok(())
+    }
+
+    /// Commits the polled positions now.
+    pub async fn commit(&self) {
+        self.engine.commit_all().await;
+    }
+
+    /// The queues this member consumes now.
+    pub fn assignment(&self) -> Vec<MessageQueue> {
+        self.engine.assignment()
+    }
+
+    /// Commits, releases the queues and leaves the group.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.engine.close().await;
+    }
+}
+
+impl Drop for PullConsumer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.engine.abort();
+    }
+}

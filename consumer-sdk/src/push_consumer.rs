@@ -1,0 +1,143 @@
+//! [`PushConsumer`]: the SDK pulls and calls your handler.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::builder::{ConsumerOptions, option_setters};
+use crate::engine::{Engine, Handler, Sink};
+use crate::error::ConsumerError;
+use crate::message::{ConsumeResult, ReceivedMessage};
+use crate::queue::MessageQueue;
+
+/// How the handler is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeMode {
+    /// Batches of up to `batch` messages, up to `parallelism` at once.
+    Concurrent { parallelism: usize, batch: usize },
+    /// Each queue by one task at a time, strictly in queue order.
+    Ordered { batch: usize },
+}
+
+/// Builds a [`PushConsumer`].
+pub struct PushConsumerBuilder {
+    options: ConsumerOptions,
+    mode: ConsumeMode,
+    handler: Option<Handler>,
+}
+
+impl std::fmt::Debug for PushConsumerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushConsumerBuilder")
+            .field("options", &self.options)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl PushConsumerBuilder {
+    option_setters!();
+
+    /// Concurrent (default: 20 at once, batches of 1) or ordered.
+    pub fn mode(mut self, mode: ConsumeMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Pause before a batch the handler asked to reconsume is delivered
+    /// again [default: 1 s].
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.options.retry_delay = delay;
+        self
+    }
+
+    /// The handler: called with a batch, says whether it is done.
+    pub fn handler<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Vec<ReceivedMessage>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ConsumeResult> + Send + 'static,
+    {
+        self.handler = Some(Arc::new(move |batch| Box::pin(handler(batch))));
+        self
+    }
+
+    /// Starts consuming (on the current Tokio runtime).
+    pub async fn start(self) -> Result<PushConsumer, ConsumerError> {
+        let handler = self
+            .handler
+            .ok_or_else(|| ConsumerError::Config("a push consumer needs a handler".into()))?;
+        if self.options.subscriptions.is_empty() {
+            return Err(ConsumerError::Config(
+                "subscribe to at least one topic".into(),
+            ));
+        }
+        let sink = match self.mode {
+            ConsumeMode::Concurrent { parallelism, batch } => Sink::Concurrent {
+                handler,
+                permits: Arc::new(Semaphore::new(parallelism.max(1))),
+                batch: batch.max(1),
+            },
+            ConsumeMode::Ordered { batch } => Sink::Ordered {
+                handler,
+                batch: batch.max(1),
+            },
+        };
+        let engine = self.options.engine(sink)?;
+        // Routes and a first heartbeat before the first rebalance.
+        for subscription in &engine.subscriptions {
+            engine.cluster.route(&subscription.topic).await?;
+        }
+        engine.heartbeat().await;
+        let tasks = engine.start();
+        Ok(PushConsumer { engine, tasks })
+    }
+}
+
+/// A running push consumer. Call [`PushConsumer::shutdown`] to commit
+/// offsets and leave the group cleanly.
+#[derive(Debug)]
+pub struct PushConsumer {
+    engine: Arc<Engine>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PushConsumer {
+    pub fn builder() -> PushConsumerBuilder {
+        PushConsumerBuilder {
+            options: ConsumerOptions::default(),
+            mode: ConsumeMode::Concurrent {
+                parallelism: 20,
+                batch: 1,
+            },
+            handler: None,
+        }
+    }
+
+    /// The queues this member consumes now.
+    pub fn assignment(&self) -> Vec<MessageQueue> {
+        self.engine.assignment()
+    }
+
+    /// Finishes in-flight batches (bounded), commits offsets, releases the
+    /// queues and leaves the group.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.engine.close().await;
+    }
+}
+
+impl Drop for PushConsumer {
+    /// Without `shutdown`, nothing is committed beyond the last periodic
+    /// commit: the next owner may see some messages again.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.engine.abort();
+    }
+}
