@@ -664,6 +664,8 @@ impl Engine {
                         .unwrap_or(pb::PullStatus::NoNewMsg);
                     if status == pb::PullStatus::OffsetIllegal {
                         tracing::warn!(queue = %state.queue, offset, next = response.next_offset, "illegal pull offset; moving on");
+                        // Polled positions move with it (a seek far past the end).
+                        state.polled.store(response.next_offset, Ordering::Release);
                     }
                     let messages: Vec<ReceivedMessage> = response
                         .messages
