@@ -93,8 +93,7 @@ async fn three_members_share_eight_queues_and_handle_twenty_thousand_messages_on
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = seen.lock().unwrap();
-    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    let duplicates: usize = seen.lock().unwrap().values().map(|n| n - 1).sum();
     assert_eq!(duplicates, 0, "no fault, no duplicate");
     for member in members {
         member.shutdown().await;
