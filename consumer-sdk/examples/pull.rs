@@ -27,7 +27,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while Instant::now() < until {
         let batch = consumer.poll(Duration::from_secs(1)).await;
         for msg in &batch {
-            println!("{} offset={} body={}", msg.queue, msg.queue_offset, String::from_utf8_lossy(&msg.body));
+            println!(
+                "{} offset={} body={}",
+                msg.queue,
+                msg.queue_offset,
+                String::from_utf8_lossy(&msg.body)
+            );
         }
         if !batch.is_empty() {
             consumer.commit().await;
