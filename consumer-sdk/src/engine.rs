@@ -118,6 +118,8 @@ pub(crate) struct QueueState {
     dropped: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
     last_committed: AtomicU64,
+    /// Owned under a broker lock, to release with the queue.
+    locked: AtomicBool,
 }
 
 impl QueueState {
@@ -132,6 +134,7 @@ impl QueueState {
             dropped: AtomicBool::new(false),
             task: Mutex::new(None),
             last_committed: AtomicU64::new(u64::MAX),
+            locked: AtomicBool::new(false),
         }
     }
 
@@ -492,14 +495,19 @@ impl Engine {
             taken = queues.clone();
         }
         let all = taken.len() == queues.len();
+        let locked = self.locking();
         for queue in taken {
             match self.start_offset(&queue).await {
                 Ok(offset) => {
-                    self.start_queue(queue, offset);
+                    if let Some(state) = self.start_queue(queue, offset) {
+                        state.locked.store(locked, Ordering::Release);
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(queue = %queue, error = %err, "cannot find where to start");
-                    self.unlock(&queue).await;
+                    if locked {
+                        self.unlock(&queue).await;
+                    }
                     return false;
                 }
             }
@@ -580,14 +588,13 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         self.commit_queue(&state).await;
-        self.unlock(queue).await;
+        if state.locked.load(Ordering::Acquire) {
+            self.unlock(queue).await;
+        }
         tracing::info!(group = %self.settings.group, queue = %queue, "released queue");
     }
 
     async fn unlock(&self, queue: &MessageQueue) {
-        if !self.locking() {
-            return;
-        }
         let Some(addr) = self.cluster.addr_of(queue) else {
             return;
         };

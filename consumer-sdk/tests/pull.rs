@@ -226,3 +226,42 @@ async fn bad_consumer_settings_are_refused_by_name() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assigned_pull_consumer_reads_only_its_queues() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let broker = start_broker("broker-a", &namesrv, root.path(), "127.0.0.1:0");
+    create_topic(&broker, "assigned", 2).await;
+    wait_for_route(&namesrv, "assigned", 1).await;
+    let producer = Producer::builder().namesrv(&namesrv).build().unwrap();
+    for i in 0..20 {
+        producer
+            .send(Message::new("assigned", format!("m-{i}")))
+            .await
+            .unwrap();
+    }
+    let consumer = pull_consumer(&namesrv, "g-assigned", "assigned", "*")
+        .start()
+        .await
+        .unwrap();
+    let queue = MessageQueue {
+        topic: "assigned".into(),
+        broker_name: "broker-a".into(),
+        queue_id: 1,
+    };
+    consumer.assign(vec![queue.clone()]).await;
+    wait_until("only queue 1 is owned", Duration::from_secs(10), || {
+        consumer.assignment() == vec![queue.clone()]
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < 10 && Instant::now() < deadline {
+        got.extend(consumer.poll(Duration::from_millis(300)).await);
+    }
+    assert_eq!(got.len(), 10, "round-robin put half of the 20 in queue 1");
+    assert!(got.iter().all(|m| m.queue == queue));
+    consumer.shutdown().await;
+}
