@@ -837,6 +837,45 @@ impl Engine {
     }
 }
 
+/// A started engine with its background loops; dropping it stops them
+/// without committing, `shutdown` stops them cleanly.
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub engine: Arc<Engine>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Fetches the routes, heartbeats once (so that the first rebalance
+    /// sees this member) and starts the loops.
+    pub async fn start(engine: Arc<Engine>) -> Result<Running, ConsumerError> {
+        for subscription in &engine.subscriptions {
+            engine.cluster.route(&subscription.topic).await?;
+        }
+        engine.heartbeat().await;
+        let loops = engine.start();
+        Ok(Running { engine, loops })
+    }
+
+    /// Finishes in-flight work (bounded), commits, releases the queues and
+    /// leaves the group.
+    pub async fn shutdown(self) {
+        for task in &self.loops {
+            task.abort();
+        }
+        self.engine.close().await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.loops {
+            task.abort();
+        }
+        self.engine.abort();
+    }
+}
+
 fn queue_ref(queue: &MessageQueue) -> pb::QueueRef {
     pb::QueueRef {
         topic: queue.topic.clone(),

@@ -2,15 +2,13 @@
 //! queues as push consumers do) or assign queues, then `poll()`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc};
-use tokio::task::JoinHandle;
 
 use crate::builder::{ConsumerOptions, option_setters};
-use crate::engine::{Engine, Sink};
+use crate::engine::{Running, Sink};
 use crate::error::ConsumerError;
 use crate::message::ReceivedMessage;
 use crate::queue::MessageQueue;
@@ -52,15 +50,9 @@ impl PullConsumerBuilder {
             // Effectively never: commits happen on `commit()` and shutdown.
             options.commit_interval = Duration::from_secs(60 * 60 * 24 * 365);
         }
-        let engine = options.engine(Sink::Channel(tx))?;
-        for subscription in &engine.subscriptions {
-            engine.cluster.route(&subscription.topic).await?;
-        }
-        engine.heartbeat().await;
-        let tasks = engine.start();
+        let running = Running::start(options.engine(Sink::Channel(tx))?).await?;
         Ok(PullConsumer {
-            engine,
-            tasks,
+            running,
             batches: Mutex::new(rx),
         })
     }
@@ -69,8 +61,7 @@ impl PullConsumerBuilder {
 /// A running pull consumer.
 #[derive(Debug)]
 pub struct PullConsumer {
-    engine: Arc<Engine>,
-    tasks: Vec<JoinHandle<()>>,
+    running: Running,
     batches: Mutex<mpsc::Receiver<Vec<ReceivedMessage>>>,
 }
 
@@ -94,6 +85,7 @@ impl PullConsumer {
             };
             // Skip batches of queues no longer owned or seeked since.
             let owned = self
+                .running
                 .engine
                 .queues
                 .lock()
@@ -114,14 +106,23 @@ impl PullConsumer {
 
     /// Consumes only `queues` from now on, without rebalancing.
     pub async fn assign(&self, queues: Vec<MessageQueue>) {
-        *self.engine.manual.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(queues.into_iter().collect::<BTreeSet<_>>());
-        self.engine.rebalance().await;
+        *self
+            .running
+            .engine
+            .manual
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(queues.into_iter().collect::<BTreeSet<_>>());
+        self.running.engine.rebalance().await;
     }
 
     /// Goes on from `offset` in `queue` (which must be owned).
     pub fn seek(&self, queue: &MessageQueue, offset: u64) -> Result<(), ConsumerError> {
-        let queues = self.engine.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let queues = self
+            .running
+            .engine
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let state = queues.get(queue).ok_or_else(|| {
             ConsumerError::Config(format!("{queue} is not assigned to this consumer"))
         })?;
@@ -133,28 +134,16 @@ impl PullConsumer {
 
     /// Commits the polled positions now.
     pub async fn commit(&self) {
-        self.engine.commit_all().await;
+        self.running.engine.commit_all().await;
     }
 
     /// The queues this member consumes now.
     pub fn assignment(&self) -> Vec<MessageQueue> {
-        self.engine.assignment()
+        self.running.engine.assignment()
     }
 
     /// Commits, releases the queues and leaves the group.
     pub async fn shutdown(self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        self.engine.close().await;
-    }
-}
-
-impl Drop for PullConsumer {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        self.engine.abort();
+        self.running.shutdown().await;
     }
 }

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use crate::builder::{ConsumerOptions, option_setters};
-use crate::engine::{Engine, Handler, Sink};
+use crate::engine::{Handler, Running, Sink};
 use crate::error::ConsumerError;
 use crate::message::{ConsumeResult, ReceivedMessage};
 use crate::queue::MessageQueue;
@@ -85,14 +84,8 @@ impl PushConsumerBuilder {
                 batch: batch.max(1),
             },
         };
-        let engine = self.options.engine(sink)?;
-        // Routes and a first heartbeat before the first rebalance.
-        for subscription in &engine.subscriptions {
-            engine.cluster.route(&subscription.topic).await?;
-        }
-        engine.heartbeat().await;
-        let tasks = engine.start();
-        Ok(PushConsumer { engine, tasks })
+        let running = Running::start(self.options.engine(sink)?).await?;
+        Ok(PushConsumer { running })
     }
 }
 
@@ -100,8 +93,7 @@ impl PushConsumerBuilder {
 /// offsets and leave the group cleanly.
 #[derive(Debug)]
 pub struct PushConsumer {
-    engine: Arc<Engine>,
-    tasks: Vec<JoinHandle<()>>,
+    running: Running,
 }
 
 impl PushConsumer {
@@ -118,26 +110,13 @@ impl PushConsumer {
 
     /// The queues this member consumes now.
     pub fn assignment(&self) -> Vec<MessageQueue> {
-        self.engine.assignment()
+        self.running.engine.assignment()
     }
 
     /// Finishes in-flight batches (bounded), commits offsets, releases the
-    /// queues and leaves the group.
+    /// queues and leaves the group. Without it, a dropped consumer commits
+    /// nothing beyond its last periodic commit.
     pub async fn shutdown(self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        self.engine.close().await;
-    }
-}
-
-impl Drop for PushConsumer {
-    /// Without `shutdown`, nothing is committed beyond the last periodic
-    /// commit: the next owner may see some messages again.
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        self.engine.abort();
+        self.running.shutdown().await;
     }
 }

@@ -79,6 +79,24 @@ impl FaultTable {
     /// Records a successful send's latency.
     pub fn record_latency(&self, broker: &str, addr: &str, latency_ms: u64, now_ms: u64) {
         let duration = self.policy.unavailable_for(latency_ms);
+        self.update(broker, addr, |item| {
+            item.last_latency_ms = latency_ms;
+            item.unavailable_until_ms = now_ms + duration;
+            item.isolated = false;
+        });
+    }
+
+    /// Records a failed send: the broker is isolated.
+    pub fn record_failure(&self, broker: &str, addr: &str, now_ms: u64) {
+        let until = now_ms + self.policy.isolation_ms;
+        self.update(broker, addr, |item| {
+            item.unavailable_until_ms = item.unavailable_until_ms.max(until);
+            item.isolated = true;
+        });
+    }
+
+    /// Applies `change` to the broker's item, created if new.
+    fn update(&self, broker: &str, addr: &str, change: impl FnOnce(&mut FaultItem)) {
         let mut items = self.lock();
         let item = items.entry(broker.to_owned()).or_insert_with(|| FaultItem {
             broker_name: broker.to_owned(),
@@ -88,26 +106,7 @@ impl FaultTable {
             isolated: false,
         });
         item.addr = addr.to_owned();
-        item.last_latency_ms = latency_ms;
-        item.unavailable_until_ms = now_ms + duration;
-        item.isolated = false;
-    }
-
-    /// Records a failed send: the broker is isolated.
-    pub fn record_failure(&self, broker: &str, addr: &str, now_ms: u64) {
-        let mut items = self.lock();
-        let item = items.entry(broker.to_owned()).or_insert_with(|| FaultItem {
-            broker_name: broker.to_owned(),
-            addr: addr.to_owned(),
-            last_latency_ms: 0,
-            unavailable_until_ms: 0,
-            isolated: true,
-        });
-        item.addr = addr.to_owned();
-        item.unavailable_until_ms = item
-            .unavailable_until_ms
-            .max(now_ms + self.policy.isolation_ms);
-        item.isolated = true;
+        change(item);
     }
 
     /// A probe reached the broker: it is available again at once.
