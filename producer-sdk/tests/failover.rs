@@ -212,10 +212,7 @@ async fn acknowledged_messages_survive_a_sigkill_of_a_sync_flush_broker() {
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
 }
 
+/// Waits up to 30 s for `condition`.
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mq_test_support::cluster::wait_until(what, Duration::from_secs(30), condition).await;
 }

@@ -332,6 +332,11 @@ impl MessageStore {
         Some((queue.min_offset(), queue.max_offset()))
     }
 
+    /// Every record below this CommitLog offset is indexed.
+    pub fn dispatched_offset(&self) -> u64 {
+        self.dispatcher.dispatched()
+    }
+
     /// Bytes of CommitLog not yet indexed in ConsumeQueues.
     pub fn dispatch_lag(&self) -> u64 {
         self.dispatcher.lag()

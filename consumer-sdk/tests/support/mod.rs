@@ -2,11 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use mq_proto::broker::v1 as pb;
 use mq_test_support::{ServerProcess, workspace_binary};
+use std::path::Path;
 
 pub fn start_nameserver() -> ServerProcess {
     ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"])
@@ -44,43 +41,8 @@ pub fn start_broker(name: &str, namesrv: &str, root: &Path, listen: &str) -> Ser
     ServerProcess::start_until(workspace_binary("broker"), &all, &[], "broker listening")
 }
 
+pub use mq_test_support::cluster::{wait_for_route, wait_until};
+
 pub async fn create_topic(broker: &ServerProcess, topic: &str, queues: u32) {
-    let mut rpc = pb::broker_client::BrokerClient::connect(broker.url())
-        .await
-        .unwrap();
-    rpc.create_topic(pb::CreateTopicRequest {
-        config: Some(pb::TopicConfig {
-            topic: topic.into(),
-            read_queue_count: queues,
-            write_queue_count: queues,
-            perm: 6,
-        }),
-    })
-    .await
-    .unwrap();
-}
-
-pub async fn wait_for_route(namesrv: &str, topic: &str, brokers: usize) {
-    let client = mq_nameserver_client::NameServerClient::from_list(namesrv).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(route) = client.query_route(topic).await
-            && route.queues.len() >= brokers
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic} never got {brokers} broker(s)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub async fn wait_until(what: &str, timeout: Duration, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mq_test_support::cluster::create_topic(&broker.url(), topic, queues).await;
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mq_broker::store::{MessageStore, StoreConfig, StoredMessage, TagFilter};
 use mq_proto::broker::v1 as pb;
@@ -100,18 +100,7 @@ impl Broker {
     }
 
     pub async fn create_topic(&self, topic: &str, queues: u32) {
-        self.rpc()
-            .await
-            .create_topic(pb::CreateTopicRequest {
-                config: Some(pb::TopicConfig {
-                    topic: topic.into(),
-                    read_queue_count: queues,
-                    write_queue_count: queues,
-                    perm: 6,
-                }),
-            })
-            .await
-            .unwrap();
+        mq_test_support::cluster::create_topic(&self.process.url(), topic, queues).await;
     }
 
     /// Stops the broker cleanly (SIGTERM) and returns every stored message
@@ -161,23 +150,7 @@ pub fn read_store(dir: &Path) -> HashMap<(String, u32), Vec<StoredMessage>> {
     all
 }
 
-/// Waits until the nameserver routes `topic` to `brokers` brokers.
-pub async fn wait_for_route(namesrv: &str, topic: &str, brokers: usize) {
-    let client = mq_nameserver_client::NameServerClient::from_list(namesrv).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(route) = client.query_route(topic).await
-            && route.queues.len() >= brokers
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic} never got {brokers} broker(s)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use mq_test_support::cluster::wait_for_route;
 
 /// The body as text.
 pub fn text(msg: &StoredMessage) -> String {
