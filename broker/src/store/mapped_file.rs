@@ -336,8 +336,9 @@ impl MappedFile {
     /// Sets the write position after recovery found where the data ends,
     /// zeroing and syncing whatever lies beyond it so that it is never
     /// mistaken for data again. Refused while readers hold slices. Returns
-    /// whether any non-zero byte was discarded.
-    pub fn truncate_to(&mut self, pos: usize) -> io::Result<bool> {
+    /// whether any non-zero byte was discarded. `scan` says how far to look
+    /// for such bytes.
+    pub fn truncate_to(&mut self, pos: usize, scan: TailScan) -> io::Result<bool> {
         if Arc::strong_count(&self.map) != 1 {
             return Err(io::Error::other(
                 "cannot truncate a segment that readers hold",
@@ -346,7 +347,10 @@ impl MappedFile {
         let size = self.size();
         let pos = pos.min(size);
         let tail = &self.whole()[pos..];
-        let garbage = tail.iter().rposition(|&b| b != 0);
+        let garbage = match scan {
+            TailScan::Whole => last_nonzero(tail),
+            TailScan::UntilZeroPage => last_nonzero_before_zero_page(tail),
+        };
         if let Some(last) = garbage {
             // SAFETY: exclusive access (checked above); the range is inside the map.
             unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(pos), 0, last + 1) };
@@ -361,6 +365,50 @@ impl MappedFile {
     pub fn delete(&self) -> io::Result<()> {
         std::fs::remove_file(&self.path)
     }
+}
+
+/// How far past the end of the data recovery looks for stray bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailScan {
+    /// The whole rest of the file: after a crash, the kernel may have
+    /// written later pages of a torn tail and not earlier ones.
+    Whole,
+    /// Up to the first all-zero page: after a clean shutdown every write
+    /// reached the file in order, so bytes past the data are contiguous.
+    UntilZeroPage,
+}
+
+static ZERO_PAGE: [u8; PAGE] = [0; PAGE];
+
+/// Offset of the last non-zero byte; compares whole pages with `memcmp`,
+/// which stays fast even in debug builds on gigabyte segments.
+fn last_nonzero(buf: &[u8]) -> Option<usize> {
+    let mut end = buf.len();
+    while end > 0 {
+        let start = end.saturating_sub(PAGE);
+        let chunk = &buf[start..end];
+        if chunk != &ZERO_PAGE[..chunk.len()] {
+            return chunk.iter().rposition(|&b| b != 0).map(|i| start + i);
+        }
+        end = start;
+    }
+    None
+}
+
+/// Offset of the last non-zero byte before the first all-zero page.
+fn last_nonzero_before_zero_page(buf: &[u8]) -> Option<usize> {
+    let mut last = None;
+    for (index, chunk) in buf.chunks(PAGE).enumerate() {
+        if chunk == &ZERO_PAGE[..chunk.len()] {
+            break;
+        }
+        last = chunk
+            .iter()
+            .rposition(|&b| b != 0)
+            .map(|i| index * PAGE + i)
+            .or(last);
+    }
+    last
 }
 
 /// A slice of a mapping that keeps the mapping alive.
@@ -450,6 +498,20 @@ mod tests {
     }
 
     #[test]
+    fn tail_scans_find_stray_bytes_page_by_page() {
+        let mut buf = vec![0u8; 5 * PAGE];
+        assert_eq!(last_nonzero(&buf), None);
+        buf[10] = 1;
+        buf[PAGE + 7] = 1;
+        buf[4 * PAGE + 3] = 1;
+        assert_eq!(last_nonzero(&buf), Some(4 * PAGE + 3));
+        // Page 2 is all zero: the contiguous scan stops there.
+        assert_eq!(last_nonzero_before_zero_page(&buf), Some(PAGE + 7));
+        assert_eq!(last_nonzero_before_zero_page(&buf[..100]), Some(10));
+        assert_eq!(last_nonzero(&[]), None);
+    }
+
+    #[test]
     fn truncation_zeroes_the_tail_and_is_refused_while_read() {
         let dir = tempfile::tempdir().unwrap();
         let mut file = MappedFile::create(dir.path(), 0, 4096, MapOptions::default()).unwrap();
@@ -460,11 +522,17 @@ mod tests {
         .unwrap()
         .unwrap();
         let held = file.read(0, 6).unwrap();
-        assert!(file.truncate_to(4).is_err());
+        assert!(file.truncate_to(4, TailScan::Whole).is_err());
         drop(held);
-        assert!(file.truncate_to(4).unwrap(), "bytes were discarded");
+        assert!(
+            file.truncate_to(4, TailScan::Whole).unwrap(),
+            "bytes were discarded"
+        );
         assert_eq!(file.write_pos(), 4);
-        assert!(!file.truncate_to(4).unwrap(), "nothing left to discard");
+        assert!(
+            !file.truncate_to(4, TailScan::Whole).unwrap(),
+            "nothing left to discard"
+        );
         assert_eq!(&file.whole()[..8], b"keep\0\0\0\0");
     }
 }

@@ -73,7 +73,7 @@ pub fn recover(
             .transient_store_pool
             .then_some(config.transient_store_pool_buffers as usize),
     };
-    let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, scan_from)?;
+    let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, scan_from, crashed)?;
     if let Some(t) = &recovered.truncation {
         tracing::warn!(offset = t.offset, reason = %t.reason, "CommitLog truncated after the last valid record");
     }

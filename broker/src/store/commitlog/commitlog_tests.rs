@@ -32,7 +32,7 @@ fn message(topic: &str, queue_id: u32, body_len: usize, seed: u8) -> MessageToSt
 }
 
 fn open(dir: &Path) -> (CommitLog, Recovered) {
-    CommitLog::open(dir, options(), 0).unwrap()
+    CommitLog::open(dir, options(), 0, true).unwrap()
 }
 
 /// Every record from the start, following segment ends, as the dispatcher does.
@@ -142,6 +142,7 @@ fn concurrent_appenders_never_interleave_and_queue_offsets_stay_dense() {
                 ..options()
             },
             0,
+            true,
         )
         .unwrap()
         .0,

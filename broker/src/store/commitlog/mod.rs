@@ -23,7 +23,7 @@ use crate::store::commitlog::record::{END_MARKER_LEN, Probe, RecordError, Stamp}
 use crate::store::commitlog::recover::{Recovered, recover};
 use crate::store::commitlog::transient_pool::TransientPool;
 use crate::store::error::{IoContext, StoreError};
-use crate::store::mapped_file::{MapOptions, MappedFile};
+use crate::store::mapped_file::{MapOptions, MappedFile, TailScan};
 use crate::store::message::{MessageToStore, StoredMessage};
 use crate::store::segments::Segments;
 
@@ -89,18 +89,26 @@ pub struct CommitLog {
 impl CommitLog {
     /// Opens the CommitLog in `dir`, checking every record from the segment
     /// holding `scan_from` on and truncating after the last valid one.
+    /// After a crash the whole tail of the last segment is checked for
+    /// stray bytes; after a clean shutdown only up to the first zero page.
     pub fn open(
         dir: &Path,
         options: CommitLogOptions,
         scan_from: u64,
+        crashed: bool,
     ) -> Result<(Self, Recovered), StoreError> {
         let segment_size = usize::try_from(options.segment_size).map_err(|_| {
             StoreError::io("commitlog segment size", std::io::Error::other("too large"))
         })?;
         let mut files =
             Segments::load(dir, segment_size).context(|| format!("loading {}", dir.display()))?;
-        let recovered =
-            recover(&mut files, scan_from).context(|| format!("recovering {}", dir.display()))?;
+        let tail = if crashed {
+            TailScan::Whole
+        } else {
+            TailScan::UntilZeroPage
+        };
+        let recovered = recover(&mut files, scan_from, tail)
+            .context(|| format!("recovering {}", dir.display()))?;
         let allocator = Allocator::start(dir.to_owned(), segment_size, options.map)
             .context(|| "starting the segment allocator".to_owned())?;
         let pool = options

@@ -10,7 +10,7 @@
 use std::io;
 
 use crate::store::commitlog::record::{Probe, probe};
-use crate::store::mapped_file::MappedFile;
+use crate::store::mapped_file::{MappedFile, TailScan};
 
 /// Data was cut off during recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +40,14 @@ enum SegmentEnd {
 }
 
 /// Recovers `files` (contiguous segments, oldest first), scanning from the
-/// segment holding `scan_from`. Segments after the end are deleted and
+/// segment holding `scan_from`; `tail` says how far past the end of the
+/// data to look for stray bytes. Segments after the end are deleted and
 /// removed from `files`.
-pub fn recover(files: &mut Vec<MappedFile>, scan_from: u64) -> io::Result<Recovered> {
+pub fn recover(
+    files: &mut Vec<MappedFile>,
+    scan_from: u64,
+    tail: TailScan,
+) -> io::Result<Recovered> {
     let Some(first) = files.first() else {
         return Ok(Recovered {
             end_offset: 0,
@@ -55,7 +60,7 @@ pub fn recover(files: &mut Vec<MappedFile>, scan_from: u64) -> io::Result<Recove
         .min(files.len() - 1);
     for file in &mut files[..start] {
         let size = file.size();
-        file.truncate_to(size)?;
+        file.truncate_to(size, tail)?;
     }
 
     let mut truncation = None;
@@ -65,13 +70,13 @@ pub fn recover(files: &mut Vec<MappedFile>, scan_from: u64) -> io::Result<Recove
         let (pos, reason) = match scan_segment(file.whole(), base) {
             SegmentEnd::Closed => {
                 let size = file.size();
-                file.truncate_to(size)?;
+                file.truncate_to(size, tail)?;
                 continue;
             }
             SegmentEnd::Open(pos) => (pos, None),
             SegmentEnd::Corrupt(pos, reason) => (pos, Some(reason)),
         };
-        let discarded = file.truncate_to(pos)?;
+        let discarded = file.truncate_to(pos, tail)?;
         let reason = reason.or_else(|| {
             discarded.then(|| "a torn write: bytes after the last complete record".to_owned())
         });

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::store::error::{IoContext, StoreError};
-use crate::store::mapped_file::{MapOptions, MappedFile};
+use crate::store::mapped_file::{MapOptions, MappedFile, TailScan};
 use crate::store::segments::Segments;
 
 pub use entry::{ENTRY_LEN, Entry};
@@ -76,14 +76,14 @@ impl ConsumeQueue {
                 continue;
             }
             damaged |= file
-                .truncate_to(write_end * ENTRY_LEN)
+                .truncate_to(write_end * ENTRY_LEN, TailScan::Whole)
                 .context(|| format!("truncating {}", file.path().display()))?;
             last = last_valid;
             break;
         }
         let full = files.len().saturating_sub(1);
         for file in &mut files[..full] {
-            file.truncate_to(file_size)
+            file.truncate_to(file_size, TailScan::Whole)
                 .context(|| format!("opening {}", file.path().display()))?;
         }
         let first_base = files
