@@ -1,0 +1,63 @@
+//! `mqbench e2e`: consumers first, then producers; the latency reported is
+//! from each message's send to its handler.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::report::{Stats, progress};
+use super::{ConsumeArgs, E2eArgs, consume, produce};
+
+pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
+    let received = Stats::new();
+    let consume_args = ConsumeArgs {
+        common: super::Common {
+            verify_log: None,
+            ..args.produce.common.clone()
+        },
+        group: args.group.clone(),
+        count: args.produce.count,
+        consumers: args.consumers,
+        timeout: args.timeout,
+        from_first: false,
+    };
+    // A new topic exists only after its first send (auto-creation): send
+    // one warm-up message, which the consumers do not count.
+    let warm_up = mq_producer::Producer::builder()
+        .namesrv(&args.produce.common.namesrv)
+        .build()?;
+    warm_up
+        .send(
+            mq_producer::Message::new(args.produce.common.topic.clone(), "warm-up")
+                .with_property(consume::WARM_UP, "1"),
+        )
+        .await?;
+    let consumers = consume::start(&consume_args, Arc::clone(&received)).await?;
+    // Let the group settle on its queues before the first send.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    received.restart_clock();
+    let sent = Stats::new();
+    let done = Arc::new(AtomicBool::new(false));
+    let bar = progress(
+        Arc::clone(&received),
+        Some(args.produce.count),
+        "received",
+        Arc::clone(&done),
+    );
+    produce::send_all(&args.produce, Arc::clone(&sent), false).await?;
+    let expected = sent.ok.load(Ordering::Acquire);
+    consume::wait(&received, expected, Duration::from_secs(args.timeout)).await;
+    received.finish();
+    done.store(true, Ordering::Release);
+    let _ = bar.await;
+    consume::stop(consumers).await;
+    sent.print_summary("sent", false);
+    received.print_summary("received", args.produce.common.json);
+    let complete = received.ok.load(Ordering::Acquire) >= expected && sent.failed() == 0;
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

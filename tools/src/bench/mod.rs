@@ -1,0 +1,129 @@
+//! `mqbench`: produce, consume, end to end, and verify.
+
+mod consume;
+mod e2e;
+mod produce;
+mod report;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator and verifier for the mq message queue.
+///
+/// Every run ends with a summary: messages and MB per second, failures by
+/// kind, latency percentiles; with --json the last line is one JSON object.
+#[derive(Debug, Parser)]
+#[command(name = "mqbench", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send messages and measure acknowledgements.
+    Produce(ProduceArgs),
+    /// Consume messages and measure throughput.
+    Consume(ConsumeArgs),
+    /// Produce and consume at once; latency is send (born time) to handler.
+    E2e(E2eArgs),
+    /// Check a consume verify log against a produce verify log.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Nameserver addresses, ';'-separated.
+    #[arg(long, env = "MQ_NAMESRV", value_name = "ADDR[;ADDR]")]
+    pub namesrv: String,
+    /// Topic to use.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+    /// Print the summary as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+    /// Write one JSON line per acknowledged (produce) or received (consume) message.
+    #[arg(long, value_name = "FILE")]
+    pub verify_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Body size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Messages to send in all.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: u64,
+    /// Concurrent senders.
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Messages per send (SendBatch when above 1).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Target messages per second in all (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Count FLUSH_DISK_TIMEOUT answers (sync-flush brokers) as failures.
+    #[arg(long)]
+    pub flush_wait: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Consumer group.
+    #[arg(long, default_value = "mqbench")]
+    pub group: String,
+    /// Stop after this many messages (0: run until --timeout).
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Consumers in the group.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Read the topic from its first message (default: only new ones).
+    #[arg(long)]
+    pub from_first: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    pub produce: ProduceArgs,
+    /// Consumer group.
+    #[arg(long, default_value = "mqbench-e2e")]
+    pub group: String,
+    /// Consumers in the group.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Give up waiting for consumers this many seconds after the last send.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Verify log of `mqbench produce`.
+    pub produced: PathBuf,
+    /// Verify log of `mqbench consume`.
+    pub consumed: PathBuf,
+}
+
+/// Runs a command; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Produce(args) => produce::run(args).await,
+        Command::Consume(args) => consume::run(args).await,
+        Command::E2e(args) => e2e::run(args).await,
+        Command::Verify(args) => verify::run(args),
+    }
+}

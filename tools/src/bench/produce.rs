@@ -1,0 +1,145 @@
+//! `mqbench produce`: senders sharing one producer, optionally paced.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mq_producer::{Message, Producer, ProducerError, SendStatus};
+use serde_json::json;
+
+use super::ProduceArgs;
+use super::report::{Stats, VerifyLog, progress};
+
+/// Property carrying the send time in µs since the epoch, for latency.
+pub const SENT_AT: &str = "mqbench_sent_us";
+
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
+    let stats = Stats::new();
+    send_all(&args, Arc::clone(&stats), true).await?;
+    stats.print_summary("sent", args.common.json);
+    Ok(if stats.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check(args: &ProduceArgs) -> anyhow::Result<()> {
+    mq_common::validate::topic("--topic", &args.common.topic)?;
+    anyhow::ensure!(args.size > 0, "--size must be at least 1");
+    anyhow::ensure!(args.producers > 0, "--producers must be at least 1");
+    anyhow::ensure!(
+        (1..=1024).contains(&args.batch),
+        "--batch must be 1 to 1024"
+    );
+    Ok(())
+}
+
+/// Sends `args.count` messages; shows progress when `show` is set.
+pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyhow::Result<()> {
+    check(args)?;
+    let producer = Arc::new(Producer::builder().namesrv(&args.common.namesrv).build()?);
+    let log = args
+        .common
+        .verify_log
+        .as_deref()
+        .map(VerifyLog::create)
+        .transpose()?
+        .map(Arc::new);
+    let body = Bytes::from(vec![b'x'; args.size]);
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let bar = show.then(|| {
+        progress(
+            Arc::clone(&stats),
+            Some(args.count),
+            "sent",
+            Arc::clone(&done),
+        )
+    });
+    stats.restart_clock();
+    let started = Instant::now();
+    let senders: Vec<_> = (0..args.producers)
+        .map(|_| {
+            let (producer, stats, next, body, log, args) =
+                (Arc::clone(&producer), Arc::clone(&stats), Arc::clone(&next), body.clone(), log.clone(), args.clone());
+            tokio::spawn(async move {
+                loop {
+                    let first = next.fetch_add(args.batch as u64, Ordering::AcqRel);
+                    if first >= args.count {
+                        return;
+                    }
+                    let last = (first + args.batch as u64).min(args.count);
+                    if args.rate > 0 {
+                        let due = started + Duration::from_secs_f64(first as f64 / args.rate as f64);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let messages: Vec<Message> = (first..last)
+                        .map(|seq| {
+                            Message::new(args.common.topic.clone(), body.clone())
+                                .with_key(format!("k{seq}"))
+                                .with_property(SENT_AT, now_micros().to_string())
+                        })
+                        .collect();
+                    let count = messages.len() as u64;
+                    let began = Instant::now();
+                    let result = if messages.len() == 1 {
+                        producer.send(messages.into_iter().next().expect("one message")).await.map(|r| vec![r])
+                    } else {
+                        producer.send_batch(messages).await
+                    };
+                    match result {
+                        Ok(results) => {
+                            let late = results.iter().filter(|r| r.status == SendStatus::FlushDiskTimeout).count() as u64;
+                            if args.flush_wait && late > 0 {
+                                stats.record_failure("flush_disk_timeout", late);
+                            }
+                            stats.record_ok(count - if args.flush_wait { late } else { 0 }, count * body.len() as u64, Some(began.elapsed()));
+                            if let Some(log) = &log {
+                                for (seq, r) in (first..last).zip(&results) {
+                                    log.write(&json!({
+                                        "id": r.message_id, "key": format!("k{seq}"), "topic": args.common.topic,
+                                        "broker": r.broker_name, "queue": r.queue_id, "offset": r.queue_offset,
+                                    }));
+                                }
+                            }
+                        }
+                        Err(err) => stats.record_failure(kind(&err), count),
+                    }
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await?;
+    }
+    stats.finish();
+    done.store(true, Ordering::Release);
+    if let Some(bar) = bar {
+        let _ = bar.await;
+    }
+    if let Some(log) = log {
+        log.flush()?;
+    }
+    Ok(())
+}
+
+fn kind(err: &ProducerError) -> String {
+    match err {
+        ProducerError::InvalidMessage(_) => "invalid".into(),
+        ProducerError::NoRoute { .. } => "no_route".into(),
+        ProducerError::Refused { code, .. } => format!("refused_{code:?}").to_lowercase(),
+        ProducerError::Failed { code, .. } => format!("failed_{code:?}").to_lowercase(),
+        ProducerError::Timeout { .. } => "timeout".into(),
+        ProducerError::Config(_) => "config".into(),
+        ProducerError::Closed => "closed".into(),
+    }
+}

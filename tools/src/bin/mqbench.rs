@@ -1,0 +1,26 @@
+//! `mqbench`: load generator and verifier. See `mqbench --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = mq_tools::bench::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mqbench: error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mq_tools::bench::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("mqbench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
