@@ -191,6 +191,9 @@ pub(crate) struct Engine {
     pub rebalance_now: Notify,
     versions: Mutex<HashMap<String, u64>>,
     pub closed: AtomicBool,
+    /// One rebalance at a time: a background round and an `assign` must
+    /// not interleave their releases and acquisitions.
+    rebalancing: tokio::sync::Mutex<()>,
     /// This engine, for the tasks it spawns.
     me: Weak<Engine>,
 }
@@ -222,6 +225,7 @@ impl Engine {
             rebalance_now: Notify::new(),
             versions: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            rebalancing: tokio::sync::Mutex::new(()),
             me: me.clone(),
         })
     }
@@ -352,6 +356,7 @@ impl Engine {
     /// One rebalance over every subscribed topic; false if some queue this
     /// member should own could not be taken yet.
     pub async fn rebalance(&self) -> bool {
+        let _one_at_a_time = self.rebalancing.lock().await;
         let manual = self
             .manual
             .lock()
