@@ -494,3 +494,28 @@ async fn bad_consumer_requests_get_clear_errors() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_offsets_count_every_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    create(&mut rpc, "last", 1).await;
+    for round in 1..=20u64 {
+        for i in 0..10 {
+            send(&mut rpc, "last", 0, &format!("{round}-{i}"), "").await;
+        }
+        // No waiting here: "the end of the queue" must include what was
+        // just acknowledged, or a new group would start before it.
+        let offsets = rpc
+            .get_queue_offsets(pb::GetQueueOffsetsRequest {
+                topic: "last".into(),
+                queue_id: 0,
+                timestamp_ms: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(offsets.max_offset, round * 10);
+    }
+}

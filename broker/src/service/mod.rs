@@ -92,7 +92,7 @@ impl Broker for BrokerService {
         request: Request<pb::GetQueueOffsetsRequest>,
     ) -> RpcResult<pb::GetQueueOffsetsResponse> {
         Ok(Response::new(
-            self.pull.queue_offsets(request.into_inner())?,
+            self.pull.queue_offsets(request.into_inner()).await?,
         ))
     }
 

@@ -216,11 +216,19 @@ impl PullPath {
         }
     }
 
-    /// Min and max offsets, and the offset for a time if asked.
-    pub fn queue_offsets(
+    /// Min and max offsets, and the offset for a time if asked. Messages
+    /// acknowledged before the request count: the answer waits (briefly)
+    /// for the dispatcher to index them, so that a new group starting "at
+    /// the end" does not get messages sent before it started.
+    pub async fn queue_offsets(
         &self,
         request: pb::GetQueueOffsetsRequest,
     ) -> Result<pb::GetQueueOffsetsResponse, BrokerError> {
+        let appended = self.store.commitlog_max_offset();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.store.dispatched_offset() < appended && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         validate::topic("topic", &request.topic)?;
         let config = self
             .topics
