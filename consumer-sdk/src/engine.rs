@@ -692,7 +692,7 @@ impl Engine {
                         .next_offset
                         .store(response.next_offset, Ordering::Release);
                     if !messages.is_empty() {
-                        self.deliver(&state, messages, epoch).await;
+                        self.deliver(&state, messages).await;
                     }
                 }
                 Err(err) => {
@@ -738,10 +738,9 @@ impl Engine {
             .into_inner())
     }
 
-    async fn deliver(&self, state: &Arc<QueueState>, messages: Vec<ReceivedMessage>, epoch: u64) {
+    async fn deliver(&self, state: &Arc<QueueState>, messages: Vec<ReceivedMessage>) {
         match &self.sink {
             Sink::Channel(tx) => {
-                let _ = epoch;
                 if tx.send(messages).await.is_err() {
                     state.dropped.store(true, Ordering::Release);
                 }

@@ -54,7 +54,7 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
         .map(VerifyLog::create)
         .transpose()?
         .map(Arc::new);
-    let body = Bytes::from(vec![b'x'; args.size]);
+    let body = incompressible(args.size);
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let bar = show.then(|| {
@@ -130,6 +130,22 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
         log.flush()?;
     }
     Ok(())
+}
+
+/// Bytes that LZ4 cannot shrink, so that the SDK's compression does not
+/// make the figures look better than the bytes moved (xorshift64).
+fn incompressible(size: usize) -> Bytes {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    Bytes::from(
+        (0..size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 32) as u8
+            })
+            .collect::<Vec<u8>>(),
+    )
 }
 
 fn kind(err: &ProducerError) -> String {
