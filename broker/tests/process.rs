@@ -116,17 +116,10 @@ async fn standalone_serves_sends_grpcurl_and_keeps_topics_across_a_clean_restart
         "127.0.0.1:0",
     ];
     let mut broker = start(&args);
-    let namesrv_line = broker
-        .wait_for_log("nameserver listening", Duration::from_secs(1))
-        .unwrap();
-    let namesrv = namesrv_line
-        .split("addr=")
-        .nth(1)
+    let namesrv = broker
+        .logged_addr("nameserver listening")
         .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+        .to_string();
 
     let mut rpc = pb::broker_client::BrokerClient::connect(broker.url())
         .await

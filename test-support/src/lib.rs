@@ -126,6 +126,12 @@ impl ServerProcess {
         }
     }
 
+    /// The `addr` field of the first stderr line containing `needle`
+    /// (for example the embedded nameserver of a standalone broker).
+    pub fn logged_addr(&self, needle: &str) -> Option<SocketAddr> {
+        parse_addr(&self.wait_for_log(needle, Duration::from_secs(5))?)
+    }
+
     /// The process id, for signals.
     pub fn pid(&self) -> u32 {
         self.child.id()

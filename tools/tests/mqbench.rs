@@ -22,17 +22,10 @@ fn standalone(dir: &std::path::Path) -> (ServerProcess, String) {
         &[],
         "broker listening",
     );
-    let line = broker
-        .wait_for_log("nameserver listening", std::time::Duration::from_secs(1))
-        .unwrap();
-    let namesrv = line
-        .split("addr=")
-        .nth(1)
+    let namesrv = broker
+        .logged_addr("nameserver listening")
         .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+        .to_string();
     (broker, namesrv)
 }
 
