@@ -36,6 +36,7 @@ echo "mqbench medians of $RUNS runs, 1 KiB messages, broker and clients on this 
 bench "produce, 1 synchronous sender"              produce --namesrv $NS --topic sync1 --count 20000 --producers 1
 bench "produce, 64 senders in flight"              produce --namesrv $NS --topic p64 --count "$COUNT" --producers 64
 bench "produce, 16 senders, batches of 32"         produce --namesrv $NS --topic batch --count "$COUNT" --producers 16 --batch 32
+bench "produce, 256 senders, linger 2 ms"          produce --namesrv $NS --topic linger --count "$COUNT" --producers 256 --linger-ms 2
 bench "consume a backlog (batch topic)"            consume --namesrv $NS --topic batch --group "backlog-$$-@RUN@" --from-first --count "$COUNT" --timeout 120
 bench "produce, 64 KiB bodies, 8 senders"          produce --namesrv $NS --topic big --count 5000 --producers 8 --size 65536
 bench "e2e at 20,000 msgs/s"                       e2e --namesrv $NS --topic e2e --count 100000 --rate 20000 --producers 8

@@ -15,6 +15,7 @@
 //! [`producer`] (the gRPC call, latency bookkeeping, retries, compression
 //! via [`compress`]).
 
+mod accumulator;
 pub mod compress;
 pub mod error;
 pub mod fault;

@@ -13,6 +13,7 @@ use mq_proto::broker::v1::broker_client::BrokerClient;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::accumulator::Accumulator;
 use crate::compress::maybe_compress;
 use crate::error::{ProducerError, retryable};
 use crate::fault::{FaultItem, FaultPolicy, FaultTable};
@@ -42,6 +43,11 @@ pub struct ProducerOptions {
     pub probe_timeout: Duration,
     /// Pause before retrying a send the broker refused as busy (times the attempt).
     pub busy_backoff: Duration,
+    /// With a linger time, `send` and `send_async` of one topic are batched
+    /// for up to this long (0: every send goes alone).
+    pub linger: Duration,
+    /// A batch goes out early once its bodies reach this many bytes.
+    pub batch_bytes: usize,
 }
 
 /// Builds a [`Producer`]: `Producer::builder().namesrv("127.0.0.1:9876").build()`.
@@ -66,6 +72,8 @@ impl Default for ProducerBuilder {
                 probe_interval: Duration::from_secs(2),
                 probe_timeout: Duration::from_millis(500),
                 busy_backoff: Duration::from_millis(100),
+                linger: Duration::ZERO,
+                batch_bytes: 256 << 10,
             },
         }
     }
@@ -113,6 +121,11 @@ impl ProducerBuilder {
     setter!(/// Pause before retrying a busy broker, times the attempt [default: 100 ms].
         busy_backoff: Duration);
 
+    setter!(/// Batch sends of one topic for up to this long [default: 0, off].
+        linger: Duration);
+    setter!(/// Send a batch early at this many body bytes [default: 256 KiB].
+        batch_bytes: usize);
+
     /// Starts the producer (its route refresher and broker probe run on
     /// the current Tokio runtime).
     pub fn build(self) -> Result<Producer, ProducerError> {
@@ -125,7 +138,10 @@ impl ProducerBuilder {
         }
         let namesrv = NameServerClient::from_list(&options.namesrv)
             .map_err(|e| ProducerError::Config(e.to_string()))?;
+        let accumulator = (!options.linger.is_zero())
+            .then(|| Accumulator::new(options.linger, options.batch_bytes));
         let inner = Arc::new(Inner {
+            accumulator,
             routes: RouteCache::new(namesrv),
             clients: DashMap::new(),
             faults: FaultTable::new(options.fault_policy.clone()),
@@ -133,12 +149,14 @@ impl ProducerBuilder {
             ids: IdGenerator::new(),
             options,
         });
-        let refresher = tokio::spawn(refresh_routes(Arc::clone(&inner)));
-        let prober = tokio::spawn(probe_isolated(Arc::clone(&inner)));
-        Ok(Producer {
-            inner,
-            tasks: vec![refresher, prober],
-        })
+        let mut tasks = vec![
+            tokio::spawn(refresh_routes(Arc::clone(&inner))),
+            tokio::spawn(probe_isolated(Arc::clone(&inner))),
+        ];
+        if inner.accumulator.is_some() {
+            tasks.push(tokio::spawn(send_batches(Arc::clone(&inner))));
+        }
+        Ok(Producer { inner, tasks })
     }
 }
 
@@ -153,6 +171,8 @@ pub struct Producer {
 #[derive(Debug)]
 struct Inner {
     options: ProducerOptions,
+    /// Present when sends linger to be batched.
+    accumulator: Option<Accumulator>,
     routes: RouteCache,
     /// One channel per broker address, shared by every send.
     clients: DashMap<String, BrokerClient<Channel>>,
@@ -179,13 +199,13 @@ impl Producer {
     /// Sends one message and waits for the broker's answer, retrying
     /// (on another broker when there is one) up to `retries` times.
     pub async fn send(&self, msg: Message) -> Result<SendResult, ProducerError> {
-        self.inner.send(vec![msg], Choice::Any).await.map(first)
+        self.inner.send_one(msg).await
     }
 
     /// Sends in the background; the handle yields the result.
     pub fn send_async(&self, msg: Message) -> JoinHandle<Result<SendResult, ProducerError>> {
         let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move { inner.send(vec![msg], Choice::Any).await.map(first) })
+        tokio::spawn(async move { inner.send_one(msg).await })
     }
 
     /// Sends without waiting for or retrying on the answer. Only a message
@@ -273,6 +293,18 @@ fn first(mut results: Vec<SendResult>) -> SendResult {
 }
 
 impl Inner {
+    /// One message: alone, or through the accumulator when lingering.
+    async fn send_one(&self, msg: Message) -> Result<SendResult, ProducerError> {
+        let Some(accumulator) = &self.accumulator else {
+            return self.send(vec![msg], Choice::Any).await.map(first);
+        };
+        self.check(&msg)?;
+        accumulator
+            .push(msg)
+            .await
+            .map_err(|_| ProducerError::Closed)?
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -493,6 +525,34 @@ impl Inner {
             .entry(addr.to_owned())
             .or_insert(client)
             .clone())
+    }
+}
+
+/// Sends the accumulator's batches as they come due, each as one
+/// `SendBatch` (with retries), and hands every send its result.
+async fn send_batches(inner: Arc<Inner>) {
+    let Some(accumulator) = &inner.accumulator else {
+        return;
+    };
+    loop {
+        for batch in accumulator.due().await {
+            let inner = Arc::clone(&inner);
+            tokio::spawn(async move {
+                let (messages, waiters): (Vec<Message>, Vec<_>) = batch.into_iter().unzip();
+                match inner.send(messages, Choice::Any).await {
+                    Ok(results) => {
+                        for (waiter, result) in waiters.into_iter().zip(results) {
+                            let _ = waiter.send(Ok(result));
+                        }
+                    }
+                    Err(err) => {
+                        for waiter in waiters {
+                            let _ = waiter.send(Err(err.clone()));
+                        }
+                    }
+                }
+            });
+        }
     }
 }
 

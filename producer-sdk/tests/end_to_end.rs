@@ -217,3 +217,45 @@ async fn a_new_topic_is_created_on_first_send_by_an_auto_creating_broker() {
     // The broker registers the new topic under its own name.
     wait_for_route(&namesrv, "brand_new", 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lingering_sends_go_out_in_batches_and_each_gets_its_result() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let mut broker = Broker::start("broker-a", &namesrv, root.path(), &[]);
+    broker.create_topic("linger", 4).await;
+    wait_for_route(&namesrv, "linger", 1).await;
+    let producer = Arc::new(
+        Producer::builder()
+            .namesrv(&namesrv)
+            .linger(std::time::Duration::from_millis(5))
+            .build()
+            .unwrap(),
+    );
+    let sends: Vec<_> = (0..1000)
+        .map(|i| producer.send_async(Message::new("linger", format!("m-{i}"))))
+        .collect();
+    let mut results = Vec::new();
+    for send in sends {
+        results.push(send.await.unwrap().unwrap());
+    }
+    // Messages of one batch share a queue and have consecutive offsets.
+    let batches: std::collections::HashSet<(u32, u64)> = results
+        .iter()
+        .map(|r| (r.queue_id, r.queue_offset))
+        .collect();
+    assert_eq!(batches.len(), 1000, "every message has its own place");
+    // Without batching, round-robin would switch queue at every send; a
+    // batch goes to one queue, so sends in order switch far less.
+    let switches = results
+        .windows(2)
+        .filter(|w| w[0].queue_id != w[1].queue_id)
+        .count();
+    assert!(
+        switches < 500,
+        "{switches} queue switches in 1000 sends: not batched"
+    );
+    let stored: usize = broker.stop_and_read().values().map(Vec::len).sum();
+    assert_eq!(stored, 1000);
+}

@@ -72,6 +72,9 @@ pub struct ProduceArgs {
     /// Count FLUSH_DISK_TIMEOUT answers (sync-flush brokers) as failures.
     #[arg(long)]
     pub flush_wait: bool,
+    /// Let concurrent sends linger this long to be batched (0: off).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -46,7 +46,12 @@ fn check(args: &ProduceArgs) -> anyhow::Result<()> {
 /// Sends `args.count` messages; shows progress when `show` is set.
 pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyhow::Result<()> {
     check(args)?;
-    let producer = Arc::new(Producer::builder().namesrv(&args.common.namesrv).build()?);
+    let producer = Arc::new(
+        Producer::builder()
+            .namesrv(&args.common.namesrv)
+            .linger(Duration::from_millis(args.linger_ms))
+            .build()?,
+    );
     let log = args
         .common
         .verify_log
