@@ -39,10 +39,20 @@ pub struct Registry {
 
 impl Registry {
     /// Registers until `shutdown` turns true, then unregisters.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// `registered` fires after the first round, so that the broker can
+    /// announce readiness only once clients can find it.
+    pub async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+        registered: tokio::sync::oneshot::Sender<()>,
+    ) {
         let mut healthy: HashMap<String, bool> = HashMap::new();
+        let mut registered = Some(registered);
         loop {
             self.register_once(&mut healthy).await;
+            if let Some(first) = registered.take() {
+                let _ = first.send(());
+            }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
                 _ = self.topics.changed.notified() => {}

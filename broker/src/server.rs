@@ -175,7 +175,11 @@ pub async fn run(
             .auto_create_topic()
             .then_some(config.default_topic_queues),
     };
-    let registration = tokio::spawn(registry.run(stop_rx.clone()));
+    let (registered_tx, registered) = tokio::sync::oneshot::channel();
+    let registration = tokio::spawn(registry.run(stop_rx.clone(), registered_tx));
+    // Ready means routable: wait for the first registration round (a
+    // nameserver that is down only delays this by its connect timeout).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), registered).await;
 
     tracing::info!(
         addr = %local,
