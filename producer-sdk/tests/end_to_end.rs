@@ -12,17 +12,13 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_are_stored_once_and_spread_over_both_brokers() {
-    let root = tempfile::tempdir().unwrap();
-    let nameserver = start_nameserver();
-    let namesrv = nameserver.addr.to_string();
-    let mut brokers = [
-        Broker::start("broker-a", &namesrv, root.path(), &[]),
-        Broker::start("broker-b", &namesrv, root.path(), &[]),
-    ];
-    for broker in &brokers {
-        broker.create_topic("load", 4).await;
-    }
-    wait_for_route(&namesrv, "load", 2).await;
+    // Named bindings keep the nameserver and the directory alive.
+    let TwoBrokers {
+        root: _root,
+        nameserver: _nameserver,
+        namesrv,
+        mut brokers,
+    } = two_brokers("load", 4).await;
 
     let producer = Arc::new(Producer::builder().namesrv(&namesrv).build().unwrap());
     let tasks: Vec<_> = (0..16)
@@ -74,17 +70,13 @@ async fn ten_thousand_messages_are_stored_once_and_spread_over_both_brokers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_sends_keep_each_keys_order_in_one_queue() {
-    let root = tempfile::tempdir().unwrap();
-    let nameserver = start_nameserver();
-    let namesrv = nameserver.addr.to_string();
-    let mut brokers = [
-        Broker::start("broker-a", &namesrv, root.path(), &[]),
-        Broker::start("broker-b", &namesrv, root.path(), &[]),
-    ];
-    for broker in &brokers {
-        broker.create_topic("ordered", 4).await;
-    }
-    wait_for_route(&namesrv, "ordered", 2).await;
+    // Named bindings keep the nameserver and the directory alive.
+    let TwoBrokers {
+        root: _root,
+        nameserver: _nameserver,
+        namesrv,
+        mut brokers,
+    } = two_brokers("ordered", 4).await;
     let producer = Producer::builder().namesrv(&namesrv).build().unwrap();
     let keys = ["order-1", "order-2", "order-3", "order-4", "order-5"];
     for step in 0..40 {

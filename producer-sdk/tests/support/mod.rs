@@ -119,6 +119,34 @@ impl Broker {
     }
 }
 
+/// A nameserver and two brokers serving `topic` with `queues` queues each.
+pub struct TwoBrokers {
+    pub root: tempfile::TempDir,
+    pub nameserver: ServerProcess,
+    pub namesrv: String,
+    pub brokers: [Broker; 2],
+}
+
+pub async fn two_brokers(topic: &str, queues: u32) -> TwoBrokers {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let brokers = [
+        Broker::start("broker-a", &namesrv, root.path(), &[]),
+        Broker::start("broker-b", &namesrv, root.path(), &[]),
+    ];
+    for broker in &brokers {
+        broker.create_topic(topic, queues).await;
+    }
+    wait_for_route(&namesrv, topic, 2).await;
+    TwoBrokers {
+        root,
+        nameserver,
+        namesrv,
+        brokers,
+    }
+}
+
 /// Every message in a stopped (or killed) broker's store.
 pub fn read_store(dir: &Path) -> HashMap<(String, u32), Vec<StoredMessage>> {
     let (store, _) = MessageStore::open(
