@@ -54,3 +54,36 @@ where
         }
     }
 }
+
+/// A failure of a server binary, reported as one line.
+pub type MainError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The life of every server binary: `setup` (configuration, logging), a
+/// runtime, signal handlers installed before anything is announced, then
+/// `serve` until SIGINT or SIGTERM. A failure anywhere is one line on
+/// stderr, `NAME: error: ...`, and a non-zero exit.
+pub fn run_main<C, Fut>(
+    name: &str,
+    setup: impl FnOnce() -> Result<C, MainError>,
+    serve: impl FnOnce(C, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+) -> std::process::ExitCode
+where
+    Fut: Future<Output = Result<(), MainError>>,
+{
+    let result = setup().and_then(|config| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let shutdown = signal()?;
+            serve(config, Box::pin(shutdown)).await
+        })
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name}: error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
