@@ -35,17 +35,8 @@ async fn client(broker: &ServerProcess) -> BrokerClient<Channel> {
     BrokerClient::connect(broker.url()).await.unwrap()
 }
 
-async fn create(rpc: &mut BrokerClient<Channel>, topic: &str, queues: u32) {
-    rpc.create_topic(pb::CreateTopicRequest {
-        config: Some(pb::TopicConfig {
-            topic: topic.into(),
-            read_queue_count: queues,
-            write_queue_count: queues,
-            perm: 6,
-        }),
-    })
-    .await
-    .unwrap();
+async fn create(broker: &ServerProcess, topic: &str, queues: u32) {
+    mq_test_support::cluster::create_topic(&broker.url(), topic, queues).await;
 }
 
 async fn send(
@@ -126,7 +117,7 @@ async fn pulls_answer_found_no_new_illegal_offsets_and_filter_tags() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path(), "127.0.0.1:0");
     let mut rpc = client(&broker).await;
-    create(&mut rpc, "p", 2).await;
+    create(&broker, "p", 2).await;
     for (i, tag) in ["A", "B", "A", "C"].iter().enumerate() {
         send(&mut rpc, "p", 0, &format!("m{i}"), tag).await;
     }
@@ -225,7 +216,7 @@ async fn a_held_pull_wakes_within_milliseconds_of_a_send() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path(), "127.0.0.1:0");
     let mut rpc = client(&broker).await;
-    create(&mut rpc, "lp", 1).await;
+    create(&broker, "lp", 1).await;
     let mut latencies = Vec::new();
     for round in 0..20u64 {
         let mut puller = client(&broker).await;
@@ -272,7 +263,7 @@ async fn committed_offsets_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = start(dir.path(), "127.0.0.1:0");
     let mut rpc = client(&broker).await;
-    create(&mut rpc, "o", 2).await;
+    create(&broker, "o", 2).await;
     rpc.commit_offset(pb::CommitOffsetRequest {
         group: "g".into(),
         topic: "o".into(),
@@ -313,7 +304,7 @@ async fn membership_versions_and_queue_locks() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path(), "127.0.0.1:0");
     let mut rpc = client(&broker).await;
-    create(&mut rpc, "m", 2).await;
+    create(&broker, "m", 2).await;
     let beat = |id: &str| pb::HeartbeatRequest {
         group: "grp".into(),
         client_id: id.into(),
@@ -415,7 +406,7 @@ async fn bad_consumer_requests_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path(), "127.0.0.1:0");
     let mut rpc = client(&broker).await;
-    create(&mut rpc, "b", 1).await;
+    create(&broker, "b", 1).await;
     let pull = |f: fn(&mut pb::PullMessageRequest)| {
         let mut request = pull_request("b", 0, 0, "*", 0);
         f(&mut request);
@@ -500,7 +491,7 @@ async fn queue_offsets_count_every_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path(), "127.0.0.1:0");
     let mut rpc = client(&broker).await;
-    create(&mut rpc, "last", 1).await;
+    create(&broker, "last", 1).await;
     for round in 1..=20u64 {
         for i in 0..10 {
             send(&mut rpc, "last", 0, &format!("{round}-{i}"), "").await;

@@ -287,41 +287,6 @@ pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
     })
 }
 
-/// The fields a dispatcher needs, read without decoding the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordSummary {
-    pub size: u32,
-    pub queue_id: u32,
-    pub queue_offset: u64,
-    pub physical_offset: u64,
-    pub store_timestamp_ms: u64,
-    pub topic: String,
-}
-
-/// Reads the fixed fields and topic of a record already checked by [`probe`].
-pub fn summary(buf: &[u8]) -> Result<RecordSummary, RecordError> {
-    let mut r = Reader { buf, at: 0 };
-    let size = r.u32()?;
-    r.at = 12;
-    let queue_id = r.u32()?;
-    r.at = 20;
-    let queue_offset = r.u64()?;
-    let physical_offset = r.u64()?;
-    r.at = 44;
-    let store_timestamp_ms = r.u64()?;
-    r.at = FIXED_LEN;
-    let topic_len = usize::from(r.take(1)?[0]);
-    let topic = r.string(topic_len, "topic is not UTF-8")?;
-    Ok(RecordSummary {
-        size,
-        queue_id,
-        queue_offset,
-        physical_offset,
-        store_timestamp_ms,
-        topic,
-    })
-}
-
 fn read_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }
