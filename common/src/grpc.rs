@@ -62,6 +62,8 @@ pub async fn serve(
     serve_gracefully(
         |drain| {
             tonic::transport::Server::builder()
+                .initial_stream_window_size(crate::http2::STREAM_WINDOW)
+                .initial_connection_window_size(crate::http2::CONNECTION_WINDOW)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {
                     drain.await;

@@ -7,6 +7,7 @@
 //! shares: logging set-up ([`telemetry`]), the shutdown signal
 //! ([`shutdown`]) and gRPC serving with health and reflection ([`grpc`]).
 
+pub mod http2;
 pub mod offset_id;
 pub mod perm;
 pub mod validate;

@@ -6,7 +6,6 @@
 //! (4 bytes, big-endian), offset (8 bytes, big-endian): 32 characters. For
 //! IPv6 the address takes 16 bytes: 56 characters.
 
-use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::validate::FieldError;
@@ -20,10 +19,14 @@ pub fn encode(host: SocketAddr, offset: u64) -> String {
     }
     bytes.extend_from_slice(&u32::from(host.port()).to_be_bytes());
     bytes.extend_from_slice(&offset.to_be_bytes());
-    bytes.iter().fold(String::with_capacity(56), |mut hex, b| {
-        let _ = write!(hex, "{b:02X}");
-        hex
-    })
+    // Sent back with every acknowledgement: a table beats `format!`.
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(b & 0xF)]));
+    }
+    hex
 }
 
 /// The store host and CommitLog offset in an offset message id.

@@ -87,7 +87,9 @@ impl Cluster {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| ConsumerError::Config(format!("broker address {addr:?}: {e}")))?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
+            .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
         let client =
             BrokerClient::new(endpoint.connect_lazy()).max_decoding_message_size(128 << 20);
         Ok(self

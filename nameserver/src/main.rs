@@ -7,6 +7,11 @@ use clap::Parser;
 use mq_nameserver::NameServer;
 use mq_nameserver::config::{Args, NameServerConfig};
 
+// glibc malloc cost about a tenth of the CPU on the send path (profiled in
+// BENCHMARKS.md); mimalloc keeps per-thread free lists.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     mq_common::shutdown::run_main(

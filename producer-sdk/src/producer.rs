@@ -516,7 +516,9 @@ impl Inner {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| tonic::Status::invalid_argument(format!("broker address {addr:?}: {e}")))?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
+            .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
         let client = BrokerClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);

@@ -176,7 +176,7 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--bin", name])
+            .args(["build", "--workspace", "--bin", name])
             .status()
             .unwrap();
         assert!(status.success(), "cannot build the {name} binary");

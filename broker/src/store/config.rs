@@ -31,10 +31,11 @@ pub struct StoreConfig {
     /// FLUSH_DISK_TIMEOUT.
     #[serde(with = "humantime_serde")]
     pub sync_flush_timeout: Duration,
-    /// How often the async flusher runs.
+    /// How often the async flusher looks at the dirty bytes.
     #[serde(with = "humantime_serde")]
     pub async_flush_interval: Duration,
-    /// The async flusher also runs once this many 4 KiB pages are dirty.
+    /// The async flusher flushes once this many 4 KiB pages are dirty (and
+    /// whatever is dirty every 10 s).
     pub async_flush_least_pages: u32,
     /// Entries per ConsumeQueue segment file (20 bytes each).
     pub consume_queue_entries_per_file: u32,

@@ -107,17 +107,14 @@ impl MessageStore {
     ) -> Result<(Self, OpenReport), StoreError> {
         let recovered = recover(dir, &config, store_host, env.clock.now_ms())?;
         let log = recovered.log;
-        let threshold = match config.flush {
-            FlushMode::Sync => 1,
-            FlushMode::Async => u64::from(config.async_flush_least_pages) * 4096,
-        };
-        let group = Arc::new(GroupCommit::new(log.flushed_offset(), threshold));
+        let group = Arc::new(GroupCommit::new(log.flushed_offset()));
         let flusher = flusher::start(
             Arc::clone(&log),
             Arc::clone(&group),
             FlushPolicy {
                 mode: config.flush,
                 interval: config.async_flush_interval,
+                least_bytes: u64::from(config.async_flush_least_pages) * 4096,
             },
         )
         .context(|| "starting the flusher".to_owned())?;
@@ -196,17 +193,19 @@ impl MessageStore {
             Some(committer) => committer.wake(),
             None => self.dispatcher.wake(),
         }
-        self.group.request(end);
         let status = match self.core.config.flush {
             FlushMode::Async => PutStatus::Ok,
-            FlushMode::Sync => match self
-                .group
-                .wait_flushed(end, self.core.config.sync_flush_timeout)
-                .await
-            {
-                FlushWait::Flushed => PutStatus::Ok,
-                FlushWait::TimedOut | FlushWait::Closed => PutStatus::FlushDiskTimeout,
-            },
+            FlushMode::Sync => {
+                self.group.request(end);
+                match self
+                    .group
+                    .wait_flushed(end, self.core.config.sync_flush_timeout)
+                    .await
+                {
+                    FlushWait::Flushed => PutStatus::Ok,
+                    FlushWait::TimedOut | FlushWait::Closed => PutStatus::FlushDiskTimeout,
+                }
+            }
         };
         Ok(PutResult { status, appended })
     }

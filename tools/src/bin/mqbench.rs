@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// glibc malloc cost about a tenth of the CPU on the send path (profiled in
+// BENCHMARKS.md); mimalloc keeps per-thread free lists.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = mq_tools::bench::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -19,9 +19,6 @@ struct Requests {
 /// Where appenders and the flusher meet.
 #[derive(Debug)]
 pub struct GroupCommit {
-    /// Wake the flusher once this many bytes beyond the flushed offset are
-    /// requested: 1 in sync mode, the dirty-bytes threshold in async mode.
-    threshold: u64,
     requests: Mutex<Requests>,
     wake_flusher: Condvar,
     flushed: watch::Sender<u64>,
@@ -37,11 +34,9 @@ pub enum FlushWait {
 }
 
 impl GroupCommit {
-    /// Starts with everything up to `flushed` on disk; the flusher is woken
-    /// once requests reach `threshold` bytes past the flushed offset.
-    pub fn new(flushed: u64, threshold: u64) -> Self {
+    /// Starts with everything up to `flushed` on disk.
+    pub fn new(flushed: u64) -> Self {
         GroupCommit {
-            threshold: threshold.max(1),
             requests: Mutex::new(Requests {
                 requested: flushed,
                 shutdown: false,
@@ -51,14 +46,12 @@ impl GroupCommit {
         }
     }
 
-    /// Asks for everything up to `end` to be flushed.
+    /// Asks for everything up to `end` to be flushed now.
     pub fn request(&self, end: u64) {
         let mut requests = self.lock();
         if end > requests.requested {
             requests.requested = end;
-            if end >= self.flushed().saturating_add(self.threshold) {
-                self.wake_flusher.notify_one();
-            }
+            self.wake_flusher.notify_one();
         }
     }
 
@@ -86,15 +79,14 @@ impl GroupCommit {
         });
     }
 
-    /// Blocks the flusher until requests reach the threshold past
-    /// `flushed`, or `timeout` passes. Returns the requested offset, or
-    /// `None` at shutdown.
+    /// Blocks the flusher until somebody asks for more than `flushed`, or
+    /// `timeout` passes. Returns the requested offset, or `None` at
+    /// shutdown.
     pub fn next_request(&self, flushed: u64, timeout: Duration) -> Option<u64> {
         let requests = self.lock();
-        let wake_at = flushed.saturating_add(self.threshold);
         let (requests, _) = self
             .wake_flusher
-            .wait_timeout_while(requests, timeout, |r| r.requested < wake_at && !r.shutdown)
+            .wait_timeout_while(requests, timeout, |r| r.requested <= flushed && !r.shutdown)
             .unwrap_or_else(|e| e.into_inner());
         (!requests.shutdown).then_some(requests.requested)
     }
@@ -118,7 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_wake_when_the_flushed_offset_passes_them() {
-        let group = Arc::new(GroupCommit::new(0, 1));
+        let group = Arc::new(GroupCommit::new(0));
         let waiter = {
             let group = Arc::clone(&group);
             tokio::spawn(async move { group.wait_flushed(100, Duration::from_secs(5)).await })
@@ -134,7 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_that_does_not_come_times_out() {
-        let group = GroupCommit::new(0, 1);
+        let group = GroupCommit::new(0);
         group.request(10);
         assert_eq!(
             group.wait_flushed(10, Duration::from_millis(20)).await,
@@ -147,22 +139,8 @@ mod tests {
     }
 
     #[test]
-    fn an_async_flusher_wakes_only_past_its_threshold() {
-        let group = GroupCommit::new(0, 4096);
-        group.request(4095);
-        let started = std::time::Instant::now();
-        assert_eq!(group.next_request(0, Duration::from_millis(50)), Some(4095));
-        assert!(
-            started.elapsed() >= Duration::from_millis(50),
-            "below the threshold it sleeps out its timeout"
-        );
-        group.request(4096);
-        assert_eq!(group.next_request(0, Duration::from_secs(5)), Some(4096));
-    }
-
-    #[test]
     fn the_flusher_sleeps_until_asked_or_shut_down() {
-        let group = GroupCommit::new(50, 1);
+        let group = GroupCommit::new(50);
         assert_eq!(
             group.next_request(50, Duration::from_millis(10)),
             Some(50),
