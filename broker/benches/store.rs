@@ -1,5 +1,6 @@
 //! Storage engine benchmarks: append throughput and latency in async and
-//! sync flush, with 1 to 64 concurrent appenders, and read throughput.
+//! sync flush, with 1 to 64 concurrent appenders, read throughput, and how
+//! fast crash recovery scans the CommitLog.
 //!
 //! `cargo bench -p mq-broker --bench store [-- FILTER] [--runs N]`
 //!
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mq_broker::store::checkpoint::Checkpoint;
 use mq_broker::store::message::Properties;
+use mq_broker::store::open::{ABORT_FILE, CHECKPOINT_FILE, CONSUME_QUEUE_DIR, INDEX_DIR};
 use mq_broker::store::{FlushMode, MessageStore, MessageToStore, StoreConfig, TagFilter};
 
 const BODY: usize = 1024;
@@ -144,6 +147,55 @@ async fn read_run(messages: usize) -> Run {
     }
 }
 
+/// How much of the store a recovery redoes.
+#[derive(Clone, Copy, PartialEq)]
+enum Recovery {
+    /// Verify every CommitLog record (magic, size, CRC32C, offset); the
+    /// ConsumeQueues are trusted.
+    Scan,
+    /// Also rebuild every ConsumeQueue and IndexFile from the CommitLog.
+    Rebuild,
+}
+
+/// Writes `messages` records, shuts down, then makes the next open a crash
+/// recovery from offset 0 and times it. The CommitLog is in the page cache,
+/// as after a process crash.
+async fn recover_run(messages: usize, recovery: Recovery) -> Run {
+    let dir = bench_dir();
+    let cfg = || config(FlushMode::Async, false, false);
+    let (store, _) = MessageStore::open(dir.path(), cfg(), host()).unwrap();
+    let batch: Vec<MessageToStore> = (0..64).map(|_| message(0)).collect();
+    for _ in 0..messages / batch.len() {
+        store.put_batch(&batch).await.unwrap();
+    }
+    store.shutdown().unwrap();
+    drop(store);
+    // A checkpoint that trusts nothing of the CommitLog (and, for Scan,
+    // everything of the ConsumeQueues), and the marker of an unclean stop.
+    let checkpoint = Checkpoint {
+        commitlog_flushed: 0,
+        dispatched: u64::MAX,
+        timestamp_ms: 0,
+    };
+    std::fs::write(dir.path().join(CHECKPOINT_FILE), checkpoint.encode()).unwrap();
+    std::fs::write(dir.path().join(ABORT_FILE), b"").unwrap();
+    if recovery == Recovery::Rebuild {
+        std::fs::remove_dir_all(dir.path().join(CONSUME_QUEUE_DIR)).unwrap();
+        std::fs::remove_dir_all(dir.path().join(INDEX_DIR)).unwrap();
+    }
+    let started = Instant::now();
+    let (store, report) = MessageStore::open(dir.path(), cfg(), host()).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(report.crashed && report.truncation.is_none());
+    store.shutdown().unwrap();
+    Run {
+        seconds,
+        messages: messages / batch.len() * batch.len(),
+        bytes: report.commitlog_end,
+        latencies: Vec::new(),
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -250,5 +302,16 @@ fn main() {
             .map(|_| runtime.block_on(read_run(200_000)))
             .collect();
         report(name, results);
+    }
+    for (name, recovery) in [
+        ("recover: scan + verify CommitLog", Recovery::Scan),
+        ("recover: scan + rebuild queues", Recovery::Rebuild),
+    ] {
+        if filter.as_ref().is_none_or(|f| name.contains(f.as_str())) {
+            let results = (0..runs)
+                .map(|_| runtime.block_on(recover_run(1_000_000, recovery)))
+                .collect();
+            report(name, results);
+        }
     }
 }

@@ -97,6 +97,8 @@ fn produce_consume_and_verify_prove_nothing_was_lost() {
             "--from-first",
             "--timeout",
             "30",
+            "--pull-batch",
+            "64",
             "--json",
             "--verify-log",
             consumed.to_str().unwrap(),
@@ -194,6 +196,23 @@ fn bad_input_fails_with_one_readable_line() {
 
     let (status, _, stderr) = run_to_end(MQBENCH, &["produce", "--topic", "t", "--bogus"], &[]);
     assert_eq!(status.code(), Some(2), "{stderr}");
+
+    let (status, _, stderr) = run_to_end(
+        MQBENCH,
+        &[
+            "consume",
+            "--namesrv",
+            "127.0.0.1:1",
+            "--topic",
+            "t",
+            "--pull-batch",
+            "0",
+        ],
+        &[],
+    );
+    assert!(!status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("pull_batch 0"), "{stderr}");
 
     let missing = dir.path().join("missing.jsonl");
     let (status, _, stderr) = run_to_end(

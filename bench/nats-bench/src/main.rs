@@ -57,9 +57,11 @@ async fn run(args: &[String]) -> Result<(), Error> {
         Some("consume") if args.len() == 4 => {
             consume(&args[1], &args[2], number(3, "COUNT")?).await
         }
-        _ => Err("usage: nats-bench publish URL SUBJECT COUNT SIZE PUBLISHERS | \
+        _ => Err(
+            "usage: nats-bench publish URL SUBJECT COUNT SIZE PUBLISHERS | \
                   nats-bench consume URL SUBJECT COUNT"
-            .into()),
+                .into(),
+        ),
     }
 }
 
@@ -113,7 +115,14 @@ async fn publish(
         latencies.add(part)?;
         failed += part_failed;
     }
-    summary("sent", latencies.len(), failed, size, began.elapsed(), Some(&latencies));
+    summary(
+        "sent",
+        latencies.len(),
+        failed,
+        size,
+        began.elapsed(),
+        Some(&latencies),
+    );
     Ok(())
 }
 
@@ -141,8 +150,19 @@ async fn consume(url: &str, subject: &str, count: u64) -> Result<(), Error> {
             Ok(None) | Err(_) => break,
         }
     }
-    let size = if received == 0 { 0 } else { bytes / received as usize };
-    summary("received", received, count - received, size, began.elapsed(), None);
+    let size = if received == 0 {
+        0
+    } else {
+        bytes / received as usize
+    };
+    summary(
+        "received",
+        received,
+        count - received,
+        size,
+        began.elapsed(),
+        None,
+    );
     Ok(())
 }
 

@@ -63,6 +63,7 @@ pub async fn start(args: &ConsumeArgs, stats: Arc<Stats>) -> anyhow::Result<Runn
             .subscribe(&args.common.topic, "*")
             .consume_from(if args.from_first { ConsumeFrom::FirstOffset } else { ConsumeFrom::LastOffset })
             .heartbeat_interval(Duration::from_secs(1))
+            .pull_batch(args.pull_batch)
             .handler(move |batch| {
                 let (stats, log) = (Arc::clone(&stats), log.clone());
                 async move {

@@ -21,6 +21,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
         consumers: args.consumers,
         timeout: args.timeout,
         from_first: false,
+        pull_batch: 32,
     };
     // A new topic exists only after its first send (auto-creation): send
     // one warm-up message, which the consumers do not count.

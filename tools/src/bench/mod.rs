@@ -96,6 +96,9 @@ pub struct ConsumeArgs {
     /// Read the topic from its first message (default: only new ones).
     #[arg(long)]
     pub from_first: bool,
+    /// Messages per pull request (the SDK's `pull_batch`, 1..=1024).
+    #[arg(long, default_value_t = 32)]
+    pub pull_batch: u32,
 }
 
 #[derive(Debug, Clone, Args)]
