@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every check a change must pass: formatting, lints, and all tests (unit
-# tests and integration tests that start the real binaries). This is the
-# command README.md gives and the one CI runs.
+# Every check a change must pass: formatting, lints, all tests (unit tests
+# and integration tests that start the real binaries), and the cluster test
+# on the real docker-compose.yml when a Docker engine is present. This is
+# the command README.md gives and the one CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,5 @@ command -v grpcurl >/dev/null 2>&1 || { echo "check: grpcurl is not on PATH afte
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast
+# The docker-compose cluster, from the host (skipped without a Docker engine).
+./scripts/cluster_test.sh

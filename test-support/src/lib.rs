@@ -185,6 +185,30 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// A standalone broker (with its embedded nameserver) on free loopback
+/// ports, storing in `dir`; returns it with the nameserver's address.
+pub fn standalone_broker(dir: &Path) -> (ServerProcess, String) {
+    let broker = ServerProcess::start_until(
+        workspace_binary("broker"),
+        &[
+            "--standalone",
+            "--store-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--namesrv-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        "broker listening",
+    );
+    let namesrv = broker
+        .logged_addr("nameserver listening")
+        .unwrap()
+        .to_string();
+    (broker, namesrv)
+}
+
 /// Runs `binary` to completion with `args` and returns (status, stdout, stderr).
 pub fn run_to_end(
     binary: impl AsRef<Path>,

@@ -3,31 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use mq_test_support::{ServerProcess, run_to_end, workspace_binary};
+use mq_test_support::{run_to_end, standalone_broker as standalone};
 
 const MQBENCH: &str = env!("CARGO_BIN_EXE_mqbench");
-
-fn standalone(dir: &std::path::Path) -> (ServerProcess, String) {
-    let broker = ServerProcess::start_until(
-        workspace_binary("broker"),
-        &[
-            "--standalone",
-            "--store-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--namesrv-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        "broker listening",
-    );
-    let namesrv = broker
-        .logged_addr("nameserver listening")
-        .unwrap()
-        .to_string();
-    (broker, namesrv)
-}
 
 /// The JSON object on the last line of stdout.
 fn summary(stdout: &str) -> serde_json::Value {

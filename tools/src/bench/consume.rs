@@ -21,13 +21,16 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let done = Arc::new(AtomicBool::new(false));
     let total = (args.count > 0).then_some(args.count);
     let bar = progress(Arc::clone(&stats), total, "received", Arc::clone(&done));
-    wait(&stats, args.count, Duration::from_secs(args.timeout)).await;
+    let idle = (args.idle > 0).then(|| Duration::from_secs(args.idle));
+    wait(&stats, args.count, Duration::from_secs(args.timeout), idle).await;
     stats.finish();
     done.store(true, Ordering::Release);
     let _ = bar.await;
     stop(consumers).await;
     stats.print_summary("received", args.common.json);
     let complete = args.count == 0 || stats.ok.load(Ordering::Acquire) >= args.count;
+    // With --idle, how much arrived is for `mqbench verify` to judge.
+    let complete = complete || (args.idle > 0 && stats.ok.load(Ordering::Acquire) > 0);
     Ok(if complete {
         ExitCode::SUCCESS
     } else {
@@ -95,11 +98,21 @@ pub async fn start(args: &ConsumeArgs, stats: Arc<Stats>) -> anyhow::Result<Runn
 }
 
 /// Waits until `count` messages arrived (or forever with 0), at most `timeout`.
-pub async fn wait(stats: &Stats, count: u64, timeout: Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline
-        && (count == 0 || stats.ok.load(Ordering::Acquire) < count)
-    {
+/// Waits until `count` messages arrived (0: no count), `timeout` passed,
+/// or, with `idle`, nothing arrived for that long after the first message.
+pub async fn wait(stats: &Stats, count: u64, timeout: Duration, idle: Option<Duration>) {
+    let started = tokio::time::Instant::now();
+    let (mut seen, mut last_arrival) = (0, started);
+    loop {
+        let now = tokio::time::Instant::now();
+        let received = stats.ok.load(Ordering::Acquire);
+        if received != seen {
+            (seen, last_arrival) = (received, now);
+        }
+        let quiet = idle.is_some_and(|idle| seen > 0 && now - last_arrival >= idle);
+        if now - started >= timeout || (count > 0 && received >= count) || quiet {
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -22,6 +22,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         from_first: false,
         pull_batch: 32,
+        idle: 0,
     };
     // A new topic exists only after its first send (auto-creation): send
     // one warm-up message, which the consumers do not count.
@@ -34,6 +35,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
                 .with_property(consume::WARM_UP, "1"),
         )
         .await?;
+    wait_for_route(&args.produce.common.namesrv, &args.produce.common.topic).await?;
     let consumers = consume::start(&consume_args, Arc::clone(&received)).await?;
     // Let the group settle on its queues before the first send.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -48,7 +50,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
     );
     produce::send_all(&args.produce, Arc::clone(&sent), false).await?;
     let expected = sent.ok.load(Ordering::Acquire);
-    consume::wait(&received, expected, Duration::from_secs(args.timeout)).await;
+    consume::wait(&received, expected, Duration::from_secs(args.timeout), None).await;
     received.finish();
     done.store(true, Ordering::Release);
     let _ = bar.await;
@@ -61,4 +63,21 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The broker announces an auto-created topic to the nameservers right
+/// after the first send, but asynchronously: consumers started before the
+/// route exists would find no queues.
+async fn wait_for_route(namesrv: &str, topic: &str) -> anyhow::Result<()> {
+    let client = mq_nameserver_client::NameServerClient::from_list(namesrv)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.query_route(topic).await {
+            Ok(_) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("topic {topic:?} has no route 10 s after its first send: {err}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }

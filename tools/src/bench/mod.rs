@@ -99,6 +99,11 @@ pub struct ConsumeArgs {
     /// Messages per pull request (the SDK's `pull_batch`, 1..=1024).
     #[arg(long, default_value_t = 32)]
     pub pull_batch: u32,
+    /// Also stop once nothing arrived for this many seconds after the
+    /// first message (0: off); for runs whose count is not known up front,
+    /// such as a verifiable consumer checked by `mqbench verify`.
+    #[arg(long, default_value_t = 0)]
+    pub idle: u64,
 }
 
 #[derive(Debug, Clone, Args)]
