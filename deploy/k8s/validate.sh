@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Checks the Kubernetes manifests without a cluster:
+#  1. every resource against the Kubernetes API schema, strictly (unknown
+#     fields are errors), with kubernetes-validate from PyPI;
+#  2. the configuration files in the ConfigMaps with the real binaries:
+#     each must start (stopped after 3 s) rather than exit on a bad key.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(cd ../.. && pwd)
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "validate: installing kubernetes-validate (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    PATH="$PATH:$(python3 -m site --user-base)/bin"
+fi
+kubernetes-validate --strict --quiet namespace.yaml nameserver.yaml broker.yaml
+
+(cd "$ROOT" && cargo build -q --bin broker --bin nameserver)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+# Writes the file `key` of the ConfigMap in `manifest` to $WORK/key.
+extract() {
+    python3 - "$1" "$2" "$WORK/$2" <<'PY'
+import sys, yaml
+manifest, key, out = sys.argv[1:]
+for doc in yaml.safe_load_all(open(manifest)):
+    if doc and doc.get("kind") == "ConfigMap" and key in doc.get("data", {}):
+        open(out, "w").write(doc["data"][key])
+        break
+else:
+    sys.exit(f"{manifest}: no ConfigMap with {key}")
+PY
+}
+# Starts `binary` with the file; it must still run after 3 s.
+starts() {
+    local status=0
+    timeout 3 "$@" >"$WORK/out" 2>&1 || status=$?
+    if [[ $status != 124 ]]; then
+        echo "validate: $* exited with $status:" >&2
+        cat "$WORK/out" >&2
+        exit 1
+    fi
+}
+extract nameserver.yaml nameserver.toml
+extract broker.yaml broker.toml
+# Only what differs outside a pod is overridden (environment beats file).
+MQ_NAMESRV_LISTEN=127.0.0.1:0 starts "$ROOT/target/debug/nameserver" --config "$WORK/nameserver.toml"
+MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_STORE_DIR="$WORK/store" MQ_BROKER_BROKER_NAME=mq-broker-0 \
+    starts "$ROOT/target/debug/broker" --config "$WORK/broker.toml"
+echo "validate: manifests and their configuration files are valid"
