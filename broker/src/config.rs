@@ -56,6 +56,17 @@ pub struct BrokerConfig {
     /// How often committed consumer offsets are saved.
     #[serde(with = "humantime_serde")]
     pub offset_persist_interval: Duration,
+    /// Delay levels, space-separated: level 1 is the first.
+    pub delay_levels: String,
+    /// Latest delivery time a producer may ask for, from now.
+    #[serde(with = "humantime_serde")]
+    pub max_delivery_delay: Duration,
+    /// Reconsumptions before a message becomes a dead letter, unless the
+    /// consumer group says otherwise.
+    pub max_reconsume_times: u32,
+    /// Delay level of a message's first retry; each further retry waits
+    /// one level longer (RocketMQ: 3, 10 s).
+    pub retry_first_level: u32,
     /// Also run a nameserver in this process (the one-command setup).
     pub standalone: bool,
     /// Where the embedded nameserver listens when standalone.
@@ -164,6 +175,10 @@ impl BrokerConfig {
             .set_default("consumer_expire", "120s")?
             .set_default("queue_lock_expire", "60s")?
             .set_default("offset_persist_interval", "5s")?
+            .set_default("delay_levels", crate::schedule::delays::DEFAULT_LEVELS)?
+            .set_default("max_delivery_delay", "7d")?
+            .set_default("max_reconsume_times", 16)?
+            .set_default("retry_first_level", 3)?
             .set_default("standalone", false)?
             .set_default("namesrv_listen", "0.0.0.0:9876")?
             .set_default("log_level", "info")?
@@ -224,6 +239,16 @@ impl BrokerConfig {
         Ok(config)
     }
 
+    /// The parsed `delay_levels`.
+    pub fn delay_table(&self) -> Result<crate::schedule::DelayTable, ConfigError> {
+        crate::schedule::DelayTable::parse(&self.delay_levels).map_err(|reason| {
+            ConfigError::Invalid {
+                key: "delay_levels".into(),
+                reason,
+            }
+        })
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: &str| {
             Err(ConfigError::Invalid {
@@ -256,6 +281,13 @@ impl BrokerConfig {
                 key: key.into(),
                 reason: e.reason,
             })?;
+        }
+        let delays = self.delay_table()?;
+        if self.retry_first_level == 0 || self.retry_first_level > delays.level_count() {
+            return invalid(
+                "retry_first_level",
+                &format!("must be a delay level, 1 to {}", delays.level_count()),
+            );
         }
         mq_common::validate::queue_count("default_topic_queues", self.default_topic_queues)
             .map_err(|e| ConfigError::Invalid {

@@ -18,6 +18,9 @@ pub enum BrokerError {
     UnknownTopic(String),
     #[error("group {0:?} has no live member on this broker")]
     UnknownGroup(String),
+    /// No message where the request says one is.
+    #[error("{0}")]
+    NoMessage(String),
     #[error("topic {topic:?} is not {what} on this broker (perm {perm})")]
     NoPermission {
         topic: String,
@@ -40,7 +43,9 @@ impl From<BrokerError> for Status {
         let message = err.to_string();
         match err {
             BrokerError::InvalidArgument(_) => Status::invalid_argument(message),
-            BrokerError::UnknownTopic(_) | BrokerError::UnknownGroup(_) => {
+            BrokerError::UnknownTopic(_)
+            | BrokerError::UnknownGroup(_)
+            | BrokerError::NoMessage(_) => {
                 Status::not_found(message)
             }
             BrokerError::NoPermission { .. } => Status::permission_denied(message),

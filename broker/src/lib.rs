@@ -17,6 +17,7 @@ pub mod consumer_groups;
 pub mod consumer_offsets;
 pub mod error;
 pub mod registry;
+pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -19,9 +19,11 @@ use crate::config::BrokerConfig;
 use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::registry::{Identity, Registry};
+use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
 use crate::service::consumer::ConsumerPath;
 use crate::service::pull::PullPath;
+use crate::service::retry::RetryPath;
 use crate::service::send::SendPath;
 use crate::store::{MessageStore, StoreError};
 use crate::topics::{TopicTable, TopicTableError};
@@ -50,6 +52,8 @@ pub enum ServeError {
     Grpc(#[from] mq_common::grpc::GrpcError),
     #[error("{0}")]
     Task(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Runs the broker until `shutdown` resolves.
@@ -137,6 +141,15 @@ pub async fn run(
         config.offset_persist_interval,
         stop_rx.clone(),
     ));
+    let delays = Arc::new(config.delay_table()?);
+    let scheduler = {
+        let (store, delays) = (Arc::clone(&store), (*delays).clone());
+        let path = config.store_dir.join("schedule_progress.json");
+        tokio::task::spawn_blocking(move || Scheduler::recover(store, delays, path))
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))??
+    };
+    let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
@@ -156,6 +169,15 @@ pub async fn run(
             default_topic_queues: config.default_topic_queues,
             store_host,
             max_message_size: config.store.max_message_size,
+            delays: Arc::clone(&delays),
+            max_delivery_delay: config.max_delivery_delay,
+        },
+        retry: RetryPath {
+            store: Arc::clone(&store),
+            topics: Arc::clone(&topics),
+            delays,
+            max_reconsume_times: config.max_reconsume_times,
+            retry_first_level: config.retry_first_level,
         },
         topics: Arc::clone(&topics),
     };
@@ -199,6 +221,7 @@ pub async fn run(
     .await;
 
     let _ = stop_tx.send(true);
+    let _ = scheduling.await;
     let _ = registration.await;
     let _ = bookkeeping.await;
     if let Err(err) = offsets.persist() {

@@ -27,6 +27,6 @@ pub mod selector;
 
 pub use error::ProducerError;
 pub use fault::{FaultItem, FaultPolicy};
-pub use message::{Message, SendResult, SendStatus};
+pub use message::{Delivery, Message, SendResult, SendStatus};
 pub use producer::{Producer, ProducerBuilder, ProducerOptions};
 pub use route::MessageQueue;

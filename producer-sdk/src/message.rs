@@ -1,8 +1,22 @@
 //! The message an application sends, and what it gets back.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+
+/// When a scheduled message becomes visible to consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// After the broker's delay level `n` (1-based; by default 1 s, 5 s,
+    /// 10 s, 30 s, 1 m ... 2 h for levels 1 to 18).
+    Level(u32),
+    /// At this time (a time in the past delivers at once; the broker takes
+    /// times up to its `max_delivery_delay`, 7 days by default, ahead).
+    At(SystemTime),
+    /// This long after the send.
+    After(Duration),
+}
 
 /// A message to send. Build it with [`Message::new`] and the `with_*`
 /// methods.
@@ -15,6 +29,8 @@ pub struct Message {
     pub keys: Vec<String>,
     pub properties: BTreeMap<String, String>,
     pub body: Bytes,
+    /// Delivered later rather than at once; see [`Delivery`].
+    pub delivery: Option<Delivery>,
 }
 
 impl Message {
@@ -25,7 +41,26 @@ impl Message {
             keys: Vec::new(),
             properties: BTreeMap::new(),
             body: body.into(),
+            delivery: None,
         }
+    }
+
+    /// Delivered after the broker's delay level `level` (1-based).
+    pub fn with_delay_level(mut self, level: u32) -> Self {
+        self.delivery = Some(Delivery::Level(level));
+        self
+    }
+
+    /// Delivered at `time`.
+    pub fn with_delivery_time(mut self, time: SystemTime) -> Self {
+        self.delivery = Some(Delivery::At(time));
+        self
+    }
+
+    /// Delivered `delay` after it is sent.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delivery = Some(Delivery::After(delay));
+        self
     }
 
     pub fn with_tags(mut self, tags: impl Into<String>) -> Self {

@@ -17,7 +17,7 @@ use crate::accumulator::Accumulator;
 use crate::compress::maybe_compress;
 use crate::error::{ProducerError, retryable};
 use crate::fault::{FaultItem, FaultPolicy, FaultTable};
-use crate::message::{Message, SendResult, SendStatus};
+use crate::message::{Delivery, Message, SendResult, SendStatus};
 use crate::route::{MessageQueue, PublishRoute};
 use crate::route_cache::RouteCache;
 use crate::selector;
@@ -326,6 +326,9 @@ impl Inner {
             )
             .into());
         }
+        if msg.delivery == Some(Delivery::Level(0)) {
+            return Err(FieldError::new("delay_level", "must be 1 or more").into());
+        }
         if let Some(tags) = &msg.tags
             && (tags.is_empty() || tags.contains("||"))
         {
@@ -347,9 +350,7 @@ impl Inner {
 
     fn to_wire(&self, msg: &Message, sharding_key: Option<&str>) -> pb::Message {
         let (body, flags) = maybe_compress(&msg.body, self.options.compress_threshold);
-        let born = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let born = unix_millis(std::time::SystemTime::now());
         pb::Message {
             topic: msg.topic.clone(),
             tags: msg.tags.clone().unwrap_or_default(),
@@ -361,6 +362,15 @@ impl Inner {
             born_timestamp_ms: born,
             born_host: String::new(),
             flags,
+            delay_level: match msg.delivery {
+                Some(Delivery::Level(level)) => level,
+                _ => 0,
+            },
+            deliver_at_ms: match msg.delivery {
+                Some(Delivery::At(time)) => unix_millis(time),
+                Some(Delivery::After(delay)) => unix_millis(std::time::SystemTime::now() + delay),
+                _ => 0,
+            },
         }
     }
 
@@ -625,4 +635,10 @@ impl IdGenerator {
             self.counter.fetch_add(1, Ordering::Relaxed)
         )
     }
+}
+
+/// Milliseconds since the epoch (0 before it).
+fn unix_millis(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

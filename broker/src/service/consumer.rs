@@ -100,6 +100,15 @@ impl ConsumerPath {
             subscriptions.push((sub.topic, sub.tag_expression));
         }
         subscriptions.sort();
+        if !broadcasting {
+            // Where the group's failed messages come back (RocketMQ creates
+            // it on heartbeat too): routed before the first failure.
+            let retry = super::retry::retry_topic(&request.group);
+            if self.topics.get(&retry).is_none() {
+                self.topics
+                    .get_or_create(crate::topics::TopicConfig::new(&retry, 1))?;
+            }
+        }
         let group_version = self.groups.heartbeat(
             &request.group,
             Member {

@@ -3,6 +3,7 @@
 
 pub mod consumer;
 pub mod pull;
+pub mod retry;
 pub mod send;
 pub mod topics;
 pub mod wire;
@@ -28,6 +29,7 @@ pub struct BrokerService {
     pub send: SendPath,
     pub pull: PullPath,
     pub consumers: ConsumerPath,
+    pub retry: retry::RetryPath,
     pub topics: Arc<TopicTable>,
 }
 
@@ -44,6 +46,24 @@ impl Broker for BrokerService {
         Ok(Response::new(pb::SendMessageResponse {
             result: Some(result),
         }))
+    }
+
+    async fn consumer_send_back(
+        &self,
+        request: Request<pb::ConsumerSendBackRequest>,
+    ) -> RpcResult<pb::ConsumerSendBackResponse> {
+        Ok(Response::new(
+            self.retry.send_back(request.into_inner()).await?,
+        ))
+    }
+
+    async fn resend_dead_letters(
+        &self,
+        request: Request<pb::ResendDeadLettersRequest>,
+    ) -> RpcResult<pb::ResendDeadLettersResponse> {
+        Ok(Response::new(
+            self.retry.resend_dead_letters(request.into_inner()).await?,
+        ))
     }
 
     async fn send_batch(

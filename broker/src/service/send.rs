@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mq_common::{FieldError, offset_id};
 use mq_proto::broker::v1 as pb;
 
 use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
+use crate::schedule::{self, DelayTable};
 use crate::service::wire;
 use crate::store::MessageStore;
 use crate::topics::{TopicConfig, TopicTable};
@@ -23,6 +25,8 @@ pub struct SendPath {
     /// The address stamped on records and in offset message ids.
     pub store_host: SocketAddr,
     pub max_message_size: u32,
+    pub delays: Arc<DelayTable>,
+    pub max_delivery_delay: Duration,
 }
 
 impl SendPath {
@@ -100,14 +104,11 @@ impl SendPath {
             .into());
         }
         let mut batch = Vec::with_capacity(messages.len());
+        let now_ms = mq_nameserver::clock::unix_millis();
         for (field, msg) in messages {
-            batch.push(wire::message(
-                &field,
-                msg,
-                queue_id,
-                self.max_message_size,
-                peer,
-            )?);
+            let (level, deliver_at) = (msg.delay_level, msg.deliver_at_ms);
+            let stored = wire::message(&field, msg, queue_id, self.max_message_size, peer)?;
+            batch.push(self.maybe_schedule(&field, stored, level, deliver_at, now_ms)?);
         }
         let bytes = batch.iter().map(|m| m.body.len()).sum();
         let _room = self.pressure.admit(bytes).await?;
@@ -128,6 +129,54 @@ impl SendPath {
                 queue_offset: at.queue_offset,
             })
             .collect())
+    }
+
+    /// The message as it is stored: itself, or its schedule entry when it
+    /// asks for a delay level or a delivery time (one in the past delivers
+    /// at once).
+    fn maybe_schedule(
+        &self,
+        field: &str,
+        msg: crate::store::MessageToStore,
+        level: u32,
+        deliver_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<crate::store::MessageToStore, FieldError> {
+        match (level, deliver_at_ms) {
+            (0, 0) => Ok(msg),
+            (_, 0) => {
+                let delay = self.delays.level(level).ok_or_else(|| {
+                    FieldError::new(
+                        format!("{field}.delay_level"),
+                        format!(
+                            "{level} is out of range: this broker's delay levels are 1 to {}",
+                            self.delays.level_count()
+                        ),
+                    )
+                })?;
+                let at = now_ms + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                Ok(schedule::schedule(msg, &self.delays, at, Some(level), now_ms))
+            }
+            (0, at) if at <= now_ms => Ok(msg),
+            (0, at) => {
+                let ahead = Duration::from_millis(at - now_ms);
+                if ahead > self.max_delivery_delay {
+                    return Err(FieldError::new(
+                        format!("{field}.deliver_at_ms"),
+                        format!(
+                            "{at} is {} ahead; this broker schedules at most {} ahead",
+                            humantime::format_duration(Duration::from_secs(ahead.as_secs())),
+                            humantime::format_duration(self.max_delivery_delay)
+                        ),
+                    ));
+                }
+                Ok(schedule::schedule(msg, &self.delays, at, None, now_ms))
+            }
+            _ => Err(FieldError::new(
+                format!("{field}.delay_level"),
+                "and deliver_at_ms exclude each other: set one",
+            )),
+        }
     }
 
     /// The topic's config if producers may write to it here, creating it

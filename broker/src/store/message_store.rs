@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::store::commitlog::recover::Truncation;
-use crate::store::commitlog::{Appended, CommitLog};
+use crate::store::commitlog::{Appended, CommitLog, Next, record};
 use crate::store::config::{FlushMode, StoreConfig};
 use crate::store::dispatch::{Dispatcher, Targets};
 use crate::store::env::StoreEnv;
@@ -208,6 +208,29 @@ impl MessageStore {
             }
         };
         Ok(PutResult { status, appended })
+    }
+
+    /// End of the CommitLog: where the next append goes.
+    pub fn log_end(&self) -> u64 {
+        self.core.log.max_offset()
+    }
+
+    /// Calls `visit` with every message stored from `from` (a record
+    /// boundary, or below the log's start) to the end, in order.
+    pub fn scan(&self, from: u64, mut visit: impl FnMut(&StoredMessage)) -> Result<(), StoreError> {
+        let log = &self.core.log;
+        let mut offset = from.max(log.min_offset());
+        loop {
+            match log.next(offset)? {
+                Next::Record(bytes) => {
+                    let msg = record::decode(&bytes)?;
+                    offset += u64::from(msg.record_size);
+                    visit(&msg);
+                }
+                Next::SegmentEnd(next) => offset = next,
+                Next::Nothing => return Ok(()),
+            }
+        }
     }
 
     /// Messages of a queue from `offset` on; see [`get_messages`].
