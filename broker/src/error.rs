@@ -45,9 +45,7 @@ impl From<BrokerError> for Status {
             BrokerError::InvalidArgument(_) => Status::invalid_argument(message),
             BrokerError::UnknownTopic(_)
             | BrokerError::UnknownGroup(_)
-            | BrokerError::NoMessage(_) => {
-                Status::not_found(message)
-            }
+            | BrokerError::NoMessage(_) => Status::not_found(message),
             BrokerError::NoPermission { .. } => Status::permission_denied(message),
             BrokerError::Busy { .. } => Status::resource_exhausted(message),
             BrokerError::Store(store) => match store {

@@ -104,9 +104,18 @@ mod tests {
     #[test]
     fn arbitrary_times_hop_down_and_never_early() {
         let table = DelayTable::parse("1s 5s").unwrap();
-        assert_eq!(table.hop(Duration::from_secs(7 * 86400)).1, Duration::from_secs(86400));
-        assert_eq!(table.hop(Duration::from_millis(4999)).1, Duration::from_secs(1));
-        assert_eq!(table.hop(Duration::from_millis(300)).1, Duration::from_millis(100));
+        assert_eq!(
+            table.hop(Duration::from_secs(7 * 86400)).1,
+            Duration::from_secs(86400)
+        );
+        assert_eq!(
+            table.hop(Duration::from_millis(4999)).1,
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            table.hop(Duration::from_millis(300)).1,
+            Duration::from_millis(100)
+        );
         assert_eq!(
             table.hop(Duration::from_millis(30)).1,
             Duration::from_millis(100),
@@ -124,7 +133,11 @@ mod tests {
     #[test]
     fn bad_levels_are_named() {
         assert!(DelayTable::parse("").unwrap_err().contains("1 to 64"));
-        assert!(DelayTable::parse("1s soon").unwrap_err().contains("\"soon\""));
+        assert!(
+            DelayTable::parse("1s soon")
+                .unwrap_err()
+                .contains("\"soon\"")
+        );
         assert!(DelayTable::parse("0s").unwrap_err().contains("zero"));
     }
 }

@@ -70,7 +70,10 @@ pub fn schedule(
     props.insert(property::REAL_TOPIC.into(), msg.topic.clone());
     props.insert(property::REAL_QID.into(), msg.queue_id.to_string());
     props.insert(property::DELIVER_AT.into(), deliver_at_ms.to_string());
-    props.insert(property::FIRE_AT.into(), (now_ms + millis(wait)).to_string());
+    props.insert(
+        property::FIRE_AT.into(),
+        (now_ms + millis(wait)).to_string(),
+    );
     if let Some(level) = level {
         props.insert(property::DELAY.into(), level.to_string());
     }
@@ -116,8 +119,10 @@ pub fn fire(
     if deliver_at > now_ms {
         let (queue, wait) = table.hop(Duration::from_millis(deliver_at - now_ms));
         msg.queue_id = queue;
-        msg.properties
-            .insert(property::FIRE_AT.into(), (now_ms + millis(wait)).to_string());
+        msg.properties.insert(
+            property::FIRE_AT.into(),
+            (now_ms + millis(wait)).to_string(),
+        );
         return Ok(msg);
     }
     msg.topic = prop(property::REAL_TOPIC)?.clone();

@@ -172,7 +172,12 @@ impl RetryPath {
         }
     }
 
-    fn message_at(&self, topic: &str, queue: u32, offset: u64) -> Result<StoredMessage, BrokerError> {
+    fn message_at(
+        &self,
+        topic: &str,
+        queue: u32,
+        offset: u64,
+    ) -> Result<StoredMessage, BrokerError> {
         self.store
             .get_messages(topic, queue, offset, 1, usize::MAX, &TagFilter::All)
             .messages

@@ -155,7 +155,13 @@ impl SendPath {
                     )
                 })?;
                 let at = now_ms + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                Ok(schedule::schedule(msg, &self.delays, at, Some(level), now_ms))
+                Ok(schedule::schedule(
+                    msg,
+                    &self.delays,
+                    at,
+                    Some(level),
+                    now_ms,
+                ))
             }
             (0, at) if at <= now_ms => Ok(msg),
             (0, at) => {

@@ -46,7 +46,8 @@ pub fn message(
     }
     let mut properties = Properties::new();
     for (key, value) in msg.properties {
-        if RESERVED.contains(&key.as_str()) || crate::schedule::property::ALL.contains(&key.as_str())
+        if RESERVED.contains(&key.as_str())
+            || crate::schedule::property::ALL.contains(&key.as_str())
         {
             return Err(FieldError::new(
                 format!("{field}.properties.{key}"),
