@@ -32,6 +32,8 @@ pub struct ConsumerOptions {
     pub heartbeat_interval: Duration,
     pub commit_interval: Duration,
     pub retry_delay: Duration,
+    /// Reconsumptions before a message becomes a dead letter.
+    pub max_reconsume_times: u32,
     /// Where broadcasting consumers keep their offsets.
     pub offset_dir: PathBuf,
 }
@@ -54,6 +56,7 @@ impl Default for ConsumerOptions {
             heartbeat_interval: Duration::from_secs(10),
             commit_interval: Duration::from_secs(5),
             retry_delay: Duration::from_secs(1),
+            max_reconsume_times: 16,
             offset_dir: PathBuf::from("data/consumer-offsets"),
         }
     }
@@ -85,6 +88,11 @@ impl ConsumerOptions {
                 "pull_batch {} is out of range 1..=1024",
                 self.pull_batch
             )));
+        }
+        if self.max_reconsume_times == 0 {
+            return Err(ConsumerError::Config(
+                "max_reconsume_times must be at least 1".into(),
+            ));
         }
         if self.suspend > Duration::from_secs(30) {
             return Err(ConsumerError::Config("suspend must be at most 30 s".into()));
@@ -133,6 +141,7 @@ impl ConsumerOptions {
             heartbeat_interval: self.heartbeat_interval,
             commit_interval: self.commit_interval,
             retry_delay: self.retry_delay,
+            max_reconsume_times: self.max_reconsume_times,
         };
         Ok(Engine::new(
             settings,

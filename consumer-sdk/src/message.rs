@@ -9,10 +9,22 @@ use crate::queue::MessageQueue;
 
 /// Message flag bit: the producer compressed the body (LZ4).
 const FLAG_COMPRESSED: u32 = 1;
+/// Retry topics are `%RETRY%{group}`.
+pub(crate) const RETRY_PREFIX: &str = "%RETRY%";
+/// Property naming the topic a retried message was first consumed from.
+const RETRY_TOPIC: &str = "RETRY_TOPIC";
+
+/// The retry topic of `group`.
+pub fn retry_topic(group: &str) -> String {
+    format!("{RETRY_PREFIX}{group}")
+}
 
 /// A consumed message, body decompressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMessage {
+    /// The topic the message was sent to; for a retry, the original topic
+    /// (the queue is then the group's retry queue).
+    pub topic: String,
     pub queue: MessageQueue,
     pub queue_offset: u64,
     pub tags: Option<String>,
@@ -37,7 +49,16 @@ impl ReceivedMessage {
         } else {
             msg.body
         };
+        let topic = if queue.topic.starts_with(RETRY_PREFIX) {
+            msg.properties
+                .get(RETRY_TOPIC)
+                .cloned()
+                .unwrap_or_else(|| queue.topic.clone())
+        } else {
+            queue.topic.clone()
+        };
         Ok(ReceivedMessage {
+            topic,
             queue: queue.clone(),
             queue_offset: msg.queue_offset,
             tags: (!msg.tags.is_empty()).then_some(msg.tags),
@@ -58,6 +79,8 @@ impl ReceivedMessage {
 pub enum ConsumeResult {
     /// Done: the offset may move past them.
     Success,
-    /// Deliver them again later.
+    /// Deliver them again later: through the group's retry topic with a
+    /// growing delay (concurrent mode), or in place after a pause (ordered
+    /// mode); a message that fails too often becomes a dead letter.
     ReconsumeLater,
 }

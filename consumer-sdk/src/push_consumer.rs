@@ -46,10 +46,19 @@ impl PushConsumerBuilder {
         self
     }
 
-    /// Pause before a batch the handler asked to reconsume is delivered
-    /// again [default: 1 s].
+    /// Ordered mode: how long a queue pauses before a failed batch is
+    /// delivered again in place (RocketMQ's suspend time). Concurrent mode:
+    /// the pause before a local retry when the broker cannot take a failed
+    /// message back [default: 1 s].
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.options.retry_delay = delay;
+        self
+    }
+
+    /// Reconsumptions before a failing message goes to the group's
+    /// dead-letter topic `%DLQ%{group}` [default: 16].
+    pub fn max_reconsume_times(mut self, times: u32) -> Self {
+        self.options.max_reconsume_times = times;
         self
     }
 
@@ -84,7 +93,14 @@ impl PushConsumerBuilder {
                 batch: batch.max(1),
             },
         };
-        let running = Running::start(self.options.engine(sink)?).await?;
+        let mut options = self.options;
+        // Clustering groups also consume their retry topic, where failed
+        // messages come back.
+        let retry = crate::message::retry_topic(&options.group);
+        if !options.broadcasting && !options.subscriptions.iter().any(|(t, _)| *t == retry) {
+            options.subscriptions.push((retry, "*".into()));
+        }
+        let running = Running::start(options.engine(sink)?).await?;
         Ok(PushConsumer { running })
     }
 }
@@ -108,9 +124,12 @@ impl PushConsumer {
         }
     }
 
-    /// The queues this member consumes now.
+    /// The queues of the subscribed topics this member consumes now (its
+    /// share of the group's retry queue is not listed).
     pub fn assignment(&self) -> Vec<MessageQueue> {
-        self.running.engine.assignment()
+        let mut queues = self.running.engine.assignment();
+        queues.retain(|q| !q.topic.starts_with(crate::message::RETRY_PREFIX));
+        queues
     }
 
     /// Finishes in-flight batches (bounded), commits offsets, releases the

@@ -60,11 +60,9 @@ impl Scheduler {
         path: PathBuf,
     ) -> Result<Scheduler, StoreError> {
         let mut progress: Progress = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                StoreError::Io {
-                    context: format!("{}: {e}", path.display()),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-                }
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
+                context: format!("{}: {e}", path.display()),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
             })?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Progress::default(),
             Err(err) => {
@@ -89,7 +87,11 @@ impl Scheduler {
             found += 1;
         })?;
         if found > 0 {
-            tracing::info!(found, from = progress.log_end, "scheduler: entries fired before the last stop were not saved; skipping them");
+            tracing::info!(
+                found,
+                from = progress.log_end,
+                "scheduler: entries fired before the last stop were not saved; skipping them"
+            );
         }
         Ok(Scheduler {
             store,
@@ -149,7 +151,12 @@ impl Scheduler {
                     // Below the queue: retention removed entries before
                     // they fired. Above it: the CommitLog lost its tail
                     // (async flush and a machine crash).
-                    tracing::warn!(queue, offset, next = read.next_offset, "scheduler: schedule queue moved; going on from its edge");
+                    tracing::warn!(
+                        queue,
+                        offset,
+                        next = read.next_offset,
+                        "scheduler: schedule queue moved; going on from its edge"
+                    );
                     self.advance(queue, read.next_offset);
                 }
                 return;
@@ -168,7 +175,12 @@ impl Scheduler {
                         }
                     }
                     Err(why) => {
-                        tracing::error!(queue, offset = entry.queue_offset, why, "scheduler: dropping a malformed schedule entry");
+                        tracing::error!(
+                            queue,
+                            offset = entry.queue_offset,
+                            why,
+                            "scheduler: dropping a malformed schedule entry"
+                        );
                     }
                 }
                 self.advance(queue, entry.queue_offset + 1);

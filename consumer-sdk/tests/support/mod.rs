@@ -9,7 +9,8 @@ pub fn start_nameserver() -> ServerProcess {
     ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"])
 }
 
-/// A broker with short consumer expiry and queue locks, for fast tests.
+/// A broker with short consumer expiry, queue locks and delay levels
+/// (100 ms to 600 ms; retries start at level 3), for fast tests.
 pub fn start_broker(name: &str, namesrv: &str, root: &Path, listen: &str) -> ServerProcess {
     let store = root.join(name);
     let store = store.to_str().unwrap();
@@ -32,7 +33,8 @@ pub fn start_broker(name: &str, namesrv: &str, root: &Path, listen: &str) -> Ser
     let config = root.join(format!("{name}.toml"));
     std::fs::write(
         &config,
-        "queue_lock_expire = \"6s\"\noffset_persist_interval = \"200ms\"\n",
+        "queue_lock_expire = \"6s\"\noffset_persist_interval = \"200ms\"\n\
+         delay_levels = \"100ms 200ms 300ms 400ms 500ms 600ms\"\n",
     )
     .unwrap();
     let mut all: Vec<&str> = args.to_vec();
