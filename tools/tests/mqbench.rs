@@ -228,3 +228,40 @@ fn bad_input_fails_with_one_readable_line() {
     assert_eq!(result["failed"].as_u64(), Some(3), "{result}");
     assert_eq!(result["failures"]["no_route"].as_u64(), Some(3), "{result}");
 }
+
+#[test]
+fn e2e_with_a_delay_measures_lateness_from_the_due_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, namesrv) = standalone(&dir.path().join("store"));
+    let (status, stdout, stderr) = run_to_end(
+        MQBENCH,
+        &[
+            "e2e",
+            "--namesrv",
+            &namesrv,
+            "--topic",
+            "later",
+            "--count",
+            "200",
+            "--rate",
+            "400",
+            "--delay-ms",
+            "1500",
+            "--json",
+            "--timeout",
+            "30",
+        ],
+        &[],
+    );
+    assert!(status.success(), "{stdout}{stderr}");
+    let received = summary(&stdout);
+    assert_eq!(received["received"].as_u64(), Some(200), "{received}");
+    assert_eq!(
+        received["failed"].as_u64(),
+        Some(0),
+        "none early: {received}"
+    );
+    // Measured from the due time, not the send: well under the 1.5 s delay.
+    let max = received["max_us"].as_u64().unwrap();
+    assert!(max < 1_000_000, "at most 1 s late: {max} us");
+}

@@ -1,6 +1,6 @@
 //! The scheduler: a task that delivers schedule entries when they fall due.
 //!
-//! Every tick (100 ms) it reads the head of each schedule queue; entries
+//! Every tick (20 ms) it reads the head of each schedule queue; entries
 //! whose stop has ended are appended to their real queue (or to their next
 //! hop), then the queue's offset moves past them. It looks only at heads,
 //! so its cost follows the messages falling due, not the messages pending.
@@ -25,8 +25,9 @@ use crate::atomic_file;
 use crate::schedule::{DelayTable, SCHEDULE_TOPIC, fire, fire_at, property};
 use crate::store::{GetStatus, MessageStore, StoreError, TagFilter};
 
-/// How often queue heads are checked: the delivery delay beyond due time.
-pub const TICK: Duration = Duration::from_millis(100);
+/// How often queue heads are checked: at most this late beyond due time,
+/// plus the time to append what fell due.
+pub const TICK: Duration = Duration::from_millis(20);
 /// How often progress is saved (at most this much is rescanned at start).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Entries read per queue and call.
@@ -161,19 +162,14 @@ impl Scheduler {
                 }
                 return;
             }
-            for entry in read.messages {
-                let now = mq_nameserver::clock::unix_millis();
-                if fire_at(&entry) > now {
-                    return;
-                }
-                match fire(&entry, &self.table, now) {
-                    Ok(msg) => {
-                        if let Err(err) = self.store.put(msg).await {
-                            // Retried next tick, from this entry.
-                            tracing::warn!(queue, offset = entry.queue_offset, error = %err, "scheduler: cannot deliver; retrying");
-                            return;
-                        }
-                    }
+            // The due entries at the head, appended together.
+            let now = mq_nameserver::clock::unix_millis();
+            let read_all = read.messages.len() as u64;
+            let mut fired = Vec::with_capacity(read.messages.len());
+            let mut next = offset;
+            for entry in read.messages.iter().take_while(|e| fire_at(e) <= now) {
+                match fire(entry, &self.table, now) {
+                    Ok(msg) => fired.push(msg),
                     Err(why) => {
                         tracing::error!(
                             queue,
@@ -183,7 +179,21 @@ impl Scheduler {
                         );
                     }
                 }
-                self.advance(queue, entry.queue_offset + 1);
+                next = entry.queue_offset + 1;
+            }
+            if next == offset {
+                return;
+            }
+            if !fired.is_empty()
+                && let Err(err) = self.store.put_batch(&fired).await
+            {
+                // Retried next tick, from the same entries.
+                tracing::warn!(queue, offset, error = %err, "scheduler: cannot deliver; retrying");
+                return;
+            }
+            self.advance(queue, next);
+            if next - offset < read_all {
+                return;
             }
         }
     }

@@ -72,6 +72,13 @@ pub async fn start(args: &ConsumeArgs, stats: Arc<Stats>) -> anyhow::Result<Runn
                 async move {
                     let now = now_micros();
                     for msg in batch.iter().filter(|m| !m.properties.contains_key(WARM_UP)) {
+                        let due = msg.properties.get(SENT_AT).and_then(|s| s.parse::<u64>().ok());
+                        // Scheduled messages must not come before their
+                        // time (10 ms of slack for the clocks' resolution).
+                        if due.is_some_and(|due| now + 10_000 < due) {
+                            stats.record_failure("early", 1);
+                            continue;
+                        }
                         let latency = msg
                             .properties
                             .get(SENT_AT)

@@ -75,6 +75,10 @@ pub struct ProduceArgs {
     /// Let concurrent sends linger this long to be batched (0: off).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub linger_ms: u64,
+    /// Schedule every message this long after its send (0: at once).
+    /// Consumers then measure latency from the due time: how late it came.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

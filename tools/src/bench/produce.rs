@@ -89,9 +89,16 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
                     }
                     let messages: Vec<Message> = (first..last)
                         .map(|seq| {
-                            Message::new(args.common.topic.clone(), body.clone())
-                                .with_key(format!("k{seq}"))
-                                .with_property(SENT_AT, now_micros().to_string())
+                            let message = Message::new(args.common.topic.clone(), body.clone())
+                                .with_key(format!("k{seq}"));
+                            if args.delay_ms == 0 {
+                                return message.with_property(SENT_AT, now_micros().to_string());
+                            }
+                            // Consumers measure from the due time.
+                            let due = now_micros() + args.delay_ms * 1000;
+                            message
+                                .with_delay(Duration::from_millis(args.delay_ms))
+                                .with_property(SENT_AT, due.to_string())
                         })
                         .collect();
                     let count = messages.len() as u64;
