@@ -68,6 +68,8 @@ mq "consume a backlog, pull batch 32"           consume --namesrv $NS --topic ba
 mq "consume a backlog, pull batch 256"          consume --namesrv $NS --topic batch --group "b256-$$-@RUN@" --from-first --count "$BACKLOG" --timeout 120 --pull-batch 256
 mq "produce, 64 KiB bodies, 8 senders"          produce --namesrv $NS --topic big --count 5000 --producers 8 --size 65536
 mq "e2e at 20,000 msgs/s (32 senders)"          e2e --namesrv $NS --topic e2e --count 100000 --rate 20000 --producers 32
+mq "scheduled 3 s ahead, 20,000 msgs/s (lateness)" e2e --namesrv $NS --topic later --count 100000 --rate 20000 --producers 32 --delay-ms 3000
+mq "scheduled 5 s ahead, 1,000 msgs/s (lateness)" e2e --namesrv $NS --topic later5 --count 10000 --rate 1000 --producers 4 --delay-ms 5000
 mq "sync flush, 1 sender"                       produce --namesrv $NS_SYNC --topic sync1 --count 5000 --producers 1 --flush-wait
 mq "sync flush, 64 senders in flight"           produce --namesrv $NS_SYNC --topic sync64 --count 50000 --producers 64 --flush-wait
 echo "broker RSS after the runs: $(rss) ($(awk '/RssAnon/ {printf "%.1f MB", $2/1024}' "/proc/$BROKER/status") anonymous)"
