@@ -241,12 +241,11 @@ impl BrokerConfig {
 
     /// The parsed `delay_levels`.
     pub fn delay_table(&self) -> Result<crate::schedule::DelayTable, ConfigError> {
-        crate::schedule::DelayTable::parse(&self.delay_levels).map_err(|reason| {
-            ConfigError::Invalid {
+        crate::schedule::DelayTable::parse(&self.delay_levels, self.store.file_reserved_time)
+            .map_err(|reason| ConfigError::Invalid {
                 key: "delay_levels".into(),
                 reason,
-            }
-        })
+            })
     }
 
     fn check(&self) -> Result<(), ConfigError> {

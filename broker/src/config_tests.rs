@@ -105,3 +105,28 @@ fn bad_settings_name_their_key() {
     .unwrap_err();
     assert!(err.to_string().contains("mlock"), "{err}");
 }
+
+#[test]
+fn bad_delay_settings_name_their_key() {
+    let standalone = args(&["--standalone"]);
+    let cases = [
+        (("MQ_BROKER_DELAY_LEVELS", "1s soon"), "\"soon\""),
+        (("MQ_BROKER_DELAY_LEVELS", ""), "delay_levels"),
+        (("MQ_BROKER_DELAY_LEVELS", "1s 4d"), "retention"),
+        (("MQ_BROKER_RETRY_FIRST_LEVEL", "0"), "retry_first_level"),
+        (("MQ_BROKER_RETRY_FIRST_LEVEL", "19"), "1 to 18"),
+    ];
+    for (pair, needle) in cases {
+        let err = BrokerConfig::load(&standalone, env(&[pair])).unwrap_err();
+        assert!(err.to_string().contains(needle), "{pair:?}: {err}");
+    }
+    let fine = BrokerConfig::load(
+        &standalone,
+        env(&[
+            ("MQ_BROKER_DELAY_LEVELS", "100ms 1s"),
+            ("MQ_BROKER_RETRY_FIRST_LEVEL", "2"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(fine.delay_table().unwrap().level_count(), 2);
+}

@@ -39,8 +39,10 @@ pub struct DelayTable {
 }
 
 impl DelayTable {
-    /// Parses levels such as `"1s 5s 10s 1m"`.
-    pub fn parse(text: &str) -> Result<DelayTable, String> {
+    /// Parses levels such as `"1s 5s 10s 1m"`. No message may wait longer
+    /// than `longest_stop` in one queue (the CommitLog's retention): longer
+    /// levels are refused, longer hop delays left out.
+    pub fn parse(text: &str, longest_stop: Duration) -> Result<DelayTable, String> {
         let levels = text
             .split_whitespace()
             .map(|token| match humantime::parse_duration(token) {
@@ -52,10 +54,24 @@ impl DelayTable {
         if levels.is_empty() || levels.len() > MAX_LEVELS {
             return Err(format!("must list 1 to {MAX_LEVELS} delays"));
         }
-        let mut queues: Vec<Duration> = levels.iter().copied().chain(HOPS).collect();
+        if let Some(long) = levels.iter().find(|&&d| d > longest_stop) {
+            return Err(format!(
+                "{} is longer than the CommitLog's retention ({}): messages would be deleted while they wait",
+                humantime::format_duration(*long),
+                humantime::format_duration(longest_stop)
+            ));
+        }
+        let hops = HOPS.into_iter().filter(|&d| d <= longest_stop);
+        let mut queues: Vec<Duration> = levels.iter().copied().chain(hops).collect();
         queues.sort();
         queues.dedup();
         Ok(DelayTable { levels, queues })
+    }
+
+    /// The longest delay a message waits in one queue before it is
+    /// appended anew (retention must keep records at least this long).
+    pub fn longest_stop(&self) -> Duration {
+        self.queues.last().copied().unwrap_or_default()
     }
 
     /// How many levels producers may name (1 to this).
@@ -89,7 +105,7 @@ mod tests {
 
     #[test]
     fn levels_are_one_based_and_land_in_their_own_queue() {
-        let table = DelayTable::parse(DEFAULT_LEVELS).unwrap();
+        let table = DelayTable::parse(DEFAULT_LEVELS, Duration::MAX).unwrap();
         assert_eq!(table.level_count(), 18);
         assert_eq!(table.level(1), Some(Duration::from_secs(1)));
         assert_eq!(table.level(18), Some(Duration::from_secs(7200)));
@@ -103,7 +119,7 @@ mod tests {
 
     #[test]
     fn arbitrary_times_hop_down_and_never_early() {
-        let table = DelayTable::parse("1s 5s").unwrap();
+        let table = DelayTable::parse("1s 5s", Duration::MAX).unwrap();
         assert_eq!(
             table.hop(Duration::from_secs(7 * 86400)).1,
             Duration::from_secs(86400)
@@ -132,12 +148,32 @@ mod tests {
 
     #[test]
     fn bad_levels_are_named() {
-        assert!(DelayTable::parse("").unwrap_err().contains("1 to 64"));
         assert!(
-            DelayTable::parse("1s soon")
+            DelayTable::parse("", Duration::MAX)
+                .unwrap_err()
+                .contains("1 to 64")
+        );
+        assert!(
+            DelayTable::parse("1s soon", Duration::MAX)
                 .unwrap_err()
                 .contains("\"soon\"")
         );
-        assert!(DelayTable::parse("0s").unwrap_err().contains("zero"));
+        assert!(
+            DelayTable::parse("0s", Duration::MAX)
+                .unwrap_err()
+                .contains("zero")
+        );
+        let day = Duration::from_secs(86400);
+        assert!(
+            DelayTable::parse("1s 2d", day)
+                .unwrap_err()
+                .contains("retention")
+        );
+        let short = DelayTable::parse("1s", Duration::from_secs(3600)).unwrap();
+        assert_eq!(
+            short.longest_stop(),
+            Duration::from_secs(3600),
+            "hops past the retention are left out"
+        );
     }
 }
