@@ -326,3 +326,41 @@ async fn sigkill_with_thousands_pending_delivers_each_exactly_once_after_restart
         "some were delivered before the kill, so the restart had fired entries to skip"
     );
 }
+
+#[tokio::test]
+async fn messages_due_while_the_broker_was_stopped_are_delivered_promptly_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = start(dir.path(), &[], "async");
+    let mut rpc = client(&broker).await;
+    mq_test_support::cluster::create_topic(&broker.url(), "later", 1).await;
+    for i in 0..50 {
+        send(&mut rpc, 0, message("later", &format!("d{i}"), 1, 0))
+            .await
+            .unwrap();
+    }
+    // A clean stop before they are due; they fall due while it is down.
+    let stopped = broker.terminate(Duration::from_secs(10)).unwrap();
+    assert!(stopped.success(), "a clean stop: {stopped:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let started = Instant::now();
+    let broker = start(dir.path(), &[], "async");
+    let mut rpc = client(&broker).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen = visible(&mut rpc, "later", 1).await;
+        if seen.len() == 50 || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(seen.len(), 50, "all delivered after the restart");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "promptly: {:?} after the restart began",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = visible(&mut rpc, "later", 1).await;
+    assert!(again.values().all(|&n| n == 1), "once each: {again:?}");
+}
