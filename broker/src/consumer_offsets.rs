@@ -16,11 +16,15 @@ type Table = BTreeMap<String, BTreeMap<String, BTreeMap<u32, u64>>>;
 struct Persisted {
     /// group -> topic -> queue id -> next offset to consume.
     offsets: Table,
+    /// group -> how many times an operator reset its offsets here.
+    #[serde(default)]
+    reset_versions: BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
 struct State {
     offsets: Table,
+    reset_versions: BTreeMap<String, u64>,
     dirty: bool,
 }
 
@@ -33,24 +37,21 @@ pub struct ConsumerOffsets {
 impl ConsumerOffsets {
     /// Loads `path`, or starts empty if it does not exist.
     pub fn load(path: &Path) -> std::io::Result<Self> {
-        let offsets = match std::fs::read(path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<Persisted>(&bytes)
-                    .map_err(|e| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("{}: {e}", path.display()),
-                        )
-                    })?
-                    .offsets
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Table::new(),
+        let persisted = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<Persisted>(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Persisted::default(),
             Err(err) => return Err(err),
         };
         Ok(ConsumerOffsets {
             path: path.to_owned(),
             state: Mutex::new(State {
-                offsets,
+                offsets: persisted.offsets,
+                reset_versions: persisted.reset_versions,
                 dirty: false,
             }),
         })
@@ -77,6 +78,43 @@ impl ConsumerOffsets {
             .copied()
     }
 
+    /// Every (topic, queue id, offset) the group committed here.
+    pub fn of_group(&self, group: &str) -> Vec<(String, u32, u64)> {
+        let state = self.lock();
+        let Some(topics) = state.offsets.get(group) else {
+            return Vec::new();
+        };
+        topics
+            .iter()
+            .flat_map(|(topic, queues)| queues.iter().map(|(&q, &o)| (topic.clone(), q, o)))
+            .collect()
+    }
+
+    /// Sets the group's offsets of `topic` as an operator's reset, and
+    /// bumps the group's reset version so that its members reread them.
+    pub fn reset(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> u64 {
+        let mut state = self.lock();
+        let queues = state
+            .offsets
+            .entry(group.to_owned())
+            .or_default()
+            .entry(topic.to_owned())
+            .or_default();
+        for &(queue, offset) in offsets {
+            queues.insert(queue, offset);
+        }
+        let version = state.reset_versions.entry(group.to_owned()).or_insert(0);
+        *version += 1;
+        let version = *version;
+        state.dirty = true;
+        version
+    }
+
+    /// How many times the group's offsets were reset here.
+    pub fn reset_version(&self, group: &str) -> u64 {
+        self.lock().reset_versions.get(group).copied().unwrap_or(0)
+    }
+
     /// Writes the table if anything changed since the last write.
     pub fn persist(&self) -> std::io::Result<()> {
         let mut state = self.lock();
@@ -85,6 +123,7 @@ impl ConsumerOffsets {
         }
         let bytes = serde_json::to_vec_pretty(&Persisted {
             offsets: state.offsets.clone(),
+            reset_versions: state.reset_versions.clone(),
         })
         .map_err(std::io::Error::other)?;
         atomic_file::write(&self.path, &bytes)?;

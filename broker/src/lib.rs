@@ -20,5 +20,6 @@ pub mod registry;
 pub mod schedule;
 pub mod server;
 pub mod service;
+pub mod stats;
 pub mod store;
 pub mod topics;

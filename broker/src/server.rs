@@ -21,10 +21,12 @@ use crate::consumer_offsets::ConsumerOffsets;
 use crate::registry::{Identity, Registry};
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
+use crate::service::admin::AdminPath;
 use crate::service::consumer::ConsumerPath;
 use crate::service::pull::PullPath;
 use crate::service::retry::RetryPath;
 use crate::service::send::SendPath;
+use crate::stats::BrokerStats;
 use crate::store::{MessageStore, StoreError};
 use crate::topics::{TopicTable, TopicTableError};
 
@@ -150,10 +152,19 @@ pub async fn run(
             .map_err(|e| ServeError::Task(e.to_string()))??
     };
     let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
+    let stats = Arc::new(BrokerStats::new(mq_nameserver::clock::unix_millis()));
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
             topics: Arc::clone(&topics),
+            store_host,
+            stats: Arc::clone(&stats),
+        },
+        admin: AdminPath {
+            store: Arc::clone(&store),
+            topics: Arc::clone(&topics),
+            offsets: Arc::clone(&offsets),
+            stats: Arc::clone(&stats),
             store_host,
         },
         consumers: ConsumerPath {
@@ -171,6 +182,7 @@ pub async fn run(
             max_message_size: config.store.max_message_size,
             delays: Arc::clone(&delays),
             max_delivery_delay: config.max_delivery_delay,
+            stats: Arc::clone(&stats),
         },
         retry: RetryPath {
             store: Arc::clone(&store),

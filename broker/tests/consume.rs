@@ -269,6 +269,7 @@ async fn committed_offsets_survive_a_restart() {
         topic: "o".into(),
         queue_id: 1,
         offset: 17,
+        offset_reset_version: 0,
     })
     .await
     .unwrap();
@@ -480,6 +481,7 @@ async fn bad_consumer_requests_get_clear_errors() {
             topic: "nope".into(),
             queue_id: 0,
             offset: 1,
+            offset_reset_version: 0,
         })
         .await
         .unwrap_err();

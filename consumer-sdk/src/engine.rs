@@ -191,6 +191,8 @@ pub(crate) struct Engine {
     pub queues: Mutex<HashMap<MessageQueue, Arc<QueueState>>>,
     pub rebalance_now: Notify,
     versions: Mutex<HashMap<String, u64>>,
+    /// Offset reset version last seen, by broker name.
+    reset_versions: Mutex<HashMap<String, u64>>,
     pub closed: AtomicBool,
     /// One rebalance at a time: a background round and an `assign` must
     /// not interleave their releases and acquisitions.
@@ -225,6 +227,7 @@ impl Engine {
             queues: Mutex::new(HashMap::new()),
             rebalance_now: Notify::new(),
             versions: Mutex::new(HashMap::new()),
+            reset_versions: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             rebalancing: tokio::sync::Mutex::new(()),
             me: me.clone(),
@@ -305,7 +308,16 @@ impl Engine {
             };
             match client.heartbeat(request.clone()).await {
                 Ok(response) => {
-                    let version = response.into_inner().group_version;
+                    let response = response.into_inner();
+                    let version = response.group_version;
+                    let reset_before = self
+                        .reset_versions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(broker.clone(), response.offset_reset_version);
+                    if reset_before.is_some_and(|v| v < response.offset_reset_version) {
+                        self.reread_offsets(&broker).await;
+                    }
                     let previous = self
                         .versions
                         .lock()
@@ -336,6 +348,46 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// An operator reset the group's offsets on `broker`: every queue of
+    /// it this member owns goes on from the committed offset.
+    async fn reread_offsets(&self, broker: &str) {
+        let owned: Vec<(MessageQueue, Arc<QueueState>)> = self
+            .owned()
+            .into_iter()
+            .filter(|(q, _)| q.broker_name == broker)
+            .collect();
+        for (queue, state) in owned {
+            match self.offsets.query(&self.cluster, &queue).await {
+                Ok(Some(offset)) => {
+                    state.epoch.fetch_add(1, Ordering::AcqRel);
+                    {
+                        let mut cache = state.cache();
+                        cache.clear();
+                        state.cached_bytes.store(0, Ordering::Release);
+                    }
+                    state.next_offset.store(offset, Ordering::Release);
+                    state.polled.store(offset, Ordering::Release);
+                    state.last_committed.store(offset, Ordering::Release);
+                    tracing::info!(queue = %queue, offset, "offset reset by an operator; going on from there");
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(queue = %queue, error = %err, "cannot read the reset offset")
+                }
+            }
+        }
+    }
+
+    /// The reset version to send with commits to `broker`.
+    fn reset_version(&self, broker: &str) -> u64 {
+        self.reset_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(broker)
+            .copied()
+            .unwrap_or(0)
     }
 
     async fn rebalance_loop(self: Arc<Self>) {
@@ -636,7 +688,12 @@ impl Engine {
         }
         if let Err(err) = self
             .offsets
-            .commit(&self.cluster, &state.queue, offset)
+            .commit(
+                &self.cluster,
+                &state.queue,
+                offset,
+                self.reset_version(&state.queue.broker_name),
+            )
             .await
         {
             state.last_committed.store(u64::MAX, Ordering::Release);

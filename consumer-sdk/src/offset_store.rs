@@ -73,6 +73,7 @@ impl OffsetStore {
         cluster: &Cluster,
         queue: &MessageQueue,
         offset: u64,
+        reset_version: u64,
     ) -> Result<(), ConsumerError> {
         match self {
             OffsetStore::Remote { group } => {
@@ -84,6 +85,7 @@ impl OffsetStore {
                         topic: queue.topic.clone(),
                         queue_id: queue.queue_id,
                         offset,
+                        offset_reset_version: reset_version,
                     })
                     .await
                     .map_err(|s| ConsumerError::broker(&queue.broker_name, s))?;

@@ -188,6 +188,11 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
 /// A standalone broker (with its embedded nameserver) on free loopback
 /// ports, storing in `dir`; returns it with the nameserver's address.
 pub fn standalone_broker(dir: &Path) -> (ServerProcess, String) {
+    standalone_broker_with_env(dir, &[])
+}
+
+/// [`standalone_broker`] with extra environment (`MQ_BROKER_*` settings).
+pub fn standalone_broker_with_env(dir: &Path, env: &[(&str, &str)]) -> (ServerProcess, String) {
     let broker = ServerProcess::start_until(
         workspace_binary("broker"),
         &[
@@ -199,7 +204,7 @@ pub fn standalone_broker(dir: &Path) -> (ServerProcess, String) {
             "--namesrv-listen",
             "127.0.0.1:0",
         ],
-        &[],
+        env,
         "broker listening",
     );
     let namesrv = broker

@@ -52,6 +52,10 @@ impl ConsumerPath {
     pub fn commit(&self, request: pb::CommitOffsetRequest) -> Result<(), BrokerError> {
         validate::topic("group", &request.group)?;
         self.known_topic(&request.topic)?;
+        if request.offset_reset_version < self.offsets.reset_version(&request.group) {
+            // The member has not seen the operator's reset yet.
+            return Ok(());
+        }
         self.offsets.commit(
             &request.group,
             &request.topic,
@@ -109,6 +113,7 @@ impl ConsumerPath {
                     .get_or_create(crate::topics::TopicConfig::new(&retry, 1))?;
             }
         }
+        let offset_reset_version = self.offsets.reset_version(&request.group);
         let group_version = self.groups.heartbeat(
             &request.group,
             Member {
@@ -123,7 +128,10 @@ impl ConsumerPath {
                     .collect(),
             },
         );
-        Ok(pb::HeartbeatResponse { group_version })
+        Ok(pb::HeartbeatResponse {
+            group_version,
+            offset_reset_version,
+        })
     }
 
     pub fn unregister(&self, request: pb::UnregisterConsumerRequest) -> Result<(), BrokerError> {
@@ -150,6 +158,20 @@ impl ConsumerPath {
             members: members
                 .into_iter()
                 .map(|m| pb::MemberInfo {
+                    subscriptions: m
+                        .subscriptions
+                        .into_iter()
+                        .map(|(topic, tag_expression)| pb::Subscription {
+                            topic,
+                            tag_expression,
+                        })
+                        .collect(),
+                    consume_model: if m.broadcasting {
+                        pb::ConsumeModel::Broadcasting
+                    } else {
+                        pb::ConsumeModel::Clustering
+                    } as i32,
+                    last_heartbeat_ms: m.last_heartbeat_ms,
                     client_id: m.client_id,
                     held: m
                         .held

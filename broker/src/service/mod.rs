@@ -1,6 +1,7 @@
 //! The gRPC edge of the broker: `mq.broker.v1.Broker`, one file per RPC
 //! family, each translating wire types at the edge.
 
+pub mod admin;
 pub mod consumer;
 pub mod pull;
 pub mod retry;
@@ -30,6 +31,7 @@ pub struct BrokerService {
     pub pull: PullPath,
     pub consumers: ConsumerPath,
     pub retry: retry::RetryPath,
+    pub admin: admin::AdminPath,
     pub topics: Arc<TopicTable>,
 }
 
@@ -46,6 +48,41 @@ impl Broker for BrokerService {
         Ok(Response::new(pb::SendMessageResponse {
             result: Some(result),
         }))
+    }
+
+    async fn get_broker_stats(
+        &self,
+        _request: Request<pb::GetBrokerStatsRequest>,
+    ) -> RpcResult<pb::GetBrokerStatsResponse> {
+        Ok(Response::new(self.admin.stats()))
+    }
+
+    async fn get_consumer_progress(
+        &self,
+        request: Request<pb::GetConsumerProgressRequest>,
+    ) -> RpcResult<pb::GetConsumerProgressResponse> {
+        Ok(Response::new(self.admin.progress(request.into_inner())?))
+    }
+
+    async fn reset_offset(
+        &self,
+        request: Request<pb::ResetOffsetRequest>,
+    ) -> RpcResult<pb::ResetOffsetResponse> {
+        Ok(Response::new(self.admin.reset(request.into_inner())?))
+    }
+
+    async fn view_message(
+        &self,
+        request: Request<pb::ViewMessageRequest>,
+    ) -> RpcResult<pb::ViewMessageResponse> {
+        Ok(Response::new(self.admin.view(request.into_inner())?))
+    }
+
+    async fn query_message(
+        &self,
+        request: Request<pb::QueryMessageRequest>,
+    ) -> RpcResult<pb::QueryMessageResponse> {
+        Ok(Response::new(self.admin.query(request.into_inner())?))
     }
 
     async fn consumer_send_back(

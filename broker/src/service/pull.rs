@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mq_common::{FieldError, offset_id, validate};
+use mq_common::{FieldError, validate};
 use mq_proto::broker::v1 as pb;
 
 use crate::error::BrokerError;
-use crate::store::message::property;
-use crate::store::{GetResult, GetStatus, MessageStore, StoredMessage, TagFilter};
+use crate::service::wire;
+use crate::store::{GetResult, GetStatus, MessageStore, TagFilter};
 use crate::topics::TopicTable;
 
 /// The most messages one pull returns.
@@ -27,6 +27,7 @@ pub struct PullPath {
     pub store: Arc<MessageStore>,
     pub topics: Arc<TopicTable>,
     pub store_host: SocketAddr,
+    pub stats: Arc<crate::stats::BrokerStats>,
 }
 
 impl PullPath {
@@ -168,51 +169,18 @@ impl PullPath {
             GetStatus::NoMatchedMessage => pb::PullStatus::NoMatchedMsg,
             GetStatus::OffsetIllegal => pb::PullStatus::OffsetIllegal,
         };
+        let bytes: usize = result.messages.iter().map(|m| m.body.len()).sum();
+        self.stats.record_out(result.messages.len(), bytes);
         pb::PullMessageResponse {
             status: status as i32,
             messages: result
                 .messages
                 .into_iter()
-                .map(|m| self.stored(m))
+                .map(wire::stored_message)
                 .collect(),
             next_offset: result.next_offset,
             min_offset: result.min_offset,
             max_offset: result.max_offset,
-        }
-    }
-
-    fn stored(&self, mut msg: StoredMessage) -> pb::StoredMessage {
-        let tags = msg.properties.remove(property::TAGS).unwrap_or_default();
-        let keys = msg
-            .properties
-            .remove(property::KEYS)
-            .map(|k| {
-                k.split(' ')
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let unique_id = msg
-            .properties
-            .remove(property::UNIQUE_ID)
-            .unwrap_or_default();
-        pb::StoredMessage {
-            offset_message_id: offset_id::encode(msg.store_host, msg.physical_offset),
-            topic: msg.topic,
-            queue_id: msg.queue_id,
-            queue_offset: msg.queue_offset,
-            tags,
-            keys,
-            properties: msg.properties.into_iter().collect(),
-            body: msg.body,
-            unique_id,
-            flags: msg.flags,
-            born_timestamp_ms: msg.born_timestamp_ms,
-            store_timestamp_ms: msg.store_timestamp_ms,
-            born_host: msg.born_host.to_string(),
-            store_host: msg.store_host.to_string(),
-            reconsume_times: msg.reconsume_times,
         }
     }
 

@@ -27,6 +27,7 @@ pub struct SendPath {
     pub max_message_size: u32,
     pub delays: Arc<DelayTable>,
     pub max_delivery_delay: Duration,
+    pub stats: Arc<crate::stats::BrokerStats>,
 }
 
 impl SendPath {
@@ -113,6 +114,7 @@ impl SendPath {
         let bytes = batch.iter().map(|m| m.body.len()).sum();
         let _room = self.pressure.admit(bytes).await?;
         let put = self.store.put_batch(&batch).await?;
+        self.stats.record_in(batch.len(), bytes);
         let status = wire::status(put.status);
         Ok(batch
             .into_iter()

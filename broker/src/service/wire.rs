@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 
-use mq_common::{FieldError, validate};
+use mq_common::{FieldError, offset_id, validate};
 use mq_proto::broker::v1 as pb;
 
 use crate::store::message::{Properties, property};
-use crate::store::{MessageToStore, PutStatus};
+use crate::store::{MessageToStore, PutStatus, StoredMessage};
 use crate::topics::TopicConfig;
 
 /// Property names the broker sets itself; users may not.
@@ -156,5 +156,42 @@ pub fn pb_topic_config(config: TopicConfig) -> pb::TopicConfig {
         read_queue_count: config.read_queue_count,
         write_queue_count: config.write_queue_count,
         perm: config.perm,
+    }
+}
+
+/// A stored message as it goes on the wire: tags, keys and the unique id
+/// out of the properties into their own fields.
+pub fn stored_message(mut msg: StoredMessage) -> pb::StoredMessage {
+    let tags = msg.properties.remove(property::TAGS).unwrap_or_default();
+    let keys = msg
+        .properties
+        .remove(property::KEYS)
+        .map(|k| {
+            k.split(' ')
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let unique_id = msg
+        .properties
+        .remove(property::UNIQUE_ID)
+        .unwrap_or_default();
+    pb::StoredMessage {
+        offset_message_id: offset_id::encode(msg.store_host, msg.physical_offset),
+        topic: msg.topic,
+        queue_id: msg.queue_id,
+        queue_offset: msg.queue_offset,
+        tags,
+        keys,
+        properties: msg.properties.into_iter().collect(),
+        body: msg.body,
+        unique_id,
+        flags: msg.flags,
+        born_timestamp_ms: msg.born_timestamp_ms,
+        store_timestamp_ms: msg.store_timestamp_ms,
+        born_host: msg.born_host.to_string(),
+        store_host: msg.store_host.to_string(),
+        reconsume_times: msg.reconsume_times,
     }
 }

@@ -210,6 +210,24 @@ impl MessageStore {
         Ok(PutResult { status, appended })
     }
 
+    /// Start of the CommitLog still stored.
+    pub fn log_start(&self) -> u64 {
+        self.core.log.min_offset()
+    }
+
+    /// The message whose record starts at `physical_offset`, if one does.
+    pub fn message_at(&self, physical_offset: u64) -> Result<Option<StoredMessage>, StoreError> {
+        if physical_offset < self.core.log.min_offset() {
+            return Ok(None);
+        }
+        match self.core.log.next(physical_offset) {
+            Ok(Next::Record(bytes)) => Ok(Some(record::decode(&bytes)?)),
+            Ok(_) => Ok(None),
+            // Not a record boundary: no message starts there.
+            Err(_) => Ok(None),
+        }
+    }
+
     /// End of the CommitLog: where the next append goes.
     pub fn log_end(&self) -> u64 {
         self.core.log.max_offset()

@@ -1,13 +1,20 @@
-//! `mqadmin`: the operator's command line. It starts with what a cluster
-//! needs before anything can be sent (`topic create`); issue 9 grows it.
-//!
-//! Every failure is one readable line on stderr and a non-zero exit.
+//! `mqadmin`: the operator's command line, as RocketMQ's. Tables for
+//! people, `--json` for scripts; every failure is one readable line on
+//! stderr and a non-zero exit.
 
+mod client;
+mod cluster;
+mod consumer;
+mod message;
+mod offset;
+mod output;
 mod topic;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use client::Admin;
 
 /// Administers an mq cluster through its nameservers and brokers.
 #[derive(Debug, Parser)]
@@ -21,21 +28,47 @@ pub struct Cli {
         default_value = "127.0.0.1:9876"
     )]
     pub namesrv: String,
+    /// Print one JSON document instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Topics: create.
+    /// Clusters and their brokers.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Topics: create, update, delete, list, route, status.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
+    /// Consumer groups: progress and lag, connections.
+    #[command(subcommand)]
+    Consumer(consumer::ConsumerCommand),
+    /// Consumer offsets: reset.
+    #[command(subcommand)]
+    Offset(offset::OffsetCommand),
+    /// Messages: get by id, query by key, resend dead letters.
+    #[command(subcommand)]
+    Message(message::MessageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Clusters, brokers, addresses, versions, last heartbeat and put/get rates.
+    List,
 }
 
 /// Runs one command; the error is the line to print.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let admin = Admin::new(&cli.namesrv, cli.json)?;
     match cli.command {
-        Command::Topic(command) => topic::run(&cli.namesrv, command).await,
+        Command::Cluster(ClusterCommand::List) => cluster::list(&admin).await,
+        Command::Topic(command) => topic::run(&admin, command).await,
+        Command::Consumer(command) => consumer::run(&admin, command).await,
+        Command::Offset(command) => offset::run(&admin, command).await,
+        Command::Message(command) => message::run(&admin, command).await,
     }
 }
 
@@ -55,7 +88,9 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("mqadmin: error: {err:#}");
+            // One line: the context chain joined, newlines folded.
+            let line = format!("{err:#}").replace('\n', " ");
+            eprintln!("mqadmin: error: {line}");
             ExitCode::FAILURE
         }
     }

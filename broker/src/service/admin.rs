@@ -1,0 +1,208 @@
+//! Operator RPCs: the broker's counters, a group's progress per queue,
+//! resetting a group's offsets, and finding messages by id or key.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mq_common::{FieldError, offset_id, validate};
+use mq_proto::broker::v1 as pb;
+
+use crate::consumer_offsets::ConsumerOffsets;
+use crate::error::BrokerError;
+use crate::service::wire;
+use crate::stats::BrokerStats;
+use crate::store::{MessageStore, TagFilter};
+use crate::topics::TopicTable;
+
+/// Most messages one key query returns.
+const MAX_QUERY: u32 = 256;
+
+#[derive(Debug, Clone)]
+pub struct AdminPath {
+    pub store: Arc<MessageStore>,
+    pub topics: Arc<TopicTable>,
+    pub offsets: Arc<ConsumerOffsets>,
+    pub stats: Arc<BrokerStats>,
+    pub store_host: SocketAddr,
+}
+
+impl AdminPath {
+    pub fn stats(&self) -> pb::GetBrokerStatsResponse {
+        let s = self.stats.snapshot();
+        pb::GetBrokerStatsResponse {
+            messages_in: s.messages_in,
+            bytes_in: s.bytes_in,
+            messages_out: s.messages_out,
+            bytes_out: s.bytes_out,
+            started_ms: self.stats.started_ms,
+            commitlog_min_offset: self.store.log_start(),
+            commitlog_max_offset: self.store.log_end(),
+            dispatch_lag: self.store.dispatch_lag(),
+        }
+    }
+
+    pub fn progress(
+        &self,
+        request: pb::GetConsumerProgressRequest,
+    ) -> Result<pb::GetConsumerProgressResponse, BrokerError> {
+        validate::topic("group", &request.group)?;
+        let queues = self
+            .offsets
+            .of_group(&request.group)
+            .into_iter()
+            .map(|(topic, queue_id, consumer_offset)| {
+                self.queue_progress(topic, queue_id, consumer_offset)
+            })
+            .collect();
+        Ok(pb::GetConsumerProgressResponse { queues })
+    }
+
+    pub fn reset(
+        &self,
+        request: pb::ResetOffsetRequest,
+    ) -> Result<pb::ResetOffsetResponse, BrokerError> {
+        validate::topic("group", &request.group)?;
+        validate::topic("topic", &request.topic)?;
+        let config = self
+            .topics
+            .get(&request.topic)
+            .ok_or_else(|| BrokerError::UnknownTopic(request.topic.clone()))?;
+        let to = request
+            .to
+            .ok_or_else(|| FieldError::new("to", "give timestamp_ms, earliest or latest"))?;
+        let mut offsets = Vec::new();
+        for queue_id in 0..config.read_queue_count {
+            let (min, max) = self
+                .store
+                .queue_offsets(&request.topic, queue_id)
+                .unwrap_or((0, 0));
+            let offset = match to {
+                pb::reset_offset_request::To::Earliest(_) => min,
+                pb::reset_offset_request::To::Latest(_) => max,
+                pb::reset_offset_request::To::TimestampMs(at) => self
+                    .store
+                    .offset_for_time(&request.topic, queue_id, at)
+                    .unwrap_or(max),
+            };
+            offsets.push((queue_id, offset));
+        }
+        let version = self.offsets.reset(&request.group, &request.topic, &offsets);
+        if let Err(err) = self.offsets.persist() {
+            tracing::error!(error = %err, "cannot save consumer offsets after a reset");
+        }
+        tracing::info!(group = %request.group, topic = %request.topic, version, ?offsets, "consumer offsets reset");
+        Ok(pb::ResetOffsetResponse {
+            queues: offsets
+                .into_iter()
+                .map(|(queue_id, offset)| {
+                    self.queue_progress(request.topic.clone(), queue_id, offset)
+                })
+                .collect(),
+        })
+    }
+
+    pub fn view(
+        &self,
+        request: pb::ViewMessageRequest,
+    ) -> Result<pb::ViewMessageResponse, BrokerError> {
+        let found = match request.id {
+            Some(pb::view_message_request::Id::UniqueId(id)) if !id.is_empty() => {
+                self.store.find_by_unique_id(&id).ok_or_else(|| {
+                    BrokerError::NoMessage(format!(
+                        "no message with unique id {id:?} on this broker"
+                    ))
+                })?
+            }
+            Some(pb::view_message_request::Id::OffsetMessageId(id)) if !id.is_empty() => {
+                let (host, offset) = offset_id::decode("offset_message_id", &id)?;
+                if host != self.store_host {
+                    return Err(BrokerError::NoMessage(format!(
+                        "offset message id {id} belongs to the broker at {host}, not this one ({})",
+                        self.store_host
+                    )));
+                }
+                self.store.message_at(offset)?.ok_or_else(|| {
+                    BrokerError::NoMessage(format!(
+                        "no message starts at offset {offset} (id {id})"
+                    ))
+                })?
+            }
+            _ => {
+                return Err(FieldError::new("id", "give unique_id or offset_message_id").into());
+            }
+        };
+        Ok(pb::ViewMessageResponse {
+            message: Some(wire::stored_message(found)),
+        })
+    }
+
+    pub fn query(
+        &self,
+        request: pb::QueryMessageRequest,
+    ) -> Result<pb::QueryMessageResponse, BrokerError> {
+        validate::topic("topic", &request.topic)?;
+        if request.key.is_empty() || request.key.contains(' ') {
+            return Err(FieldError::new("key", "must be non-empty and without spaces").into());
+        }
+        let max = match request.max {
+            0 => 32,
+            n if n <= MAX_QUERY => n,
+            n => {
+                return Err(
+                    FieldError::new("max", format!("{n} is out of range 1..={MAX_QUERY}")).into(),
+                );
+            }
+        };
+        let end = if request.end_ms == 0 {
+            u64::MAX
+        } else {
+            request.end_ms
+        };
+        if request.begin_ms > end {
+            return Err(FieldError::new("begin_ms", "is after end_ms").into());
+        }
+        let messages = self
+            .store
+            .query_by_key(
+                &request.topic,
+                &request.key,
+                request.begin_ms,
+                end,
+                max as usize,
+            )
+            .into_iter()
+            .map(wire::stored_message)
+            .collect();
+        Ok(pb::QueryMessageResponse { messages })
+    }
+
+    /// A queue's end, the group's offset and the last store time.
+    fn queue_progress(
+        &self,
+        topic: String,
+        queue_id: u32,
+        consumer_offset: u64,
+    ) -> pb::QueueProgress {
+        let broker_offset = self
+            .store
+            .queue_offsets(&topic, queue_id)
+            .map_or(0, |(_, max)| max);
+        let last_timestamp_ms = broker_offset
+            .checked_sub(1)
+            .and_then(|last| {
+                self.store
+                    .get_messages(&topic, queue_id, last, 1, usize::MAX, &TagFilter::All)
+                    .messages
+                    .into_iter()
+                    .next()
+            })
+            .map_or(0, |m| m.store_timestamp_ms);
+        pb::QueueProgress {
+            topic,
+            queue_id,
+            broker_offset,
+            consumer_offset,
+            last_timestamp_ms,
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `mqadmin cluster list`: clusters, brokers, addresses, heartbeat ages and
+//! put/get rates (two readings of each broker's counters, a second apart).
+
+use std::time::Duration;
+
+use mq_proto::broker::v1 as pb;
+use serde_json::json;
+
+use super::client::{Admin, broker};
+use super::output::{Table, emit, time};
+
+/// How far apart the two readings of the counters are.
+const SAMPLE: Duration = Duration::from_secs(1);
+
+pub async fn list(admin: &Admin) -> anyhow::Result<()> {
+    let info = admin.cluster_info().await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut rows = Vec::new();
+    for cluster in &info.clusters {
+        for b in &cluster.brokers {
+            for instance in &b.instances {
+                rows.push((
+                    cluster.cluster_name.clone(),
+                    b.broker_name.clone(),
+                    instance.clone(),
+                ));
+            }
+        }
+    }
+    // First reading of every broker, then one a second later.
+    let mut first = Vec::new();
+    for (_, name, instance) in &rows {
+        first.push(stats(name, &instance.address).await);
+    }
+    tokio::time::sleep(SAMPLE).await;
+    let mut table = Table::new(&[
+        ("CLUSTER", "cluster"),
+        ("BROKER", "broker"),
+        ("ID", "id"),
+        ("ADDRESS", "address"),
+        ("VERSION", "version"),
+        ("HEARTBEAT", "heartbeat_age"),
+        ("IN MSG/S", "in_per_sec"),
+        ("OUT MSG/S", "out_per_sec"),
+    ]);
+    for ((cluster, name, instance), before) in rows.iter().zip(first) {
+        let after = stats(name, &instance.address).await;
+        let rate = |pick: fn(&pb::GetBrokerStatsResponse) -> u64| match (&before, &after) {
+            (Some(a), Some(b)) => {
+                json!(((pick(b).saturating_sub(pick(a))) as f64 / SAMPLE.as_secs_f64()).round())
+            }
+            _ => json!(null),
+        };
+        let version = instance
+            .data_version
+            .as_ref()
+            .map(|v| format!("{}.{}", v.timestamp_ms, v.counter));
+        table.push(json!({
+            "cluster": cluster,
+            "broker": name,
+            "id": instance.broker_id,
+            "address": instance.address,
+            "version": version,
+            "last_heartbeat": time(instance.last_heartbeat_ms),
+            "heartbeat_age": format!("{:.1}s", now_ms.saturating_sub(instance.last_heartbeat_ms) as f64 / 1000.0),
+            "in_per_sec": rate(|s| s.messages_in),
+            "out_per_sec": rate(|s| s.messages_out),
+            "messages_in": after.as_ref().map(|s| s.messages_in),
+            "messages_out": after.as_ref().map(|s| s.messages_out),
+        }));
+    }
+    emit(admin.json, &table, &[], json!({"brokers": table.rows()}));
+    Ok(())
+}
+
+/// The broker's counters, or `None` when it does not answer (shown as "-").
+async fn stats(name: &str, addr: &str) -> Option<pb::GetBrokerStatsResponse> {
+    let mut client = broker(name, addr).await.ok()?;
+    Some(
+        client
+            .get_broker_stats(pb::GetBrokerStatsRequest {})
+            .await
+            .ok()?
+            .into_inner(),
+    )
+}
