@@ -24,6 +24,9 @@ pub const ENV_PREFIX: &str = "MQ_BROKER";
 pub struct BrokerConfig {
     /// Address the gRPC service listens on.
     pub listen: SocketAddr,
+    /// Address of the HTTP endpoint with `/metrics` (Prometheus) and
+    /// `/healthz`.
+    pub metrics_listen: SocketAddr,
     /// Address registered with the nameservers for clients; defaults to
     /// the listen address (with 127.0.0.1 for an unspecified IP).
     pub advertise_addr: Option<String>,
@@ -111,6 +114,9 @@ pub struct Args {
     /// gRPC listen address [default: 0.0.0.0:10911]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// HTTP address of /metrics (Prometheus) and /healthz [default: 0.0.0.0:5557]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Address clients should use, registered with the nameservers [default: the listen address]
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise_addr: Option<String>,
@@ -164,6 +170,7 @@ impl BrokerConfig {
     ) -> Result<Self, ConfigError> {
         let mut builder = Config::builder()
             .set_default("listen", "0.0.0.0:10911")?
+            .set_default("metrics_listen", "0.0.0.0:5557")?
             .set_default("store_dir", "data/broker")?
             .set_default("cluster", "DefaultCluster")?
             .set_default("broker_name", "broker-a")?
@@ -209,6 +216,7 @@ impl BrokerConfig {
         }
         builder = builder
             .set_override_option("listen", args.listen.map(|a| a.to_string()))?
+            .set_override_option("metrics_listen", args.metrics_listen.map(|a| a.to_string()))?
             .set_override_option("advertise_addr", args.advertise_addr.clone())?
             .set_override_option("namesrv", args.namesrv.clone())?
             .set_override_option("namesrv_listen", args.namesrv_listen.map(|a| a.to_string()))?

@@ -78,6 +78,20 @@ impl ConsumerOffsets {
             .copied()
     }
 
+    /// Every committed offset: (group, topic, queue id, offset).
+    pub fn all(&self) -> Vec<(String, String, u32, u64)> {
+        let state = self.lock();
+        let mut all = Vec::new();
+        for (group, topics) in &state.offsets {
+            for (topic, queues) in topics {
+                for (&queue, &offset) in queues {
+                    all.push((group.clone(), topic.clone(), queue, offset));
+                }
+            }
+        }
+        all
+    }
+
     /// Every (topic, queue id, offset) the group committed here.
     pub fn of_group(&self, group: &str) -> Vec<(String, u32, u64)> {
         let state = self.lock();

@@ -16,6 +16,7 @@ pub mod config;
 pub mod consumer_groups;
 pub mod consumer_offsets;
 pub mod error;
+pub mod metrics;
 pub mod registry;
 pub mod schedule;
 pub mod server;

@@ -18,6 +18,7 @@ use crate::backpressure::Backpressure;
 use crate::config::BrokerConfig;
 use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
+use crate::metrics::BrokerMetrics;
 use crate::registry::{Identity, Registry};
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
@@ -153,12 +154,36 @@ pub async fn run(
     };
     let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
     let stats = Arc::new(BrokerStats::new(mq_nameserver::clock::unix_millis()));
+    let metrics = BrokerMetrics::default();
+    let exporter = Arc::new(crate::metrics::exporter(
+        &metrics,
+        Arc::clone(&store),
+        Arc::clone(&offsets),
+    ));
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.metrics_listen,
+            source,
+        })?;
+    tracing::info!(addr = %metrics_listener.local_addr().map_or(config.metrics_listen, |a| a), "metrics endpoint ready (/metrics, /healthz)");
+    let metrics_server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(mq_common::metrics_http::serve(
+            metrics_listener,
+            exporter,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
+    };
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
             topics: Arc::clone(&topics),
             store_host,
             stats: Arc::clone(&stats),
+            metrics: metrics.clone(),
         },
         admin: AdminPath {
             store: Arc::clone(&store),
@@ -183,6 +208,7 @@ pub async fn run(
             delays: Arc::clone(&delays),
             max_delivery_delay: config.max_delivery_delay,
             stats: Arc::clone(&stats),
+            metrics: metrics.clone(),
         },
         retry: RetryPath {
             store: Arc::clone(&store),
@@ -192,6 +218,7 @@ pub async fn run(
             retry_first_level: config.retry_first_level,
         },
         topics: Arc::clone(&topics),
+        metrics,
     };
 
     let registry = Registry {
@@ -234,6 +261,7 @@ pub async fn run(
 
     let _ = stop_tx.send(true);
     let _ = scheduling.await;
+    let _ = metrics_server.await;
     let _ = registration.await;
     let _ = bookkeeping.await;
     if let Err(err) = offsets.persist() {

@@ -21,6 +21,9 @@ pub const ENV_PREFIX: &str = "MQ_NAMESRV";
 pub struct NameServerConfig {
     /// Address the gRPC service listens on.
     pub listen: SocketAddr,
+    /// Address of the HTTP endpoint with `/metrics` (Prometheus) and
+    /// `/healthz`; none for a nameserver embedded in a broker.
+    pub metrics_listen: Option<SocketAddr>,
     /// A broker not heard from for this long is dropped from every route.
     #[serde(with = "humantime_serde")]
     pub broker_expire: Duration,
@@ -37,6 +40,7 @@ impl Default for NameServerConfig {
     fn default() -> Self {
         NameServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 9876)),
+            metrics_listen: None,
             broker_expire: Duration::from_secs(120),
             scan_interval: Duration::from_secs(5),
             log_level: "info".into(),
@@ -69,6 +73,9 @@ pub struct Args {
     /// gRPC listen address [default: 0.0.0.0:9876]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// HTTP address of /metrics (Prometheus) and /healthz [default: 0.0.0.0:5558]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Drop a broker not heard from for this long, e.g. 120s, 2m [default: 120s]
     #[arg(long, value_name = "DURATION")]
     pub broker_expire: Option<humantime::Duration>,
@@ -93,6 +100,7 @@ impl NameServerConfig {
         let defaults = NameServerConfig::default();
         let mut builder = Config::builder()
             .set_default("listen", defaults.listen.to_string())?
+            .set_default("metrics_listen", "0.0.0.0:5558")?
             .set_default(
                 "broker_expire",
                 humantime::format_duration(defaults.broker_expire).to_string(),
@@ -118,6 +126,7 @@ impl NameServerConfig {
                     .source(Some(env)),
             )
             .set_override_option("listen", args.listen.map(|a| a.to_string()))?
+            .set_override_option("metrics_listen", args.metrics_listen.map(|a| a.to_string()))?
             .set_override_option("broker_expire", args.broker_expire.map(|d| d.to_string()))?
             .set_override_option("scan_interval", args.scan_interval.map(|d| d.to_string()))?
             .set_override_option("log_level", args.log_level.clone())?

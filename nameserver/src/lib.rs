@@ -14,6 +14,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod route_table;
 pub mod server;

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::unix_millis;
 use crate::config::NameServerConfig;
+use crate::metrics::NameServerMetrics;
 use crate::route_table::RouteTable;
 use crate::service::NameServerService;
 
@@ -65,9 +66,26 @@ impl NameServer {
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let addr = self.local_addr()?;
+        let metrics = NameServerMetrics::default();
+        let metrics_server = match self.config.metrics_listen {
+            Some(at) => {
+                let listener = TcpListener::bind(at)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr: at, source })?;
+                tracing::info!(addr = %listener.local_addr().map_or(at, |a| a), "metrics endpoint ready (/metrics, /healthz)");
+                let exporter = Arc::new(metrics.exporter(Arc::clone(&self.table)));
+                Some(tokio::spawn(mq_common::metrics_http::serve(
+                    listener,
+                    exporter,
+                    std::future::pending(),
+                )))
+            }
+            None => None,
+        };
         let expiry = tokio::spawn(expire_silent_brokers(
             Arc::clone(&self.table),
             self.config.clone(),
+            metrics.clone(),
         ));
         tracing::info!(
             %addr,
@@ -75,7 +93,7 @@ impl NameServer {
             "nameserver listening"
         );
 
-        let service = NameServerServer::new(NameServerService::new(self.table));
+        let service = NameServerServer::new(NameServerService::new(self.table, metrics));
         let result = mq_common::grpc::serve(
             self.listener,
             "mq.nameserver.v1.NameServer",
@@ -84,19 +102,28 @@ impl NameServer {
         )
         .await;
         expiry.abort();
+        if let Some(server) = metrics_server {
+            server.abort();
+        }
         tracing::info!("nameserver stopped");
         Ok(result?)
     }
 }
 
 /// Every `scan_interval`, drops brokers silent for longer than `broker_expire`.
-async fn expire_silent_brokers(table: Arc<RouteTable>, config: NameServerConfig) {
+async fn expire_silent_brokers(
+    table: Arc<RouteTable>,
+    config: NameServerConfig,
+    metrics: NameServerMetrics,
+) {
     let expire_after_ms = u64::try_from(config.broker_expire.as_millis()).unwrap_or(u64::MAX);
     let mut ticks = tokio::time::interval(config.scan_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        for expired in table.expire(unix_millis(), expire_after_ms) {
+        let expired_now = table.expire(unix_millis(), expire_after_ms);
+        metrics.expired(expired_now.len());
+        for expired in expired_now {
             let i = &expired.instance;
             tracing::warn!(
                 cluster = %i.cluster,

@@ -1,6 +1,7 @@
 //! The gRPC edge of the nameserver: one method per RPC, each validating its
 //! request, calling the route table, and translating the answer.
 
+use crate::metrics::NameServerMetrics;
 use std::sync::Arc;
 
 use mq_proto::nameserver::v1 as pb;
@@ -16,11 +17,12 @@ use crate::wire;
 #[derive(Debug, Clone)]
 pub struct NameServerService {
     table: Arc<RouteTable>,
+    metrics: NameServerMetrics,
 }
 
 impl NameServerService {
-    pub fn new(table: Arc<RouteTable>) -> Self {
-        NameServerService { table }
+    pub fn new(table: Arc<RouteTable>, metrics: NameServerMetrics) -> Self {
+        NameServerService { table, metrics }
     }
 }
 
@@ -47,6 +49,7 @@ impl NameServer for NameServerService {
             .table
             .register(registration, unix_millis())
             .map_err(refused)?;
+        self.metrics.registered(outcome.heartbeat_only);
         if outcome.heartbeat_only {
             tracing::debug!(broker = %instance.broker_name, addr = %instance.addr, "heartbeat");
         } else {
@@ -69,6 +72,7 @@ impl NameServer for NameServerService {
         let instance = wire::unregistration(request.into_inner()).map_err(invalid)?;
         let removed = self.table.unregister(&instance);
         if removed {
+            self.metrics.unregistered();
             tracing::info!(broker = %instance.broker_name, broker_id = instance.broker_id, addr = %instance.addr, "broker unregistered");
         }
         Ok(Response::new(pb::UnregisterBrokerResponse { removed }))
@@ -80,7 +84,9 @@ impl NameServer for NameServerService {
     ) -> RpcResult<pb::QueryRouteResponse> {
         let request = request.into_inner();
         let topic = wire::topic(&request.topic).map_err(invalid)?;
-        let route = self.table.query_route(topic).map_err(refused)?;
+        let route = self.table.query_route(topic);
+        self.metrics.route_query(route.is_ok());
+        let route = route.map_err(refused)?;
         Ok(Response::new(wire::route_response(route)))
     }
 

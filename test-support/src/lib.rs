@@ -62,6 +62,9 @@ impl ServerProcess {
         let mut command = Command::new(binary.as_ref());
         command
             .args(args)
+            // Metrics on free ports, so that servers run side by side.
+            .env("MQ_BROKER_METRICS_LISTEN", "127.0.0.1:0")
+            .env("MQ_NAMESRV_METRICS_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -235,7 +238,7 @@ pub fn run_to_end(
 }
 
 /// The value of the `addr` field of a text (`addr=V`) or JSON (`"addr":"V"`) log line.
-fn parse_addr(line: &str) -> Option<SocketAddr> {
+pub fn parse_addr(line: &str) -> Option<SocketAddr> {
     let value = if let Some(at) = line.find("\"addr\":\"") {
         line[at + "\"addr\":\"".len()..].split('"').next()?
     } else {

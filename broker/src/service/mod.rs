@@ -10,10 +10,14 @@ pub mod topics;
 pub mod wire;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_server::Broker;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::error::BrokerError;
 
 use crate::topics::TopicTable;
 use consumer::ConsumerPath;
@@ -32,10 +36,37 @@ pub struct BrokerService {
     pub consumers: ConsumerPath,
     pub retry: retry::RetryPath,
     pub admin: admin::AdminPath,
+    pub metrics: crate::metrics::BrokerMetrics,
     pub topics: Arc<TopicTable>,
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
+
+/// Which latency histogram a request feeds.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Send,
+    Pull,
+}
+
+impl BrokerService {
+    /// Records a request's latency, or its refusal by reason.
+    fn observe<T>(
+        &self,
+        result: Result<T, BrokerError>,
+        started: Instant,
+        path: Path,
+    ) -> Result<T, BrokerError> {
+        match &result {
+            Ok(_) => match path {
+                Path::Send => self.metrics.send_took(started.elapsed()),
+                Path::Pull => self.metrics.pull_took(started.elapsed()),
+            },
+            Err(err) => self.metrics.rejected(err),
+        }
+        result
+    }
+}
 
 #[tonic::async_trait]
 impl Broker for BrokerService {
@@ -44,7 +75,15 @@ impl Broker for BrokerService {
         request: Request<pb::SendMessageRequest>,
     ) -> RpcResult<pb::SendMessageResponse> {
         let peer = request.remote_addr();
-        let result = self.send.send(request.into_inner(), peer).await?;
+        let request = request.into_inner();
+        let span = tracing::debug_span!(
+            "send",
+            topic = request.message.as_ref().map_or("", |m| m.topic.as_str()),
+            queue = request.queue_id,
+        );
+        let started = Instant::now();
+        let result = self.send.send(request, peer).instrument(span).await;
+        let result = self.observe(result, started, Path::Send)?;
         Ok(Response::new(pb::SendMessageResponse {
             result: Some(result),
         }))
@@ -108,7 +147,16 @@ impl Broker for BrokerService {
         request: Request<pb::SendBatchRequest>,
     ) -> RpcResult<pb::SendBatchResponse> {
         let peer = request.remote_addr();
-        let results = self.send.send_batch(request.into_inner(), peer).await?;
+        let request = request.into_inner();
+        let span = tracing::debug_span!(
+            "send_batch",
+            topic = %request.topic,
+            queue = request.queue_id,
+            messages = request.messages.len(),
+        );
+        let started = Instant::now();
+        let results = self.send.send_batch(request, peer).instrument(span).await;
+        let results = self.observe(results, started, Path::Send)?;
         Ok(Response::new(pb::SendBatchResponse { results }))
     }
 
@@ -141,7 +189,17 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::PullMessageRequest>,
     ) -> RpcResult<pb::PullMessageResponse> {
-        Ok(Response::new(self.pull.pull(request.into_inner()).await?))
+        let request = request.into_inner();
+        let span = tracing::debug_span!(
+            "pull",
+            group = %request.group,
+            topic = %request.topic,
+            queue = request.queue_id,
+            offset = request.offset,
+        );
+        let started = Instant::now();
+        let pulled = self.pull.pull(request).instrument(span).await;
+        Ok(Response::new(self.observe(pulled, started, Path::Pull)?))
     }
 
     async fn get_queue_offsets(

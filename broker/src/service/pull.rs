@@ -28,6 +28,7 @@ pub struct PullPath {
     pub topics: Arc<TopicTable>,
     pub store_host: SocketAddr,
     pub stats: Arc<crate::stats::BrokerStats>,
+    pub metrics: crate::metrics::BrokerMetrics,
 }
 
 impl PullPath {
@@ -126,10 +127,12 @@ impl PullPath {
             if left.is_zero() {
                 return Ok(self.response(result));
             }
+            self.metrics.hold(true);
             tokio::select! {
                 () = &mut rung => {}
                 () = tokio::time::sleep(left) => {}
             }
+            self.metrics.hold(false);
         }
     }
 
@@ -171,6 +174,10 @@ impl PullPath {
         };
         let bytes: usize = result.messages.iter().map(|m| m.body.len()).sum();
         self.stats.record_out(result.messages.len(), bytes);
+        if let Some(first) = result.messages.first() {
+            self.metrics
+                .served(&first.topic, result.messages.len(), bytes);
+        }
         pb::PullMessageResponse {
             status: status as i32,
             messages: result

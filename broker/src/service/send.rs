@@ -28,6 +28,7 @@ pub struct SendPath {
     pub delays: Arc<DelayTable>,
     pub max_delivery_delay: Duration,
     pub stats: Arc<crate::stats::BrokerStats>,
+    pub metrics: crate::metrics::BrokerMetrics,
 }
 
 impl SendPath {
@@ -113,8 +114,11 @@ impl SendPath {
         }
         let bytes = batch.iter().map(|m| m.body.len()).sum();
         let _room = self.pressure.admit(bytes).await?;
+        let appending = std::time::Instant::now();
         let put = self.store.put_batch(&batch).await?;
         self.stats.record_in(batch.len(), bytes);
+        self.metrics
+            .stored(topic, batch.len(), bytes, appending.elapsed());
         let status = wire::status(put.status);
         Ok(batch
             .into_iter()

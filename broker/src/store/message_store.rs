@@ -210,6 +210,11 @@ impl MessageStore {
         Ok(PutResult { status, appended })
     }
 
+    /// CommitLog flushes done and the time they took.
+    pub fn flush_totals(&self) -> (u64, std::time::Duration) {
+        self.group.flush_totals()
+    }
+
     /// Start of the CommitLog still stored.
     pub fn log_start(&self) -> u64 {
         self.core.log.min_offset()

@@ -75,7 +75,10 @@ fn run(log: &CommitLog, group: &GroupCommit, policy: FlushPolicy) {
 fn flush_once(log: &CommitLog, group: &GroupCommit, flushed: u64) -> u64 {
     // Tests stall the disk here, between "written" and "synced".
     fail::fail_point!("flusher::before_sync");
-    match log.flush() {
+    let started = Instant::now();
+    let flushed_now = log.flush();
+    group.record_flush(started.elapsed());
+    match flushed_now {
         Ok(offset) => {
             group.publish(offset);
             offset

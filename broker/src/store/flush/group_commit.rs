@@ -4,6 +4,7 @@
 //! appenders wait together, the fewer syncs per record: throughput grows
 //! with concurrency.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ pub struct GroupCommit {
     requests: Mutex<Requests>,
     wake_flusher: Condvar,
     flushed: watch::Sender<u64>,
+    /// Flushes done, and the time they took, for the metrics.
+    flushes: AtomicU64,
+    flush_nanos: AtomicU64,
 }
 
 /// Why a wait for the disk ended without the record being flushed.
@@ -43,6 +47,8 @@ impl GroupCommit {
             }),
             wake_flusher: Condvar::new(),
             flushed: watch::Sender::new(flushed),
+            flushes: AtomicU64::new(0),
+            flush_nanos: AtomicU64::new(0),
         }
     }
 
@@ -68,6 +74,23 @@ impl GroupCommit {
     /// The highest offset known to be on disk.
     pub fn flushed(&self) -> u64 {
         *self.flushed.borrow()
+    }
+
+    /// Counts a flush that took `took`.
+    pub fn record_flush(&self, took: Duration) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flush_nanos.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Flushes done and their total time.
+    pub fn flush_totals(&self) -> (u64, Duration) {
+        (
+            self.flushes.load(Ordering::Relaxed),
+            Duration::from_nanos(self.flush_nanos.load(Ordering::Relaxed)),
+        )
     }
 
     /// Called by the flusher after a flush reached `offset`.

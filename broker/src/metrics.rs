@@ -1,0 +1,219 @@
+//! The broker's Prometheus metrics (`/metrics` on `metrics_listen`). The
+//! request paths update counters and histograms as they go; sizes and lags
+//! are read from the store and the offsets at scrape time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::consumer_offsets::ConsumerOffsets;
+use crate::error::BrokerError;
+use crate::store::MessageStore;
+
+type Labels = Vec<(String, String)>;
+
+fn topic(topic: &str) -> Labels {
+    vec![("topic".into(), topic.into())]
+}
+
+/// What the request paths record.
+#[derive(Debug, Clone)]
+pub struct BrokerMetrics {
+    messages_in: Family<Labels, Counter>,
+    bytes_in: Family<Labels, Counter>,
+    messages_out: Family<Labels, Counter>,
+    bytes_out: Family<Labels, Counter>,
+    send_latency: Histogram,
+    pull_latency: Histogram,
+    append_latency: Histogram,
+    rejected: Family<Labels, Counter>,
+    long_polls_held: Gauge,
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        // 50 us to ~27 s.
+        let buckets = || Histogram::new(exponential_buckets(0.000_05, 2.0, 20));
+        BrokerMetrics {
+            messages_in: Family::default(),
+            bytes_in: Family::default(),
+            messages_out: Family::default(),
+            bytes_out: Family::default(),
+            send_latency: buckets(),
+            pull_latency: buckets(),
+            append_latency: buckets(),
+            rejected: Family::default(),
+            long_polls_held: Gauge::default(),
+        }
+    }
+}
+
+impl BrokerMetrics {
+    pub fn stored(&self, topic_name: &str, messages: usize, bytes: usize, append: Duration) {
+        let labels = topic(topic_name);
+        self.messages_in
+            .get_or_create(&labels)
+            .inc_by(messages as u64);
+        self.bytes_in.get_or_create(&labels).inc_by(bytes as u64);
+        self.append_latency.observe(append.as_secs_f64());
+    }
+
+    pub fn served(&self, topic_name: &str, messages: usize, bytes: usize) {
+        if messages == 0 {
+            return;
+        }
+        let labels = topic(topic_name);
+        self.messages_out
+            .get_or_create(&labels)
+            .inc_by(messages as u64);
+        self.bytes_out.get_or_create(&labels).inc_by(bytes as u64);
+    }
+
+    pub fn send_took(&self, took: Duration) {
+        self.send_latency.observe(took.as_secs_f64());
+    }
+
+    pub fn pull_took(&self, took: Duration) {
+        self.pull_latency.observe(took.as_secs_f64());
+    }
+
+    /// A request refused, by the kind of refusal.
+    pub fn rejected(&self, err: &BrokerError) {
+        let reason = match err {
+            BrokerError::InvalidArgument(_) => "invalid_argument",
+            BrokerError::UnknownTopic(_) => "unknown_topic",
+            BrokerError::UnknownGroup(_) => "unknown_group",
+            BrokerError::NoMessage(_) => "no_message",
+            BrokerError::NoPermission { .. } => "no_permission",
+            BrokerError::Busy { .. } => "busy",
+            BrokerError::Store(crate::store::StoreError::DiskFull { .. }) => "disk_full",
+            BrokerError::Store(_) => "store_error",
+            BrokerError::Topics(_) => "topic_table_error",
+        };
+        self.rejected
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc();
+    }
+
+    /// A pull starts or stops being held (long polling).
+    pub fn hold(&self, held: bool) {
+        if held {
+            self.long_polls_held.inc();
+        } else {
+            self.long_polls_held.dec();
+        }
+    }
+}
+
+/// The registry of the broker's metrics, and the hook that reads the
+/// store's sizes and the consumer lags at scrape time.
+pub fn exporter(
+    metrics: &BrokerMetrics,
+    store: Arc<MessageStore>,
+    offsets: Arc<ConsumerOffsets>,
+) -> mq_common::metrics_http::Exporter {
+    let mut registry = Registry::with_prefix("mq_broker");
+    let m = metrics.clone();
+    registry.register(
+        "messages_in",
+        "Messages stored for producers, by topic",
+        m.messages_in,
+    );
+    registry.register(
+        "bytes_in",
+        "Body bytes stored for producers, by topic",
+        m.bytes_in,
+    );
+    registry.register(
+        "messages_out",
+        "Messages handed to consumers, by topic",
+        m.messages_out,
+    );
+    registry.register(
+        "bytes_out",
+        "Body bytes handed to consumers, by topic",
+        m.bytes_out,
+    );
+    registry.register(
+        "send_latency_seconds",
+        "Send and batch-send requests, from arrival to answer",
+        m.send_latency,
+    );
+    registry.register(
+        "pull_latency_seconds",
+        "Pull requests, from arrival to answer (long-polling holds included)",
+        m.pull_latency,
+    );
+    registry.register(
+        "store_append_seconds",
+        "Store appends, including the wait for the disk in sync flush",
+        m.append_latency,
+    );
+    registry.register(
+        "rejected_requests",
+        "Requests refused, by reason",
+        m.rejected,
+    );
+    registry.register(
+        "long_polls_held",
+        "Pull requests held waiting for messages",
+        m.long_polls_held,
+    );
+
+    let dispatch_lag = Gauge::<i64>::default();
+    let commitlog_bytes = Gauge::<i64>::default();
+    let flushes = Gauge::<i64>::default();
+    let flush_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    let consumer_lag = Family::<Labels, Gauge>::default();
+    registry.register(
+        "dispatch_lag_bytes",
+        "CommitLog bytes not yet indexed",
+        dispatch_lag.clone(),
+    );
+    registry.register(
+        "commitlog_bytes",
+        "CommitLog bytes stored on disk",
+        commitlog_bytes.clone(),
+    );
+    registry.register(
+        "store_flushes",
+        "CommitLog flushes (msync) since start",
+        flushes.clone(),
+    );
+    registry.register(
+        "store_flush_seconds",
+        "Time spent in CommitLog flushes since start",
+        flush_seconds.clone(),
+    );
+    registry.register(
+        "consumer_lag_messages",
+        "Messages not yet consumed, by group and topic (committed offsets)",
+        consumer_lag.clone(),
+    );
+    mq_common::metrics_http::Exporter {
+        registry,
+        before_scrape: Box::new(move || {
+            dispatch_lag.set(i64::try_from(store.dispatch_lag()).unwrap_or(i64::MAX));
+            let size = store.log_end().saturating_sub(store.log_start());
+            commitlog_bytes.set(i64::try_from(size).unwrap_or(i64::MAX));
+            let (count, took) = store.flush_totals();
+            flushes.set(i64::try_from(count).unwrap_or(i64::MAX));
+            flush_seconds.set(took.as_secs_f64());
+            consumer_lag.clear();
+            for (group, topic_name, queue, committed) in offsets.all() {
+                let end = store
+                    .queue_offsets(&topic_name, queue)
+                    .map_or(0, |(_, max)| max);
+                let lag = i64::try_from(end.saturating_sub(committed)).unwrap_or(i64::MAX);
+                consumer_lag
+                    .get_or_create(&vec![("group".into(), group), ("topic".into(), topic_name)])
+                    .inc_by(lag);
+            }
+        }),
+    }
+}
