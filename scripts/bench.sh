@@ -36,11 +36,11 @@ loopback=$(for _ in $(seq "$RUNS"); do python3 scripts/loopback_bw.py; done | me
 echo "disk, 1 MiB writes + fdatasync: $disk GB/s; loopback TCP, 1 MiB writes: $loopback GB/s"
 
 target/release/broker --standalone --store-dir "$DIR/async" --listen 127.0.0.1:20911 \
-    --namesrv-listen 127.0.0.1:20876 --log-level warn &
+    --namesrv-listen 127.0.0.1:20876 --metrics-listen 127.0.0.1:0 --log-level warn &
 PIDS+=($!)
 BROKER=$!
 target/release/broker --standalone --store-dir "$DIR/sync" --listen 127.0.0.1:20912 \
-    --namesrv-listen 127.0.0.1:20877 --flush sync --log-level warn &
+    --namesrv-listen 127.0.0.1:20877 --metrics-listen 127.0.0.1:0 --flush sync --log-level warn &
 PIDS+=($!)
 sleep 2
 NS=127.0.0.1:20876

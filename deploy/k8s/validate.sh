@@ -44,7 +44,7 @@ starts() {
 extract nameserver.yaml nameserver.toml
 extract broker.yaml broker.toml
 # Only what differs outside a pod is overridden (environment beats file).
-MQ_NAMESRV_LISTEN=127.0.0.1:0 starts "$ROOT/target/debug/nameserver" --config "$WORK/nameserver.toml"
-MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_STORE_DIR="$WORK/store" MQ_BROKER_BROKER_NAME=mq-broker-0 \
+MQ_NAMESRV_LISTEN=127.0.0.1:0 MQ_NAMESRV_METRICS_LISTEN=127.0.0.1:0 starts "$ROOT/target/debug/nameserver" --config "$WORK/nameserver.toml"
+MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_METRICS_LISTEN=127.0.0.1:0 MQ_BROKER_STORE_DIR="$WORK/store" MQ_BROKER_BROKER_NAME=mq-broker-0 \
     starts "$ROOT/target/debug/broker" --config "$WORK/broker.toml"
 echo "validate: manifests and their configuration files are valid"

@@ -439,6 +439,32 @@ async fn every_subcommand_against_a_real_broker() {
         "{table}"
     );
 
+    // Update: fewer write queues, read-only elsewhere stays.
+    admin_json(
+        ns,
+        &[
+            "topic",
+            "update",
+            "--topic",
+            "orders",
+            "--queues",
+            "2",
+            "--write-queues",
+            "1",
+            "--broker",
+            &broker_addr,
+        ],
+    );
+    wait_until(
+        "the route shows the update",
+        Duration::from_secs(10),
+        || {
+            try_admin_json(ns, &["topic", "route", "--topic", "orders"])
+                .is_ok_and(|route| route["brokers"][0]["write_queues"] == 1)
+        },
+    )
+    .await;
+
     admin_json(ns, &["topic", "delete", "--topic", "orders"]);
     let list = admin_json(ns, &["topic", "list"]);
     assert!(
@@ -455,7 +481,33 @@ fn every_subcommand_refuses_bad_input_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, namesrv) = standalone_broker(dir.path());
     let ns = namesrv.as_str();
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &[
+                "topic",
+                "update",
+                "--topic",
+                "t",
+                "--perm",
+                "x",
+                "--cluster",
+                "DefaultCluster",
+            ],
+            "--perm",
+        ),
+        (
+            &[
+                "topic",
+                "update",
+                "--topic",
+                "t",
+                "--write-queues",
+                "2000",
+                "--cluster",
+                "DefaultCluster",
+            ],
+            "queue count 2000",
+        ),
         (
             &["topic", "route", "--topic", "nope"],
             "unknown topic \"nope\"",

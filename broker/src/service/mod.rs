@@ -230,9 +230,14 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> RpcResult<pb::HeartbeatResponse> {
-        Ok(Response::new(
-            self.consumers.heartbeat(request.into_inner(), now_ms())?,
-        ))
+        let request = request.into_inner();
+        let span = tracing::debug_span!(
+            "heartbeat",
+            group = %request.group,
+            client_id = %request.client_id,
+        );
+        let _entered = span.enter();
+        Ok(Response::new(self.consumers.heartbeat(request, now_ms())?))
     }
 
     async fn unregister_consumer(
