@@ -869,11 +869,13 @@ impl Engine {
                     }
                 }
             } else if !self.settings.broadcasting {
-                let taken = self.send_back_all(batch.clone(), false).await;
-                let kept: Vec<u64> = taken.iter().map(|m| m.queue_offset).collect();
+                // Messages the broker took back are done here; the rest
+                // are retried locally.
+                let refused = self.send_back_all(batch.clone(), false).await;
+                let refused: Vec<u64> = refused.iter().map(|m| m.queue_offset).collect();
                 let (left, back): (Vec<_>, Vec<_>) = batch
                     .into_iter()
-                    .partition(|m| kept.contains(&m.queue_offset));
+                    .partition(|m| refused.contains(&m.queue_offset));
                 state.done(&back);
                 if left.is_empty() {
                     return true;

@@ -62,8 +62,8 @@ impl Scheduler {
     ) -> Result<Scheduler, StoreError> {
         let mut progress: Progress = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
-                context: format!("{}: {e}", path.display()),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+                context: format!("parsing {}", path.display()),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
             })?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Progress::default(),
             Err(err) => {
