@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -21,9 +22,20 @@ fn topic(topic: &str) -> Labels {
     vec![("topic".into(), topic.into())]
 }
 
+/// The four per-topic counters, looked up once per topic: the request
+/// paths then count without building label sets.
+#[derive(Debug, Clone)]
+struct TopicCounters {
+    messages_in: Counter,
+    bytes_in: Counter,
+    messages_out: Counter,
+    bytes_out: Counter,
+}
+
 /// What the request paths record.
 #[derive(Debug, Clone)]
 pub struct BrokerMetrics {
+    by_topic: Arc<DashMap<String, TopicCounters>>,
     messages_in: Family<Labels, Counter>,
     bytes_in: Family<Labels, Counter>,
     messages_out: Family<Labels, Counter>,
@@ -40,6 +52,7 @@ impl Default for BrokerMetrics {
         // 50 us to ~27 s.
         let buckets = || Histogram::new(exponential_buckets(0.000_05, 2.0, 20));
         BrokerMetrics {
+            by_topic: Arc::default(),
             messages_in: Family::default(),
             bytes_in: Family::default(),
             messages_out: Family::default(),
@@ -55,11 +68,9 @@ impl Default for BrokerMetrics {
 
 impl BrokerMetrics {
     pub fn stored(&self, topic_name: &str, messages: usize, bytes: usize, append: Duration) {
-        let labels = topic(topic_name);
-        self.messages_in
-            .get_or_create(&labels)
-            .inc_by(messages as u64);
-        self.bytes_in.get_or_create(&labels).inc_by(bytes as u64);
+        let counters = self.counters(topic_name);
+        counters.messages_in.inc_by(messages as u64);
+        counters.bytes_in.inc_by(bytes as u64);
         self.append_latency.observe(append.as_secs_f64());
     }
 
@@ -67,11 +78,26 @@ impl BrokerMetrics {
         if messages == 0 {
             return;
         }
+        let counters = self.counters(topic_name);
+        counters.messages_out.inc_by(messages as u64);
+        counters.bytes_out.inc_by(bytes as u64);
+    }
+
+    /// The topic's counters (they share their values with the families).
+    fn counters(&self, topic_name: &str) -> TopicCounters {
+        if let Some(known) = self.by_topic.get(topic_name) {
+            return known.clone();
+        }
         let labels = topic(topic_name);
-        self.messages_out
-            .get_or_create(&labels)
-            .inc_by(messages as u64);
-        self.bytes_out.get_or_create(&labels).inc_by(bytes as u64);
+        let counters = TopicCounters {
+            messages_in: self.messages_in.get_or_create(&labels).clone(),
+            bytes_in: self.bytes_in.get_or_create(&labels).clone(),
+            messages_out: self.messages_out.get_or_create(&labels).clone(),
+            bytes_out: self.bytes_out.get_or_create(&labels).clone(),
+        };
+        self.by_topic
+            .insert(topic_name.to_owned(), counters.clone());
+        counters
     }
 
     pub fn send_took(&self, took: Duration) {
