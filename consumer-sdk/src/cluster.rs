@@ -30,9 +30,28 @@ impl Cluster {
         }
     }
 
-    /// The topic's readable route, fetched now; the cached one if no
-    /// nameserver answers.
+    /// The route of `topic` from the nameservers (the cached one when
+    /// they do not answer).
     pub async fn route(&self, topic: &str) -> Result<ReadRoute, ConsumerError> {
+        self.route_if_any(topic)
+            .await?
+            .ok_or_else(|| ConsumerError::NoRoute {
+                topic: topic.to_owned(),
+                reason: "no broker serves it".into(),
+            })
+    }
+
+    /// The route of `topic`, or `None` while no broker serves it (it may be
+    /// created later); an error only when no nameserver answers and nothing
+    /// is cached.
+    pub async fn route_if_any(&self, topic: &str) -> Result<Option<ReadRoute>, ConsumerError> {
+        let cached = || {
+            self.routes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(topic)
+                .cloned()
+        };
         match self.namesrv.query_route(topic).await {
             Ok(response) => {
                 let route = ReadRoute::from_route(&response);
@@ -40,18 +59,13 @@ impl Cluster {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(topic.to_owned(), route.clone());
-                Ok(route)
+                Ok(Some(route))
             }
-            Err(err) => self
-                .routes
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(topic)
-                .cloned()
-                .ok_or_else(|| ConsumerError::NoRoute {
-                    topic: topic.to_owned(),
-                    reason: err.to_string(),
-                }),
+            Err(err) if err.code() == tonic::Code::NotFound => Ok(cached()),
+            Err(err) => cached().map(Some).ok_or_else(|| ConsumerError::NoRoute {
+                topic: topic.to_owned(),
+                reason: err.to_string(),
+            }),
         }
     }
 

@@ -988,11 +988,19 @@ impl Running {
     /// Fetches the routes, heartbeats once (so that the first rebalance
     /// sees this member) and starts the loops.
     pub async fn start(engine: Arc<Engine>) -> Result<Running, ConsumerError> {
-        // The retry topic is created by the brokers on the first heartbeat:
-        // the rebalance loop finds its route later.
+        // A topic no broker serves yet (the retry topic, created on the
+        // first heartbeat, or a topic created later) is picked up by the
+        // rebalance loop once it has a route, as RocketMQ's consumers do;
+        // a nameserver that does not answer at all fails the start.
         for subscription in &engine.subscriptions {
-            if !subscription.topic.starts_with(crate::message::RETRY_PREFIX) {
-                engine.cluster.route(&subscription.topic).await?;
+            if engine
+                .cluster
+                .route_if_any(&subscription.topic)
+                .await?
+                .is_none()
+                && !subscription.topic.starts_with(crate::message::RETRY_PREFIX)
+            {
+                tracing::warn!(topic = %subscription.topic, "no broker serves this topic yet; consuming it once one does");
             }
         }
         engine.heartbeat().await;

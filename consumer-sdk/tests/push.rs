@@ -332,3 +332,37 @@ async fn broadcasting_members_each_get_everything_and_new_groups_start_at_the_en
         member.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_started_before_its_topic_exists_consumes_it_once_created() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let broker = start_broker("broker-a", &namesrv, root.path(), "127.0.0.1:0");
+
+    let seen: Seen = Arc::default();
+    let consumer = member(
+        &namesrv,
+        "g-early",
+        "later-topic",
+        "early",
+        Arc::clone(&seen),
+    )
+    .await;
+    assert!(consumer.assignment().is_empty(), "nothing to own yet");
+
+    create_topic(&broker, "later-topic", 2).await;
+    wait_for_route(&namesrv, "later-topic", 1).await;
+    let producer = Producer::builder().namesrv(&namesrv).build().unwrap();
+    for i in 0..20 {
+        producer
+            .send(Message::new("later-topic", format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    wait_until("the consumer got all 20", Duration::from_secs(30), || {
+        seen.lock().unwrap().len() == 20
+    })
+    .await;
+    consumer.shutdown().await;
+}
