@@ -21,6 +21,8 @@ if ! docker info >/dev/null 2>&1; then
     exit 0
 fi
 export MQ_NAMESRV_A_PORT=29876 MQ_NAMESRV_B_PORT=29877 MQ_BROKER_A_PORT=30911 MQ_BROKER_B_PORT=30921
+export MQ_BROKER_A_METRICS_PORT=35557 MQ_BROKER_B_METRICS_PORT=35567
+export MQ_NAMESRV_A_METRICS_PORT=35558 MQ_NAMESRV_B_METRICS_PORT=35568
 export MQ_FLUSH=sync MQ_TAG=cluster-test
 COUNT=${COUNT:-20000}
 RATE=${RATE:-2000}
@@ -103,6 +105,15 @@ for broker in broker-a broker-b; do
 done
 wait "$CONSUMER" || fail "the consumer failed: $(tail -3 "$WORK/consume.err")"
 step "consumer: $(tail -1 "$WORK/consume.out")"
+
+step "metrics from the host"
+scrape() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+for port in $MQ_BROKER_A_METRICS_PORT $MQ_BROKER_B_METRICS_PORT; do
+    scrape "http://127.0.0.1:$port/metrics" | grep -qE '^mq_broker_messages_(in|out)_total\{topic="demo"\}' ||
+        fail "the broker on metrics port $port shows no demo traffic"
+done
+scrape "http://127.0.0.1:$MQ_NAMESRV_A_METRICS_PORT/metrics" | grep -q '^mq_namesrv_live_brokers 2$' ||
+    fail "namesrv-a does not count two live brokers"
 
 step "verifying"
 $MQBENCH verify "$WORK/produced.jsonl" "$WORK/consumed.jsonl" | tee "$WORK/verify.out"
