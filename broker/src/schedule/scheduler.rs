@@ -218,20 +218,4 @@ impl Scheduler {
             Err(err) => tracing::error!(error = %err, "scheduler: cannot save progress"),
         }
     }
-
-    /// How many entries wait in the schedule queues.
-    pub fn pending(&self) -> u64 {
-        self.store
-            .queues()
-            .into_iter()
-            .filter(|(topic, _)| topic == SCHEDULE_TOPIC)
-            .map(|(_, queue)| {
-                let end = self
-                    .store
-                    .queue_offsets(SCHEDULE_TOPIC, queue)
-                    .map_or(0, |(_, max)| max);
-                end.saturating_sub(self.progress.offsets.get(&queue).copied().unwrap_or(0))
-            })
-            .sum()
-    }
 }
