@@ -14,7 +14,6 @@ pub mod scheduler;
 use std::time::Duration;
 
 use crate::store::MessageToStore;
-use crate::store::message::Properties;
 
 pub use delays::DelayTable;
 
@@ -101,21 +100,11 @@ pub fn fire(
             .map_err(|_| format!("{name} is not a number"))
     };
     let deliver_at = number(property::DELIVER_AT)?;
-    let mut properties: Properties = entry.properties.clone();
-    properties.insert(
+    let mut msg = entry.to_store();
+    msg.properties.insert(
         property::FIRED_FROM.into(),
         format!("{}:{}", entry.queue_id, entry.queue_offset),
     );
-    let mut msg = MessageToStore {
-        topic: entry.topic.clone(),
-        queue_id: entry.queue_id,
-        flags: entry.flags,
-        born_timestamp_ms: entry.born_timestamp_ms,
-        born_host: entry.born_host,
-        reconsume_times: entry.reconsume_times,
-        properties,
-        body: entry.body.clone(),
-    };
     if deliver_at > now_ms {
         let (queue, wait) = table.hop(Duration::from_millis(deliver_at - now_ms));
         msg.queue_id = queue;

@@ -57,16 +57,9 @@ impl RetryPath {
             0 => self.max_reconsume_times,
             n => n,
         };
-        let mut out = MessageToStore {
-            topic: String::new(),
-            queue_id: 0,
-            flags: msg.flags,
-            born_timestamp_ms: msg.born_timestamp_ms,
-            born_host: msg.born_host,
-            reconsume_times: msg.reconsume_times + 1,
-            properties: msg.properties.clone(),
-            body: msg.body.clone(),
-        };
+        let mut out = msg.to_store();
+        out.queue_id = 0;
+        out.reconsume_times += 1;
         // The first consumption names the topic and queue for good.
         out.properties
             .entry(property::RETRY_TOPIC.into())
@@ -150,26 +143,23 @@ impl RetryPath {
 
     /// A dead letter as a fresh message of the queue it came from.
     fn revived(&self, letter: &StoredMessage) -> MessageToStore {
-        let mut properties = letter.properties.clone();
-        let topic = properties
-            .remove(property::RETRY_TOPIC)
-            .unwrap_or_else(|| letter.topic.clone());
-        let queue = properties
+        let mut msg = letter.to_store();
+        if let Some(topic) = msg.properties.remove(property::RETRY_TOPIC) {
+            msg.topic = topic;
+        }
+        let queue = msg
+            .properties
             .remove(property::ORIGIN_QUEUE_ID)
             .and_then(|q| q.parse::<u32>().ok())
             .unwrap_or(0);
-        let queues = self.topics.get(&topic).map_or(1, |c| c.write_queue_count);
-        properties.remove(property::FIRED_FROM);
-        MessageToStore {
-            queue_id: if queue < queues { queue } else { 0 },
-            topic,
-            flags: letter.flags,
-            born_timestamp_ms: letter.born_timestamp_ms,
-            born_host: letter.born_host,
-            reconsume_times: 0,
-            properties,
-            body: letter.body.clone(),
-        }
+        let queues = self
+            .topics
+            .get(&msg.topic)
+            .map_or(1, |c| c.write_queue_count);
+        msg.properties.remove(property::FIRED_FROM);
+        msg.queue_id = if queue < queues { queue } else { 0 };
+        msg.reconsume_times = 0;
+        msg
     }
 
     fn message_at(

@@ -62,6 +62,22 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// The message appended anew (scheduled deliveries, retries, dead
+    /// letters): the same topic, queue, body, properties and origin, for
+    /// the caller to adjust.
+    pub fn to_store(&self) -> MessageToStore {
+        MessageToStore {
+            topic: self.topic.clone(),
+            queue_id: self.queue_id,
+            flags: self.flags,
+            born_timestamp_ms: self.born_timestamp_ms,
+            born_host: self.born_host,
+            reconsume_times: self.reconsume_times,
+            properties: self.properties.clone(),
+            body: self.body.clone(),
+        }
+    }
+
     /// The tag, if any.
     pub fn tags(&self) -> Option<&str> {
         self.properties.get(property::TAGS).map(String::as_str)
