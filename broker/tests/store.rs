@@ -256,6 +256,25 @@ fn a_store_directory_is_opened_by_one_process_at_a_time() {
 }
 
 #[tokio::test]
+async fn a_read_that_waits_for_the_index_sees_what_was_just_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), FlushMode::Async);
+    // The dispatcher now lags 100 ms behind every append.
+    fail::cfg("dispatch::before_round", "sleep(100)").unwrap();
+    store
+        .put(message("fresh", 0, None, "just acknowledged"))
+        .await
+        .unwrap();
+    let caught_up = store
+        .indexed_up_to_now(std::time::Duration::from_secs(5))
+        .await;
+    let offsets = store.queue_offsets("fresh", 0);
+    fail::remove("dispatch::before_round");
+    assert!(caught_up);
+    assert_eq!(offsets, Some((0, 1)));
+}
+
+#[tokio::test]
 async fn dispatch_lag_drains_to_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path(), FlushMode::Async);

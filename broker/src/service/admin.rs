@@ -1,5 +1,6 @@
 //! Operator RPCs: the broker's counters, a group's progress per queue,
-//! resetting a group's offsets, and finding messages by id or key.
+//! resetting a group's offsets, and finding messages by id or key. Each
+//! read first lets the dispatcher index what was acknowledged before it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use mq_proto::broker::v1 as pb;
 
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
-use crate::service::wire;
+use crate::service::{INDEX_PATIENCE, wire};
 use crate::stats::BrokerStats;
 use crate::store::{MessageStore, TagFilter};
 use crate::topics::TopicTable;
@@ -41,10 +42,11 @@ impl AdminPath {
         }
     }
 
-    pub fn progress(
+    pub async fn progress(
         &self,
         request: pb::GetConsumerProgressRequest,
     ) -> Result<pb::GetConsumerProgressResponse, BrokerError> {
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("group", &request.group)?;
         let queues = self
             .offsets
@@ -57,10 +59,11 @@ impl AdminPath {
         Ok(pb::GetConsumerProgressResponse { queues })
     }
 
-    pub fn reset(
+    pub async fn reset(
         &self,
         request: pb::ResetOffsetRequest,
     ) -> Result<pb::ResetOffsetResponse, BrokerError> {
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("group", &request.group)?;
         validate::topic("topic", &request.topic)?;
         let config = self
@@ -101,10 +104,11 @@ impl AdminPath {
         })
     }
 
-    pub fn view(
+    pub async fn view(
         &self,
         request: pb::ViewMessageRequest,
     ) -> Result<pb::ViewMessageResponse, BrokerError> {
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         let found = match request.id {
             Some(pb::view_message_request::Id::UniqueId(id)) if !id.is_empty() => {
                 self.store.find_by_unique_id(&id).ok_or_else(|| {
@@ -136,10 +140,11 @@ impl AdminPath {
         })
     }
 
-    pub fn query(
+    pub async fn query(
         &self,
         request: pb::QueryMessageRequest,
     ) -> Result<pb::QueryMessageResponse, BrokerError> {
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("topic", &request.topic)?;
         if request.key.is_empty() || request.key.contains(' ') {
             return Err(FieldError::new("key", "must be non-empty and without spaces").into());

@@ -10,7 +10,7 @@ pub mod topics;
 pub mod wire;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_server::Broker;
@@ -23,6 +23,10 @@ use crate::topics::TopicTable;
 use consumer::ConsumerPath;
 use pull::PullPath;
 use send::SendPath;
+
+/// How long a request that must see every message acknowledged before it
+/// waits for the dispatcher to index them (it is microseconds behind).
+const INDEX_PATIENCE: Duration = Duration::from_secs(1);
 
 fn now_ms() -> u64 {
     mq_nameserver::clock::unix_millis()
@@ -100,28 +104,30 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::GetConsumerProgressRequest>,
     ) -> RpcResult<pb::GetConsumerProgressResponse> {
-        Ok(Response::new(self.admin.progress(request.into_inner())?))
+        Ok(Response::new(
+            self.admin.progress(request.into_inner()).await?,
+        ))
     }
 
     async fn reset_offset(
         &self,
         request: Request<pb::ResetOffsetRequest>,
     ) -> RpcResult<pb::ResetOffsetResponse> {
-        Ok(Response::new(self.admin.reset(request.into_inner())?))
+        Ok(Response::new(self.admin.reset(request.into_inner()).await?))
     }
 
     async fn view_message(
         &self,
         request: Request<pb::ViewMessageRequest>,
     ) -> RpcResult<pb::ViewMessageResponse> {
-        Ok(Response::new(self.admin.view(request.into_inner())?))
+        Ok(Response::new(self.admin.view(request.into_inner()).await?))
     }
 
     async fn query_message(
         &self,
         request: Request<pb::QueryMessageRequest>,
     ) -> RpcResult<pb::QueryMessageResponse> {
-        Ok(Response::new(self.admin.query(request.into_inner())?))
+        Ok(Response::new(self.admin.query(request.into_inner()).await?))
     }
 
     async fn consumer_send_back(

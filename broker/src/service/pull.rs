@@ -10,7 +10,7 @@ use mq_common::{FieldError, validate};
 use mq_proto::broker::v1 as pb;
 
 use crate::error::BrokerError;
-use crate::service::wire;
+use crate::service::{INDEX_PATIENCE, wire};
 use crate::store::{GetResult, GetStatus, MessageStore, TagFilter};
 use crate::topics::TopicTable;
 
@@ -199,11 +199,7 @@ impl PullPath {
         &self,
         request: pb::GetQueueOffsetsRequest,
     ) -> Result<pb::GetQueueOffsetsResponse, BrokerError> {
-        let appended = self.store.commitlog_max_offset();
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while self.store.dispatched_offset() < appended && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("topic", &request.topic)?;
         let config = self
             .topics

@@ -9,6 +9,7 @@ use mq_proto::broker::v1 as pb;
 
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable, property};
+use crate::service::INDEX_PATIENCE;
 use crate::store::{MessageStore, MessageToStore, StoredMessage, TagFilter};
 use crate::topics::{TopicConfig, TopicTable};
 
@@ -105,6 +106,8 @@ impl RetryPath {
     ) -> Result<pb::ResendDeadLettersResponse, BrokerError> {
         validate::topic("group", &request.group)?;
         let dlq = dead_letter_topic(&request.group);
+        // A letter dead-lettered just before must be found.
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         let Some((min, max)) = self.store.queue_offsets(&dlq, 0) else {
             return Err(BrokerError::NoMessage(format!(
                 "group {:?} has no dead letters on this broker",

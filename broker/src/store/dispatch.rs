@@ -149,6 +149,7 @@ fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
         // Read the flag before dispatching, so the last round sees every
         // append made before `stop` was called.
         let stopping = shared.stop.load(Ordering::Acquire);
+        fail::fail_point!("dispatch::before_round");
         match dispatch_available(log, targets, offset) {
             Ok(reached) => {
                 let found = reached > offset;

@@ -382,6 +382,21 @@ impl MessageStore {
         self.dispatcher.dispatched()
     }
 
+    /// Waits (at most `patience`) until everything appended before the call
+    /// is indexed, so that reads by queue see every acknowledged message.
+    /// Returns whether it caught up.
+    pub async fn indexed_up_to_now(&self, patience: std::time::Duration) -> bool {
+        let appended = self.commitlog_max_offset();
+        let deadline = std::time::Instant::now() + patience;
+        while self.dispatched_offset() < appended {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        true
+    }
+
     /// Bytes of CommitLog not yet indexed in ConsumeQueues.
     pub fn dispatch_lag(&self) -> u64 {
         self.dispatcher.lag()
