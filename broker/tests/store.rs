@@ -415,3 +415,37 @@ async fn a_flush_that_misses_its_deadline_answers_flush_disk_timeout() {
     // Stored all the same: the status only says the disk did not confirm in time.
     assert_eq!(read_all(&store, "late", 0, 2).len(), 2);
 }
+
+#[test]
+fn prewarming_brings_a_segment_into_memory_without_writing_to_it() {
+    use mq_broker::store::mapped_file::{MapOptions, MappedFile};
+    use std::os::unix::fs::MetadataExt;
+
+    // On the target directory's file system, not a tmpfs /tmp, whose pages
+    // count as allocated blocks.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let size = 12 << 20;
+    let file = MappedFile::create(dir.path(), 0, size, MapOptions::default()).unwrap();
+    assert_eq!(
+        file.resident_pages().unwrap(),
+        0,
+        "a new segment starts cold"
+    );
+
+    let mut prewarm = file.prewarm();
+    let mut steps = 0;
+    while prewarm.step() {
+        steps += 1;
+    }
+    assert_eq!(steps, 3, "4 MiB a step");
+    assert_eq!(
+        file.resident_pages().unwrap(),
+        size / 4096,
+        "every page is in"
+    );
+    assert_eq!(
+        std::fs::metadata(file.path()).unwrap().blocks(),
+        0,
+        "read faults leave the file sparse: no zeros go to the disk"
+    );
+}

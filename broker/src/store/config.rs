@@ -43,7 +43,9 @@ pub struct StoreConfig {
     pub index_slots_per_file: u32,
     /// Keys per IndexFile (32 bytes each).
     pub index_entries_per_file: u32,
-    /// Touch every page of a new CommitLog segment before use.
+    /// Fault the pages of each new CommitLog segment into the page cache in
+    /// a background thread, ahead of the writer (clean pages: nothing extra
+    /// is written to disk).
     pub prewarm: bool,
     /// `mlock` CommitLog segments (needs RLIMIT_MEMLOCK).
     pub mlock: bool,
@@ -85,7 +87,7 @@ impl Default for StoreConfig {
             consume_queue_entries_per_file: 300_000,
             index_slots_per_file: 5_000_000,
             index_entries_per_file: 20_000_000,
-            prewarm: false,
+            prewarm: true,
             mlock: false,
             checkpoint_interval: Duration::from_secs(1),
             transient_store_pool: false,

@@ -1,14 +1,17 @@
-//! Pre-allocation of CommitLog segments. Creating, sizing, mapping and
-//! pre-warming a segment takes long enough to stall appends, so a
-//! background thread prepares the next segment while the current one fills:
-//! a rollover then only takes a file that is already waiting.
+//! Pre-allocation of CommitLog segments. Creating, sizing and mapping a
+//! segment takes long enough to stall appends, so a background thread
+//! prepares the next segment while the current one fills: a rollover then
+//! only takes a file that is already waiting. With `prewarm` the same thread
+//! then faults the segment's pages in, a chunk at a time, after handing it
+//! out: a segment taken at once (the first one) is warmed ahead of the writer
+//! instead of making it wait.
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crate::store::mapped_file::{MapOptions, MappedFile};
+use crate::store::mapped_file::{MapOptions, MappedFile, Prewarm};
 
 #[derive(Debug, Default)]
 struct State {
@@ -18,6 +21,8 @@ struct State {
     in_progress: Option<u64>,
     /// A prepared segment (or why it could not be).
     ready: Option<(u64, io::Result<MappedFile>)>,
+    /// An appender is blocked in `take`: warming must make way.
+    waiting: bool,
     shutdown: bool,
 }
 
@@ -79,11 +84,13 @@ impl Allocator {
                 state.wanted = Some(base);
                 self.shared.changed.notify_all();
             }
+            state.waiting = true;
             state = self
                 .shared
                 .changed
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
+            state.waiting = false;
         }
     }
 
@@ -137,8 +144,13 @@ fn prepare_segments(shared: &Shared) {
         state.in_progress = Some(base);
         drop(state);
         let file = MappedFile::create(&shared.dir, base, shared.segment_size, shared.options);
-        if let Err(err) = &file {
-            tracing::error!(base, error = %err, "cannot pre-allocate a CommitLog segment");
+        let mut prewarm = None;
+        match &file {
+            Ok(file) if shared.options.prewarm => prewarm = Some(file.prewarm()),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(base, error = %err, "cannot pre-allocate a CommitLog segment");
+            }
         }
         state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.in_progress = None;
@@ -146,5 +158,27 @@ fn prepare_segments(shared: &Shared) {
             let _ = stale.delete();
         }
         shared.changed.notify_all();
+        if let Some(prewarm) = prewarm {
+            state = warm(shared, state, prewarm);
+        }
     }
+}
+
+/// Pre-warms a handed-out segment, chunk by chunk, until it is done, or an
+/// appender waits for the next segment (it outran the warming), or the log
+/// shuts down.
+fn warm<'a>(
+    shared: &'a Shared,
+    mut state: MutexGuard<'a, State>,
+    mut prewarm: Prewarm,
+) -> MutexGuard<'a, State> {
+    while !state.shutdown && !state.waiting {
+        drop(state);
+        let more = prewarm.step();
+        state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !more {
+            break;
+        }
+    }
+    state
 }
