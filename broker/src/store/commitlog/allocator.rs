@@ -157,6 +157,8 @@ fn prepare_segments(shared: &Shared) {
         if let Some((_, Ok(stale))) = state.ready.replace((base, file)) {
             let _ = stale.delete();
         }
+        // A waiting appender is served (or waits again, and says so).
+        state.waiting = false;
         shared.changed.notify_all();
         if let Some(prewarm) = prewarm {
             state = warm(shared, state, prewarm);
@@ -181,4 +183,58 @@ fn warm<'a>(
         }
     }
     state
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const SEGMENT: usize = 16 << 20;
+
+    fn start(prewarm: bool) -> (tempfile::TempDir, Allocator) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = MapOptions {
+            prewarm,
+            mlock: false,
+        };
+        let allocator = Allocator::start(dir.path().to_owned(), SEGMENT, options).unwrap();
+        (dir, allocator)
+    }
+
+    fn fully_resident_within(file: &MappedFile, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if file.resident_pages().unwrap() == SEGMENT / 4096 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn a_segment_taken_at_once_is_warmed_while_in_use() {
+        let (_dir, allocator) = start(true);
+        let first = allocator.take(0).unwrap();
+        assert!(fully_resident_within(&first, Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn the_next_segment_is_prepared_and_warmed_ahead() {
+        let (_dir, allocator) = start(true);
+        let _first = allocator.take(0).unwrap();
+        let second = allocator.take(SEGMENT as u64).unwrap();
+        assert_eq!(second.base_offset(), SEGMENT as u64);
+        assert!(fully_resident_within(&second, Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn without_prewarm_segments_stay_cold() {
+        let (_dir, allocator) = start(false);
+        let first = allocator.take(0).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(first.resident_pages().unwrap(), 0);
+    }
 }
