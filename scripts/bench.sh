@@ -72,6 +72,7 @@ mq "scheduled 3 s ahead, 20,000 msgs/s (lateness)" e2e --namesrv $NS --topic lat
 mq "scheduled 5 s ahead, 1,000 msgs/s (lateness)" e2e --namesrv $NS --topic later5 --count 10000 --rate 1000 --producers 4 --delay-ms 5000
 mq "sync flush, 1 sender"                       produce --namesrv $NS_SYNC --topic sync1 --count 5000 --producers 1 --flush-wait
 mq "sync flush, 64 senders in flight"           produce --namesrv $NS_SYNC --topic sync64 --count 50000 --producers 64 --flush-wait
+mq "sync flush, 256 senders, linger 2 ms"       produce --namesrv $NS_SYNC --topic syncl --count 50000 --producers 256 --linger-ms 2 --flush-wait
 echo "broker RSS after the runs: $(rss) ($(awk '/RssAnon/ {printf "%.1f MB", $2/1024}' "/proc/$BROKER/status") anonymous)"
 
 if [[ $NATS == 1 ]]; then
