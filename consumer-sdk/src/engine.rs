@@ -10,11 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use mq_proto::broker::v1 as pb;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -804,8 +806,8 @@ impl Engine {
                 }
             }
             Sink::Ordered { handler, batch } => {
-                for chunk in messages.chunks(*batch) {
-                    if !self.handle_until_done(handler, state, chunk.to_vec()).await {
+                for chunk in into_chunks(messages, *batch) {
+                    if !self.handle_until_done(handler, state, chunk).await {
                         return;
                     }
                 }
@@ -815,16 +817,12 @@ impl Engine {
                 permits,
                 batch,
             } => {
-                for chunk in messages.chunks(*batch) {
+                for chunk in into_chunks(messages, *batch) {
                     let Ok(permit) = Arc::clone(permits).acquire_owned().await else {
                         return;
                     };
-                    let (engine, state, handler, chunk) = (
-                        self.self_arc(),
-                        Arc::clone(state),
-                        Arc::clone(handler),
-                        chunk.to_vec(),
-                    );
+                    let (engine, state, handler) =
+                        (self.self_arc(), Arc::clone(state), Arc::clone(handler));
                     let Some(engine) = engine else { return };
                     tokio::spawn(async move {
                         engine.handle_until_done(&handler, &state, chunk).await;
@@ -850,7 +848,8 @@ impl Engine {
         let ordered = matches!(self.sink, Sink::Ordered { .. });
         loop {
             // A panicking handler fails its batch, not the consumer.
-            let result = tokio::spawn(handler(batch.clone()))
+            let result = AssertUnwindSafe(handler(batch.clone()))
+                .catch_unwind()
                 .await
                 .unwrap_or(ConsumeResult::ReconsumeLater);
             if result == ConsumeResult::Success {
@@ -1032,5 +1031,28 @@ fn queue_ref(queue: &MessageQueue) -> pb::QueueRef {
         topic: queue.topic.clone(),
         queue_id: queue.queue_id,
         broker_name: queue.broker_name.clone(),
+    }
+}
+
+/// Splits `messages` into batches of at most `size`, moving, not cloning.
+fn into_chunks<T>(messages: Vec<T>, size: usize) -> impl Iterator<Item = Vec<T>> {
+    let size = size.max(1);
+    let mut rest = messages.into_iter().peekable();
+    std::iter::from_fn(move || {
+        rest.peek()?;
+        Some(rest.by_ref().take(size).collect())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::into_chunks;
+
+    #[test]
+    fn chunks_keep_order_and_size() {
+        let chunks: Vec<Vec<u32>> = into_chunks((0..7).collect(), 3).collect();
+        assert_eq!(chunks, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+        assert_eq!(into_chunks(Vec::<u32>::new(), 3).count(), 0);
+        assert_eq!(into_chunks(vec![1, 2], 0).count(), 2, "size 0 means 1");
     }
 }
