@@ -178,12 +178,13 @@ impl PullPath {
             self.metrics
                 .served(&first.topic, result.messages.len(), bytes);
         }
+        let mut hosts = wire::AddrText::default();
         pb::PullMessageResponse {
             status: status as i32,
             messages: result
                 .messages
                 .into_iter()
-                .map(wire::stored_message)
+                .map(|msg| wire::stored_message_with(msg, &mut hosts))
                 .collect(),
             next_offset: result.next_offset,
             min_offset: result.min_offset,

@@ -161,7 +161,36 @@ pub fn pb_topic_config(config: TopicConfig) -> pb::TopicConfig {
 
 /// A stored message as it goes on the wire: tags, keys and the unique id
 /// out of the properties into their own fields.
-pub fn stored_message(mut msg: StoredMessage) -> pb::StoredMessage {
+pub fn stored_message(msg: StoredMessage) -> pb::StoredMessage {
+    stored_message_with(msg, &mut AddrText::default())
+}
+
+/// Socket addresses as text, each formatted once: the messages of a pull
+/// share one store host and a few producers, and formatting two addresses
+/// per message showed in the pull path's profile.
+#[derive(Debug, Default)]
+pub struct AddrText {
+    known: Vec<(SocketAddr, String)>,
+}
+
+impl AddrText {
+    /// Most addresses remembered; past that they are formatted each time.
+    const CAPACITY: usize = 16;
+
+    pub fn of(&mut self, addr: SocketAddr) -> String {
+        if let Some((_, text)) = self.known.iter().find(|(known, _)| *known == addr) {
+            return text.clone();
+        }
+        let text = addr.to_string();
+        if self.known.len() < Self::CAPACITY {
+            self.known.push((addr, text.clone()));
+        }
+        text
+    }
+}
+
+/// [`stored_message`], formatting addresses through `hosts`.
+pub fn stored_message_with(mut msg: StoredMessage, hosts: &mut AddrText) -> pb::StoredMessage {
     let tags = msg.properties.remove(property::TAGS).unwrap_or_default();
     let keys = msg
         .properties
@@ -190,8 +219,27 @@ pub fn stored_message(mut msg: StoredMessage) -> pb::StoredMessage {
         flags: msg.flags,
         born_timestamp_ms: msg.born_timestamp_ms,
         store_timestamp_ms: msg.store_timestamp_ms,
-        born_host: msg.born_host.to_string(),
-        store_host: msg.store_host.to_string(),
+        born_host: hosts.of(msg.born_host),
+        store_host: hosts.of(msg.store_host),
         reconsume_times: msg.reconsume_times,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_read_the_same_from_the_cache_and_past_its_capacity() {
+        let mut hosts = AddrText::default();
+        let addrs: Vec<SocketAddr> = (0..40u16)
+            .map(|port| SocketAddr::from(([10, 0, 0, 1], 9000 + port % 20)))
+            .collect();
+        for addr in &addrs {
+            assert_eq!(hosts.of(*addr), addr.to_string());
+        }
+        assert_eq!(hosts.known.len(), AddrText::CAPACITY);
+        let v6: SocketAddr = "[::1]:10911".parse().unwrap();
+        assert_eq!(hosts.of(v6), "[::1]:10911");
     }
 }
