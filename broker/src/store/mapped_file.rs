@@ -237,11 +237,7 @@ impl MappedFile {
     }
 
     fn prepare(&self, options: MapOptions) {
-        if options.mlock
-            && let Err(err) = self.map.advise(Advice::WillNeed)
-        {
-            tracing::debug!(error = %err, "madvise(WILLNEED) refused");
-        }
+        // mlock faults every page in by itself.
         if options.mlock
             && let Err(err) = self.map.lock()
         {
