@@ -83,6 +83,21 @@ impl BrokerMetrics {
         counters.bytes_out.inc_by(bytes as u64);
     }
 
+    /// Drops a deleted topic's series, as Kafka drops a deleted topic's
+    /// metrics: a topic created again under the name starts from zero.
+    pub fn forget_topic(&self, topic_name: &str) {
+        self.by_topic.remove(topic_name);
+        let labels = topic(topic_name);
+        for family in [
+            &self.messages_in,
+            &self.bytes_in,
+            &self.messages_out,
+            &self.bytes_out,
+        ] {
+            family.remove(&labels);
+        }
+    }
+
     /// The topic's counters (they share their values with the families).
     fn counters(&self, topic_name: &str) -> TopicCounters {
         if let Some(known) = self.by_topic.get(topic_name) {

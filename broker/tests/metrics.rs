@@ -180,6 +180,19 @@ async fn broker_metrics_count_a_known_workload() {
     );
     let (status, _) = get(metrics, "/nope");
     assert!(status.contains("404"), "{status}");
+
+    // A deleted topic's series go with it.
+    rpc.delete_topic(pb::DeleteTopicRequest { topic: "m".into() })
+        .await
+        .unwrap();
+    let after = self::scrape(metrics);
+    let of_m: Vec<&str> = after
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("topic") == Some("m") && !s.metric.contains("consumer_lag"))
+        .map(|s| s.metric.as_str())
+        .collect();
+    assert!(of_m.is_empty(), "still there after the delete: {of_m:?}");
 }
 
 #[tokio::test]

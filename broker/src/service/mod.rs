@@ -178,7 +178,10 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> RpcResult<pb::DeleteTopicResponse> {
-        topics::delete(&self.topics, request.into_inner())?;
+        let request = request.into_inner();
+        let topic = request.topic.clone();
+        topics::delete(&self.topics, request)?;
+        self.metrics.forget_topic(&topic);
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
 
