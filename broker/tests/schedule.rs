@@ -15,31 +15,18 @@ use mq_test_support::ServerProcess;
 use tonic::Code;
 use tonic::transport::Channel;
 
-const BROKER: &str = env!("CARGO_BIN_EXE_broker");
 /// Short levels for tests: 1 s, 2 s, 3 s.
 const LEVELS: &str = "1s 2s 3s";
 /// How late a scheduled message may become visible (issue 8: 1 s).
 const ACCURACY: Duration = Duration::from_secs(1);
 
 fn start(store: &Path, extra_env: &[(&str, &str)], flush: &str) -> ServerProcess {
-    let mut env = vec![("MQ_BROKER_DELAY_LEVELS", LEVELS)];
+    let mut env = vec![
+        ("MQ_BROKER_DELAY_LEVELS", LEVELS),
+        ("MQ_BROKER_STORE__FLUSH", flush),
+    ];
     env.extend_from_slice(extra_env);
-    ServerProcess::start_until(
-        BROKER,
-        &[
-            "--standalone",
-            "--store-dir",
-            store.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--namesrv-listen",
-            "127.0.0.1:0",
-            "--flush",
-            flush,
-        ],
-        &env,
-        "broker listening",
-    )
+    mq_test_support::standalone_broker_with_env(store, &env).0
 }
 
 async fn client(broker: &ServerProcess) -> BrokerClient<Channel> {
