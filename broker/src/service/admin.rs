@@ -46,8 +46,8 @@ impl AdminPath {
         &self,
         request: pb::GetConsumerProgressRequest,
     ) -> Result<pb::GetConsumerProgressResponse, BrokerError> {
-        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("group", &request.group)?;
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         let queues = self
             .offsets
             .of_group(&request.group)
@@ -63,9 +63,9 @@ impl AdminPath {
         &self,
         request: pb::ResetOffsetRequest,
     ) -> Result<pb::ResetOffsetResponse, BrokerError> {
-        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("group", &request.group)?;
         validate::topic("topic", &request.topic)?;
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         let config = self
             .topics
             .get(&request.topic)
@@ -144,8 +144,8 @@ impl AdminPath {
         &self,
         request: pb::QueryMessageRequest,
     ) -> Result<pb::QueryMessageResponse, BrokerError> {
-        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("topic", &request.topic)?;
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         if request.key.is_empty() || request.key.contains(' ') {
             return Err(FieldError::new("key", "must be non-empty and without spaces").into());
         }

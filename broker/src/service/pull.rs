@@ -200,8 +200,8 @@ impl PullPath {
         &self,
         request: pb::GetQueueOffsetsRequest,
     ) -> Result<pb::GetQueueOffsetsResponse, BrokerError> {
-        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         validate::topic("topic", &request.topic)?;
+        self.store.indexed_up_to_now(INDEX_PATIENCE).await;
         let config = self
             .topics
             .get(&request.topic)
