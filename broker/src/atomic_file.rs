@@ -6,12 +6,18 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Atomically and durably replaces `path` with `bytes`.
+/// Atomically and durably replaces `path` with `bytes`. On failure (a
+/// full disk) the old file stays as it was and no temporary file is left.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    let written = File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err);
+    }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;

@@ -53,7 +53,9 @@ impl From<BrokerError> for Status {
                 | StoreError::BatchTooLarge { .. }
                 | StoreError::EmptyBatch => Status::invalid_argument(message),
                 // Another broker may well take it: retryable.
-                StoreError::DiskFull { .. } | StoreError::Closed => Status::unavailable(message),
+                StoreError::DiskFull { .. } | StoreError::NoSpace { .. } | StoreError::Closed => {
+                    Status::unavailable(message)
+                }
                 _ => Status::internal(message),
             },
             BrokerError::Topics(_) => Status::internal(message),

@@ -132,7 +132,7 @@ impl BrokerMetrics {
             BrokerError::NoMessage(_) => "no_message",
             BrokerError::NoPermission { .. } => "no_permission",
             BrokerError::Busy { .. } => "busy",
-            BrokerError::Store(crate::store::StoreError::DiskFull { .. }) => "disk_full",
+            BrokerError::Store(store) if store.is_disk_full() => "disk_full",
             BrokerError::Store(_) => "store_error",
             BrokerError::Topics(_) => "topic_table_error",
         };
@@ -211,6 +211,24 @@ pub fn exporter(
     let flushes = Gauge::<i64>::default();
     let flush_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     let consumer_lag = Family::<Labels, Gauge>::default();
+    let disk_used = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    let disk_full = Gauge::<i64>::default();
+    let unexpired_deleted = Gauge::<i64>::default();
+    registry.register(
+        "store_disk_used_ratio",
+        "Used fraction of the store's disk at the last housekeeping run",
+        disk_used.clone(),
+    );
+    registry.register(
+        "store_disk_full",
+        "1 while appends are refused because the disk passed disk_hard_ratio",
+        disk_full.clone(),
+    );
+    registry.register(
+        "store_unexpired_bytes_deleted",
+        "Unexpired CommitLog bytes deleted to make room since start (disk_full_policy = delete_oldest)",
+        unexpired_deleted.clone(),
+    );
     registry.register(
         "dispatch_lag_bytes",
         "CommitLog bytes not yet indexed",
@@ -245,6 +263,10 @@ pub fn exporter(
             let (count, took) = store.flush_totals();
             flushes.set(i64::try_from(count).unwrap_or(i64::MAX));
             flush_seconds.set(took.as_secs_f64());
+            let disk = store.disk_state();
+            disk_used.set(disk.used_ratio);
+            disk_full.set(i64::from(disk.refusing_appends));
+            unexpired_deleted.set(i64::try_from(disk.unexpired_bytes_deleted).unwrap_or(i64::MAX));
             consumer_lag.clear();
             for (group, topic_name, queue, committed) in offsets.all() {
                 let end = store

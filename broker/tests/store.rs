@@ -419,10 +419,9 @@ async fn a_flush_that_misses_its_deadline_answers_flush_disk_timeout() {
 #[test]
 fn prewarming_brings_a_segment_into_memory_without_writing_to_it() {
     use mq_broker::store::mapped_file::{MapOptions, MappedFile};
-    use std::os::unix::fs::MetadataExt;
 
-    // On the target directory's file system, not a tmpfs /tmp, whose pages
-    // count as allocated blocks.
+    // On the target directory's file system (ext4 or xfs), not a tmpfs
+    // /tmp, which has no unwritten extents.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let size = 12 << 20;
     let file = MappedFile::create(dir.path(), 0, size, MapOptions::default()).unwrap();
@@ -443,9 +442,26 @@ fn prewarming_brings_a_segment_into_memory_without_writing_to_it() {
         size / 4096,
         "every page is in"
     );
-    assert_eq!(
-        std::fs::metadata(file.path()).unwrap().blocks(),
-        0,
-        "read faults leave the file sparse: no zeros go to the disk"
+    // The segment is allocated (no holes to fault on a full disk), as
+    // unwritten extents. Had pre-warming dirtied its pages, writing them
+    // back would turn the extents into written ones.
+    std::fs::File::open(file.path())
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let extents = std::process::Command::new("filefrag")
+        .arg("-v")
+        .arg(file.path())
+        .output()
+        .expect("filefrag (e2fsprogs) lists the extents");
+    let extents = String::from_utf8_lossy(&extents.stdout);
+    let rows: Vec<&str> = extents
+        .lines()
+        .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert!(!rows.is_empty(), "the file is allocated: {extents}");
+    assert!(
+        rows.iter().all(|row| row.contains("unwritten")),
+        "read faults write nothing: every extent stays unwritten\n{extents}"
     );
 }

@@ -7,7 +7,7 @@ mod store_support;
 use std::sync::Arc;
 
 use mq_broker::store::env::{FixedDiskUsage, ManualClock, StoreEnv};
-use mq_broker::store::{FlushMode, GetStatus, MessageStore, StoreError, TagFilter};
+use mq_broker::store::{DiskFullPolicy, FlushMode, GetStatus, MessageStore, StoreError, TagFilter};
 use store_support::*;
 
 const HOUR: u64 = 3_600_000;
@@ -26,6 +26,10 @@ struct Fixture {
 
 /// 130 messages at T0, then 130 more 48 hours later.
 async fn fixture() -> Fixture {
+    fixture_with(DiskFullPolicy::RefuseWrites).await
+}
+
+async fn fixture_with(on_full: DiskFullPolicy) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let disk = Arc::new(FixedDiskUsage::new(0.10));
@@ -36,6 +40,7 @@ async fn fixture() -> Fixture {
     let config = mq_broker::store::StoreConfig {
         disk_soft_ratio: 0.75,
         disk_hard_ratio: 0.90,
+        disk_full_policy: on_full,
         ..small_config(FlushMode::Async)
     };
     let (store, _) = MessageStore::open_with_env(dir.path(), config, store_host(), env).unwrap();
@@ -145,22 +150,15 @@ async fn a_full_disk_deletes_expired_segments_outside_the_window() {
 }
 
 #[tokio::test]
-async fn above_the_hard_limit_appends_are_refused_until_space_frees() {
+async fn above_the_hard_limit_appends_are_refused_and_nothing_unexpired_goes() {
     let f = fixture().await;
-    let segments_before = f.store.commitlog_max_offset() / SEGMENT + 1;
-    // Nothing has expired, but the disk is too full: the oldest go anyway,
-    // and appends are refused while it stays full.
+    let min_before = f.store.commitlog_min_offset();
     f.disk.set(0.95);
     let report = f.store.run_retention().unwrap();
     assert!(report.disk_full);
-    assert_eq!(
-        report.deleted_segments.len() as u64,
-        (segments_before - 1).min(16)
-    );
-    assert!(
-        f.store.commitlog_min_offset() < f.store.commitlog_max_offset(),
-        "the active segment stays"
-    );
+    assert!(report.deleted_segments.is_empty(), "{report:?}");
+    assert_eq!(f.store.commitlog_min_offset(), min_before);
+    assert!(f.store.disk_state().refusing_appends);
     let err = f
         .store
         .put(message("ret", 0, None, "more"))
@@ -168,11 +166,34 @@ async fn above_the_hard_limit_appends_are_refused_until_space_frees() {
         .unwrap_err();
     assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
     assert!(err.to_string().contains("95% full"), "{err}");
+    // Every acknowledged message is still readable.
+    read_all(&f.store, "ret", 0, 260);
 
     f.disk.set(0.50);
     assert!(!f.store.run_retention().unwrap().disk_full);
     let put = f.store.put(message("ret", 0, None, "more")).await.unwrap();
     assert_eq!(put.appended[0].queue_offset, 260);
+}
+
+#[tokio::test]
+async fn delete_oldest_makes_room_with_unexpired_segments_and_counts_them() {
+    let f = fixture_with(DiskFullPolicy::DeleteOldest).await;
+    let segments_before = f.store.commitlog_max_offset() / SEGMENT + 1;
+    f.disk.set(0.95);
+    let report = f.store.run_retention().unwrap();
+    assert!(report.disk_full);
+    let deleted = (segments_before - 1).min(16);
+    assert_eq!(report.deleted_segments.len() as u64, deleted);
+    assert_eq!(report.unexpired_bytes_deleted, deleted * SEGMENT);
+    assert_eq!(
+        f.store.disk_state().unexpired_bytes_deleted,
+        deleted * SEGMENT
+    );
+    assert!(
+        f.store.commitlog_min_offset() < f.store.commitlog_max_offset(),
+        "the active segment stays"
+    );
+    assert!(f.store.put(message("ret", 0, None, "more")).await.is_err());
 }
 
 #[test]

@@ -107,10 +107,15 @@ impl ConsumerPath {
         if !broadcasting {
             // Where the group's failed messages come back (RocketMQ creates
             // it on heartbeat too): routed before the first failure.
+            // A member that cannot have it yet (a full disk refuses the
+            // topic table) still consumes; the next heartbeat tries again.
             let retry = super::retry::retry_topic(&request.group);
-            if self.topics.get(&retry).is_none() {
-                self.topics
-                    .get_or_create(crate::topics::TopicConfig::new(&retry, 1))?;
+            if self.topics.get(&retry).is_none()
+                && let Err(err) = self
+                    .topics
+                    .get_or_create(crate::topics::TopicConfig::new(&retry, 1))
+            {
+                tracing::warn!(group = %request.group, error = %err, "cannot create the group's retry topic yet");
             }
         }
         let offset_reset_version = self.offsets.reset_version(&request.group);

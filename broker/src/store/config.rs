@@ -18,6 +18,21 @@ pub enum FlushMode {
     Async,
 }
 
+/// What the store does when the disk passes `disk_hard_ratio` and no
+/// expired data is left to delete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskFullPolicy {
+    /// Refuse appends (DISK_FULL) until space frees; never delete data
+    /// before it expires. Producers see the refusal and can go elsewhere.
+    #[default]
+    RefuseWrites,
+    /// Delete the oldest segments even though they have not expired (and
+    /// may not have been consumed), as RocketMQ does by default. Each
+    /// deletion is logged at WARN with the lost offset range and counted.
+    DeleteOldest,
+}
+
 /// Storage engine settings; every field has a default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,9 +79,12 @@ pub struct StoreConfig {
     pub delete_hour: u8,
     /// Above this used fraction of the disk, expired segments go at once.
     pub disk_soft_ratio: f64,
-    /// Above this used fraction, the oldest segments go even unexpired and
-    /// appends are refused with DISK_FULL until space frees.
+    /// Above this used fraction appends are refused with DISK_FULL until
+    /// space frees, and a new CommitLog segment is made only if the disk
+    /// stays at or below it with the segment (checked at every rollover).
     pub disk_hard_ratio: f64,
+    /// Whether unexpired data may go to make room above `disk_hard_ratio`.
+    pub disk_full_policy: DiskFullPolicy,
     /// How often retention and disk checks run.
     #[serde(with = "humantime_serde")]
     pub housekeeping_interval: Duration,
@@ -97,6 +115,7 @@ impl Default for StoreConfig {
             delete_hour: 4,
             disk_soft_ratio: 0.75,
             disk_hard_ratio: 0.90,
+            disk_full_policy: DiskFullPolicy::RefuseWrites,
             housekeeping_interval: Duration::from_secs(10),
         }
     }

@@ -12,10 +12,40 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> u64;
 }
 
+/// The size of a file system and the bytes free on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    pub total: u64,
+    pub free: u64,
+}
+
+impl Space {
+    /// Used fraction (0.0 to 1.0).
+    pub fn used_ratio(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        1.0 - self.free as f64 / self.total as f64
+    }
+
+    /// The used fraction once `more` bytes are taken.
+    pub fn used_ratio_after(&self, more: u64) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        (self.total.saturating_sub(self.free) + more) as f64 / self.total as f64
+    }
+}
+
 /// How full a file system is.
 pub trait DiskUsage: Send + Sync + std::fmt::Debug {
+    /// Size and free bytes of the file system holding `path`.
+    fn space(&self, path: &Path) -> std::io::Result<Space>;
+
     /// Used fraction (0.0 to 1.0) of the file system holding `path`.
-    fn used_ratio(&self, path: &Path) -> std::io::Result<f64>;
+    fn used_ratio(&self, path: &Path) -> std::io::Result<f64> {
+        self.space(path).map(|space| space.used_ratio())
+    }
 }
 
 /// The system clock.
@@ -35,7 +65,7 @@ impl Clock for SystemClock {
 pub struct Statvfs;
 
 impl DiskUsage for Statvfs {
-    fn used_ratio(&self, path: &Path) -> std::io::Result<f64> {
+    fn space(&self, path: &Path) -> std::io::Result<Space> {
         use std::os::unix::ffi::OsStrExt;
         let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
@@ -44,12 +74,12 @@ impl DiskUsage for Statvfs {
         if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let total = stat.f_blocks as f64;
-        if total == 0.0 {
-            return Ok(0.0);
-        }
         // Blocks free to unprivileged users, as `df` counts them.
-        Ok(1.0 - stat.f_bavail as f64 / total)
+        let block = stat.f_frsize as u64;
+        Ok(Space {
+            total: stat.f_blocks as u64 * block,
+            free: stat.f_bavail as u64 * block,
+        })
     }
 }
 
@@ -72,7 +102,7 @@ impl Clock for ManualClock {
     }
 }
 
-/// A disk whose fullness is set by hand.
+/// A disk of [`FixedDiskUsage::TOTAL`] bytes whose fullness is set by hand.
 #[derive(Debug, Default)]
 pub struct FixedDiskUsage(AtomicU64);
 
@@ -85,9 +115,18 @@ impl FixedDiskUsage {
     }
 }
 
+impl FixedDiskUsage {
+    /// The size of the pretended disk: 1 TiB.
+    pub const TOTAL: u64 = 1 << 40;
+}
+
 impl DiskUsage for FixedDiskUsage {
-    fn used_ratio(&self, _path: &Path) -> std::io::Result<f64> {
-        Ok(f64::from_bits(self.0.load(Ordering::Acquire)))
+    fn space(&self, _path: &Path) -> std::io::Result<Space> {
+        let ratio = f64::from_bits(self.0.load(Ordering::Acquire)).clamp(0.0, 1.0);
+        Ok(Space {
+            total: Self::TOTAL,
+            free: ((1.0 - ratio) * Self::TOTAL as f64) as u64,
+        })
     }
 }
 
@@ -115,6 +154,21 @@ mod tests {
     fn statvfs_reports_a_ratio_of_the_real_disk() {
         let ratio = Statvfs.used_ratio(Path::new("/")).unwrap();
         assert!((0.0..=1.0).contains(&ratio), "{ratio}");
+        let space = Statvfs.space(Path::new("/")).unwrap();
+        assert!(space.total > 0 && space.free <= space.total, "{space:?}");
         assert!(Statvfs.used_ratio(Path::new("/nonexistent/dir")).is_err());
+    }
+
+    #[test]
+    fn ratios_count_the_bytes_about_to_be_taken() {
+        let space = Space {
+            total: 100,
+            free: 30,
+        };
+        assert!((space.used_ratio() - 0.7).abs() < 1e-9);
+        assert!((space.used_ratio_after(20) - 0.9).abs() < 1e-9);
+        let fixed = FixedDiskUsage::new(0.25);
+        let ratio = fixed.used_ratio(Path::new("/")).unwrap();
+        assert!((ratio - 0.25).abs() < 1e-6, "{ratio}");
     }
 }

@@ -31,6 +31,14 @@ pub enum StoreError {
         limit * 100.0
     )]
     DiskFull { used: f64, limit: f64 },
+    /// The disk has no room for a file the store must write (or would
+    /// pass `disk_hard_ratio` with it).
+    #[error("disk full: {context}: {source}; appends are refused until space frees")]
+    NoSpace {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("invalid store configuration: {0}")]
     Config(String),
     #[error("the store is shut down")]
@@ -38,11 +46,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// An I/O failure; one that says the disk is full becomes
+    /// [`StoreError::NoSpace`], so that callers refuse instead of failing.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        StoreError::Io {
-            context: context.into(),
-            source,
+        let context = context.into();
+        if crate::store::space::is_out_of_space(&source) {
+            return StoreError::NoSpace { context, source };
         }
+        StoreError::Io { context, source }
+    }
+
+    /// Whether this failure is the disk being full: worth retrying once
+    /// space frees, or on another broker.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DiskFull { .. } | StoreError::NoSpace { .. }
+        )
     }
 }
 

@@ -42,9 +42,19 @@ pub(crate) fn start(core: Arc<Core>, stop: Arc<StopSignal>) -> std::io::Result<J
         .name("store-housekeeping".into())
         .spawn(move || {
             let mut last_retention = Instant::now();
+            // A full disk fails every checkpoint: say so when it starts
+            // and when it ends, not every second.
+            let mut failing = false;
             while !stop.sleep(core.config.checkpoint_interval) {
-                if let Err(err) = write_checkpoint(&core) {
-                    tracing::error!(error = %err, "checkpoint failed");
+                match write_checkpoint(&core) {
+                    Ok(()) if std::mem::take(&mut failing) => {
+                        tracing::info!("checkpoints are written again");
+                    }
+                    Ok(()) => {}
+                    Err(err) if !std::mem::replace(&mut failing, true) => {
+                        tracing::error!(error = %err, "checkpoint failed; recovery after a crash will check more of the CommitLog until one is written");
+                    }
+                    Err(_) => {}
                 }
                 if last_retention.elapsed() >= core.config.housekeeping_interval {
                     last_retention = Instant::now();
@@ -79,6 +89,7 @@ pub(crate) fn run_retention(core: &Core) -> Result<RetentionReport, StoreError> 
         delete_hour: core.config.delete_hour,
         soft_ratio: core.config.disk_soft_ratio,
         hard_ratio: core.config.disk_hard_ratio,
+        on_full: core.config.disk_full_policy,
     };
     let report = retention::run(
         &core.dir,
@@ -102,5 +113,7 @@ pub(crate) fn run_retention(core: &Core) -> Result<RetentionReport, StoreError> 
     }
     core.disk_ratio_bits
         .store(report.disk_ratio.to_bits(), Ordering::Release);
+    core.unexpired_bytes_deleted
+        .fetch_add(report.unexpired_bytes_deleted, Ordering::Relaxed);
     Ok(report)
 }

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use crate::store::commitlog::transient_pool::PooledBuffer;
+use crate::store::space;
 
 /// Page size assumed for pre-warming (the smallest page on our platforms).
 const PAGE: usize = 4096;
@@ -68,8 +69,11 @@ pub struct MappedFile {
 }
 
 impl MappedFile {
-    /// Creates `dir/<base_offset>` at `size` bytes (zero-filled, sparse) and
-    /// maps it. Fails if the file exists.
+    /// Creates `dir/<base_offset>` at `size` bytes, zero-filled and
+    /// allocated on disk (see [`crate::store::space`]: a mapped file has no
+    /// holes), and maps it. Fails if the file exists, and with an
+    /// out-of-space error, leaving no file behind, when the disk cannot
+    /// hold it.
     pub fn create(
         dir: &Path,
         base_offset: u64,
@@ -82,7 +86,11 @@ impl MappedFile {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        file.set_len(size as u64)?;
+        if let Err(err) = space::allocate(&file, 0, size as u64) {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(err);
+        }
         let map = MmapOptions::new().len(size).map_raw(&file)?;
         let mapped = MappedFile::new(path, base_offset, file, map, false);
         mapped.prepare(options);
@@ -91,7 +99,9 @@ impl MappedFile {
 
     /// Maps an existing segment of `size` bytes. A shorter file (cut short
     /// by a crash or by hand) is extended with zeros so that recovery can
-    /// scan it; a longer one is refused. The write position starts at 0:
+    /// scan it; a longer one is refused. Holes (a file cut short, or made
+    /// sparse by an older version) are allocated first, which needs no
+    /// space for a file that has none. The write position starts at 0:
     /// recovery sets it.
     pub fn open(path: &Path, base_offset: u64, size: usize) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
@@ -108,8 +118,8 @@ impl MappedFile {
         let extended = len < size as u64;
         if extended {
             tracing::warn!(file = %path.display(), len, size, "segment file is short; extending it with zeros");
-            file.set_len(size as u64)?;
         }
+        space::allocate(&file, 0, size as u64)?;
         let map = MmapOptions::new().len(size).map_raw(&file)?;
         Ok(MappedFile::new(
             path.to_owned(),

@@ -43,6 +43,17 @@ pub struct PutResult {
     pub appended: Vec<Appended>,
 }
 
+/// How full the store's disk is, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskState {
+    pub used_ratio: f64,
+    /// Above `disk_hard_ratio`: appends are refused.
+    pub refusing_appends: bool,
+    /// Unexpired CommitLog bytes deleted to make room since start
+    /// (`disk_full_policy = delete_oldest`).
+    pub unexpired_bytes_deleted: u64,
+}
+
 /// What opening the store found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenReport {
@@ -68,6 +79,8 @@ pub(crate) struct Core {
     pub dispatched: Arc<AtomicU64>,
     pub disk_full: AtomicBool,
     pub disk_ratio_bits: AtomicU64,
+    /// Unexpired CommitLog bytes deleted to make room, since start.
+    pub unexpired_bytes_deleted: AtomicU64,
 }
 
 /// An open store directory. Shut it down with [`MessageStore::shutdown`];
@@ -105,7 +118,7 @@ impl MessageStore {
         store_host: SocketAddr,
         env: StoreEnv,
     ) -> Result<(Self, OpenReport), StoreError> {
-        let recovered = recover(dir, &config, store_host, env.clock.now_ms())?;
+        let recovered = recover(dir, &config, store_host, &env)?;
         let log = recovered.log;
         let group = Arc::new(GroupCommit::new(log.flushed_offset()));
         let flusher = flusher::start(
@@ -144,6 +157,7 @@ impl MessageStore {
             dispatched: dispatcher.progress(),
             disk_full: AtomicBool::new(false),
             disk_ratio_bits: AtomicU64::new(0),
+            unexpired_bytes_deleted: AtomicU64::new(0),
         });
         let stop = Arc::new(StopSignal::default());
         let housekeeping = housekeeping::start(Arc::clone(&core), Arc::clone(&stop))
@@ -208,6 +222,15 @@ impl MessageStore {
             }
         };
         Ok(PutResult { status, appended })
+    }
+
+    /// The disk as housekeeping last saw it.
+    pub fn disk_state(&self) -> DiskState {
+        DiskState {
+            used_ratio: f64::from_bits(self.core.disk_ratio_bits.load(Ordering::Acquire)),
+            refusing_appends: self.core.disk_full.load(Ordering::Acquire),
+            unexpired_bytes_deleted: self.core.unexpired_bytes_deleted.load(Ordering::Relaxed),
+        }
     }
 
     /// CommitLog flushes done and the time they took.

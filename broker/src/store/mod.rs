@@ -26,8 +26,9 @@ pub mod open;
 pub mod read;
 pub mod retention;
 pub mod segments;
+pub mod space;
 
-pub use config::{FlushMode, StoreConfig};
+pub use config::{DiskFullPolicy, FlushMode, StoreConfig};
 pub use error::StoreError;
 pub use message::{MessageToStore, StoredMessage};
 pub use message_store::{MessageStore, OpenReport, PutResult, PutStatus};

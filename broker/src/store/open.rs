@@ -12,10 +12,12 @@ use crate::store::commitlog::{CommitLog, CommitLogOptions};
 use crate::store::config::StoreConfig;
 use crate::store::consume_queue::registry::ConsumeQueues;
 use crate::store::dispatch::{Targets, dispatch_available};
+use crate::store::env::StoreEnv;
 use crate::store::error::{IoContext, StoreError};
 use crate::store::index::IndexFiles;
 use crate::store::mapped_file::MapOptions;
 use crate::store::message_store::OpenReport;
+use crate::store::space::Headroom;
 
 /// File names under the store directory.
 pub const COMMITLOG_DIR: &str = "commitlog";
@@ -42,7 +44,7 @@ pub fn recover(
     dir: &Path,
     config: &StoreConfig,
     store_host: SocketAddr,
-    now_ms: u64,
+    env: &StoreEnv,
 ) -> Result<Recovered, StoreError> {
     check(config)?;
     std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
@@ -73,7 +75,17 @@ pub fn recover(
             .transient_store_pool
             .then_some(config.transient_store_pool_buffers as usize),
     };
-    let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, scan_from, crashed)?;
+    let headroom = Headroom {
+        disk: Arc::clone(&env.disk),
+        max_used_ratio: config.disk_hard_ratio,
+    };
+    let (log, recovered) = CommitLog::open(
+        &dir.join(COMMITLOG_DIR),
+        options,
+        headroom,
+        scan_from,
+        crashed,
+    )?;
     if let Some(t) = &recovered.truncation {
         tracing::warn!(offset = t.offset, reason = %t.reason, "CommitLog truncated after the last valid record");
     }
@@ -115,13 +127,22 @@ pub fn recover(
     );
     targets.queues.flush_all()?;
     targets.index.flush()?;
-    Checkpoint {
+    let written = Checkpoint {
         commitlog_flushed: recovered.end_offset,
         dispatched,
-        timestamp_ms: now_ms,
+        timestamp_ms: env.clock.now_ms(),
     }
     .write(&dir.join(CHECKPOINT_FILE))
-    .context(|| "writing the checkpoint".to_owned())?;
+    .context(|| "writing the checkpoint".to_owned());
+    match written {
+        // The old checkpoint stays, and points at or before what was just
+        // recovered: the next recovery checks more than it needs, no less.
+        // A full disk must not stop the store from serving what it holds.
+        Err(err) if err.is_disk_full() => {
+            tracing::warn!(error = %err, "starting on a full disk with the previous checkpoint");
+        }
+        written => written?,
+    }
     File::create(&abort).context(|| format!("creating {}", abort.display()))?;
 
     Ok(Recovered {

@@ -4,15 +4,17 @@
 //! A segment expires `file_reserved_time` after its last write (the store
 //! time of the next segment's first record). Expired segments are deleted
 //! in the daily window (`delete_hour`, UTC), or at once when the disk is
-//! fuller than `disk_soft_ratio`. Above `disk_hard_ratio` the oldest
-//! segments go even before they expire, and appends are refused until
-//! space frees. The active segment is never deleted. ConsumeQueue and
-//! IndexFile data that only points into deleted segments goes with them.
+//! fuller than `disk_soft_ratio`. Above `disk_hard_ratio` appends are
+//! refused until space frees; only with [`DiskFullPolicy::DeleteOldest`]
+//! do the oldest segments go even before they expire, each loudly. The
+//! active segment is never deleted. ConsumeQueue and IndexFile data that
+//! only points into deleted segments goes with them.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::store::commitlog::CommitLog;
+use crate::store::config::DiskFullPolicy;
 use crate::store::consume_queue::registry::ConsumeQueues;
 use crate::store::env::StoreEnv;
 use crate::store::error::StoreError;
@@ -30,6 +32,7 @@ pub struct RetentionPolicy {
     pub delete_hour: u8,
     pub soft_ratio: f64,
     pub hard_ratio: f64,
+    pub on_full: DiskFullPolicy,
 }
 
 /// What a retention run did.
@@ -37,6 +40,8 @@ pub struct RetentionPolicy {
 pub struct RetentionReport {
     /// Base offsets of the deleted CommitLog segments.
     pub deleted_segments: Vec<u64>,
+    /// Bytes of those segments that had not expired yet.
+    pub unexpired_bytes_deleted: u64,
     /// The oldest CommitLog offset still stored.
     pub commitlog_min_offset: u64,
     /// Disk use after the run.
@@ -59,6 +64,7 @@ pub fn run(
     let reserved_ms = u64::try_from(policy.reserved.as_millis()).unwrap_or(u64::MAX);
     let mut ratio = disk_ratio(env, dir);
     let mut deleted = Vec::new();
+    let mut unexpired_bytes_deleted = 0;
 
     while deleted.len() < MAX_DELETES_PER_RUN {
         let segments = log.segments().all();
@@ -72,22 +78,34 @@ pub fn run(
             .flatten()
             .map_or(now, |m| m.store_timestamp_ms);
         let expired = now.saturating_sub(last_write) > reserved_ms;
-        let delete =
-            (expired && (in_window || ratio >= policy.soft_ratio)) || ratio >= policy.hard_ratio;
+        let make_room =
+            ratio >= policy.hard_ratio && policy.on_full == DiskFullPolicy::DeleteOldest;
+        let delete = (expired && (in_window || ratio >= policy.soft_ratio)) || make_room;
         if !delete {
             break;
         }
         let base = oldest.base_offset();
+        let end = next.base_offset();
         // Only this thread removes segments: the oldest is still `oldest`.
         log.segments()
             .remove_oldest(1)
             .map_err(|e| StoreError::io(format!("deleting CommitLog segment {base}"), e))?;
-        tracing::info!(
-            segment = base,
-            expired,
-            disk_ratio = ratio,
-            "CommitLog segment deleted"
-        );
+        if expired {
+            tracing::info!(
+                segment = base,
+                disk_ratio = ratio,
+                "expired CommitLog segment deleted"
+            );
+        } else {
+            unexpired_bytes_deleted += end - base;
+            tracing::warn!(
+                segment = base,
+                lost_from = base,
+                lost_to = end,
+                disk_ratio = ratio,
+                "disk full (disk_full_policy = delete_oldest): deleted an unexpired CommitLog segment; messages stored at offsets lost_from..lost_to are gone, consumed or not"
+            );
+        }
         deleted.push(base);
         ratio = disk_ratio(env, dir);
     }
@@ -101,6 +119,7 @@ pub fn run(
     }
     Ok(RetentionReport {
         deleted_segments: deleted,
+        unexpired_bytes_deleted,
         commitlog_min_offset: min,
         disk_ratio: ratio,
         disk_full: ratio >= policy.hard_ratio,

@@ -5,6 +5,11 @@
 //! then faults the segment's pages in, a chunk at a time, after handing it
 //! out: a segment taken at once (the first one) is warmed ahead of the writer
 //! instead of making it wait.
+//!
+//! Every segment is allocated on disk when it is made, and only if the disk
+//! keeps its [`Headroom`] with it: running out of space is an error of the
+//! rollover that needed the segment, which the store turns into a refused
+//! append, never a write into a page the disk cannot hold.
 
 use std::io;
 use std::path::PathBuf;
@@ -12,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::store::mapped_file::{MapOptions, MappedFile, Prewarm};
+use crate::store::space::{self, Headroom};
 
 #[derive(Debug, Default)]
 struct State {
@@ -31,6 +37,7 @@ struct Shared {
     dir: PathBuf,
     segment_size: usize,
     options: MapOptions,
+    headroom: Headroom,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -43,11 +50,17 @@ pub struct Allocator {
 }
 
 impl Allocator {
-    pub fn start(dir: PathBuf, segment_size: usize, options: MapOptions) -> io::Result<Self> {
+    pub fn start(
+        dir: PathBuf,
+        segment_size: usize,
+        options: MapOptions,
+        headroom: Headroom,
+    ) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             dir,
             segment_size,
             options,
+            headroom,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         });
@@ -62,15 +75,22 @@ impl Allocator {
     }
 
     /// The segment starting at `base`: the prepared one if it is waiting,
-    /// else made now. Either way the one after it is prepared next.
+    /// else made now. Once it is taken, the one after it is prepared next.
+    /// A preparation that failed before this call is tried again (space
+    /// may have been freed since); one that fails during it is the answer.
     pub fn take(&self, base: u64) -> io::Result<MappedFile> {
         let next = base + self.shared.segment_size as u64;
         let mut state = self.lock();
+        if matches!(state.ready, Some((_, Err(_)))) {
+            state.ready = None;
+        }
         loop {
             match state.ready.take() {
                 Some((ready, file)) if ready == base => {
-                    state.wanted = Some(next);
-                    self.shared.changed.notify_all();
+                    if file.is_ok() {
+                        state.wanted = Some(next);
+                        self.shared.changed.notify_all();
+                    }
                     return file;
                 }
                 Some((stale, Ok(file))) => {
@@ -127,6 +147,8 @@ impl Drop for Allocator {
 
 fn prepare_segments(shared: &Shared) {
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    // Refusals are logged when they start and end, not once per attempt.
+    let mut refusing = false;
     loop {
         if state.shutdown {
             return;
@@ -143,11 +165,22 @@ fn prepare_segments(shared: &Shared) {
         }
         state.in_progress = Some(base);
         drop(state);
-        let file = MappedFile::create(&shared.dir, base, shared.segment_size, shared.options);
+        let file = create_segment(shared, base);
         let mut prewarm = None;
         match &file {
-            Ok(file) if shared.options.prewarm => prewarm = Some(file.prewarm()),
-            Ok(_) => {}
+            Ok(file) => {
+                if std::mem::take(&mut refusing) {
+                    tracing::info!(base, "disk space for CommitLog segments is back");
+                }
+                if shared.options.prewarm {
+                    prewarm = Some(file.prewarm());
+                }
+            }
+            Err(err) if space::is_out_of_space(err) => {
+                if !std::mem::replace(&mut refusing, true) {
+                    tracing::error!(base, error = %err, "no disk space for the next CommitLog segment: appends that need it are refused");
+                }
+            }
             Err(err) => {
                 tracing::error!(base, error = %err, "cannot pre-allocate a CommitLog segment");
             }
@@ -164,6 +197,14 @@ fn prepare_segments(shared: &Shared) {
             state = warm(shared, state, prewarm);
         }
     }
+}
+
+/// Makes the segment at `base` if the disk keeps its headroom with it.
+fn create_segment(shared: &Shared, base: u64) -> io::Result<MappedFile> {
+    shared
+        .headroom
+        .check(&shared.dir, shared.segment_size as u64)?;
+    MappedFile::create(&shared.dir, base, shared.segment_size, shared.options)
 }
 
 /// Pre-warms a handed-out segment, chunk by chunk, until it is done, or an
@@ -190,17 +231,52 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::store::env::FixedDiskUsage;
 
     const SEGMENT: usize = 16 << 20;
 
     fn start(prewarm: bool) -> (tempfile::TempDir, Allocator) {
+        let (dir, allocator, _) = start_on(prewarm, 0.10);
+        (dir, allocator)
+    }
+
+    fn start_on(prewarm: bool, used: f64) -> (tempfile::TempDir, Allocator, Arc<FixedDiskUsage>) {
         let dir = tempfile::tempdir().unwrap();
         let options = MapOptions {
             prewarm,
             mlock: false,
         };
-        let allocator = Allocator::start(dir.path().to_owned(), SEGMENT, options).unwrap();
-        (dir, allocator)
+        let disk = Arc::new(FixedDiskUsage::new(used));
+        let headroom = Headroom {
+            disk: disk.clone(),
+            max_used_ratio: 0.90,
+        };
+        let allocator =
+            Allocator::start(dir.path().to_owned(), SEGMENT, options, headroom).unwrap();
+        (dir, allocator, disk)
+    }
+
+    #[test]
+    fn segments_are_allocated_on_disk_not_sparse() {
+        let (_dir, allocator) = start(false);
+        let first = allocator.take(0).unwrap();
+        let file = std::fs::File::open(first.path()).unwrap();
+        assert!(space::allocated_bytes(&file).unwrap() >= SEGMENT as u64);
+    }
+
+    #[test]
+    fn without_headroom_no_segment_is_made_until_space_frees() {
+        let (dir, allocator, disk) = start_on(false, 0.95);
+        let err = allocator.take(0).unwrap_err();
+        assert!(space::is_out_of_space(&err), "{err}");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "no file was left behind"
+        );
+        // Asked again, it tries again: the refusal is not remembered.
+        assert!(allocator.take(0).is_err());
+        disk.set(0.50);
+        assert_eq!(allocator.take(0).unwrap().base_offset(), 0);
     }
 
     fn fully_resident_within(file: &MappedFile, patience: Duration) -> bool {

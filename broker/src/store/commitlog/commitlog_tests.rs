@@ -4,6 +4,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
+use crate::store::env::FixedDiskUsage;
 use crate::store::message::Properties;
 
 const SEGMENT: u64 = 4096;
@@ -32,7 +33,15 @@ fn message(topic: &str, queue_id: u32, body_len: usize, seed: u8) -> MessageToSt
 }
 
 fn open(dir: &Path) -> (CommitLog, Recovered) {
-    CommitLog::open(dir, options(), 0, true).unwrap()
+    CommitLog::open(dir, options(), headroom(), 0, true).unwrap()
+}
+
+/// A disk that always has room.
+fn headroom() -> Headroom {
+    Headroom {
+        disk: Arc::new(FixedDiskUsage::new(0.0)),
+        max_used_ratio: 1.0,
+    }
 }
 
 /// Every record from the start, following segment ends, as the dispatcher does.
@@ -141,6 +150,7 @@ fn concurrent_appenders_never_interleave_and_queue_offsets_stay_dense() {
                 segment_size: 64 * 1024,
                 ..options()
             },
+            headroom(),
             0,
             true,
         )

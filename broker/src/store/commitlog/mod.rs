@@ -26,6 +26,7 @@ use crate::store::error::{IoContext, StoreError};
 use crate::store::mapped_file::{MapOptions, MappedFile, TailScan};
 use crate::store::message::{MessageToStore, StoredMessage};
 use crate::store::segments::Segments;
+use crate::store::space::Headroom;
 
 /// Where one appended message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,7 @@ impl CommitLog {
     pub fn open(
         dir: &Path,
         options: CommitLogOptions,
+        headroom: Headroom,
         scan_from: u64,
         crashed: bool,
     ) -> Result<(Self, Recovered), StoreError> {
@@ -109,7 +111,7 @@ impl CommitLog {
         };
         let recovered = recover(&mut files, scan_from, tail)
             .context(|| format!("recovering {}", dir.display()))?;
-        let allocator = Allocator::start(dir.to_owned(), segment_size, options.map)
+        let allocator = Allocator::start(dir.to_owned(), segment_size, options.map, headroom)
             .context(|| "starting the segment allocator".to_owned())?;
         let pool = options
             .transient_pool_buffers

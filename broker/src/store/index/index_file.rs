@@ -21,12 +21,20 @@
 //! stored with release ordering, and readers load slots with acquire
 //! ordering, so a reader never sees a half-written entry.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
+
+use crate::store::space;
+
+/// How much of the entry array is allocated on disk at a time. The file
+/// is mapped whole but allocated as it fills (see [`crate::store::space`]:
+/// no entry is written into a hole), so that a fresh file does not take
+/// its full size, hundreds of megabytes, from the disk at once.
+const ALLOCATION_STEP: usize = 1 << 20;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"MQIX");
 const VERSION: u32 = 1;
@@ -56,6 +64,9 @@ pub struct IndexFile {
     capacity: u32,
     /// Entry count at the last flush: a file with no new entries is not synced.
     flushed_entries: AtomicU32,
+    file: File,
+    /// Bytes from the start of the file that are allocated on disk.
+    allocated: AtomicUsize,
 }
 
 /// Bytes of a file with `slots` buckets and `capacity` entries.
@@ -76,16 +87,28 @@ impl IndexFile {
             .write(true)
             .create_new(true)
             .open(path)?;
-        file.set_len(file_len(slots, capacity) as u64)?;
-        let map = MmapOptions::new()
-            .len(file_len(slots, capacity))
-            .map_raw(&file)?;
+        let len = file_len(slots, capacity);
+        let header = HEADER_LEN + slots_len(slots);
+        let allocated = (header + ALLOCATION_STEP).min(len);
+        let prepared = file
+            .set_len(len as u64)
+            .and_then(|()| space::allocate(&file, 0, allocated as u64))
+            .and_then(|()| MmapOptions::new().len(len).map_raw(&file));
+        let map = match prepared {
+            Ok(map) => map,
+            Err(err) => {
+                let _ = std::fs::remove_file(path);
+                return Err(err);
+            }
+        };
         let index = IndexFile {
             path: path.to_owned(),
             map,
             slots,
             capacity,
             flushed_entries: AtomicU32::new(0),
+            file,
+            allocated: AtomicUsize::new(allocated),
         };
         index.u32_at(0).store(MAGIC, Ordering::Relaxed);
         index.u32_at(4).store(VERSION, Ordering::Relaxed);
@@ -111,6 +134,9 @@ impl IndexFile {
         if len < HEADER_LEN {
             return Err(invalid(format!("{len} bytes is too short")));
         }
+        // The header is read before its slot count is known to be sane:
+        // make sure it is no hole.
+        space::allocate(&file, 0, HEADER_LEN as u64)?;
         let map = MmapOptions::new().len(len).map_raw(&file)?;
         let mut index = IndexFile {
             path: path.to_owned(),
@@ -118,6 +144,8 @@ impl IndexFile {
             slots: 0,
             capacity,
             flushed_entries: AtomicU32::new(0),
+            file,
+            allocated: AtomicUsize::new(HEADER_LEN),
         };
         if index.u32_at(0).load(Ordering::Relaxed) != MAGIC
             || index.u32_at(4).load(Ordering::Relaxed) != VERSION
@@ -134,6 +162,11 @@ impl IndexFile {
             return Err(invalid("more entries than room".into()));
         }
         index.slots = slots;
+        // Files of older versions were sparse: allocate what is in use (a
+        // no-op for a file without holes).
+        let in_use = index.entry_pos(index.entry_count() + 1);
+        space::allocate(&index.file, 0, in_use as u64)?;
+        index.allocated.store(in_use, Ordering::Relaxed);
         index
             .flushed_entries
             .store(index.entry_count(), Ordering::Relaxed);
@@ -174,20 +207,22 @@ impl IndexFile {
     }
 
     /// Adds `key_hashes` for the record at `physical_offset` (one writer
-    /// only). Returns false, changing nothing, when they do not all fit.
+    /// only). Returns false, changing nothing, when they do not all fit,
+    /// and an error, changing nothing, when the disk has no room for them.
     pub fn add(
         &self,
         key_hashes: &[u64],
         physical_offset: u64,
         size: u32,
         store_timestamp_ms: u64,
-    ) -> bool {
+    ) -> io::Result<bool> {
         let count = self.entry_count();
         if count as usize + key_hashes.len() > self.capacity as usize
             || !self.has_room_for(store_timestamp_ms)
         {
-            return false;
+            return Ok(false);
         }
+        self.allocate_up_to(self.entry_pos(count + key_hashes.len() as u32 + 1))?;
         if count == 0 {
             self.u64_at(BEGIN_TS)
                 .store(store_timestamp_ms, Ordering::Release);
@@ -213,7 +248,19 @@ impl IndexFile {
             .store(store_timestamp_ms, Ordering::Release);
         self.u64_at(END_PHYS)
             .store(physical_offset + u64::from(size), Ordering::Release);
-        true
+        Ok(true)
+    }
+
+    /// Makes sure the first `end` bytes are allocated, a step at a time.
+    fn allocate_up_to(&self, end: usize) -> io::Result<()> {
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        if end <= allocated {
+            return Ok(());
+        }
+        let target = end.max(allocated + ALLOCATION_STEP).min(self.map.len());
+        space::allocate(&self.file, allocated as u64, (target - allocated) as u64)?;
+        self.allocated.store(target, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Records whose key hash is `hash`, stored within `begin..=end` (ms),

@@ -128,7 +128,7 @@ fn garbage_in_an_index_file_never_loops_or_panics() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(segment_name(0));
     let file = IndexFile::create(&path, 4, 8, 0).unwrap();
-    file.add(&[42], 0, 10, 5);
+    assert!(file.add(&[42], 0, 10, 5).unwrap());
     drop(file);
     // Point every slot and every prev link at entry 1: a cycle.
     let mut bytes = std::fs::read(&path).unwrap();

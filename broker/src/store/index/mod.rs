@@ -56,6 +56,9 @@ impl IndexFiles {
         for path in paths {
             match IndexFile::open(&path, capacity) {
                 Ok(file) => files.push(Arc::new(file)),
+                Err(err) if crate::store::space::is_out_of_space(&err) => {
+                    return Err(StoreError::io(format!("opening {}", path.display()), err));
+                }
                 Err(err) => {
                     tracing::warn!(file = %path.display(), error = %err, "setting aside a damaged index file");
                     let _ = std::fs::rename(&path, path.with_extension("damaged"));
@@ -80,24 +83,23 @@ impl IndexFiles {
             return Ok(());
         }
         hashes.truncate(self.capacity as usize);
-        let current = self.files().last().cloned();
-        if let Some(file) = current
-            && file.add(
+        let add = |file: &IndexFile| {
+            file.add(
                 &hashes,
                 msg.physical_offset,
                 msg.record_size,
                 msg.store_timestamp_ms,
             )
+            .context(|| format!("growing index file {}", file.path().display()))
+        };
+        let current = self.files().last().cloned();
+        if let Some(file) = current
+            && add(&file)?
         {
             return Ok(());
         }
         let file = Arc::new(self.create(msg.physical_offset)?);
-        file.add(
-            &hashes,
-            msg.physical_offset,
-            msg.record_size,
-            msg.store_timestamp_ms,
-        );
+        add(&file)?;
         self.files
             .write()
             .unwrap_or_else(|e| e.into_inner())
