@@ -28,6 +28,10 @@ use crate::store::{GetStatus, MessageStore, StoreError, TagFilter};
 /// How often queue heads are checked: at most this late beyond due time,
 /// plus the time to append what fell due.
 pub const TICK: Duration = Duration::from_millis(20);
+/// How much CommitLog the start-up scan reads at most when nothing was
+/// scheduled since the last save.
+const RESCAN_LIMIT: u64 = 64 << 20;
+
 /// How often progress is saved (at most this much is rescanned at start).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Entries read per queue and call.
@@ -114,7 +118,7 @@ impl Scheduler {
                 _ = stop.wait_for(|s| *s) => break,
             }
             self.round().await;
-            if self.changed && last_save.elapsed() >= SAVE_EVERY {
+            if last_save.elapsed() >= SAVE_EVERY {
                 self.save();
                 last_save = Instant::now();
             }
@@ -206,10 +210,14 @@ impl Scheduler {
     /// Saves progress. The scheduler alone appends fired records, so every
     /// record it fired lies below the log end read here.
     fn save(&mut self) {
-        if !self.changed {
+        let log_end = self.store.log_end();
+        // With nothing scheduled, the saved end still moves now and then,
+        // so that the start-up scan stays short.
+        let stale = log_end.saturating_sub(self.progress.log_end) > RESCAN_LIMIT;
+        if !self.changed && !stale {
             return;
         }
-        self.progress.log_end = self.store.log_end();
+        self.progress.log_end = log_end;
         let saved = serde_json::to_vec_pretty(&self.progress)
             .map_err(std::io::Error::other)
             .and_then(|bytes| atomic_file::write(&self.path, &bytes));

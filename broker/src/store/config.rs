@@ -33,6 +33,21 @@ pub enum DiskFullPolicy {
     DeleteOldest,
 }
 
+/// What recovery does when valid records follow damaged ones in data that
+/// was on disk (corruption, as opposed to a crash's torn tail, which is
+/// always cut off).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryMode {
+    /// Refuse to open, naming the file and offset; nothing is changed.
+    #[default]
+    Fail,
+    /// Copy the damaged bytes aside, skip them, keep every record after
+    /// them, and report the skipped range. Readers that meet damage at run
+    /// time step over it to the next valid record too.
+    SkipCorrupted,
+}
+
 /// Storage engine settings; every field has a default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -85,6 +100,8 @@ pub struct StoreConfig {
     pub disk_hard_ratio: f64,
     /// Whether unexpired data may go to make room above `disk_hard_ratio`.
     pub disk_full_policy: DiskFullPolicy,
+    /// What to do about corrupted records that valid ones follow.
+    pub recovery_mode: RecoveryMode,
     /// How often retention and disk checks run.
     #[serde(with = "humantime_serde")]
     pub housekeeping_interval: Duration,
@@ -116,6 +133,7 @@ impl Default for StoreConfig {
             disk_soft_ratio: 0.75,
             disk_hard_ratio: 0.90,
             disk_full_policy: DiskFullPolicy::RefuseWrites,
+            recovery_mode: RecoveryMode::Fail,
             housekeeping_interval: Duration::from_secs(10),
         }
     }

@@ -38,7 +38,7 @@ pub fn dispatch_available(
     } = targets;
     let mut offset = from.max(log.min_offset());
     loop {
-        match log.next(offset)? {
+        match log.follow(offset)? {
             Next::Record(bytes) => {
                 let msg = record::decode(&bytes)?;
                 let queue = queues.get_or_create(&msg.topic, msg.queue_id)?;
@@ -54,7 +54,7 @@ pub fn dispatch_available(
                 arrivals.ring(&msg.topic);
                 offset += u64::from(msg.record_size);
             }
-            Next::SegmentEnd(next) => offset = next,
+            Next::SegmentEnd(next) | Next::Skipped(next) => offset = next,
             Next::Nothing => return Ok(offset),
         }
     }

@@ -39,6 +39,14 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    #[error("CommitLog corrupted in {} at offset {offset}: {reason}; {action}", file.display())]
+    Corrupted {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+        /// What the operator can do about it.
+        action: String,
+    },
     #[error("invalid store configuration: {0}")]
     Config(String),
     #[error("the store is shut down")]

@@ -393,6 +393,28 @@ impl MappedFile {
         Ok(garbage.is_some())
     }
 
+    /// Lets `fill` rewrite `len` bytes at `pos` (recovery marking damaged
+    /// bytes), then syncs them. Refused while readers hold slices.
+    pub fn overwrite(
+        &mut self,
+        pos: usize,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> io::Result<()> {
+        if Arc::strong_count(&self.map) != 1 {
+            return Err(io::Error::other(
+                "cannot rewrite a segment that readers hold",
+            ));
+        }
+        if pos.checked_add(len).is_none_or(|end| end > self.size()) {
+            return Err(io::Error::other("rewrite past the end of the segment"));
+        }
+        // SAFETY: exclusive access (checked above); the range is inside the map.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(pos), len) };
+        fill(buf);
+        self.map.flush_range(pos, len)
+    }
+
     /// Deletes the file. Readers holding slices keep the mapping alive.
     pub fn delete(&self) -> io::Result<()> {
         std::fs::remove_file(&self.path)

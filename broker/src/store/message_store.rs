@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::store::commitlog::recover::Truncation;
+use crate::store::commitlog::recover::{Skipped, Truncation};
 use crate::store::commitlog::{Appended, CommitLog, Next, record};
 use crate::store::config::{FlushMode, StoreConfig};
 use crate::store::dispatch::{Dispatcher, Targets};
@@ -61,6 +61,8 @@ pub struct OpenReport {
     pub crashed: bool,
     /// Data cut off the CommitLog's tail, and why.
     pub truncation: Option<Truncation>,
+    /// Damaged CommitLog ranges skipped (`recovery_mode = skip_corrupted`).
+    pub skipped: Vec<Skipped>,
     /// CommitLog offset the ConsumeQueues and IndexFiles were replayed from.
     pub replayed_from: u64,
     /// End of the CommitLog after recovery.
@@ -267,13 +269,13 @@ impl MessageStore {
         let log = &self.core.log;
         let mut offset = from.max(log.min_offset());
         loop {
-            match log.next(offset)? {
+            match log.follow(offset)? {
                 Next::Record(bytes) => {
                     let msg = record::decode(&bytes)?;
                     offset += u64::from(msg.record_size);
                     visit(&msg);
                 }
-                Next::SegmentEnd(next) => offset = next,
+                Next::SegmentEnd(next) | Next::Skipped(next) => offset = next,
                 Next::Nothing => return Ok(()),
             }
         }

@@ -28,7 +28,7 @@ pub mod retention;
 pub mod segments;
 pub mod space;
 
-pub use config::{DiskFullPolicy, FlushMode, StoreConfig};
+pub use config::{DiskFullPolicy, FlushMode, RecoveryMode, StoreConfig};
 pub use error::StoreError;
 pub use message::{MessageToStore, StoredMessage};
 pub use message_store::{MessageStore, OpenReport, PutResult, PutStatus};

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::store::checkpoint::Checkpoint;
+use crate::store::commitlog::recover::{Flushed, Plan};
 use crate::store::commitlog::{CommitLog, CommitLogOptions};
 use crate::store::config::StoreConfig;
 use crate::store::consume_queue::registry::ConsumeQueues;
@@ -15,7 +16,7 @@ use crate::store::dispatch::{Targets, dispatch_available};
 use crate::store::env::StoreEnv;
 use crate::store::error::{IoContext, StoreError};
 use crate::store::index::IndexFiles;
-use crate::store::mapped_file::MapOptions;
+use crate::store::mapped_file::{MapOptions, TailScan};
 use crate::store::message_store::OpenReport;
 use crate::store::space::Headroom;
 
@@ -74,18 +75,30 @@ pub fn recover(
         transient_pool_buffers: config
             .transient_store_pool
             .then_some(config.transient_store_pool_buffers as usize),
+        on_damage: config.recovery_mode,
     };
     let headroom = Headroom {
         disk: Arc::clone(&env.disk),
         max_used_ratio: config.disk_hard_ratio,
     };
-    let (log, recovered) = CommitLog::open(
-        &dir.join(COMMITLOG_DIR),
-        options,
-        headroom,
+    let plan = Plan {
         scan_from,
-        crashed,
-    )?;
+        // After a crash, the kernel may have written later pages of a torn
+        // tail and not earlier ones; after a clean shutdown every write
+        // reached the file in order.
+        tail: if crashed {
+            TailScan::Whole
+        } else {
+            TailScan::UntilZeroPage
+        },
+        flushed: match checkpoint {
+            _ if !crashed => Flushed::Everything,
+            Some(c) => Flushed::Below(c.commitlog_flushed),
+            None => Flushed::BeforeLastSegment,
+        },
+        mode: config.recovery_mode,
+    };
+    let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, headroom, &plan)?;
     if let Some(t) = &recovered.truncation {
         tracing::warn!(offset = t.offset, reason = %t.reason, "CommitLog truncated after the last valid record");
     }
@@ -152,6 +165,7 @@ pub fn recover(
         report: OpenReport {
             crashed,
             truncation: recovered.truncation,
+            skipped: recovered.skipped,
             replayed_from,
             commitlog_end: recovered.end_offset,
         },

@@ -27,7 +27,8 @@ impl Segments {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.ends_with(".tmp") {
+            // Temporary files, and damaged bytes recovery copied aside.
+            if name.ends_with(".tmp") || name.contains(".damaged-") {
                 continue;
             }
             let base = name

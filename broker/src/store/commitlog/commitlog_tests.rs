@@ -4,7 +4,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
+use crate::store::commitlog::recover::Flushed;
+use crate::store::config::RecoveryMode;
 use crate::store::env::FixedDiskUsage;
+use crate::store::mapped_file::TailScan;
 use crate::store::message::Properties;
 
 const SEGMENT: u64 = 4096;
@@ -16,6 +19,7 @@ fn options() -> CommitLogOptions {
         map: MapOptions::default(),
         store_host: "10.0.0.1:10911".parse().unwrap(),
         transient_pool_buffers: None,
+        on_damage: RecoveryMode::Fail,
     }
 }
 
@@ -33,7 +37,17 @@ fn message(topic: &str, queue_id: u32, body_len: usize, seed: u8) -> MessageToSt
 }
 
 fn open(dir: &Path) -> (CommitLog, Recovered) {
-    CommitLog::open(dir, options(), headroom(), 0, true).unwrap()
+    CommitLog::open(dir, options(), headroom(), &plan(RecoveryMode::Fail)).unwrap()
+}
+
+/// A recovery after a crash without a checkpoint: every record is checked.
+fn plan(mode: RecoveryMode) -> Plan {
+    Plan {
+        scan_from: 0,
+        tail: TailScan::Whole,
+        flushed: Flushed::BeforeLastSegment,
+        mode,
+    }
 }
 
 /// A disk that always has room.
@@ -56,7 +70,7 @@ fn walk(log: &CommitLog) -> Vec<StoredMessage> {
                 offset += bytes.len() as u64;
                 found.push(msg);
             }
-            Next::SegmentEnd(next) => offset = next,
+            Next::SegmentEnd(next) | Next::Skipped(next) => offset = next,
             Next::Nothing => return found,
         }
     }
@@ -151,8 +165,7 @@ fn concurrent_appenders_never_interleave_and_queue_offsets_stay_dense() {
                 ..options()
             },
             headroom(),
-            0,
-            true,
+            &plan(RecoveryMode::Fail),
         )
         .unwrap()
         .0,
@@ -312,36 +325,167 @@ fn a_corrupted_byte_cuts_the_log_at_that_record() {
     assert_eq!(survivors, [0, 1, 2]);
 }
 
-#[test]
-fn segments_after_a_corrupt_one_are_removed_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let appended = {
-        let (log, _) = open(dir.path());
-        let appended: Vec<_> = (0..20)
-            .map(|i| log.append(&[message("span", 0, 1000, i)], 0).unwrap()[0])
-            .collect();
-        log.flush().unwrap();
-        appended
-    };
+/// 20 records of about 1 KiB over four segments, flushed; returns them.
+fn four_segments(dir: &Path) -> Vec<Appended> {
+    let (log, _) = open(dir);
+    let appended: Vec<_> = (0..20)
+        .map(|i| log.append(&[message("span", 0, 1000, i)], 0).unwrap()[0])
+        .collect();
+    log.flush().unwrap();
     assert!(appended.last().unwrap().physical_offset >= 3 * SEGMENT);
-    // Corrupt the first record of the second segment.
-    let victim = appended
-        .iter()
-        .find(|a| a.physical_offset == SEGMENT)
-        .copied()
-        .unwrap();
-    let file = dir
-        .path()
-        .join(crate::store::mapped_file::segment_name(SEGMENT));
+    appended
+}
+
+/// Flips a byte inside the record (past its header) at `offset`.
+fn damage(dir: &Path, offset: u64) {
+    let file = segment_path(dir, offset);
     let mut bytes = std::fs::read(&file).unwrap();
-    bytes[4] = 0x99;
+    bytes[(offset % SEGMENT) as usize + 120] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+}
+
+fn open_with(dir: &Path, plan: &Plan) -> Result<(CommitLog, Recovered), StoreError> {
+    CommitLog::open(dir, options(), headroom(), plan)
+}
+
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn corruption_followed_by_valid_records_fails_recovery_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = four_segments(dir.path());
+    let victim = appended[6];
+    assert!(
+        victim.physical_offset / SEGMENT < 3,
+        "not in the last segment"
+    );
+    damage(dir.path(), victim.physical_offset);
+    let before: Vec<Vec<u8>> = segment_files(dir.path())
+        .iter()
+        .map(|name| std::fs::read(dir.path().join(name)).unwrap())
+        .collect();
+
+    let err = open_with(dir.path(), &plan(RecoveryMode::Fail)).unwrap_err();
+    let text = err.to_string();
+    let file = segment_path(dir.path(), victim.physical_offset);
+    assert!(
+        matches!(&err, StoreError::Corrupted { offset, .. } if *offset == victim.physical_offset),
+        "{text}"
+    );
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(text.contains("CRC mismatch"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "valid records follow at offset {}",
+            appended[7].physical_offset
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("recovery_mode = \"skip_corrupted\""),
+        "{text}"
+    );
+    let after: Vec<Vec<u8>> = segment_files(dir.path())
+        .iter()
+        .map(|name| std::fs::read(dir.path().join(name)).unwrap())
+        .collect();
+    assert!(before == after, "nothing was changed or deleted");
+}
+
+#[test]
+fn skip_corrupted_keeps_every_record_after_the_damage_and_saves_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = four_segments(dir.path());
+    let victim = appended[6];
+    damage(dir.path(), victim.physical_offset);
+
+    let (log, recovered) = open_with(dir.path(), &plan(RecoveryMode::SkipCorrupted)).unwrap();
+    assert_eq!(recovered.truncation, None);
+    assert_eq!(recovered.end_offset, appended[19].end_offset());
+    let [skipped] = &recovered.skipped[..] else {
+        panic!("one range skipped: {:?}", recovered.skipped)
+    };
+    assert_eq!(
+        (skipped.from, skipped.to),
+        (victim.physical_offset, victim.end_offset())
+    );
+    assert!(
+        skipped.reason.contains("CRC mismatch"),
+        "{}",
+        skipped.reason
+    );
+    let saved = std::fs::read(&skipped.saved_to).unwrap();
+    assert_eq!(saved.len(), victim.size as usize);
+    let survivors: Vec<u64> = walk(&log).iter().map(|m| m.queue_offset).collect();
+    let expected: Vec<u64> = (0..20).filter(|&q| q != 6).collect();
+    assert_eq!(survivors, expected, "every record but the damaged one");
+    drop(log);
+
+    // The marker is part of the log now: a strict reopen finds nothing wrong.
+    let (log, recovered) = open_with(dir.path(), &plan(RecoveryMode::Fail)).unwrap();
+    assert!(recovered.skipped.is_empty() && recovered.truncation.is_none());
+    assert_eq!(walk(&log).len(), 19);
+}
+
+#[test]
+fn a_damaged_segment_end_is_skipped_up_to_the_next_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = four_segments(dir.path());
+    // The last record of segment 0: the data resumes in segment 1.
+    let victim = *appended
+        .iter()
+        .rfind(|a| a.physical_offset < SEGMENT)
+        .unwrap();
+    let file = segment_path(dir.path(), 0);
+    let mut bytes = std::fs::read(&file).unwrap();
+    // Its header and the end marker after it.
+    bytes[victim.physical_offset as usize..].fill(0x77);
     std::fs::write(&file, &bytes).unwrap();
 
-    let (log, recovered) = open(dir.path());
+    let (log, recovered) = open_with(dir.path(), &plan(RecoveryMode::SkipCorrupted)).unwrap();
+    assert_eq!(
+        (recovered.skipped[0].from, recovered.skipped[0].to),
+        (victim.physical_offset, SEGMENT)
+    );
+    assert_eq!(walk(&log).len(), 19);
+}
+
+#[test]
+fn after_a_clean_shutdown_damage_in_the_last_segment_is_corruption_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = four_segments(dir.path());
+    damage(dir.path(), appended[17].physical_offset);
+    let clean = Plan {
+        tail: TailScan::UntilZeroPage,
+        flushed: Flushed::Everything,
+        ..plan(RecoveryMode::Fail)
+    };
+    let err = open_with(dir.path(), &clean).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupted { .. }), "{err}");
+}
+
+#[test]
+fn after_a_crash_damage_past_the_flushed_mark_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = four_segments(dir.path());
+    let victim = appended[10];
+    damage(dir.path(), victim.physical_offset);
+    let crashed = Plan {
+        flushed: Flushed::Below(victim.physical_offset),
+        ..plan(RecoveryMode::Fail)
+    };
+    let (log, recovered) = open_with(dir.path(), &crashed).unwrap();
     assert_eq!(recovered.end_offset, victim.physical_offset);
-    assert!(recovered.truncation.unwrap().reason.contains("magic"));
-    assert_eq!(log.segments().all().len(), 2, "later segments are deleted");
-    assert!(walk(&log).iter().all(|m| m.physical_offset < SEGMENT));
+    let reason = recovered.truncation.unwrap().reason;
+    assert!(reason.contains("were not flushed"), "{reason}");
+    assert_eq!(walk(&log).len(), 10);
 }
 
 #[test]

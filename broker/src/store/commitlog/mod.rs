@@ -20,10 +20,11 @@ use bytes::Bytes;
 
 use crate::store::commitlog::allocator::Allocator;
 use crate::store::commitlog::record::{END_MARKER_LEN, Probe, RecordError, Stamp};
-use crate::store::commitlog::recover::{Recovered, recover};
+use crate::store::commitlog::recover::{Plan, Recovered, recover};
 use crate::store::commitlog::transient_pool::TransientPool;
+use crate::store::config::RecoveryMode;
 use crate::store::error::{IoContext, StoreError};
-use crate::store::mapped_file::{MapOptions, MappedFile, TailScan};
+use crate::store::mapped_file::{MapOptions, MappedFile};
 use crate::store::message::{MessageToStore, StoredMessage};
 use crate::store::segments::Segments;
 use crate::store::space::Headroom;
@@ -51,6 +52,8 @@ pub enum Next {
     Record(Bytes),
     /// The segment ends here; the data goes on at this offset.
     SegmentEnd(u64),
+    /// Damaged bytes that recovery skipped; the data goes on at this offset.
+    Skipped(u64),
     /// Nothing has been written here yet.
     Nothing,
 }
@@ -65,6 +68,8 @@ pub struct CommitLogOptions {
     /// Buffers of the transient store pool; `None` writes through the
     /// mappings.
     pub transient_pool_buffers: Option<usize>,
+    /// What readers following the log do about a damaged record.
+    pub on_damage: RecoveryMode,
 }
 
 /// Next queue offset of every (topic, queue id), owned by the writer.
@@ -88,29 +93,20 @@ pub struct CommitLog {
 }
 
 impl CommitLog {
-    /// Opens the CommitLog in `dir`, checking every record from the segment
-    /// holding `scan_from` on and truncating after the last valid one.
-    /// After a crash the whole tail of the last segment is checked for
-    /// stray bytes; after a clean shutdown only up to the first zero page.
+    /// Opens the CommitLog in `dir`, recovering it as `plan` says (see
+    /// [`recover`]).
     pub fn open(
         dir: &Path,
         options: CommitLogOptions,
         headroom: Headroom,
-        scan_from: u64,
-        crashed: bool,
+        plan: &Plan,
     ) -> Result<(Self, Recovered), StoreError> {
         let segment_size = usize::try_from(options.segment_size).map_err(|_| {
             StoreError::io("commitlog segment size", std::io::Error::other("too large"))
         })?;
         let mut files =
             Segments::load(dir, segment_size).context(|| format!("loading {}", dir.display()))?;
-        let tail = if crashed {
-            TailScan::Whole
-        } else {
-            TailScan::UntilZeroPage
-        };
-        let recovered = recover(&mut files, scan_from, tail)
-            .context(|| format!("recovering {}", dir.display()))?;
+        let recovered = recover(&mut files, plan)?;
         let allocator = Allocator::start(dir.to_owned(), segment_size, options.map, headroom)
             .context(|| "starting the segment allocator".to_owned())?;
         let pool = options
@@ -291,9 +287,58 @@ impl CommitLog {
             Probe::EndOfSegment => Ok(Next::SegmentEnd(
                 segment.base_offset() + segment.size() as u64,
             )),
+            Probe::Skipped { size } => Ok(Next::Skipped(offset + size as u64)),
             // Never published: the writer moves the end only after writing.
             Probe::Blank => Ok(Next::Nothing),
         }
+    }
+
+    /// What follows `offset`, for readers that follow the log from record to
+    /// record. Damage there (corruption at rest, which recovery checks only
+    /// from the checkpoint on) is an error naming the file and offset, or
+    /// with `recovery_mode = skip_corrupted` a jump to the next valid record.
+    pub fn follow(&self, offset: u64) -> Result<Next, StoreError> {
+        let err = match self.next(offset) {
+            Ok(next) => return Ok(next),
+            Err(err) => err,
+        };
+        let file = self
+            .segments
+            .find(offset)
+            .map(|s| s.path().to_owned())
+            .unwrap_or_default();
+        let resume = self.resume_after_damage(offset);
+        match (self.options.on_damage, resume) {
+            (RecoveryMode::SkipCorrupted, Some(next)) => {
+                tracing::warn!(file = %file.display(), from = offset, to = next, error = %err, "damaged CommitLog bytes skipped (recovery_mode = skip_corrupted)");
+                Ok(Next::Skipped(next))
+            }
+            (_, resume) => Err(StoreError::Corrupted {
+                file,
+                offset,
+                reason: err.to_string(),
+                action: match resume {
+                    Some(next) => format!(
+                        "valid records follow at offset {next}; to step over the damage, set recovery_mode = \"skip_corrupted\" (--store-set recovery_mode=skip_corrupted)"
+                    ),
+                    None => "no valid record follows it".to_owned(),
+                },
+            }),
+        }
+    }
+
+    /// Where valid data resumes after damage at `offset`: the next record
+    /// in its segment that carries its own offset, or the next segment.
+    fn resume_after_damage(&self, offset: u64) -> Option<u64> {
+        let segment = self.segments.find(offset)?;
+        let base = segment.base_offset();
+        let readable = segment.read_from(0)?;
+        let at = usize::try_from(offset - base).ok()?;
+        if let Some(pos) = recover::find_record_start(&readable, base, at + 1) {
+            return Some(base + pos as u64);
+        }
+        let next = base + segment.size() as u64;
+        self.segments.find(next).map(|_| next)
     }
 
     /// Writes everything appended so far to disk; returns the new flushed offset.

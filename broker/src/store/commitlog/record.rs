@@ -30,7 +30,10 @@
 //! The end of a segment's data is marked by an 8-byte header whose total
 //! size covers the rest of the segment and whose magic is
 //! [`MAGIC_END_OF_SEGMENT`]; a total size of 0 means nothing was written
-//! there (segments are zero-filled).
+//! there (segments are zero-filled). Damaged bytes that recovery skipped
+//! (`recovery_mode = "skip_corrupted"`) start with the same 8-byte header,
+//! magic [`MAGIC_SKIPPED`], whose total size covers the damaged range: the
+//! data goes on right after it.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -43,6 +46,8 @@ use crate::store::message::{MessageToStore, Properties, StoredMessage};
 pub const MAGIC_MESSAGE_V1: u32 = 0x4D51_0001;
 /// Magic of the marker that closes a segment's data.
 pub const MAGIC_END_OF_SEGMENT: u32 = 0x4D51_FFFF;
+/// Magic of the marker recovery writes over damaged bytes it skipped.
+pub const MAGIC_SKIPPED: u32 = 0x4D51_FFFE;
 /// Bytes of the fixed part, before the topic length.
 pub const FIXED_LEN: usize = 92;
 /// Bytes of an end-of-segment marker: total size and magic.
@@ -175,6 +180,14 @@ pub fn encode_end_of_segment(out: &mut [u8]) {
     out[4..8].copy_from_slice(&MAGIC_END_OF_SEGMENT.to_le_bytes());
 }
 
+/// Writes a skipped-range marker covering all of `out` (at least
+/// [`END_MARKER_LEN`] bytes), the damaged bytes recovery skips.
+pub fn encode_skipped(out: &mut [u8]) {
+    let len = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    out[0..4].copy_from_slice(&len.to_le_bytes());
+    out[4..8].copy_from_slice(&MAGIC_SKIPPED.to_le_bytes());
+}
+
 /// What lies at a position of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -182,6 +195,8 @@ pub enum Probe {
     Message { size: usize },
     /// The end-of-segment marker: the rest of the segment is unused.
     EndOfSegment,
+    /// Damaged bytes recovery skipped, this many: the data goes on after.
+    Skipped { size: usize },
     /// Zeros: nothing was ever written here.
     Blank,
 }
@@ -205,6 +220,12 @@ pub fn probe(buf: &[u8]) -> Result<Probe, RecordError> {
         0 if size == 0 => Ok(Probe::Blank),
         MAGIC_END_OF_SEGMENT if size as usize == buf.len() => Ok(Probe::EndOfSegment),
         MAGIC_END_OF_SEGMENT => Err(RecordError::BadSize(size)),
+        MAGIC_SKIPPED if (END_MARKER_LEN..=buf.len()).contains(&(size as usize)) => {
+            Ok(Probe::Skipped {
+                size: size as usize,
+            })
+        }
+        MAGIC_SKIPPED => Err(RecordError::BadSize(size)),
         MAGIC_MESSAGE_V1 => {
             let size = size as usize;
             if size < MIN_RECORD_LEN {
@@ -232,7 +253,7 @@ pub fn probe(buf: &[u8]) -> Result<Probe, RecordError> {
 pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
     let size = match probe(record)? {
         Probe::Message { size } => size,
-        Probe::EndOfSegment | Probe::Blank => {
+        Probe::EndOfSegment | Probe::Skipped { .. } | Probe::Blank => {
             return Err(RecordError::Malformed("no message at this position"));
         }
     };

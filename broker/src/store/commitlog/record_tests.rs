@@ -73,6 +73,23 @@ fn end_of_segment_marker_matches_the_document() {
 }
 
 #[test]
+fn skipped_marker_matches_the_document_and_says_where_data_goes_on() {
+    let mut marker = vec![0xAA; 200];
+    encode_skipped(&mut marker);
+    assert_eq!(
+        &marker[..8],
+        &documented_hex("```text skipped-example\n")[..]
+    );
+    let mut rest = marker.clone();
+    rest.extend_from_slice(&[0; 100]);
+    assert_eq!(probe(&rest), Ok(Probe::Skipped { size: 200 }));
+    assert!(
+        probe(&marker[..100]).is_err(),
+        "a marker longer than the segment"
+    );
+}
+
+#[test]
 fn example_decodes_back_with_every_field() {
     let (msg, stamp) = example();
     let bytes = encoded(&msg, &stamp);
