@@ -51,7 +51,10 @@ impl From<BrokerError> for Status {
             BrokerError::Store(store) => match store {
                 StoreError::MessageTooLarge { .. }
                 | StoreError::BatchTooLarge { .. }
-                | StoreError::EmptyBatch => Status::invalid_argument(message),
+                | StoreError::EmptyBatch
+                | StoreError::Record(crate::store::commitlog::record::RecordError::TooLong {
+                    ..
+                }) => Status::invalid_argument(message),
                 // Another broker may well take it: retryable.
                 StoreError::DiskFull { .. } | StoreError::NoSpace { .. } | StoreError::Closed => {
                     Status::unavailable(message)

@@ -193,6 +193,7 @@ pub async fn run(
             store_host,
         },
         consumers: ConsumerPath {
+            store: Arc::clone(&store),
             topics: Arc::clone(&topics),
             offsets: Arc::clone(&offsets),
             groups,

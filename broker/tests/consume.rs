@@ -264,6 +264,10 @@ async fn committed_offsets_survive_a_restart() {
     let mut broker = start(dir.path(), "127.0.0.1:0");
     let mut rpc = client(&broker).await;
     create(&broker, "o", 2).await;
+    for i in 0..17 {
+        send(&mut rpc, "o", 1, &format!("m{i}"), "").await;
+    }
+    wait_indexed(&mut rpc, "o", 1, 17).await;
     rpc.commit_offset(pb::CommitOffsetRequest {
         group: "g".into(),
         topic: "o".into(),
@@ -486,6 +490,73 @@ async fn bad_consumer_requests_get_clear_errors() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+
+    // Offsets and locks only for queues that exist, offsets only up to the
+    // queue's end: a phantom commit is refused and nothing is saved.
+    send(&mut rpc, "b", 0, "one", "").await;
+    wait_indexed(&mut rpc, "b", 0, 1).await;
+    let commit = |queue_id, offset| pb::CommitOffsetRequest {
+        group: "g".into(),
+        topic: "b".into(),
+        queue_id,
+        offset,
+        offset_reset_version: 0,
+    };
+    for (request, needle) in [
+        (commit(u32::MAX, 1), "queue_id: 4294967295 is out of range"),
+        (commit(1, 0), "queue_id: 1 is out of range"),
+        (
+            commit(0, u64::MAX),
+            "is past the end of queue b:0 (its max offset is 1)",
+        ),
+        (commit(0, 2), "offset: 2 is past the end"),
+    ] {
+        let err = rpc.commit_offset(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(err.message().contains(needle), "{:?}", err.message());
+    }
+    let saved = rpc
+        .query_offset(pb::QueryOffsetRequest {
+            group: "g".into(),
+            topic: "b".into(),
+            queue_id: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(saved.offset, None, "nothing was committed");
+    rpc.commit_offset(commit(0, 1)).await.unwrap();
+
+    let lock = |queues: Vec<pb::QueueRef>| pb::LockQueuesRequest {
+        group: "g".into(),
+        client_id: "c".into(),
+        queues,
+    };
+    let queue = |queue_id| pb::QueueRef {
+        topic: "b".into(),
+        queue_id,
+        broker_name: String::new(),
+    };
+    let err = rpc
+        .lock_queues(lock(vec![queue(0), queue(7)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("queues[1].queue_id: 7 is out of range"),
+        "{}",
+        err.message()
+    );
+    let many = (0..100_000).map(|_| queue(0)).collect();
+    let err = rpc.lock_queues(lock(many)).await.unwrap_err();
+    assert!(err.message().contains("at most 1024"), "{}", err.message());
+    let locked = rpc
+        .lock_queues(lock(vec![queue(0)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(locked.locked.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

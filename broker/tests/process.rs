@@ -174,7 +174,12 @@ async fn standalone_serves_sends_grpcurl_and_keeps_topics_across_a_clean_restart
         .args(["-plaintext", &broker.addr.to_string(), "list"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&output.stdout).contains("mq.broker.v1.Broker"));
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(listed.contains("mq.broker.v1.Broker"), "{listed}");
+    assert!(
+        !listed.contains("mq.nameserver.v1.NameServer"),
+        "reflection lists only what this server serves: {listed}"
+    );
 
     // `rpc` is still connected and this thread blocks in `terminate`, so
     // the client cannot close its side: shutdown must not wait for it

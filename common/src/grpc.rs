@@ -22,21 +22,32 @@ pub enum GrpcError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The gRPC reflection services (v1, and v1alpha for grpcurl before 1.9)
-/// over every service of the queue and the health service.
-pub fn reflection_services() -> Result<
+/// The gRPC reflection services (v1, and v1alpha for grpcurl before 1.9),
+/// advertising what this server serves and nothing else: `service_name`,
+/// health and reflection (the descriptors of the queue's other services are
+/// there for resolving types, but a client listing services must not be
+/// offered calls that would answer `Unimplemented`).
+pub fn reflection_services(
+    service_name: &str,
+) -> Result<
     (
         v1::ServerReflectionServer<impl v1::ServerReflection>,
         v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
     ),
     tonic_reflection::server::Error,
 > {
-    let builder = || {
+    let builder = |reflection: &str| {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(service_name)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name(reflection)
     };
-    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+    Ok((
+        builder("grpc.reflection.v1.ServerReflection").build_v1()?,
+        builder("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?,
+    ))
 }
 
 /// Serves `routes` on `listener` with health (`service_name` and the empty
@@ -53,7 +64,7 @@ pub async fn serve(
     health
         .set_service_status(service_name, ServingStatus::Serving)
         .await;
-    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
+    let (reflection_v1, reflection_v1alpha) = reflection_services(service_name)?;
     let routes = routes
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -10,6 +10,7 @@
 pub mod http2;
 pub mod offset_id;
 pub mod perm;
+pub mod system_topics;
 pub mod validate;
 
 #[cfg(feature = "server")]
@@ -23,9 +24,5 @@ pub mod telemetry;
 
 pub use perm::Perm;
 
-/// The topic that brokers with `auto_create_topic` on advertise to the
-/// nameservers (RocketMQ's `TBW102`): a producer that finds no route for a
-/// new topic borrows this one's, and the broker creates the topic on the
-/// first send. Nobody sends to it directly.
-pub const AUTO_CREATE_TOPIC: &str = "TBW102";
+pub use system_topics::AUTO_CREATE_TOPIC;
 pub use validate::FieldError;

@@ -9,6 +9,11 @@ pub const MAX_NAME_LEN: usize = 127;
 /// The largest read or write queue count of one topic on one broker.
 pub const MAX_QUEUE_COUNT: u32 = 1024;
 
+/// Most messages one SendBatch may carry: its reply (a result per message)
+/// then stays far below the 4 MiB a gRPC client accepts by default, so a
+/// stored batch is never answered with an error that makes it be resent.
+pub const MAX_BATCH_MESSAGES: usize = 4096;
+
 /// One field of a request broke a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{field}: {reason}")]

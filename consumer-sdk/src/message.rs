@@ -9,15 +9,11 @@ use crate::queue::MessageQueue;
 
 /// Message flag bit: the producer compressed the body (LZ4).
 const FLAG_COMPRESSED: u32 = 1;
-/// Retry topics are `%RETRY%{group}`.
-pub(crate) const RETRY_PREFIX: &str = "%RETRY%";
+pub(crate) use mq_common::system_topics::RETRY_PREFIX;
 /// Property naming the topic a retried message was first consumed from.
 const RETRY_TOPIC: &str = "RETRY_TOPIC";
 
-/// The retry topic of `group`.
-pub fn retry_topic(group: &str) -> String {
-    format!("{RETRY_PREFIX}{group}")
-}
+pub use mq_common::system_topics::retry_topic;
 
 /// A consumed message, body decompressed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,6 +38,10 @@ fn grpcurl_lists_services_and_reads_a_route_by_reflection() {
             "{expected} missing from {services:?}"
         );
     }
+    assert!(
+        !services.contains(&"mq.broker.v1.Broker"),
+        "only what the nameserver serves: {services:?}"
+    );
 
     let (ok, health, err) = grpcurl(&[
         "-plaintext",

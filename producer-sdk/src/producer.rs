@@ -230,6 +230,14 @@ impl Producer {
         let Some(topic) = messages.first().map(|m| m.topic.clone()) else {
             return Err(FieldError::new("messages", "must not be empty").into());
         };
+        let max = mq_common::validate::MAX_BATCH_MESSAGES;
+        if messages.len() > max {
+            return Err(FieldError::new(
+                "messages",
+                format!("{} messages in one batch; at most {max}", messages.len()),
+            )
+            .into());
+        }
         if let Some(i) = messages.iter().position(|m| m.topic != topic) {
             return Err(FieldError::new(
                 format!("messages[{i}].topic"),
@@ -312,6 +320,7 @@ impl Inner {
     /// The rules a broker would enforce, checked before anything is sent.
     fn check(&self, msg: &Message) -> Result<(), ProducerError> {
         validate::topic("topic", &msg.topic)?;
+        mq_common::system_topics::check_not_reserved("topic", &msg.topic)?;
         if msg.body.is_empty() {
             return Err(FieldError::new("body", "must not be empty").into());
         }

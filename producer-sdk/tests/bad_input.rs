@@ -50,6 +50,8 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
         (Message::new("known", Bytes::new()), "body"),
         (Message::new("known", "x").with_key("two words"), "keys[0]"),
         (Message::new("known", "x").with_tags("a || b"), "tags"),
+        (Message::new("SCHEDULE_TOPIC_XXXX", "x"), "topic"),
+        (Message::new("%RETRY%g", "x"), "topic"),
     ];
     for (msg, field) in cases {
         match producer.send(msg).await.unwrap_err() {
@@ -76,6 +78,12 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
     reserved.properties.insert("TAGS".into(), "sneaky".into());
     let mut bad_host = wire("known", b"x");
     bad_host.born_host = "not-an-address".into();
+    let mut fat_properties = wire("known", b"x");
+    for i in 0..200 {
+        fat_properties
+            .properties
+            .insert(format!("p{i}"), "v".repeat(400));
+    }
     let cases: Vec<(pb::SendMessageRequest, Code, &str)> = vec![
         (send(None, 0), Code::InvalidArgument, "message: is required"),
         (
@@ -109,11 +117,66 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
             "message.born_host",
         ),
         (
+            send(Some(fat_properties), 0),
+            Code::InvalidArgument,
+            "message.properties: take",
+        ),
+        (
             send(Some(wire("unknown_topic", b"x")), 0),
             Code::NotFound,
             "unknown_topic",
         ),
     ];
+    // Only the broker writes its own topics (scheduled entries, retries,
+    // dead letters) and creates them.
+    for topic in ["SCHEDULE_TOPIC_XXXX", "%RETRY%g", "%DLQ%g", "TBW102"] {
+        let status = rpc
+            .send_message(send(Some(wire(topic, b"x")), 0))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{topic}: {status:?}");
+        assert!(
+            status.message().contains("reserved for the broker"),
+            "{status:?}"
+        );
+        let status = rpc
+            .create_topic(pb::CreateTopicRequest {
+                config: Some(pb::TopicConfig {
+                    topic: topic.into(),
+                    read_queue_count: 1,
+                    write_queue_count: 1,
+                    perm: 6,
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            status.message().contains("config.topic") && status.message().contains("reserved"),
+            "{topic}: {status:?}"
+        );
+    }
+    // A batch whose reply would not fit a client's 4 MiB: refused whole.
+    let status = rpc
+        .send_batch(pb::SendBatchRequest {
+            topic: "known".into(),
+            queue_id: 0,
+            messages: vec![wire("known", b"x"); 4097],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("4097 messages in one batch; at most 4096"),
+        "{}",
+        status.message()
+    );
+    let err = producer
+        .send_batch(vec![Message::new("known", "x"); 4097])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProducerError::InvalidMessage(_)), "{err}");
     for (request, code, needle) in cases {
         let status = rpc.send_message(request).await.unwrap_err();
         assert_eq!(status.code(), code, "{}", status.message());

@@ -18,7 +18,7 @@ use crate::store::MessageToStore;
 pub use delays::DelayTable;
 
 /// The internal topic holding scheduled messages until they are due.
-pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+pub use mq_common::system_topics::SCHEDULE_TOPIC;
 
 /// Properties of scheduled and retried messages, as RocketMQ names them
 /// where it has a name.

@@ -8,13 +8,17 @@ use mq_proto::broker::v1 as pb;
 use crate::consumer_groups::{ConsumerGroups, Member};
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
+use crate::store::MessageStore;
 use crate::topics::TopicTable;
 
 /// Longest client id accepted.
 const MAX_CLIENT_ID: usize = 255;
+/// Most queues one lock or unlock request may name.
+const MAX_QUEUES_PER_REQUEST: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerPath {
+    pub store: Arc<MessageStore>,
     pub topics: Arc<TopicTable>,
     pub offsets: Arc<ConsumerOffsets>,
     pub groups: Arc<ConsumerGroups>,
@@ -30,28 +34,66 @@ fn client_id(id: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-fn queues(refs: Vec<pb::QueueRef>) -> Result<Vec<(String, u32)>, FieldError> {
-    refs.into_iter()
-        .enumerate()
-        .map(|(i, q)| {
-            validate::topic(&format!("queues[{i}].topic"), &q.topic)?;
-            Ok((q.topic, q.queue_id))
-        })
-        .collect()
-}
-
 impl ConsumerPath {
-    fn known_topic(&self, topic: &str) -> Result<(), BrokerError> {
-        validate::topic("topic", topic)?;
-        self.topics
+    /// Checks that `topic` exists here and has a read queue `queue_id`;
+    /// `field` prefixes the names in the errors.
+    fn known_queue(&self, field: &str, topic: &str, queue_id: u32) -> Result<(), BrokerError> {
+        validate::topic(&format!("{field}topic"), topic)?;
+        let config = self
+            .topics
             .get(topic)
-            .map(|_| ())
-            .ok_or_else(|| BrokerError::UnknownTopic(topic.to_owned()))
+            .ok_or_else(|| BrokerError::UnknownTopic(topic.to_owned()))?;
+        if queue_id >= config.read_queue_count {
+            return Err(FieldError::new(
+                format!("{field}queue_id"),
+                format!(
+                    "{queue_id} is out of range: topic {topic:?} has {} read queues",
+                    config.read_queue_count
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The queues of a lock or unlock request, each checked.
+    fn queues(&self, refs: Vec<pb::QueueRef>) -> Result<Vec<(String, u32)>, BrokerError> {
+        if refs.len() > MAX_QUEUES_PER_REQUEST {
+            return Err(FieldError::new(
+                "queues",
+                format!(
+                    "{} queues in one request; at most {MAX_QUEUES_PER_REQUEST}",
+                    refs.len()
+                ),
+            )
+            .into());
+        }
+        refs.into_iter()
+            .enumerate()
+            .map(|(i, q)| {
+                self.known_queue(&format!("queues[{i}]."), &q.topic, q.queue_id)?;
+                Ok((q.topic, q.queue_id))
+            })
+            .collect()
     }
 
     pub fn commit(&self, request: pb::CommitOffsetRequest) -> Result<(), BrokerError> {
         validate::topic("group", &request.group)?;
-        self.known_topic(&request.topic)?;
+        self.known_queue("", &request.topic, request.queue_id)?;
+        let max = self
+            .store
+            .queue_offsets(&request.topic, request.queue_id)
+            .map_or(0, |(_, max)| max);
+        if request.offset > max {
+            return Err(FieldError::new(
+                "offset",
+                format!(
+                    "{} is past the end of queue {}:{} (its max offset is {max})",
+                    request.offset, request.topic, request.queue_id
+                ),
+            )
+            .into());
+        }
         if request.offset_reset_version < self.offsets.reset_version(&request.group) {
             // The member has not seen the operator's reset yet.
             return Ok(());
@@ -70,7 +112,7 @@ impl ConsumerPath {
         request: pb::QueryOffsetRequest,
     ) -> Result<pb::QueryOffsetResponse, BrokerError> {
         validate::topic("group", &request.group)?;
-        self.known_topic(&request.topic)?;
+        self.known_queue("", &request.topic, request.queue_id)?;
         Ok(pb::QueryOffsetResponse {
             offset: self
                 .offsets
@@ -199,7 +241,7 @@ impl ConsumerPath {
     ) -> Result<pb::LockQueuesResponse, BrokerError> {
         validate::topic("group", &request.group)?;
         client_id(&request.client_id)?;
-        let wanted = queues(request.queues)?;
+        let wanted = self.queues(request.queues)?;
         let locked = self
             .groups
             .lock_queues(&request.group, &request.client_id, &wanted, now_ms);
@@ -218,7 +260,7 @@ impl ConsumerPath {
     pub fn unlock(&self, request: pb::UnlockQueuesRequest) -> Result<(), BrokerError> {
         validate::topic("group", &request.group)?;
         client_id(&request.client_id)?;
-        let held = queues(request.queues)?;
+        let held = self.queues(request.queues)?;
         self.groups
             .unlock_queues(&request.group, &request.client_id, &held);
         Ok(())

@@ -16,15 +16,7 @@ use crate::topics::{TopicConfig, TopicTable};
 /// Most dead letters one `ResendDeadLetters` call reads.
 const MAX_RESEND_SCAN: usize = 100_000;
 
-/// The retry topic of a consumer group.
-pub fn retry_topic(group: &str) -> String {
-    format!("%RETRY%{group}")
-}
-
-/// The dead-letter topic of a consumer group.
-pub fn dead_letter_topic(group: &str) -> String {
-    format!("%DLQ%{group}")
-}
+pub use mq_common::system_topics::{dlq_topic as dead_letter_topic, retry_topic};
 
 #[derive(Debug, Clone)]
 pub struct RetryPath {

@@ -59,6 +59,17 @@ impl SendPath {
         if request.messages.is_empty() {
             return Err(FieldError::new("messages", "must not be empty").into());
         }
+        if request.messages.len() > mq_common::validate::MAX_BATCH_MESSAGES {
+            return Err(FieldError::new(
+                "messages",
+                format!(
+                    "{} messages in one batch; at most {}",
+                    request.messages.len(),
+                    mq_common::validate::MAX_BATCH_MESSAGES
+                ),
+            )
+            .into());
+        }
         let mut messages = Vec::with_capacity(request.messages.len());
         for (i, mut msg) in request.messages.into_iter().enumerate() {
             if msg.topic.is_empty() {
@@ -87,13 +98,7 @@ impl SendPath {
         peer: Option<SocketAddr>,
     ) -> Result<Vec<pb::SendResult>, BrokerError> {
         mq_common::validate::topic("topic", topic)?;
-        if topic == mq_common::AUTO_CREATE_TOPIC {
-            return Err(FieldError::new(
-                "topic",
-                format!("{topic} is reserved for auto-creating topics"),
-            )
-            .into());
-        }
+        mq_common::system_topics::check_not_reserved("topic", topic)?;
         let config = self.writable_topic(topic)?;
         if queue_id >= config.write_queue_count {
             return Err(FieldError::new(

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mq_common::system_topics::{SCHEDULE_TOPIC, check_not_reserved};
 use mq_proto::broker::v1 as pb;
 
 use crate::error::BrokerError;
@@ -10,13 +11,7 @@ use crate::topics::TopicTable;
 
 pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<(), BrokerError> {
     let config = wire::topic_config("config", request.config)?;
-    if config.topic == mq_common::AUTO_CREATE_TOPIC {
-        return Err(mq_common::FieldError::new(
-            "config.topic",
-            "is reserved for auto-creating topics",
-        )
-        .into());
-    }
+    check_not_reserved("config.topic", &config.topic)?;
     tracing::info!(topic = %config.topic, read = config.read_queue_count, write = config.write_queue_count, perm = config.perm, "topic created or updated");
     topics.upsert(config)?;
     Ok(())
@@ -24,6 +19,11 @@ pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<()
 
 pub fn delete(topics: &TopicTable, request: pb::DeleteTopicRequest) -> Result<(), BrokerError> {
     mq_common::validate::topic("topic", &request.topic)?;
+    // A group's retry and dead-letter topics may go with the group; the
+    // broker's own machinery may not.
+    if request.topic == mq_common::AUTO_CREATE_TOPIC || request.topic == SCHEDULE_TOPIC {
+        check_not_reserved("topic", &request.topic)?;
+    }
     if !topics.delete(&request.topic)? {
         return Err(BrokerError::UnknownTopic(request.topic));
     }

@@ -20,6 +20,11 @@ const RESERVED: [&str; 4] = [
 /// Property carrying the sharding key of ordered messages.
 pub const SHARDING_KEY: &str = "SHARDING_KEY";
 
+/// Most bytes a message's properties may take encoded (tags, keys and its
+/// unique id included): half of what a record holds, leaving room for the
+/// properties the broker adds when it schedules or retries the message.
+pub const MAX_PROPERTIES_LEN: usize = 32 << 10;
+
 /// Checks a message and makes it storable in `queue_id`. `field` names
 /// the message in errors (`message`, `messages[3]`); `peer` stands in for
 /// a missing born host.
@@ -101,6 +106,21 @@ pub fn message(
             )
         })?
     };
+    let encoded =
+        crate::store::commitlog::record::properties_len(&properties).unwrap_or(usize::MAX);
+    if encoded > MAX_PROPERTIES_LEN {
+        return Err(FieldError::new(
+            at("properties"),
+            format!(
+                "take {} bytes encoded (tags, keys and unique id included); at most {MAX_PROPERTIES_LEN}",
+                if encoded == usize::MAX {
+                    "over 65535".to_owned()
+                } else {
+                    encoded.to_string()
+                }
+            ),
+        ));
+    }
     Ok(MessageToStore {
         topic: msg.topic,
         queue_id,

@@ -109,7 +109,8 @@ pub fn encoded_len(msg: &MessageToStore) -> Result<usize, RecordError> {
     Ok(total)
 }
 
-fn properties_len(properties: &Properties) -> Result<usize, RecordError> {
+/// The encoded size of a property map, or why it cannot be encoded.
+pub fn properties_len(properties: &Properties) -> Result<usize, RecordError> {
     let max = usize::from(u16::MAX);
     let mut len = 0;
     for (key, value) in properties {
