@@ -124,6 +124,17 @@ impl ConsumerOffsets {
         version
     }
 
+    /// Drops every group's offsets of a deleted topic.
+    pub fn forget_topic(&self, topic: &str) {
+        let mut state = self.lock();
+        let mut changed = false;
+        for topics in state.offsets.values_mut() {
+            changed |= topics.remove(topic).is_some();
+        }
+        state.offsets.retain(|_, topics| !topics.is_empty());
+        state.dirty |= changed;
+    }
+
     /// How many times the group's offsets were reset here.
     pub fn reset_version(&self, group: &str) -> u64 {
         self.lock().reset_versions.get(group).copied().unwrap_or(0)

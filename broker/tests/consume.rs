@@ -583,3 +583,99 @@ async fn queue_offsets_count_every_acknowledged_message() {
         assert_eq!(offsets.max_offset, round * 10);
     }
 }
+
+async fn queue_end(rpc: &mut BrokerClient<Channel>, topic: &str) -> u64 {
+    rpc.get_queue_offsets(pb::GetQueueOffsetsRequest {
+        topic: topic.into(),
+        queue_id: 0,
+        timestamp_ms: None,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .max_offset
+}
+
+async fn keyed(rpc: &mut BrokerClient<Channel>, topic: &str, key: &str) -> usize {
+    rpc.query_message(pb::QueryMessageRequest {
+        topic: topic.into(),
+        key: key.into(),
+        ..pb::QueryMessageRequest::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .messages
+    .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_topic_made_again_starts_empty_even_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    create(&broker, "again", 1).await;
+    for i in 0..5 {
+        let message = pb::Message {
+            topic: "again".into(),
+            body: format!("old {i}").into(),
+            keys: vec!["old-key".into()],
+            ..pb::Message::default()
+        };
+        rpc.send_message(pb::SendMessageRequest {
+            message: Some(message),
+            queue_id: 0,
+        })
+        .await
+        .unwrap();
+    }
+    wait_indexed(&mut rpc, "again", 0, 5).await;
+    rpc.commit_offset(pb::CommitOffsetRequest {
+        group: "g".into(),
+        topic: "again".into(),
+        queue_id: 0,
+        offset: 5,
+        offset_reset_version: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(keyed(&mut rpc, "again", "old-key").await, 5);
+
+    rpc.delete_topic(pb::DeleteTopicRequest {
+        topic: "again".into(),
+    })
+    .await
+    .unwrap();
+    create(&broker, "again", 1).await;
+    assert_eq!(queue_end(&mut rpc, "again").await, 0, "no old queue");
+    assert_eq!(keyed(&mut rpc, "again", "old-key").await, 0, "no old keys");
+    let committed = rpc
+        .query_offset(pb::QueryOffsetRequest {
+            group: "g".into(),
+            topic: "again".into(),
+            queue_id: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(committed.offset, None, "no old offsets");
+    assert_eq!(send(&mut rpc, "again", 0, "new", "").await, 0);
+    wait_indexed(&mut rpc, "again", 0, 1).await;
+
+    // A crash, and no checkpoint: recovery replays the whole CommitLog,
+    // old records included.
+    drop(rpc);
+    broker.kill();
+    std::fs::remove_file(dir.path().join("checkpoint")).unwrap();
+    let broker = start(dir.path(), "127.0.0.1:0");
+    let mut rpc = client(&broker).await;
+    assert_eq!(queue_end(&mut rpc, "again").await, 1);
+    let pulled = rpc
+        .pull_message(pull_request("again", 0, 0, "*", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let bodies: Vec<_> = pulled.messages.iter().map(|m| m.body.clone()).collect();
+    assert_eq!(bodies, [bytes::Bytes::from("new")]);
+    assert_eq!(keyed(&mut rpc, "again", "old-key").await, 0);
+}

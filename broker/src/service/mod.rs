@@ -180,7 +180,13 @@ impl Broker for BrokerService {
     ) -> RpcResult<pb::DeleteTopicResponse> {
         let request = request.into_inner();
         let topic = request.topic.clone();
-        topics::delete(&self.topics, request)?;
+        topics::delete(
+            &self.topics,
+            &self.consumers.store,
+            &self.consumers.offsets,
+            request,
+        )
+        .await?;
         self.metrics.forget_topic(&topic);
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }

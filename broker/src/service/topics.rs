@@ -5,8 +5,10 @@ use std::sync::Arc;
 use mq_common::system_topics::{SCHEDULE_TOPIC, check_not_reserved};
 use mq_proto::broker::v1 as pb;
 
+use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::wire;
+use crate::store::MessageStore;
 use crate::topics::TopicTable;
 
 pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<(), BrokerError> {
@@ -17,16 +19,29 @@ pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<()
     Ok(())
 }
 
-pub fn delete(topics: &TopicTable, request: pb::DeleteTopicRequest) -> Result<(), BrokerError> {
+/// How long a deletion waits for the dispatcher to pass the topic's fence.
+const DELETE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Deletes a topic with its messages and every group's offsets of it: a
+/// topic created again under the name starts empty.
+pub async fn delete(
+    topics: &TopicTable,
+    store: &MessageStore,
+    offsets: &ConsumerOffsets,
+    request: pb::DeleteTopicRequest,
+) -> Result<(), BrokerError> {
     mq_common::validate::topic("topic", &request.topic)?;
     // A group's retry and dead-letter topics may go with the group; the
     // broker's own machinery may not.
     if request.topic == mq_common::AUTO_CREATE_TOPIC || request.topic == SCHEDULE_TOPIC {
         check_not_reserved("topic", &request.topic)?;
     }
-    if !topics.delete(&request.topic)? {
+    if topics.get(&request.topic).is_none() {
         return Err(BrokerError::UnknownTopic(request.topic));
     }
+    store.delete_topic(&request.topic, DELETE_PATIENCE).await?;
+    offsets.forget_topic(&request.topic);
+    topics.delete(&request.topic)?;
     tracing::info!(topic = %request.topic, "topic deleted");
     Ok(())
 }

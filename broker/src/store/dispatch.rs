@@ -12,6 +12,7 @@ use crate::store::commitlog::{CommitLog, Next, record};
 use crate::store::consume_queue::Entry;
 use crate::store::consume_queue::registry::ConsumeQueues;
 use crate::store::error::StoreError;
+use crate::store::fences::TopicFences;
 use crate::store::index::IndexFiles;
 use crate::store::message::tag_hash;
 
@@ -22,6 +23,8 @@ pub struct Targets {
     pub index: Arc<IndexFiles>,
     /// Rung for every indexed message, to wake long polls.
     pub arrivals: Arc<Arrivals>,
+    /// Records of deleted topics, never indexed again.
+    pub fences: Arc<TopicFences>,
 }
 
 /// Indexes every record from `from` up to the current end of the log;
@@ -35,12 +38,17 @@ pub fn dispatch_available(
         queues,
         index,
         arrivals,
+        fences,
     } = targets;
     let mut offset = from.max(log.min_offset());
     loop {
         match log.follow(offset)? {
             Next::Record(bytes) => {
                 let msg = record::decode(&bytes)?;
+                if fences.is_dead(&msg.topic, offset) {
+                    offset += u64::from(msg.record_size);
+                    continue;
+                }
                 let queue = queues.get_or_create(&msg.topic, msg.queue_id)?;
                 queue.put(
                     msg.queue_offset,

@@ -96,6 +96,7 @@ pub(crate) fn run_retention(core: &Core) -> Result<RetentionReport, StoreError> 
         &core.log,
         &core.targets.queues,
         &core.targets.index,
+        &core.targets.fences,
         &core.env,
         &policy,
     )?;

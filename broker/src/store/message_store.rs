@@ -245,13 +245,52 @@ impl MessageStore {
         self.core.log.min_offset()
     }
 
+    /// Deletes `topic`'s stored messages as far as anyone can see: its
+    /// queues and their files go, and its records left in the CommitLog
+    /// (until retention) are fenced, never indexed or found again. A topic
+    /// created again under the name starts empty, at queue offset 0.
+    /// Waits (at most `patience`) for the dispatcher to pass the fence, so
+    /// that it cannot bring a queue back.
+    pub async fn delete_topic(
+        &self,
+        topic: &str,
+        patience: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let fence = self.core.log.forget_topic(topic);
+        self.core.targets.fences.add(topic, fence)?;
+        let deadline = std::time::Instant::now() + patience;
+        while self.dispatched_offset() < fence {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::io(
+                    format!("deleting topic {topic}"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the dispatcher is behind; its records are fenced, try again",
+                    ),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let queues = self.core.targets.queues.remove_topic(topic)?;
+        tracing::info!(topic, fence, queues, "topic's messages deleted");
+        Ok(())
+    }
+
     /// The message whose record starts at `physical_offset`, if one does.
     pub fn message_at(&self, physical_offset: u64) -> Result<Option<StoredMessage>, StoreError> {
         if physical_offset < self.core.log.min_offset() {
             return Ok(None);
         }
         match self.core.log.next(physical_offset) {
-            Ok(Next::Record(bytes)) => Ok(Some(record::decode(&bytes)?)),
+            Ok(Next::Record(bytes)) => {
+                let msg = record::decode(&bytes)?;
+                let dead = self
+                    .core
+                    .targets
+                    .fences
+                    .is_dead(&msg.topic, physical_offset);
+                Ok((!dead).then_some(msg))
+            }
             Ok(_) => Ok(None),
             // Not a record boundary: no message starts there.
             Err(_) => Ok(None),
@@ -339,7 +378,8 @@ impl MessageStore {
         self.read_hits(hits).find(|msg| msg.unique_id() == Some(id))
     }
 
-    /// The messages index hits point at, skipping those no longer stored.
+    /// The messages index hits point at, skipping those no longer stored
+    /// and those of deleted topics.
     fn read_hits(&self, hits: Vec<Hit>) -> impl Iterator<Item = StoredMessage> + '_ {
         hits.into_iter().filter_map(|hit| {
             self.core
@@ -347,6 +387,13 @@ impl MessageStore {
                 .read_message(hit.physical_offset, hit.size)
                 .ok()
                 .flatten()
+                .filter(|msg| {
+                    !self
+                        .core
+                        .targets
+                        .fences
+                        .is_dead(&msg.topic, hit.physical_offset)
+                })
         })
     }
 

@@ -16,6 +16,7 @@ pub mod consume_queue;
 pub mod dispatch;
 pub mod env;
 pub mod error;
+pub mod fences;
 pub mod flush;
 mod housekeeping;
 pub mod index;

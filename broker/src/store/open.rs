@@ -15,6 +15,7 @@ use crate::store::consume_queue::registry::ConsumeQueues;
 use crate::store::dispatch::{Targets, dispatch_available};
 use crate::store::env::StoreEnv;
 use crate::store::error::{IoContext, StoreError};
+use crate::store::fences::TopicFences;
 use crate::store::index::IndexFiles;
 use crate::store::mapped_file::{MapOptions, TailScan};
 use crate::store::message_store::OpenReport;
@@ -120,6 +121,7 @@ pub fn recover(
         queues: Arc::new(queues),
         index: Arc::new(index),
         arrivals: Arc::default(),
+        fences: Arc::new(TopicFences::load(dir)?),
     };
 
     let mut replayed_from = match checkpoint {

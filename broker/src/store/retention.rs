@@ -18,6 +18,7 @@ use crate::store::config::DiskFullPolicy;
 use crate::store::consume_queue::registry::ConsumeQueues;
 use crate::store::env::StoreEnv;
 use crate::store::error::StoreError;
+use crate::store::fences::TopicFences;
 use crate::store::index::IndexFiles;
 
 /// Segments deleted per run at most, so that one run stays short.
@@ -56,6 +57,7 @@ pub fn run(
     log: &CommitLog,
     queues: &ConsumeQueues,
     index: &IndexFiles,
+    fences: &TopicFences,
     env: &StoreEnv,
     policy: &RetentionPolicy,
 ) -> Result<RetentionReport, StoreError> {
@@ -116,6 +118,7 @@ pub fn run(
             queue.drop_below(min)?;
         }
         index.remove_below(min)?;
+        fences.prune(min)?;
     }
     Ok(RetentionReport {
         deleted_segments: deleted,

@@ -423,6 +423,15 @@ impl CommitLog {
         }
     }
 
+    /// Forgets the queue offsets of a deleted topic, so that a topic made
+    /// again under the name starts at queue offset 0; returns the end of
+    /// the log at that moment: every record of the old topic lies below it.
+    pub fn forget_topic(&self, topic: &str) -> u64 {
+        let mut table = self.lock_writer();
+        table.remove(topic);
+        self.max_offset()
+    }
+
     fn lock_writer(&self) -> MutexGuard<'_, QueueOffsets> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -87,6 +87,23 @@ impl ConsumeQueues {
         Ok(queue)
     }
 
+    /// Removes every queue of `topic` and deletes their files. Readers
+    /// holding a queue keep its mappings until they let go.
+    pub fn remove_topic(&self, topic: &str) -> Result<usize, StoreError> {
+        let removed = self
+            .queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
+        let dir = self.root.join(topic);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(StoreError::io(format!("deleting {}", dir.display()), err)),
+        }
+        Ok(removed.map_or(0, |queues| queues.len()))
+    }
+
     /// Every queue.
     pub fn all(&self) -> Vec<Arc<ConsumeQueue>> {
         self.read()
