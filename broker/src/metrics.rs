@@ -45,6 +45,7 @@ pub struct BrokerMetrics {
     append_latency: Histogram,
     rejected: Family<Labels, Counter>,
     long_polls_held: Gauge,
+    unreadable: Counter,
 }
 
 impl Default for BrokerMetrics {
@@ -62,6 +63,7 @@ impl Default for BrokerMetrics {
             append_latency: buckets(),
             rejected: Family::default(),
             long_polls_held: Gauge::default(),
+            unreadable: Counter::default(),
         }
     }
 }
@@ -141,6 +143,11 @@ impl BrokerMetrics {
             .inc();
     }
 
+    /// Messages a pull passed over because their records are damaged.
+    pub fn unreadable(&self, messages: usize) {
+        self.unreadable.inc_by(messages as u64);
+    }
+
     /// A pull starts or stops being held (long polling).
     pub fn hold(&self, held: bool) {
         if held {
@@ -199,6 +206,11 @@ pub fn exporter(
         "rejected_requests",
         "Requests refused, by reason",
         m.rejected,
+    );
+    registry.register(
+        "unreadable_messages",
+        "Messages pulls passed over because their records are damaged on disk (CRC mismatch)",
+        m.unreadable,
     );
     registry.register(
         "long_polls_held",

@@ -154,6 +154,13 @@ async fn broker_metrics_count_a_known_workload() {
         4.0
     );
     assert_eq!(value(&scrape, "mq_broker_long_polls_held", &[]), 0.0);
+    assert_eq!(value(&scrape, "mq_broker_store_disk_full", &[]), 0.0);
+    assert_eq!(
+        value(&scrape, "mq_broker_store_unexpired_bytes_deleted", &[]),
+        0.0
+    );
+    let used = value(&scrape, "mq_broker_store_disk_used_ratio", &[]);
+    assert!(used > 0.0 && used < 1.0, "{used}");
     assert!(value(&scrape, "mq_broker_commitlog_bytes", &[]) > 35.0);
     let histogram = |name: &str| {
         scrape
@@ -230,4 +237,90 @@ async fn nameserver_metrics_count_registrations_and_queries() {
         1.0
     );
     assert_eq!(value(&scrape, "mq_namesrv_expiries_total", &[]), 0.0);
+}
+
+#[tokio::test]
+async fn a_damaged_record_on_a_live_broker_is_reported_to_the_consumer_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ServerProcess::start_until(
+        BROKER,
+        &[
+            "--standalone",
+            "--store-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--namesrv-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        "broker listening",
+    );
+    let metrics = metrics_addr(&broker);
+    let mut rpc = BrokerClient::connect(broker.url()).await.unwrap();
+    mq_test_support::cluster::create_topic(&broker.url(), "rot", 1).await;
+    let mut physical = Vec::new();
+    for i in 0..3 {
+        let sent = rpc
+            .send_message(pb::SendMessageRequest {
+                message: Some(pb::Message {
+                    topic: "rot".into(),
+                    body: format!("body-{i}-{}", "x".repeat(100)).into(),
+                    ..pb::Message::default()
+                }),
+                queue_id: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap();
+        let (_, offset) = mq_common::offset_id::decode("id", &sent.offset_message_id).unwrap();
+        physical.push(offset);
+    }
+    // Answered once the dispatcher indexed every acknowledged message.
+    let offsets = rpc
+        .get_queue_offsets(pb::GetQueueOffsetsRequest {
+            topic: "rot".into(),
+            queue_id: 0,
+            timestamp_ms: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(offsets.max_offset, 3);
+    // Bit rot under the running broker: the file shares its pages with
+    // the broker's mapping.
+    {
+        use std::os::unix::fs::FileExt;
+        let segment = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.path().join("commitlog").join(format!("{:020}", 0)))
+            .unwrap();
+        let at = physical[1] + 120;
+        let mut byte = [0u8];
+        segment.read_exact_at(&mut byte, at).unwrap();
+        segment.write_all_at(&[byte[0] ^ 0xFF], at).unwrap();
+    }
+    let pulled = rpc
+        .pull_message(pb::PullMessageRequest {
+            group: "g".into(),
+            topic: "rot".into(),
+            queue_id: 0,
+            offset: 0,
+            max_messages: 32,
+            ..pb::PullMessageRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let offsets: Vec<u64> = pulled.messages.iter().map(|m| m.queue_offset).collect();
+    assert_eq!(offsets, [0, 2]);
+    assert_eq!(pulled.unreadable_offsets, [1]);
+    assert_eq!(pulled.next_offset, 3);
+    assert_eq!(
+        value(&scrape(metrics), "mq_broker_unreadable_messages_total", &[]),
+        1.0
+    );
 }

@@ -739,6 +739,9 @@ impl Engine {
                         // Polled positions move with it (a seek far past the end).
                         state.polled.store(response.next_offset, Ordering::Release);
                     }
+                    if !response.unreadable_offsets.is_empty() {
+                        tracing::error!(queue = %state.queue, offsets = ?response.unreadable_offsets, "the broker could not read these messages (damaged on disk); they are passed over");
+                    }
                     let messages: Vec<ReceivedMessage> = response
                         .messages
                         .into_iter()

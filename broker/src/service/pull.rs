@@ -115,10 +115,11 @@ impl PullPath {
                 max_bytes,
                 &filter,
             );
+            // Damaged messages are reported at once, not held over.
             let waiting = matches!(
                 result.status,
                 GetStatus::NoNewMessage | GetStatus::NoMatchedMessage
-            );
+            ) && result.unreadable.is_empty();
             if !waiting {
                 return Ok(self.response(result));
             }
@@ -152,17 +153,12 @@ impl PullPath {
         if result.status != GetStatus::QueueNotFound {
             return result;
         }
-        GetResult {
-            status: if offset == 0 {
-                GetStatus::NoNewMessage
-            } else {
-                GetStatus::OffsetIllegal
-            },
-            messages: Vec::new(),
-            next_offset: 0,
-            min_offset: 0,
-            max_offset: 0,
-        }
+        let status = if offset == 0 {
+            GetStatus::NoNewMessage
+        } else {
+            GetStatus::OffsetIllegal
+        };
+        GetResult::empty(status, 0, 0, 0)
     }
 
     fn response(&self, result: GetResult) -> pb::PullMessageResponse {
@@ -178,6 +174,9 @@ impl PullPath {
             self.metrics
                 .served(&first.topic, result.messages.len(), bytes);
         }
+        if !result.unreadable.is_empty() {
+            self.metrics.unreadable(result.unreadable.len());
+        }
         let mut hosts = wire::AddrText::default();
         pb::PullMessageResponse {
             status: status as i32,
@@ -189,6 +188,7 @@ impl PullPath {
             next_offset: result.next_offset,
             min_offset: result.min_offset,
             max_offset: result.max_offset,
+            unreadable_offsets: result.unreadable,
         }
     }
 

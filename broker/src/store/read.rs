@@ -69,6 +69,22 @@ pub struct GetResult {
     pub next_offset: u64,
     pub min_offset: u64,
     pub max_offset: u64,
+    /// Queue offsets passed over because their records are damaged.
+    pub unreadable: Vec<u64>,
+}
+
+impl GetResult {
+    /// A result with no messages.
+    pub fn empty(status: GetStatus, next_offset: u64, min_offset: u64, max_offset: u64) -> Self {
+        GetResult {
+            status,
+            messages: Vec::new(),
+            next_offset,
+            min_offset,
+            max_offset,
+            unreadable: Vec::new(),
+        }
+    }
 }
 
 /// Up to `max_count` messages (and about `max_bytes` of records, at least
@@ -85,34 +101,24 @@ pub fn get_messages(
     filter: &TagFilter,
 ) -> GetResult {
     let Some(queue) = queues.get(topic, queue_id) else {
-        return GetResult {
-            status: GetStatus::QueueNotFound,
-            messages: Vec::new(),
-            next_offset: 0,
-            min_offset: 0,
-            max_offset: 0,
-        };
+        return GetResult::empty(GetStatus::QueueNotFound, 0, 0, 0);
     };
     let (min_offset, max_offset) = (queue.min_offset(), queue.max_offset());
-    let result = |status, messages, next_offset| GetResult {
-        status,
-        messages,
-        next_offset,
-        min_offset,
-        max_offset,
-    };
+    let result =
+        |status, next_offset| GetResult::empty(status, next_offset, min_offset, max_offset);
     if offset < min_offset {
-        return result(GetStatus::OffsetIllegal, Vec::new(), min_offset);
+        return result(GetStatus::OffsetIllegal, min_offset);
     }
     if offset > max_offset {
-        return result(GetStatus::OffsetIllegal, Vec::new(), max_offset);
+        return result(GetStatus::OffsetIllegal, max_offset);
     }
     if offset == max_offset {
-        return result(GetStatus::NoNewMessage, Vec::new(), offset);
+        return result(GetStatus::NoNewMessage, offset);
     }
 
     let max_count = max_count.max(1);
     let mut messages = Vec::new();
+    let mut unreadable = Vec::new();
     let mut bytes = 0usize;
     let mut next = offset;
     let mut scanned = 0;
@@ -137,10 +143,11 @@ pub fn get_messages(
                     bytes += entry.size as usize;
                     messages.push(msg);
                 }
-                // Removed by retention, or unreadable: skip it.
+                // Removed by retention since the entry was read.
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::error!(topic, queue_id, queue_offset, error = %err, "unreadable message skipped")
+                    tracing::error!(topic, queue_id, queue_offset, physical_offset = entry.physical_offset, error = %err, "damaged message skipped");
+                    unreadable.push(queue_offset);
                 }
             }
         }
@@ -150,7 +157,11 @@ pub fn get_messages(
     } else {
         GetStatus::Found
     };
-    result(status, messages, next)
+    GetResult {
+        messages,
+        unreadable,
+        ..result(status, next)
+    }
 }
 
 #[cfg(test)]
