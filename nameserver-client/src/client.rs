@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use mq_proto::nameserver::v1 as pb;
 use mq_proto::nameserver::v1::name_server_client::NameServerClient as RpcClient;
 use tokio::task::JoinSet;
@@ -13,6 +15,9 @@ use tonic::{Code, Status};
 
 use crate::addresses::parse_addresses;
 use crate::error::NameServerClientError;
+
+/// How long a nameserver may stay silent before the next is asked as well.
+pub const HEDGE_AFTER: Duration = Duration::from_millis(250);
 
 /// Timeouts of calls to nameservers.
 #[derive(Debug, Clone, Copy)]
@@ -160,37 +165,64 @@ impl NameServerClient {
         .await
     }
 
-    /// Asks the nameservers in turn, starting with the one that answered
-    /// last, until one answers. A refusal is an answer: it is not retried
-    /// elsewhere, since nameservers apply the same rules.
+    /// Asks the nameservers, starting with the one that answered last, until
+    /// one answers. A nameserver that fails is followed by the next at once;
+    /// one that says nothing for [`HEDGE_AFTER`] (hung, or stopped with its
+    /// socket still accepting) gets company: the next is asked too, and the
+    /// first answer wins, so a hung nameserver first in the list costs
+    /// milliseconds, not the request timeout. A refusal is an answer: it is
+    /// not retried elsewhere, since nameservers apply the same rules.
     async fn first_answer<T, F, Fut>(&self, call: F) -> Result<T, NameServerClientError>
     where
         F: Fn(RpcClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        let count = self.nodes.len();
         let start = self.preferred.load(Ordering::Relaxed);
-        let mut last = String::new();
-        for step in 0..self.nodes.len() {
-            let index = (start + step) % self.nodes.len();
-            let node = &self.nodes[index];
-            match call(node.rpc.clone()).await {
-                Ok(response) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Ok(response.into_inner());
+        let ask = |step: usize| {
+            let index = (start + step) % count;
+            let pending = call(self.nodes[index].rpc.clone());
+            async move { (index, pending.await) }
+        };
+        let mut asked = 1;
+        let mut pending = FuturesUnordered::new();
+        pending.push(ask(0));
+        let mut failures = Vec::new();
+        loop {
+            let hedge = tokio::time::sleep(HEDGE_AFTER);
+            tokio::select! {
+                Some((index, result)) = pending.next() => {
+                    let node = &self.nodes[index];
+                    match result {
+                        Ok(response) => {
+                            self.preferred.store(index, Ordering::Relaxed);
+                            return Ok(response.into_inner());
+                        }
+                        Err(status) if unreachable(&status) => {
+                            tracing::debug!(nameserver = %node.addr, error = %status.message(), "nameserver unreachable, trying the next");
+                            failures.push(format!("{}: {}", node.addr, status.message()));
+                        }
+                        Err(status) => {
+                            self.preferred.store(index, Ordering::Relaxed);
+                            return Err(refused(&node.addr, status));
+                        }
+                    }
+                    if asked < count {
+                        pending.push(ask(asked));
+                        asked += 1;
+                    } else if pending.is_empty() {
+                        break;
+                    }
                 }
-                Err(status) if unreachable(&status) => {
-                    tracing::debug!(nameserver = %node.addr, error = %status.message(), "nameserver unreachable, trying the next");
-                    last = format!("{}: {}", node.addr, status.message());
-                }
-                Err(status) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Err(refused(&node.addr, status));
+                () = hedge, if asked < count => {
+                    pending.push(ask(asked));
+                    asked += 1;
                 }
             }
         }
         Err(NameServerClientError::Unreachable {
             tried: self.nodes.iter().map(|n| n.addr.clone()).collect(),
-            last,
+            last: failures.pop().unwrap_or_default(),
         })
     }
 

@@ -204,6 +204,24 @@ async fn brokers_register_with_every_nameserver_and_clients_skip_dead_ones() {
     let err = client.query_route("unknown").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err}");
 
+    // A hung nameserver (stopped: its socket still accepts, nothing
+    // answers) first in the list: the next one is asked after a short
+    // silence, not after the 5 s request timeout.
+    let hung = start_nameserver(&[]);
+    let pid = libc::pid_t::try_from(hung.pid()).unwrap();
+    // SAFETY: kill(2) with a pid we own and valid signal numbers.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let client = client_of(&[hung.addr.to_string(), second.addr.to_string()]);
+    let started = std::time::Instant::now();
+    let route = client.query_route("orders").await;
+    let took = started.elapsed();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(route.unwrap().topic, "orders");
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "a hung first nameserver cost {took:?}"
+    );
+
     // With every nameserver down the error says which were tried.
     let nobody = client_of(std::slice::from_ref(&dead_addr));
     let err = nobody.query_route("orders").await.unwrap_err();
