@@ -47,6 +47,11 @@ pub struct BrokerConfig {
     pub default_topic_queues: u32,
     /// Bytes of sends accepted but not yet stored before new sends wait.
     pub max_queued_bytes: u64,
+    /// Bytes of pull responses sent but not yet read, to all clients
+    /// together, before further pulls wait (then are refused).
+    pub pull_bytes_in_flight: u64,
+    /// The same, to one client connection.
+    pub pull_bytes_in_flight_per_client: u64,
     /// How long a send may wait for room before it is refused as busy.
     #[serde(with = "humantime_serde")]
     pub max_queue_wait: Duration,
@@ -179,6 +184,8 @@ impl BrokerConfig {
             .set_default("default_topic_queues", 4)?
             .set_default("max_queued_bytes", 64 * 1024 * 1024)?
             .set_default("max_queue_wait", "1s")?
+            .set_default("pull_bytes_in_flight", 512 * 1024 * 1024)?
+            .set_default("pull_bytes_in_flight_per_client", 64 * 1024 * 1024)?
             .set_default("consumer_expire", "120s")?
             .set_default("queue_lock_expire", "60s")?
             .set_default("offset_persist_interval", "5s")?
@@ -310,6 +317,14 @@ impl BrokerConfig {
             if value.is_zero() {
                 return invalid(key, "must be longer than 0s");
             }
+        }
+        if self.pull_bytes_in_flight_per_client == 0
+            || self.pull_bytes_in_flight < self.pull_bytes_in_flight_per_client
+        {
+            return invalid(
+                "pull_bytes_in_flight_per_client",
+                "must be at least 1 and at most pull_bytes_in_flight",
+            );
         }
         if self.max_queued_bytes < u64::from(self.store.max_message_size) {
             return invalid(

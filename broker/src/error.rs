@@ -32,6 +32,11 @@ pub enum BrokerError {
         "broker busy: {queued_bytes} bytes of sends already wait for the store (limit {limit}); retry later"
     )]
     Busy { queued_bytes: u64, limit: u64 },
+    /// A client asks for more while responses it has not read hold memory.
+    #[error(
+        "{held} bytes of pull responses to this client are not read yet (limit {limit}; {total} in flight to all clients): read them first, or pull fewer bytes"
+    )]
+    PullBacklog { held: u64, limit: u64, total: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -47,7 +52,9 @@ impl From<BrokerError> for Status {
             | BrokerError::UnknownGroup(_)
             | BrokerError::NoMessage(_) => Status::not_found(message),
             BrokerError::NoPermission { .. } => Status::permission_denied(message),
-            BrokerError::Busy { .. } => Status::resource_exhausted(message),
+            BrokerError::Busy { .. } | BrokerError::PullBacklog { .. } => {
+                Status::resource_exhausted(message)
+            }
             BrokerError::Store(store) => match store {
                 StoreError::MessageTooLarge { .. }
                 | StoreError::BatchTooLarge { .. }

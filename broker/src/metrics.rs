@@ -134,6 +134,7 @@ impl BrokerMetrics {
             BrokerError::NoMessage(_) => "no_message",
             BrokerError::NoPermission { .. } => "no_permission",
             BrokerError::Busy { .. } => "busy",
+            BrokerError::PullBacklog { .. } => "pull_backlog",
             BrokerError::Store(store) if store.is_disk_full() => "disk_full",
             BrokerError::Store(_) => "store_error",
             BrokerError::Topics(_) => "topic_table_error",
@@ -164,6 +165,7 @@ pub fn exporter(
     metrics: &BrokerMetrics,
     store: Arc<MessageStore>,
     offsets: Arc<ConsumerOffsets>,
+    pull_budget: Arc<crate::service::pull_budget::PullBudget>,
 ) -> mq_common::metrics_http::Exporter {
     let mut registry = Registry::with_prefix("mq_broker");
     let m = metrics.clone();
@@ -223,6 +225,12 @@ pub fn exporter(
     let flushes = Gauge::<i64>::default();
     let flush_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     let consumer_lag = Family::<Labels, Gauge>::default();
+    let pull_in_flight = Gauge::<i64>::default();
+    registry.register(
+        "pull_bytes_in_flight",
+        "Bytes of pull responses sent but not yet read by their clients",
+        pull_in_flight.clone(),
+    );
     let disk_used = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     let disk_full = Gauge::<i64>::default();
     let unexpired_deleted = Gauge::<i64>::default();
@@ -275,6 +283,7 @@ pub fn exporter(
             let (count, took) = store.flush_totals();
             flushes.set(i64::try_from(count).unwrap_or(i64::MAX));
             flush_seconds.set(took.as_secs_f64());
+            pull_in_flight.set(i64::try_from(pull_budget.in_flight()).unwrap_or(i64::MAX));
             let disk = store.disk_state();
             disk_used.set(disk.used_ratio);
             disk_full.set(i64::from(disk.refusing_appends));

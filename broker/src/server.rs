@@ -25,6 +25,7 @@ use crate::service::BrokerService;
 use crate::service::admin::AdminPath;
 use crate::service::consumer::ConsumerPath;
 use crate::service::pull::PullPath;
+use crate::service::pull_budget::{HoldUntilSent, PullBudget};
 use crate::service::retry::RetryPath;
 use crate::service::send::SendPath;
 use crate::stats::BrokerStats;
@@ -155,10 +156,15 @@ pub async fn run(
     let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
     let stats = Arc::new(BrokerStats::new(mq_nameserver::clock::unix_millis()));
     let metrics = BrokerMetrics::default();
+    let pull_budget = Arc::new(PullBudget::new(
+        config.pull_bytes_in_flight,
+        config.pull_bytes_in_flight_per_client,
+    ));
     let exporter = Arc::new(crate::metrics::exporter(
         &metrics,
         Arc::clone(&store),
         Arc::clone(&offsets),
+        Arc::clone(&pull_budget),
     ));
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await
@@ -180,6 +186,7 @@ pub async fn run(
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
+            budget: Arc::clone(&pull_budget),
             topics: Arc::clone(&topics),
             store_host,
             stats: Arc::clone(&stats),
@@ -255,7 +262,7 @@ pub async fn run(
     let served = mq_common::grpc::serve(
         listener,
         "mq.broker.v1.Broker",
-        tonic::service::Routes::new(broker),
+        tonic::service::Routes::new(HoldUntilSent(broker)),
         shutdown,
     )
     .await;

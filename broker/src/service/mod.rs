@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod pull;
+pub mod pull_budget;
 pub mod retry;
 pub mod send;
 pub mod topics;
@@ -204,6 +205,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::PullMessageRequest>,
     ) -> RpcResult<pb::PullMessageResponse> {
+        let client = request.remote_addr();
         let request = request.into_inner();
         let span = tracing::debug_span!(
             "pull",
@@ -213,8 +215,13 @@ impl Broker for BrokerService {
             offset = request.offset,
         );
         let started = Instant::now();
-        let pulled = self.pull.pull(request).instrument(span).await;
-        Ok(Response::new(self.observe(pulled, started, Path::Pull)?))
+        let pulled = self.pull.pull(request, client).instrument(span).await;
+        let (pulled, held) = self.observe(pulled, started, Path::Pull)?;
+        let mut response = Response::new(pulled);
+        response
+            .extensions_mut()
+            .insert(pull_budget::InFlight(Arc::new(held)));
+        Ok(response)
     }
 
     async fn get_queue_offsets(

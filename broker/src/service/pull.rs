@@ -10,6 +10,7 @@ use mq_common::{FieldError, validate};
 use mq_proto::broker::v1 as pb;
 
 use crate::error::BrokerError;
+use crate::service::pull_budget::{BytesInFlight, PullBudget};
 use crate::service::{INDEX_PATIENCE, wire};
 use crate::store::{GetResult, GetStatus, MessageStore, TagFilter};
 use crate::topics::TopicTable;
@@ -22,9 +23,13 @@ pub const MAX_PULL_BYTES: u64 = 64 << 20;
 pub const MAX_SUSPEND: Duration = Duration::from_secs(30);
 const DEFAULT_PULL_BYTES: u64 = 4 << 20;
 
+/// How long a pull waits for its client's earlier responses to be read.
+const BUDGET_PATIENCE: Duration = Duration::from_secs(3);
+
 #[derive(Debug, Clone)]
 pub struct PullPath {
     pub store: Arc<MessageStore>,
+    pub budget: Arc<PullBudget>,
     pub topics: Arc<TopicTable>,
     pub store_host: SocketAddr,
     pub stats: Arc<crate::stats::BrokerStats>,
@@ -32,7 +37,20 @@ pub struct PullPath {
 }
 
 impl PullPath {
+    /// Serves a pull; the response holds a reservation of its size from
+    /// the pull budget, to be kept until it is sent.
     pub async fn pull(
+        &self,
+        request: pb::PullMessageRequest,
+        client: Option<SocketAddr>,
+    ) -> Result<(pb::PullMessageResponse, BytesInFlight), BrokerError> {
+        let response = self.read_or_hold(request).await?;
+        let size = prost::Message::encoded_len(&response);
+        let held = self.budget.reserve(client, size, BUDGET_PATIENCE).await?;
+        Ok((response, held))
+    }
+
+    async fn read_or_hold(
         &self,
         request: pb::PullMessageRequest,
     ) -> Result<pb::PullMessageResponse, BrokerError> {
