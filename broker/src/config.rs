@@ -52,6 +52,14 @@ pub struct BrokerConfig {
     pub pull_bytes_in_flight: u64,
     /// The same, to one client connection.
     pub pull_bytes_in_flight_per_client: u64,
+    /// Most client connections at once (beyond it they are closed at
+    /// once); 0 means half the file descriptor limit, leaving the rest to
+    /// the store.
+    pub max_connections: usize,
+    /// A connection from which nothing arrived for this long is closed
+    /// (live clients answer the 30 s keepalive pings; silent sockets do not).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// How long a send may wait for room before it is refused as busy.
     #[serde(with = "humantime_serde")]
     pub max_queue_wait: Duration,
@@ -185,6 +193,8 @@ impl BrokerConfig {
             .set_default("max_queued_bytes", 64 * 1024 * 1024)?
             .set_default("max_queue_wait", "1s")?
             .set_default("pull_bytes_in_flight", 512 * 1024 * 1024)?
+            .set_default("max_connections", 0)?
+            .set_default("idle_timeout", "60s")?
             .set_default("pull_bytes_in_flight_per_client", 64 * 1024 * 1024)?
             .set_default("consumer_expire", "120s")?
             .set_default("queue_lock_expire", "60s")?
@@ -313,6 +323,7 @@ impl BrokerConfig {
             ("consumer_expire", self.consumer_expire),
             ("queue_lock_expire", self.queue_lock_expire),
             ("offset_persist_interval", self.offset_persist_interval),
+            ("idle_timeout", self.idle_timeout),
         ] {
             if value.is_zero() {
                 return invalid(key, "must be longer than 0s");

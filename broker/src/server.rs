@@ -261,6 +261,10 @@ pub async fn run(
     let broker = BrokerServer::new(service).max_decoding_message_size(decode_limit(&config));
     let served = mq_common::grpc::serve(
         listener,
+        mq_common::incoming::ConnectionLimits {
+            max_connections: config.max_connections,
+            idle_timeout: config.idle_timeout,
+        },
         "mq.broker.v1.Broker",
         tonic::service::Routes::new(HoldUntilSent(broker)),
         shutdown,

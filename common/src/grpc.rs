@@ -7,10 +7,10 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_reflection::server::{v1, v1alpha};
 
+use crate::incoming::{ConnectionLimits, incoming};
 use crate::shutdown::{DRAIN_GRACE, serve_gracefully};
 
 /// How often an idle client connection is pinged.
@@ -55,12 +55,13 @@ pub fn reflection_services(
     ))
 }
 
-/// Serves `routes` on `listener` with health (`service_name` and the empty
+/// Serves `routes` on `listener` (connections within `limits`) with health (`service_name` and the empty
 /// name report SERVING, then NOT_SERVING once shutdown begins) and
 /// reflection, until `shutdown`; in-flight requests then get
 /// [`DRAIN_GRACE`] to finish.
 pub async fn serve(
     listener: TcpListener,
+    limits: ConnectionLimits,
     service_name: &'static str,
     routes: Routes,
     shutdown: impl Future<Output = ()>,
@@ -74,7 +75,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = incoming(listener, limits);
     serve_gracefully(
         |drain| {
             tonic::transport::Server::builder()

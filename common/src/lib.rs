@@ -16,6 +16,8 @@ pub mod validate;
 #[cfg(feature = "server")]
 pub mod grpc;
 #[cfg(feature = "server")]
+pub mod incoming;
+#[cfg(feature = "server")]
 pub mod metrics_http;
 #[cfg(feature = "server")]
 pub mod shutdown;

@@ -96,6 +96,7 @@ impl NameServer {
         let service = NameServerServer::new(NameServerService::new(self.table, metrics));
         let result = mq_common::grpc::serve(
             self.listener,
+            mq_common::incoming::ConnectionLimits::default(),
             "mq.nameserver.v1.NameServer",
             tonic::service::Routes::new(service),
             shutdown,
