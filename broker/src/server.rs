@@ -40,6 +40,13 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen for metrics on {addr}: {source}; each server on a host needs its own --metrics-listen (127.0.0.1:0 picks a free port)"
+    )]
+    MetricsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("advertise_addr {0:?} is not an ip:port address (needed to stamp records)")]
     Advertise(String),
     #[error("store: {0}")]
@@ -168,7 +175,7 @@ pub async fn run(
     ));
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|source| ServeError::MetricsBind {
             addr: config.metrics_listen,
             source,
         })?;
@@ -196,6 +203,7 @@ pub async fn run(
             store: Arc::clone(&store),
             topics: Arc::clone(&topics),
             offsets: Arc::clone(&offsets),
+            groups: Arc::clone(&groups),
             stats: Arc::clone(&stats),
             store_host,
         },

@@ -77,6 +77,31 @@ fn bad_starts_fail_with_one_line() {
         ],
         &format!("cannot listen on {addr}"),
     );
+    // A metrics port another server holds: the error line (after the
+    // store's start-up logs) says what to do.
+    let (status, _, stderr) = run_to_end(
+        BROKER,
+        &[
+            "--standalone",
+            "--store-dir",
+            store,
+            "--listen",
+            "127.0.0.1:0",
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            &addr,
+        ],
+        &[],
+    );
+    assert!(!status.success());
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "broker: error: cannot listen for metrics on {addr}"
+        )) && last.contains("each server on a host needs its own --metrics-listen"),
+        "{stderr}"
+    );
     // A store directory another broker holds.
     let first = start(&[
         "--standalone",

@@ -24,6 +24,13 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen for metrics on {addr}: {source}; each server on a host needs its own --metrics-listen (127.0.0.1:0 picks a free port)"
+    )]
+    MetricsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Grpc(#[from] mq_common::grpc::GrpcError),
 }
@@ -71,7 +78,7 @@ impl NameServer {
             Some(at) => {
                 let listener = TcpListener::bind(at)
                     .await
-                    .map_err(|source| ServeError::Bind { addr: at, source })?;
+                    .map_err(|source| ServeError::MetricsBind { addr: at, source })?;
                 tracing::info!(addr = %listener.local_addr().map_or(at, |a| a), "metrics endpoint ready (/metrics, /healthz)");
                 let exporter = Arc::new(metrics.exporter(Arc::clone(&self.table)));
                 Some(tokio::spawn(mq_common::metrics_http::serve(

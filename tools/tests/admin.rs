@@ -186,15 +186,14 @@ fn admin_table(namesrv: &str, args: &[&str]) -> String {
     stdout
 }
 
-fn lag_of(progress: &serde_json::Value, topic: &str, queue: u64) -> u64 {
+/// The lag of one queue in `consumer progress --json`, if it is listed
+/// (no panic: this runs inside waits).
+fn lag_of(progress: &serde_json::Value, topic: &str, queue: u64) -> Option<u64> {
     progress["queues"]
-        .as_array()
-        .unwrap()
+        .as_array()?
         .iter()
-        .find(|q| q["topic"] == topic && q["queue"] == queue)
-        .unwrap_or_else(|| panic!("no {topic}:{queue} in {progress}"))["lag"]
+        .find(|q| q["topic"] == topic && q["queue"] == queue)?["lag"]
         .as_u64()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,10 +279,30 @@ async fn every_subcommand_against_a_real_broker() {
     .await
     .unwrap();
     let progress = admin_json(ns, &["consumer", "progress", "--group", "g1"]);
-    assert_eq!(lag_of(&progress, "orders", 0), 6);
+    assert_eq!(lag_of(&progress, "orders", 0), Some(6), "{progress}");
     assert_eq!(progress["total_lag"], 6);
     let table = admin_table(ns, &["consumer", "progress", "--group", "g1"]);
     assert!(table.contains("total lag: 6"), "{table}");
+
+    // A group with a member that committed nothing yet: every queue of its
+    // topic is listed, and all that is stored counts as lag.
+    rpc.heartbeat(pb::HeartbeatRequest {
+        group: "g3".into(),
+        client_id: "g3-member".into(),
+        subscriptions: vec![pb::Subscription {
+            topic: "orders".into(),
+            tag_expression: "*".into(),
+        }],
+        consume_model: pb::ConsumeModel::Clustering as i32,
+        held: vec![],
+    })
+    .await
+    .unwrap();
+    let fresh = admin_json(ns, &["consumer", "progress", "--group", "g3"]);
+    assert_eq!(lag_of(&fresh, "orders", 0), Some(10), "{fresh}");
+    assert_eq!(lag_of(&fresh, "orders", 1), Some(0), "{fresh}");
+    assert_eq!(fresh["total_lag"], 10, "{fresh}");
+    assert!(fresh["queues"][0]["consumer_offset"].is_null(), "{fresh}");
 
     // Resets take effect: latest, then earliest.
     admin_json(
@@ -350,8 +369,9 @@ async fn every_subcommand_against_a_real_broker() {
     };
     wait_until("g2 consumed the ten", Duration::from_secs(20), count(1)).await;
     wait_until("g2 committed", Duration::from_secs(20), || {
-        try_admin_json(ns, &["consumer", "progress", "--group", "g2"])
-            .is_ok_and(|progress| progress["total_lag"] == 0 && lag_of(&progress, "orders", 0) == 0)
+        try_admin_json(ns, &["consumer", "progress", "--group", "g2"]).is_ok_and(|progress| {
+            progress["total_lag"] == 0 && lag_of(&progress, "orders", 0) == Some(0)
+        })
     })
     .await;
     let connections = admin_json(ns, &["consumer", "connections", "--group", "g2"]);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use mq_common::{FieldError, offset_id, validate};
 use mq_proto::broker::v1 as pb;
 
+use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::{INDEX_PATIENCE, wire};
@@ -23,6 +24,7 @@ pub struct AdminPath {
     pub store: Arc<MessageStore>,
     pub topics: Arc<TopicTable>,
     pub offsets: Arc<ConsumerOffsets>,
+    pub groups: Arc<ConsumerGroups>,
     pub stats: Arc<BrokerStats>,
     pub store_host: SocketAddr,
 }
@@ -48,13 +50,34 @@ impl AdminPath {
     ) -> Result<pb::GetConsumerProgressResponse, BrokerError> {
         validate::topic("group", &request.group)?;
         self.store.indexed_up_to_now(INDEX_PATIENCE).await;
-        let queues = self
+        // Every queue of every topic its members subscribe to (as RocketMQ's
+        // consumerProgress), committed or not, and every queue it committed:
+        // a queue not consumed yet is lag too.
+        let mut queues: std::collections::BTreeMap<(String, u32), Option<u64>> = self
             .offsets
             .of_group(&request.group)
             .into_iter()
-            .map(|(topic, queue_id, consumer_offset)| {
-                self.queue_progress(topic, queue_id, consumer_offset)
-            })
+            .map(|(topic, queue_id, offset)| ((topic, queue_id), Some(offset)))
+            .collect();
+        let subscribed = self
+            .groups
+            .members(&request.group)
+            .map(|(members, _)| members)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|member| !member.broadcasting)
+            .flat_map(|member| member.subscriptions.into_iter().map(|(topic, _)| topic));
+        for topic in subscribed {
+            let Some(config) = self.topics.get(&topic) else {
+                continue;
+            };
+            for queue_id in 0..config.read_queue_count {
+                queues.entry((topic.clone(), queue_id)).or_insert(None);
+            }
+        }
+        let queues = queues
+            .into_iter()
+            .map(|((topic, queue_id), committed)| self.queue_progress(topic, queue_id, committed))
             .collect();
         Ok(pb::GetConsumerProgressResponse { queues })
     }
@@ -98,7 +121,7 @@ impl AdminPath {
             queues: offsets
                 .into_iter()
                 .map(|(queue_id, offset)| {
-                    self.queue_progress(request.topic.clone(), queue_id, offset)
+                    self.queue_progress(request.topic.clone(), queue_id, Some(offset))
                 })
                 .collect(),
         })
@@ -186,12 +209,10 @@ impl AdminPath {
         &self,
         topic: String,
         queue_id: u32,
-        consumer_offset: u64,
+        committed: Option<u64>,
     ) -> pb::QueueProgress {
-        let broker_offset = self
-            .store
-            .queue_offsets(&topic, queue_id)
-            .map_or(0, |(_, max)| max);
+        let (min_offset, broker_offset) =
+            self.store.queue_offsets(&topic, queue_id).unwrap_or((0, 0));
         let last_timestamp_ms = broker_offset
             .checked_sub(1)
             .and_then(|last| {
@@ -206,8 +227,9 @@ impl AdminPath {
             topic,
             queue_id,
             broker_offset,
-            consumer_offset,
+            consumer_offset: committed.unwrap_or(min_offset),
             last_timestamp_ms,
+            committed: committed.is_some(),
         }
     }
 }

@@ -57,15 +57,22 @@ async fn progress(admin: &Admin, group: &str) -> anyhow::Result<()> {
         for q in rows {
             let lag = q.broker_offset.saturating_sub(q.consumer_offset);
             total += lag;
+            // A queue the group never committed shows no consumer offset;
+            // its lag counts every message still stored.
+            let consumer_offset = if q.committed {
+                json!(q.consumer_offset)
+            } else {
+                json!(null)
+            };
             table.push(
                 json!({"topic": q.topic, "broker": m.name, "queue": q.queue_id,
-                "broker_offset": q.broker_offset, "consumer_offset": q.consumer_offset, "lag": lag,
+                "broker_offset": q.broker_offset, "consumer_offset": consumer_offset, "lag": lag,
                 "last_message": time(q.last_timestamp_ms)}),
             );
         }
     }
     if table.rows().is_empty() {
-        anyhow::bail!("group {group:?} has committed no offset on any broker");
+        anyhow::bail!("group {group:?} has no member and committed no offset on any broker");
     }
     let json = json!({"group": group, "queues": table.rows(), "total_lag": total});
     emit(admin.json, &table, &[format!("total lag: {total}")], json);
