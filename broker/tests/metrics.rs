@@ -4,33 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_client::BrokerClient;
-use mq_test_support::{ServerProcess, parse_addr, workspace_binary};
+use mq_test_support::{ServerProcess, http_get as get, parse_addr, workspace_binary};
 use prometheus_parse::{Scrape, Value};
 
 const BROKER: &str = env!("CARGO_BIN_EXE_broker");
-
-/// GET `path` over plain HTTP/1.1: (status line, body).
-fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
 
 fn metrics_addr(server: &ServerProcess) -> SocketAddr {
     let line = server
@@ -242,20 +224,7 @@ async fn nameserver_metrics_count_registrations_and_queries() {
 #[tokio::test]
 async fn a_damaged_record_on_a_live_broker_is_reported_to_the_consumer_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = ServerProcess::start_until(
-        BROKER,
-        &[
-            "--standalone",
-            "--store-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--namesrv-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        "broker listening",
-    );
+    let (broker, _) = mq_test_support::standalone_broker(dir.path());
     let metrics = metrics_addr(&broker);
     let mut rpc = BrokerClient::connect(broker.url()).await.unwrap();
     mq_test_support::cluster::create_topic(&broker.url(), "rot", 1).await;

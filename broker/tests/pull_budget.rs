@@ -13,30 +13,18 @@ use mq_proto::broker::v1::broker_client::BrokerClient;
 use mq_test_support::ServerProcess;
 use prost::Message;
 
-const BROKER: &str = env!("CARGO_BIN_EXE_broker");
 const PER_CLIENT: u64 = 16 << 20;
 
 fn start(store: &std::path::Path) -> ServerProcess {
-    ServerProcess::start_until(
-        BROKER,
-        &[
-            "--standalone",
-            "--store-dir",
-            store.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--namesrv-listen",
-            "127.0.0.1:0",
-        ],
+    let per_client = PER_CLIENT.to_string();
+    mq_test_support::standalone_broker_with_env(
+        store,
         &[
             ("MQ_BROKER_PULL_BYTES_IN_FLIGHT", "67108864"),
-            (
-                "MQ_BROKER_PULL_BYTES_IN_FLIGHT_PER_CLIENT",
-                &PER_CLIENT.to_string(),
-            ),
+            ("MQ_BROKER_PULL_BYTES_IN_FLIGHT_PER_CLIENT", &per_client),
         ],
-        "broker listening",
     )
+    .0
 }
 
 fn pull(max_bytes: u64) -> pb::PullMessageRequest {
@@ -94,26 +82,13 @@ fn in_flight(broker: &ServerProcess) -> u64 {
         .wait_for_log("metrics endpoint ready", Duration::from_secs(5))
         .unwrap();
     let addr = mq_test_support::parse_addr(&line).unwrap();
-    let body = reqwest_like_get(addr);
+    let (_, body) = mq_test_support::http_get(addr, "/metrics");
     body.lines()
         .find_map(|l| l.strip_prefix("mq_broker_pull_bytes_in_flight "))
         .unwrap_or_else(|| panic!("no pull_bytes_in_flight in\n{body}"))
         .trim()
         .parse()
         .unwrap()
-}
-
-fn reqwest_like_get(addr: SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

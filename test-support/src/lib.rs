@@ -242,6 +242,25 @@ pub fn run_to_end(
     )
 }
 
+/// GET `path` over plain HTTP/1.1 (a server's `/metrics` or `/healthz`):
+/// (status line, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
 /// The value of the `addr` field of a text (`addr=V`) or JSON (`"addr":"V"`) log line.
 pub fn parse_addr(line: &str) -> Option<SocketAddr> {
     let value = if let Some(at) = line.find("\"addr\":\"") {

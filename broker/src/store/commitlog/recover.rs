@@ -315,38 +315,30 @@ fn skip(
     let from = files[index].base_offset() + at as u64;
     let to = resume.offset(files);
     let saved_to = damaged_path(files[index].path(), from);
+    // (segment, start, end) of the damaged bytes in each segment they span.
+    let ranges: Vec<(usize, usize, usize)> = (index..=resume.index)
+        .map(|i| {
+            let start = if i == index { at } else { 0 };
+            let end = if i == resume.index {
+                resume.pos
+            } else {
+                files[i].size()
+            };
+            (i, start, end)
+        })
+        .collect();
     let mut saved = Vec::new();
-    for (i, file) in files
-        .iter_mut()
-        .enumerate()
-        .take(resume.index + 1)
-        .skip(index)
-    {
-        let start = if i == index { at } else { 0 };
-        let end = if i == resume.index {
-            resume.pos
-        } else {
-            file.size()
-        };
-        saved.extend_from_slice(&file.whole()[start..end]);
+    for &(i, start, end) in &ranges {
+        saved.extend_from_slice(&files[i].whole()[start..end]);
     }
     crate::atomic_file::write(&saved_to, &saved)
         .context(|| format!("saving damaged bytes to {}", saved_to.display()))?;
-    for (i, file) in files
-        .iter_mut()
-        .enumerate()
-        .take(resume.index + 1)
-        .skip(index)
-    {
-        let start = if i == index { at } else { 0 };
-        let (end, same_segment) = if i == resume.index {
-            (resume.pos, true)
-        } else {
-            (file.size(), false)
-        };
+    for (i, start, end) in ranges {
         if start == end {
             continue;
         }
+        let same_segment = i == resume.index;
+        let file = &mut files[i];
         let path = file.path().to_owned();
         file.overwrite(start, end - start, |buf| {
             if same_segment {
