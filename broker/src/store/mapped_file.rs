@@ -474,7 +474,7 @@ struct MappedSlice {
 
 /// Faults a segment into the page cache, a chunk at a time, by *reading*
 /// it. A first write to a page that is not in the page cache makes the
-/// kernel allocate and zero one (a hole of the sparse file) inside the
+/// kernel allocate and zero one (of an unwritten extent) inside the
 /// writer's page fault: on a VM that is also the hypervisor backing fresh
 /// guest memory, and it was half the broker's CPU with 64 KiB messages.
 /// Read faults do that work here instead, and leave the pages clean: no
