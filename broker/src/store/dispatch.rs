@@ -153,6 +153,7 @@ const BATCH_WINDOW: Duration = Duration::from_micros(200);
 
 fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
     let mut offset = shared.dispatched.load(Ordering::Acquire);
+    let mut failing = false;
     loop {
         // Read the flag before dispatching, so the last round sees every
         // append made before `stop` was called.
@@ -160,6 +161,9 @@ fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
         fail::fail_point!("dispatch::before_round");
         match dispatch_available(log, targets, offset) {
             Ok(reached) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(offset, "dispatch works again");
+                }
                 let found = reached > offset;
                 offset = reached;
                 shared.dispatched.store(offset, Ordering::Release);
@@ -169,7 +173,11 @@ fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
                 }
             }
             Err(err) => {
-                tracing::error!(offset, error = %err, "dispatch failed; retrying");
+                // A full disk or a damaged record fails every round: say
+                // so once, not ten times a second.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::error!(offset, error = %err, "dispatch failed; retrying until it works");
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
