@@ -151,3 +151,52 @@ async fn fill_crash_and_restart(disk_hard_ratio: &str) {
     );
     drop(broker);
 }
+
+/// `disk_full_policy = delete_oldest` (RocketMQ's behaviour, chosen
+/// explicitly): the oldest segments go, unexpired, to make room, loudly.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_oldest_makes_room_and_says_what_it_deleted() {
+    let Some(disk) = Tmpfs::mount(DISK) else {
+        return;
+    };
+    let settings: Vec<(&str, &str)> = SMALL_STORE
+        .iter()
+        .copied()
+        .chain([
+            ("MQ_BROKER_STORE__DISK_FULL_POLICY", "delete_oldest"),
+            ("MQ_BROKER_STORE__HOUSEKEEPING_INTERVAL", "200ms"),
+            ("MQ_BROKER_STORE__CHECKPOINT_INTERVAL", "100ms"),
+        ])
+        .collect();
+    let (broker, namesrv) = standalone_broker_with_env(&disk.path().join("store"), &settings);
+    // About 55 MiB through a 48 MiB disk (sends refused until housekeeping
+    // made room may fail; this is about what goes).
+    let (_, out, err) = mqbench(&[
+        "produce",
+        "--namesrv",
+        &namesrv,
+        "--topic",
+        "rolling",
+        "--size",
+        "4096",
+        "--count",
+        "14000",
+        "--producers",
+        "4",
+    ]);
+    let deleted = broker
+        .wait_for_log("deleted an unexpired CommitLog segment", Duration::ZERO)
+        .unwrap_or_else(|| {
+            panic!(
+                "nothing deleted\n{out}\n{err}\n{}",
+                broker.logs().join("\n")
+            )
+        });
+    assert!(
+        deleted.contains("lost_from=0"),
+        "the lost range is logged: {deleted}"
+    );
+    assert!(deleted.contains("WARN"), "{deleted}");
+    // Sends go on once room is made.
+    send_one(&broker, "rolling").await.unwrap();
+}

@@ -64,7 +64,8 @@ pub fn run(
     let now = env.clock.now_ms();
     let in_window = (now / HOUR_MS) % 24 == u64::from(policy.delete_hour);
     let reserved_ms = u64::try_from(policy.reserved.as_millis()).unwrap_or(u64::MAX);
-    let mut ratio = disk_ratio(env, dir);
+    let segment = log.segments().segment_size() as u64;
+    let (mut ratio, mut ratio_with_next) = disk_ratios(env, dir, segment);
     let mut deleted = Vec::new();
     let mut unexpired_bytes_deleted = 0;
 
@@ -80,8 +81,10 @@ pub fn run(
             .flatten()
             .map_or(now, |m| m.store_timestamp_ms);
         let expired = now.saturating_sub(last_write) > reserved_ms;
+        // Room for the next segment, which the allocator makes only within
+        // the hard ratio.
         let make_room =
-            ratio >= policy.hard_ratio && policy.on_full == DiskFullPolicy::DeleteOldest;
+            ratio_with_next > policy.hard_ratio && policy.on_full == DiskFullPolicy::DeleteOldest;
         let delete = (expired && (in_window || ratio >= policy.soft_ratio)) || make_room;
         if !delete {
             break;
@@ -109,7 +112,7 @@ pub fn run(
             );
         }
         deleted.push(base);
-        ratio = disk_ratio(env, dir);
+        (ratio, ratio_with_next) = disk_ratios(env, dir, segment);
     }
 
     let min = log.min_offset();
@@ -135,9 +138,13 @@ fn record_size_at(log: &CommitLog, offset: u64) -> u32 {
         .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-fn disk_ratio(env: &StoreEnv, dir: &Path) -> f64 {
-    env.disk.used_ratio(dir).unwrap_or_else(|err| {
-        tracing::warn!(dir = %dir.display(), error = %err, "cannot measure disk use");
-        0.0
-    })
+/// The used fraction of the disk, now and with another `segment` bytes.
+fn disk_ratios(env: &StoreEnv, dir: &Path, segment: u64) -> (f64, f64) {
+    match env.disk.space(dir) {
+        Ok(space) => (space.used_ratio(), space.used_ratio_after(segment)),
+        Err(err) => {
+            tracing::warn!(dir = %dir.display(), error = %err, "cannot measure disk use");
+            (0.0, 0.0)
+        }
+    }
 }
