@@ -13,7 +13,7 @@ use mq_common::telemetry::LogFormat;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::store::{FlushMode, StoreConfig};
+use mq_store::{FlushMode, StoreConfig};
 
 /// Prefix of every environment variable the broker reads.
 pub const ENV_PREFIX: &str = "MQ_BROKER";

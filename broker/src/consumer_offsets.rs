@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file;
+use mq_store::atomic_file;
 
 type Table = BTreeMap<String, BTreeMap<String, BTreeMap<u32, u64>>>;
 

@@ -6,8 +6,8 @@ use mq_common::FieldError;
 use thiserror::Error;
 use tonic::Status;
 
-use crate::store::StoreError;
 use crate::topics::TopicTableError;
+use mq_store::StoreError;
 
 #[derive(Debug, Error)]
 pub enum BrokerError {
@@ -59,7 +59,7 @@ impl From<BrokerError> for Status {
                 StoreError::MessageTooLarge { .. }
                 | StoreError::BatchTooLarge { .. }
                 | StoreError::EmptyBatch
-                | StoreError::Record(crate::store::commitlog::record::RecordError::TooLong {
+                | StoreError::Record(mq_store::commitlog::record::RecordError::TooLong {
                     ..
                 }) => Status::invalid_argument(message),
                 // Another broker may well take it: retryable.

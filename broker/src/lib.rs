@@ -1,16 +1,16 @@
-//! The broker: stores messages of every topic in one append-only CommitLog
-//! on memory-mapped segment files, indexes them per queue (ConsumeQueue)
-//! and by key (IndexFile), and serves producers over gRPC.
+//! The broker: serves producers and consumers over gRPC, on the storage
+//! engine of the `mq-store` crate (one append-only CommitLog of every
+//! topic, indexed per queue and by key).
 //!
 //! Where to start reading:
-//! - [`store`]: the storage engine, with [`store::MessageStore`] as its face;
+//! - `mq_store` (its own crate): the storage engine, with `MessageStore`
+//!   as its face;
 //! - [`service`]: the gRPC edge (`mq.broker.v1.Broker`), one file per RPC family;
 //! - [`topics`]: the topic table, persisted and reported to the nameservers;
 //! - [`registry`]: registration and heartbeats with the nameservers;
 //! - [`server`]: wiring it all up, standalone mode, graceful shutdown;
 //! - [`config`]: layered configuration (defaults < TOML < env < flags).
 
-pub mod atomic_file;
 pub mod backpressure;
 pub mod config;
 pub mod consumer_groups;
@@ -22,5 +22,4 @@ pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod stats;
-pub mod store;
 pub mod topics;

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
-use crate::store::MessageStore;
+use mq_store::MessageStore;
 
 type Labels = Vec<(String, String)>;
 

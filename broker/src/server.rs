@@ -29,8 +29,8 @@ use crate::service::pull_budget::{HoldUntilSent, PullBudget};
 use crate::service::retry::RetryPath;
 use crate::service::send::SendPath;
 use crate::stats::BrokerStats;
-use crate::store::{MessageStore, StoreError};
 use crate::topics::{TopicTable, TopicTableError};
+use mq_store::{MessageStore, StoreError};
 
 /// Why the broker could not start or stopped on its own.
 #[derive(Debug, Error)]

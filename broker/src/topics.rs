@@ -11,7 +11,7 @@ use mq_common::{FieldError, Perm, validate};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::atomic_file;
+use mq_store::atomic_file;
 
 /// One topic on this broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ pub mod scheduler;
 
 use std::time::Duration;
 
-use crate::store::MessageToStore;
+use mq_store::MessageToStore;
 
 pub use delays::DelayTable;
 
@@ -84,7 +84,7 @@ pub fn schedule(
 /// Where a schedule entry goes when its stop ends at `now_ms`: to its real
 /// queue if due, else to the next hop. `fired_from` marks the new record.
 pub fn fire(
-    entry: &crate::store::StoredMessage,
+    entry: &mq_store::StoredMessage,
     table: &DelayTable,
     now_ms: u64,
 ) -> Result<MessageToStore, String> {
@@ -129,7 +129,7 @@ pub fn fire(
 }
 
 /// When the stop of a schedule entry ends (0 when unreadable: at once).
-pub fn fire_at(entry: &crate::store::StoredMessage) -> u64 {
+pub fn fire_at(entry: &mq_store::StoredMessage) -> u64 {
     entry
         .properties
         .get(property::FIRE_AT)

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::atomic_file;
 use crate::schedule::{DelayTable, SCHEDULE_TOPIC, fire, fire_at, property};
-use crate::store::{GetStatus, MessageStore, StoreError, TagFilter};
+use mq_store::atomic_file;
+use mq_store::{GetStatus, MessageStore, StoreError, TagFilter};
 
 /// How often queue heads are checked: at most this late beyond due time,
 /// plus the time to append what fell due.

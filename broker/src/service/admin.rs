@@ -13,8 +13,8 @@ use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::{INDEX_PATIENCE, wire};
 use crate::stats::BrokerStats;
-use crate::store::{MessageStore, TagFilter};
 use crate::topics::TopicTable;
+use mq_store::{MessageStore, TagFilter};
 
 /// Most messages one key query returns.
 const MAX_QUERY: u32 = 256;

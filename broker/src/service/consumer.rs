@@ -8,8 +8,8 @@ use mq_proto::broker::v1 as pb;
 use crate::consumer_groups::{ConsumerGroups, Member};
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
-use crate::store::MessageStore;
 use crate::topics::TopicTable;
+use mq_store::MessageStore;
 
 /// Longest client id accepted.
 const MAX_CLIENT_ID: usize = 255;

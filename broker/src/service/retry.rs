@@ -10,8 +10,8 @@ use mq_proto::broker::v1 as pb;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable, property};
 use crate::service::INDEX_PATIENCE;
-use crate::store::{MessageStore, MessageToStore, StoredMessage, TagFilter};
 use crate::topics::{TopicConfig, TopicTable};
+use mq_store::{MessageStore, MessageToStore, StoredMessage, TagFilter};
 
 /// Most dead letters one `ResendDeadLetters` call reads.
 const MAX_RESEND_SCAN: usize = 100_000;

@@ -11,8 +11,8 @@ use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable};
 use crate::service::wire;
-use crate::store::MessageStore;
 use crate::topics::{TopicConfig, TopicTable};
+use mq_store::MessageStore;
 
 /// What sends need.
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ impl SendPath {
                 status,
                 message_id: msg
                     .properties
-                    .get(crate::store::message::property::UNIQUE_ID)
+                    .get(mq_store::message::property::UNIQUE_ID)
                     .cloned()
                     .unwrap_or_default(),
                 offset_message_id: offset_id::encode(self.store_host, at.physical_offset),
@@ -148,11 +148,11 @@ impl SendPath {
     fn maybe_schedule(
         &self,
         field: &str,
-        msg: crate::store::MessageToStore,
+        msg: mq_store::MessageToStore,
         level: u32,
         deliver_at_ms: u64,
         now_ms: u64,
-    ) -> Result<crate::store::MessageToStore, FieldError> {
+    ) -> Result<mq_store::MessageToStore, FieldError> {
         match (level, deliver_at_ms) {
             (0, 0) => Ok(msg),
             (_, 0) => {

@@ -8,8 +8,8 @@ use mq_proto::broker::v1 as pb;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::wire;
-use crate::store::MessageStore;
 use crate::topics::TopicTable;
+use mq_store::MessageStore;
 
 pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<(), BrokerError> {
     let config = wire::topic_config("config", request.config)?;

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use mq_common::{FieldError, offset_id, validate};
 use mq_proto::broker::v1 as pb;
 
-use crate::store::message::{Properties, property};
-use crate::store::{MessageToStore, PutStatus, StoredMessage};
 use crate::topics::TopicConfig;
+use mq_store::message::{Properties, property};
+use mq_store::{MessageToStore, PutStatus, StoredMessage};
 
 /// Property names the broker sets itself; users may not.
 const RESERVED: [&str; 4] = [
@@ -106,8 +106,7 @@ pub fn message(
             )
         })?
     };
-    let encoded =
-        crate::store::commitlog::record::properties_len(&properties).unwrap_or(usize::MAX);
+    let encoded = mq_store::commitlog::record::properties_len(&properties).unwrap_or(usize::MAX);
     if encoded > MAX_PROPERTIES_LEN {
         return Err(FieldError::new(
             at("properties"),

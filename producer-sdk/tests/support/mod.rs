@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mq_broker::store::{MessageStore, StoreConfig, StoredMessage, TagFilter};
 use mq_proto::broker::v1 as pb;
+use mq_store::{MessageStore, StoreConfig, StoredMessage, TagFilter};
 use mq_test_support::{ServerProcess, workspace_binary};
 
 pub struct Broker {

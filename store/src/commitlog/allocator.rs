@@ -1,0 +1,316 @@
+//! Pre-allocation of CommitLog segments. Creating, sizing and mapping a
+//! segment takes long enough to stall appends, so a background thread
+//! prepares the next segment while the current one fills: a rollover then
+//! only takes a file that is already waiting. With `prewarm` the same thread
+//! then faults the segment's pages in, a chunk at a time, after handing it
+//! out: a segment taken at once (the first one) is warmed ahead of the writer
+//! instead of making it wait.
+//!
+//! Every segment is allocated on disk when it is made, and only if the disk
+//! keeps its [`Headroom`] with it: running out of space is an error of the
+//! rollover that needed the segment, which the store turns into a refused
+//! append, never a write into a page the disk cannot hold.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::mapped_file::{MapOptions, MappedFile, Prewarm};
+use crate::space::{self, Headroom};
+
+#[derive(Debug, Default)]
+struct State {
+    /// The segment the thread should prepare next.
+    wanted: Option<u64>,
+    /// The segment the thread is preparing now.
+    in_progress: Option<u64>,
+    /// A prepared segment (or why it could not be).
+    ready: Option<(u64, io::Result<MappedFile>)>,
+    /// An appender is blocked in `take`: warming must make way.
+    waiting: bool,
+    shutdown: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    segment_size: usize,
+    options: MapOptions,
+    headroom: Headroom,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// Hands out new CommitLog segments, preparing each next one ahead of time.
+#[derive(Debug)]
+pub struct Allocator {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Allocator {
+    pub fn start(
+        dir: PathBuf,
+        segment_size: usize,
+        options: MapOptions,
+        headroom: Headroom,
+    ) -> io::Result<Self> {
+        let shared = Arc::new(Shared {
+            dir,
+            segment_size,
+            options,
+            headroom,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("commitlog-allocator".into())
+            .spawn(move || prepare_segments(&worker))?;
+        Ok(Allocator {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The segment starting at `base`: the prepared one if it is waiting,
+    /// else made now. Once it is taken, the one after it is prepared next.
+    /// A preparation that failed before this call is tried again (space
+    /// may have been freed since); one that fails during it is the answer.
+    pub fn take(&self, base: u64) -> io::Result<MappedFile> {
+        let next = base + self.shared.segment_size as u64;
+        let mut state = self.lock();
+        if matches!(state.ready, Some((_, Err(_)))) {
+            state.ready = None;
+        }
+        loop {
+            match state.ready.take() {
+                Some((ready, file)) if ready == base => {
+                    if file.is_ok() {
+                        state.wanted = Some(next);
+                        self.shared.changed.notify_all();
+                    }
+                    return file;
+                }
+                Some((stale, Ok(file))) => {
+                    // Prepared for a position the log did not reach; unused.
+                    tracing::debug!(base = stale, "discarding a pre-allocated segment");
+                    let _ = file.delete();
+                }
+                Some((_, Err(_))) | None => {}
+            }
+            if state.wanted != Some(base) && state.in_progress != Some(base) {
+                state.wanted = Some(base);
+                self.shared.changed.notify_all();
+            }
+            state.waiting = true;
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+            state.waiting = false;
+        }
+    }
+
+    /// Asks for `base` to be prepared without waiting for it.
+    pub fn prepare(&self, base: u64) {
+        let mut state = self.lock();
+        let queued = [state.ready.as_ref().map(|(b, _)| *b), state.in_progress];
+        if !queued.contains(&Some(base)) {
+            state.wanted = Some(base);
+            self.shared.changed.notify_all();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        let mut state = self.lock();
+        state.shutdown = true;
+        let unused = state.ready.take();
+        drop(state);
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // A prepared but unused segment is left in place: recovery treats a
+        // blank segment after the data as empty and reuses it.
+        drop(unused);
+    }
+}
+
+fn prepare_segments(shared: &Shared) {
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    // Refusals are logged when they start and end, not once per attempt.
+    let mut refusing = false;
+    loop {
+        if state.shutdown {
+            return;
+        }
+        let Some(base) = state.wanted.take() else {
+            state = shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+            continue;
+        };
+        if matches!(state.ready, Some((ready, Ok(_))) if ready == base) {
+            continue;
+        }
+        state.in_progress = Some(base);
+        drop(state);
+        let file = create_segment(shared, base);
+        let mut prewarm = None;
+        match &file {
+            Ok(file) => {
+                if std::mem::take(&mut refusing) {
+                    tracing::info!(base, "disk space for CommitLog segments is back");
+                }
+                if shared.options.prewarm {
+                    prewarm = Some(file.prewarm());
+                }
+            }
+            Err(err) if space::is_out_of_space(err) => {
+                if !std::mem::replace(&mut refusing, true) {
+                    tracing::error!(base, error = %err, "no disk space for the next CommitLog segment: appends that need it are refused");
+                }
+            }
+            Err(err) => {
+                tracing::error!(base, error = %err, "cannot pre-allocate a CommitLog segment");
+            }
+        }
+        state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.in_progress = None;
+        if let Some((_, Ok(stale))) = state.ready.replace((base, file)) {
+            let _ = stale.delete();
+        }
+        // A waiting appender is served (or waits again, and says so).
+        state.waiting = false;
+        shared.changed.notify_all();
+        if let Some(prewarm) = prewarm {
+            state = warm(shared, state, prewarm);
+        }
+    }
+}
+
+/// Makes the segment at `base` if the disk keeps its headroom with it.
+fn create_segment(shared: &Shared, base: u64) -> io::Result<MappedFile> {
+    shared
+        .headroom
+        .check(&shared.dir, shared.segment_size as u64)?;
+    MappedFile::create(&shared.dir, base, shared.segment_size, shared.options)
+}
+
+/// Pre-warms a handed-out segment, chunk by chunk, until it is done, or an
+/// appender waits for the next segment (it outran the warming), or the log
+/// shuts down.
+fn warm<'a>(
+    shared: &'a Shared,
+    mut state: MutexGuard<'a, State>,
+    mut prewarm: Prewarm,
+) -> MutexGuard<'a, State> {
+    while !state.shutdown && !state.waiting {
+        drop(state);
+        let more = prewarm.step();
+        state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !more {
+            break;
+        }
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::env::FixedDiskUsage;
+
+    const SEGMENT: usize = 16 << 20;
+
+    fn start(prewarm: bool) -> (tempfile::TempDir, Allocator) {
+        let (dir, allocator, _) = start_on(prewarm, 0.10);
+        (dir, allocator)
+    }
+
+    fn start_on(prewarm: bool, used: f64) -> (tempfile::TempDir, Allocator, Arc<FixedDiskUsage>) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = MapOptions {
+            prewarm,
+            mlock: false,
+        };
+        let disk = Arc::new(FixedDiskUsage::new(used));
+        let headroom = Headroom {
+            disk: disk.clone(),
+            max_used_ratio: 0.90,
+        };
+        let allocator =
+            Allocator::start(dir.path().to_owned(), SEGMENT, options, headroom).unwrap();
+        (dir, allocator, disk)
+    }
+
+    #[test]
+    fn segments_are_allocated_on_disk_not_sparse() {
+        let (_dir, allocator) = start(false);
+        let first = allocator.take(0).unwrap();
+        let file = std::fs::File::open(first.path()).unwrap();
+        assert!(space::allocated_bytes(&file).unwrap() >= SEGMENT as u64);
+    }
+
+    #[test]
+    fn without_headroom_no_segment_is_made_until_space_frees() {
+        let (dir, allocator, disk) = start_on(false, 0.95);
+        let err = allocator.take(0).unwrap_err();
+        assert!(space::is_out_of_space(&err), "{err}");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "no file was left behind"
+        );
+        // Asked again, it tries again: the refusal is not remembered.
+        assert!(allocator.take(0).is_err());
+        disk.set(0.50);
+        assert_eq!(allocator.take(0).unwrap().base_offset(), 0);
+    }
+
+    fn fully_resident_within(file: &MappedFile, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if file.resident_pages().unwrap() == SEGMENT / 4096 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn a_segment_taken_at_once_is_warmed_while_in_use() {
+        let (_dir, allocator) = start(true);
+        let first = allocator.take(0).unwrap();
+        assert!(fully_resident_within(&first, Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn the_next_segment_is_prepared_and_warmed_ahead() {
+        let (_dir, allocator) = start(true);
+        let _first = allocator.take(0).unwrap();
+        let second = allocator.take(SEGMENT as u64).unwrap();
+        assert_eq!(second.base_offset(), SEGMENT as u64);
+        assert!(fully_resident_within(&second, Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn without_prewarm_segments_stay_cold() {
+        let (_dir, allocator) = start(false);
+        let first = allocator.take(0).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(first.resident_pages().unwrap(), 0);
+    }
+}

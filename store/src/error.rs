@@ -1,0 +1,86 @@
+//! Why a store operation failed.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::commitlog::record::RecordError;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("message of {size} bytes exceeds the maximum message size of {max} bytes")]
+    MessageTooLarge { size: usize, max: u32 },
+    #[error("batch of {size} bytes does not fit in one CommitLog segment of {segment_size} bytes")]
+    BatchTooLarge { size: usize, segment_size: u64 },
+    #[error("a batch must not be empty")]
+    EmptyBatch,
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the store directory {0} is used by another process")]
+    Locked(PathBuf),
+    #[error(
+        "the disk is {:.0}% full, above the limit of {:.0}%: appends are refused until space frees",
+        used * 100.0,
+        limit * 100.0
+    )]
+    DiskFull { used: f64, limit: f64 },
+    /// The disk has no room for a file the store must write (or would
+    /// pass `disk_hard_ratio` with it).
+    #[error("disk full: {context}: {source}; appends are refused until space frees")]
+    NoSpace {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("CommitLog corrupted in {} at offset {offset}: {reason}; {action}", file.display())]
+    Corrupted {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+        /// What the operator can do about it.
+        action: String,
+    },
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    /// An I/O failure; one that says the disk is full becomes
+    /// [`StoreError::NoSpace`], so that callers refuse instead of failing.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        let context = context.into();
+        if crate::space::is_out_of_space(&source) {
+            return StoreError::NoSpace { context, source };
+        }
+        StoreError::Io { context, source }
+    }
+
+    /// Whether this failure is the disk being full: worth retrying once
+    /// space frees, or on another broker.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DiskFull { .. } | StoreError::NoSpace { .. }
+        )
+    }
+}
+
+/// Adds context to I/O results.
+pub trait IoContext<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::io(context(), source))
+    }
+}

@@ -1,0 +1,120 @@
+//! The housekeeping thread: writes the checkpoint every
+//! `checkpoint_interval`, and runs retention and the disk check every
+//! `housekeeping_interval`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{IoContext, StoreError};
+use crate::message_store::Core;
+use crate::open::CHECKPOINT_FILE;
+use crate::retention::{self, RetentionPolicy, RetentionReport};
+
+/// Tells the thread to stop, and wakes it at once.
+#[derive(Debug, Default)]
+pub struct StopSignal {
+    stopped: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl StopSignal {
+    pub fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.signal.notify_all();
+    }
+
+    /// Sleeps up to `timeout`; true if told to stop.
+    fn sleep(&self, timeout: std::time::Duration) -> bool {
+        let stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let (stopped, _) = self
+            .signal
+            .wait_timeout_while(stopped, timeout, |s| !*s)
+            .unwrap_or_else(|e| e.into_inner());
+        *stopped
+    }
+}
+
+pub(crate) fn start(core: Arc<Core>, stop: Arc<StopSignal>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("store-housekeeping".into())
+        .spawn(move || {
+            let mut last_retention = Instant::now();
+            // A full disk fails every checkpoint: say so when it starts
+            // and when it ends, not every second.
+            let mut failing = false;
+            while !stop.sleep(core.config.checkpoint_interval) {
+                match write_checkpoint(&core) {
+                    Ok(()) if std::mem::take(&mut failing) => {
+                        tracing::info!("checkpoints are written again");
+                    }
+                    Ok(()) => {}
+                    Err(err) if !std::mem::replace(&mut failing, true) => {
+                        tracing::error!(error = %err, "checkpoint failed; recovery after a crash will check more of the CommitLog until one is written");
+                    }
+                    Err(_) => {}
+                }
+                if last_retention.elapsed() >= core.config.housekeeping_interval {
+                    last_retention = Instant::now();
+                    if let Err(err) = run_retention(&core) {
+                        tracing::error!(error = %err, "retention failed");
+                    }
+                }
+            }
+        })
+}
+
+/// Flushes ConsumeQueues and IndexFiles, then records how far they and
+/// the CommitLog are on disk.
+pub(crate) fn write_checkpoint(core: &Core) -> Result<(), StoreError> {
+    // Read before flushing: every entry below it is then on disk.
+    let dispatched = core.dispatched.load(Ordering::Acquire);
+    core.targets.queues.flush_all()?;
+    core.targets.index.flush()?;
+    Checkpoint {
+        commitlog_flushed: core.log.flushed_offset(),
+        dispatched,
+        timestamp_ms: core.env.clock.now_ms(),
+    }
+    .write(&core.dir.join(CHECKPOINT_FILE))
+    .context(|| "writing the checkpoint".to_owned())
+}
+
+/// Deletes what retention allows and updates the disk-full flag.
+pub(crate) fn run_retention(core: &Core) -> Result<RetentionReport, StoreError> {
+    let policy = RetentionPolicy {
+        reserved: core.config.file_reserved_time,
+        delete_hour: core.config.delete_hour,
+        soft_ratio: core.config.disk_soft_ratio,
+        hard_ratio: core.config.disk_hard_ratio,
+        on_full: core.config.disk_full_policy,
+    };
+    let report = retention::run(
+        &core.dir,
+        &core.log,
+        &core.targets.queues,
+        &core.targets.index,
+        &core.targets.fences,
+        &core.env,
+        &policy,
+    )?;
+    let was_full = core.disk_full.swap(report.disk_full, Ordering::AcqRel);
+    match (was_full, report.disk_full) {
+        (false, true) => tracing::error!(
+            disk_ratio = report.disk_ratio,
+            "disk full: refusing appends"
+        ),
+        (true, false) => tracing::info!(
+            disk_ratio = report.disk_ratio,
+            "disk space freed: accepting appends"
+        ),
+        _ => {}
+    }
+    core.disk_ratio_bits
+        .store(report.disk_ratio.to_bits(), Ordering::Release);
+    core.unexpired_bytes_deleted
+        .fetch_add(report.unexpired_bytes_deleted, Ordering::Relaxed);
+    Ok(report)
+}

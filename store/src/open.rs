@@ -1,0 +1,218 @@
+//! Opening a store directory: lock it, recover the CommitLog from the
+//! checkpoint on, recover the ConsumeQueues and IndexFiles against it,
+//! replay what they miss, and restore the queue offsets.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::checkpoint::Checkpoint;
+use crate::commitlog::recover::{Flushed, Plan};
+use crate::commitlog::{CommitLog, CommitLogOptions};
+use crate::config::StoreConfig;
+use crate::consume_queue::registry::ConsumeQueues;
+use crate::dispatch::{Targets, dispatch_available};
+use crate::env::StoreEnv;
+use crate::error::{IoContext, StoreError};
+use crate::fences::TopicFences;
+use crate::index::IndexFiles;
+use crate::mapped_file::{MapOptions, TailScan};
+use crate::message_store::OpenReport;
+use crate::space::Headroom;
+
+/// File names under the store directory.
+pub const COMMITLOG_DIR: &str = "commitlog";
+pub const CONSUME_QUEUE_DIR: &str = "consumequeue";
+pub const INDEX_DIR: &str = "index";
+pub const CHECKPOINT_FILE: &str = "checkpoint";
+pub const ABORT_FILE: &str = "abort";
+pub const LOCK_FILE: &str = "lock";
+
+/// A recovered store, ready for its threads to start.
+#[derive(Debug)]
+pub struct Recovered {
+    pub log: Arc<CommitLog>,
+    pub targets: Targets,
+    /// Every record below this offset is indexed.
+    pub dispatched: u64,
+    pub report: OpenReport,
+    pub lock: File,
+}
+
+/// Recovers the store in `dir`; leaves the abort marker in place, so that
+/// a crash from now on is seen as one.
+pub fn recover(
+    dir: &Path,
+    config: &StoreConfig,
+    store_host: SocketAddr,
+    env: &StoreEnv,
+) -> Result<Recovered, StoreError> {
+    check(config)?;
+    std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    let lock = lock_dir(dir)?;
+    let abort = dir.join(ABORT_FILE);
+    let crashed = abort.exists();
+    let checkpoint = Checkpoint::read(&dir.join(CHECKPOINT_FILE));
+    // After a crash, the ConsumeQueues may lag the CommitLog: check from
+    // the older of the two marks.
+    let scan_from = match checkpoint {
+        Some(c) if crashed => c.commitlog_flushed.min(c.dispatched),
+        Some(c) => c.commitlog_flushed,
+        None => 0,
+    };
+    if crashed {
+        tracing::warn!(dir = %dir.display(), scan_from, "the store was not shut down cleanly; recovering");
+    }
+
+    let options = CommitLogOptions {
+        segment_size: config.commitlog_segment_size,
+        max_message_size: config.max_message_size,
+        map: MapOptions {
+            prewarm: config.prewarm,
+            mlock: config.mlock,
+        },
+        store_host,
+        transient_pool_buffers: config
+            .transient_store_pool
+            .then_some(config.transient_store_pool_buffers as usize),
+        on_damage: config.recovery_mode,
+    };
+    let headroom = Headroom {
+        disk: Arc::clone(&env.disk),
+        max_used_ratio: config.disk_hard_ratio,
+    };
+    let plan = Plan {
+        scan_from,
+        // After a crash, the kernel may have written later pages of a torn
+        // tail and not earlier ones; after a clean shutdown every write
+        // reached the file in order.
+        tail: if crashed {
+            TailScan::Whole
+        } else {
+            TailScan::UntilZeroPage
+        },
+        flushed: match checkpoint {
+            _ if !crashed => Flushed::Everything,
+            Some(c) => Flushed::Below(c.commitlog_flushed),
+            None => Flushed::BeforeLastSegment,
+        },
+        mode: config.recovery_mode,
+    };
+    let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, headroom, &plan)?;
+    if let Some(t) = &recovered.truncation {
+        tracing::warn!(offset = t.offset, reason = %t.reason, "CommitLog truncated after the last valid record");
+    }
+    let log = Arc::new(log);
+
+    let cq_root = dir.join(CONSUME_QUEUE_DIR);
+    let rebuild_all = !cq_root.exists();
+    let (queues, damaged_from) = ConsumeQueues::open(
+        &cq_root,
+        u64::from(config.consume_queue_entries_per_file),
+        recovered.end_offset,
+    )?;
+    let index = IndexFiles::open(
+        &dir.join(INDEX_DIR),
+        config.index_slots_per_file,
+        config.index_entries_per_file,
+    )?;
+    let targets = Targets {
+        queues: Arc::new(queues),
+        index: Arc::new(index),
+        arrivals: Arc::default(),
+        fences: Arc::new(TopicFences::load(dir)?),
+    };
+
+    let mut replayed_from = match checkpoint {
+        Some(c) if !rebuild_all => c.dispatched.min(recovered.end_offset),
+        _ => 0,
+    };
+    if let Some(from) = damaged_from {
+        replayed_from = replayed_from.min(from);
+    }
+    replayed_from = replayed_from.max(log.min_offset());
+    let dispatched = dispatch_available(&log, &targets, replayed_from)?;
+    log.set_queue_offsets(
+        targets
+            .queues
+            .all()
+            .iter()
+            .map(|q| (q.topic().to_owned(), q.queue_id(), q.max_offset())),
+    );
+    targets.queues.flush_all()?;
+    targets.index.flush()?;
+    let written = Checkpoint {
+        commitlog_flushed: recovered.end_offset,
+        dispatched,
+        timestamp_ms: env.clock.now_ms(),
+    }
+    .write(&dir.join(CHECKPOINT_FILE))
+    .context(|| "writing the checkpoint".to_owned());
+    match written {
+        // The old checkpoint stays, and points at or before what was just
+        // recovered: the next recovery checks more than it needs, no less.
+        // A full disk must not stop the store from serving what it holds.
+        Err(err) if err.is_disk_full() => {
+            tracing::warn!(error = %err, "starting on a full disk with the previous checkpoint");
+        }
+        written => written?,
+    }
+    File::create(&abort).context(|| format!("creating {}", abort.display()))?;
+
+    Ok(Recovered {
+        log,
+        targets,
+        dispatched,
+        report: OpenReport {
+            crashed,
+            truncation: recovered.truncation,
+            skipped: recovered.skipped,
+            replayed_from,
+            commitlog_end: recovered.end_offset,
+        },
+        lock,
+    })
+}
+
+/// Refuses settings the store cannot work with, naming the setting.
+fn check(config: &StoreConfig) -> Result<(), StoreError> {
+    let bad = |what: &str| Err(StoreError::Config(what.to_owned()));
+    if config.commitlog_segment_size < 4096 || config.commitlog_segment_size > (1 << 40) {
+        return bad("commitlog_segment_size must be between 4 KiB and 1 TiB");
+    }
+    if u64::from(config.max_message_size) + 8 > config.commitlog_segment_size {
+        return bad("max_message_size must be smaller than commitlog_segment_size");
+    }
+    if config.consume_queue_entries_per_file == 0 {
+        return bad("consume_queue_entries_per_file must be at least 1");
+    }
+    if config.index_slots_per_file == 0 || config.index_entries_per_file == 0 {
+        return bad("index_slots_per_file and index_entries_per_file must be at least 1");
+    }
+    if config.delete_hour > 23 {
+        return bad("delete_hour must be an hour of the day, 0 to 23");
+    }
+    let ratio = 0.0..=1.0;
+    if !ratio.contains(&config.disk_soft_ratio) || !ratio.contains(&config.disk_hard_ratio) {
+        return bad("disk_soft_ratio and disk_hard_ratio must be between 0 and 1");
+    }
+    if config.checkpoint_interval.is_zero() || config.housekeeping_interval.is_zero() {
+        return bad("checkpoint_interval and housekeeping_interval must be longer than 0s");
+    }
+    Ok(())
+}
+
+/// Takes an exclusive `flock` on `dir/lock`, so that two processes never
+/// open one store. The lock dies with the process, even on SIGKILL.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let file = File::create(&path).context(|| format!("creating {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked != 0 {
+        return Err(StoreError::Locked(dir.to_owned()));
+    }
+    Ok(file)
+}
