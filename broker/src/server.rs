@@ -161,7 +161,7 @@ pub async fn run(
             .map_err(|e| ServeError::Task(e.to_string()))??
     };
     let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
-    let stats = Arc::new(BrokerStats::new(mq_nameserver::clock::unix_millis()));
+    let stats = Arc::new(BrokerStats::new(mq_common::clock::unix_millis()));
     let metrics = BrokerMetrics::default();
     let pull_budget = Arc::new(PullBudget::new(
         config.pull_bytes_in_flight,
@@ -246,7 +246,7 @@ pub async fn run(
             addr: advertised.clone(),
         },
         topics: Arc::clone(&topics),
-        started_ms: mq_nameserver::clock::unix_millis(),
+        started_ms: mq_common::clock::unix_millis(),
         interval: config.register_interval,
         auto_create_queues: config
             .auto_create_topic()
@@ -313,7 +313,7 @@ async fn keep_consumer_books(
             _ = ticks.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        for (group, client_id) in groups.expire(mq_nameserver::clock::unix_millis()) {
+        for (group, client_id) in groups.expire(mq_common::clock::unix_millis()) {
             tracing::warn!(
                 group,
                 client_id,

@@ -7,7 +7,9 @@
 //! shares: logging set-up ([`telemetry`]), the shutdown signal
 //! ([`shutdown`]) and gRPC serving with health and reflection ([`grpc`]).
 
+pub mod clock;
 pub mod http2;
+pub mod message;
 pub mod offset_id;
 pub mod perm;
 pub mod system_topics;

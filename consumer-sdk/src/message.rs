@@ -7,11 +7,9 @@ use mq_proto::broker::v1 as pb;
 
 use crate::queue::MessageQueue;
 
-/// Message flag bit: the producer compressed the body (LZ4).
-const FLAG_COMPRESSED: u32 = 1;
+use mq_common::message::FLAG_COMPRESSED;
+use mq_common::message::property::RETRY_TOPIC;
 pub(crate) use mq_common::system_topics::RETRY_PREFIX;
-/// Property naming the topic a retried message was first consumed from.
-const RETRY_TOPIC: &str = "RETRY_TOPIC";
 
 pub use mq_common::system_topics::retry_topic;
 

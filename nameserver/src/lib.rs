@@ -11,7 +11,6 @@
 //! - [`server`]: listening, health, reflection, the expiry task, shutdown;
 //! - [`config`]: layered configuration (defaults < TOML < env < flags).
 
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod metrics;

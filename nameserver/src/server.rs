@@ -10,11 +10,11 @@ use mq_proto::nameserver::v1::name_server_server::NameServerServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::clock::unix_millis;
 use crate::config::NameServerConfig;
 use crate::metrics::NameServerMetrics;
 use crate::route_table::RouteTable;
 use crate::service::NameServerService;
+use mq_common::clock::unix_millis;
 
 /// Why the nameserver could not start or stopped on its own.
 #[derive(Debug, Error)]

@@ -8,10 +8,10 @@ use mq_proto::nameserver::v1 as pb;
 use mq_proto::nameserver::v1::name_server_server::NameServer;
 use tonic::{Request, Response, Status};
 
-use crate::clock::unix_millis;
 use crate::error::NameServerError;
 use crate::route_table::RouteTable;
 use crate::wire;
+use mq_common::clock::unix_millis;
 
 /// Serves `mq.nameserver.v1.NameServer` over a shared route table.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 /// Message flag bit: the body is LZ4-compressed.
-pub const FLAG_COMPRESSED: u32 = 1;
+pub use mq_common::message::FLAG_COMPRESSED;
 
 /// The body to send and its flags.
 pub fn maybe_compress(body: &Bytes, threshold: usize) -> (Bytes, u32) {

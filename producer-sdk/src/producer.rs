@@ -646,8 +646,4 @@ impl IdGenerator {
     }
 }
 
-/// Milliseconds since the epoch (0 before it).
-fn unix_millis(time: std::time::SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+use mq_common::clock::to_unix_millis as unix_millis;

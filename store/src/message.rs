@@ -7,14 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 /// Property names with a meaning to the broker, as in RocketMQ.
-pub mod property {
-    /// The message's tag, one word used for broker-side filtering.
-    pub const TAGS: &str = "TAGS";
-    /// Business keys, separated by spaces, indexed for `query_by_key`.
-    pub const KEYS: &str = "KEYS";
-    /// The unique message id set by the producer, indexed for lookup.
-    pub const UNIQUE_ID: &str = "UNIQ_KEY";
-}
+pub use mq_common::message::property;
 
 /// String properties of a message, kept sorted so that encoding is
 /// deterministic.

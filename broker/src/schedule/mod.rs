@@ -37,7 +37,7 @@ pub mod property {
     /// a restarted scheduler tell what it already fired.
     pub const FIRED_FROM: &str = "SCHEDULE_FIRED_FROM";
     /// The topic a retried or dead-lettered message was first consumed from.
-    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    pub use mq_common::message::property::RETRY_TOPIC;
     /// The queue it was first consumed from.
     pub const ORIGIN_QUEUE_ID: &str = "ORIGIN_QUEUE_ID";
 

@@ -167,7 +167,7 @@ impl Scheduler {
                 return;
             }
             // The due entries at the head, appended together.
-            let now = mq_nameserver::clock::unix_millis();
+            let now = mq_common::clock::unix_millis();
             let read_all = read.messages.len() as u64;
             let mut fired = Vec::with_capacity(read.messages.len());
             let mut next = offset;

@@ -30,7 +30,7 @@ use send::SendPath;
 const INDEX_PATIENCE: Duration = Duration::from_secs(1);
 
 fn now_ms() -> u64 {
-    mq_nameserver::clock::unix_millis()
+    mq_common::clock::unix_millis()
 }
 
 /// Serves `mq.broker.v1.Broker`.

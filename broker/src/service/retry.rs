@@ -76,7 +76,7 @@ impl RetryPath {
         out.topic = self.internal_topic(retry_topic(&request.group))?;
         let level = (self.retry_first_level + msg.reconsume_times).min(self.delays.level_count());
         let delay = self.delays.level(level).unwrap_or_default();
-        let now = mq_nameserver::clock::unix_millis();
+        let now = mq_common::clock::unix_millis();
         let at = now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         let reconsume_times = out.reconsume_times;
         self.store

@@ -111,7 +111,7 @@ impl SendPath {
             .into());
         }
         let mut batch = Vec::with_capacity(messages.len());
-        let now_ms = mq_nameserver::clock::unix_millis();
+        let now_ms = mq_common::clock::unix_millis();
         for (field, msg) in messages {
             let (level, deliver_at) = (msg.delay_level, msg.deliver_at_ms);
             let stored = wire::message(&field, msg, queue_id, self.max_message_size, peer)?;
