@@ -21,5 +21,4 @@ pub mod registry;
 pub mod schedule;
 pub mod server;
 pub mod service;
-pub mod stats;
 pub mod topics;

@@ -32,10 +32,23 @@ struct TopicCounters {
     bytes_out: Counter,
 }
 
-/// What the request paths record.
+/// Messages and bytes in and out of the broker since it started, over
+/// every topic (deleted ones included), for `GetBrokerStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+    pub bytes_out: u64,
+}
+
+/// What the request paths record: the one place the broker counts.
 #[derive(Debug, Clone)]
 pub struct BrokerMetrics {
     by_topic: Arc<DashMap<String, TopicCounters>>,
+    /// The same counts over every topic: per-topic series go with their
+    /// topic, these stay.
+    totals: TopicCounters,
     messages_in: Family<Labels, Counter>,
     bytes_in: Family<Labels, Counter>,
     messages_out: Family<Labels, Counter>,
@@ -54,6 +67,12 @@ impl Default for BrokerMetrics {
         let buckets = || Histogram::new(exponential_buckets(0.000_05, 2.0, 20));
         BrokerMetrics {
             by_topic: Arc::default(),
+            totals: TopicCounters {
+                messages_in: Counter::default(),
+                bytes_in: Counter::default(),
+                messages_out: Counter::default(),
+                bytes_out: Counter::default(),
+            },
             messages_in: Family::default(),
             bytes_in: Family::default(),
             messages_out: Family::default(),
@@ -70,9 +89,10 @@ impl Default for BrokerMetrics {
 
 impl BrokerMetrics {
     pub fn stored(&self, topic_name: &str, messages: usize, bytes: usize, append: Duration) {
-        let counters = self.counters(topic_name);
-        counters.messages_in.inc_by(messages as u64);
-        counters.bytes_in.inc_by(bytes as u64);
+        for counters in [&self.counters(topic_name), &self.totals] {
+            counters.messages_in.inc_by(messages as u64);
+            counters.bytes_in.inc_by(bytes as u64);
+        }
         self.append_latency.observe(append.as_secs_f64());
     }
 
@@ -80,9 +100,20 @@ impl BrokerMetrics {
         if messages == 0 {
             return;
         }
-        let counters = self.counters(topic_name);
-        counters.messages_out.inc_by(messages as u64);
-        counters.bytes_out.inc_by(bytes as u64);
+        for counters in [&self.counters(topic_name), &self.totals] {
+            counters.messages_out.inc_by(messages as u64);
+            counters.bytes_out.inc_by(bytes as u64);
+        }
+    }
+
+    /// Everything counted since start, over every topic.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            messages_in: self.totals.messages_in.get(),
+            bytes_in: self.totals.bytes_in.get(),
+            messages_out: self.totals.messages_out.get(),
+            bytes_out: self.totals.bytes_out.get(),
+        }
     }
 
     /// Drops a deleted topic's series, as Kafka drops a deleted topic's

@@ -28,7 +28,6 @@ use crate::service::pull::PullPath;
 use crate::service::pull_budget::{HoldUntilSent, PullBudget};
 use crate::service::retry::RetryPath;
 use crate::service::send::SendPath;
-use crate::stats::BrokerStats;
 use crate::topics::{TopicTable, TopicTableError};
 use mq_store::{MessageStore, StoreError};
 
@@ -161,7 +160,7 @@ pub async fn run(
             .map_err(|e| ServeError::Task(e.to_string()))??
     };
     let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
-    let stats = Arc::new(BrokerStats::new(mq_common::clock::unix_millis()));
+    let started_ms = mq_common::clock::unix_millis();
     let metrics = BrokerMetrics::default();
     let pull_budget = Arc::new(PullBudget::new(
         config.pull_bytes_in_flight,
@@ -196,7 +195,6 @@ pub async fn run(
             budget: Arc::clone(&pull_budget),
             topics: Arc::clone(&topics),
             store_host,
-            stats: Arc::clone(&stats),
             metrics: metrics.clone(),
         },
         admin: AdminPath {
@@ -204,7 +202,8 @@ pub async fn run(
             topics: Arc::clone(&topics),
             offsets: Arc::clone(&offsets),
             groups: Arc::clone(&groups),
-            stats: Arc::clone(&stats),
+            metrics: metrics.clone(),
+            started_ms,
             store_host,
         },
         consumers: ConsumerPath {
@@ -223,7 +222,6 @@ pub async fn run(
             max_message_size: config.store.max_message_size,
             delays: Arc::clone(&delays),
             max_delivery_delay: config.max_delivery_delay,
-            stats: Arc::clone(&stats),
             metrics: metrics.clone(),
         },
         retry: RetryPath {
@@ -246,7 +244,7 @@ pub async fn run(
             addr: advertised.clone(),
         },
         topics: Arc::clone(&topics),
-        started_ms: mq_common::clock::unix_millis(),
+        started_ms,
         interval: config.register_interval,
         auto_create_queues: config
             .auto_create_topic()

@@ -12,7 +12,6 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::{INDEX_PATIENCE, wire};
-use crate::stats::BrokerStats;
 use crate::topics::TopicTable;
 use mq_store::{MessageStore, TagFilter};
 
@@ -25,19 +24,21 @@ pub struct AdminPath {
     pub topics: Arc<TopicTable>,
     pub offsets: Arc<ConsumerOffsets>,
     pub groups: Arc<ConsumerGroups>,
-    pub stats: Arc<BrokerStats>,
+    pub metrics: crate::metrics::BrokerMetrics,
+    /// When the broker started, ms since the epoch.
+    pub started_ms: u64,
     pub store_host: SocketAddr,
 }
 
 impl AdminPath {
     pub fn stats(&self) -> pb::GetBrokerStatsResponse {
-        let s = self.stats.snapshot();
+        let s = self.metrics.totals();
         pb::GetBrokerStatsResponse {
             messages_in: s.messages_in,
             bytes_in: s.bytes_in,
             messages_out: s.messages_out,
             bytes_out: s.bytes_out,
-            started_ms: self.stats.started_ms,
+            started_ms: self.started_ms,
             commitlog_min_offset: self.store.log_start(),
             commitlog_max_offset: self.store.log_end(),
             dispatch_lag: self.store.dispatch_lag(),

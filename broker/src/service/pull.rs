@@ -32,7 +32,6 @@ pub struct PullPath {
     pub budget: Arc<PullBudget>,
     pub topics: Arc<TopicTable>,
     pub store_host: SocketAddr,
-    pub stats: Arc<crate::stats::BrokerStats>,
     pub metrics: crate::metrics::BrokerMetrics,
 }
 
@@ -187,7 +186,6 @@ impl PullPath {
             GetStatus::OffsetIllegal => pb::PullStatus::OffsetIllegal,
         };
         let bytes: usize = result.messages.iter().map(|m| m.body.len()).sum();
-        self.stats.record_out(result.messages.len(), bytes);
         if let Some(first) = result.messages.first() {
             self.metrics
                 .served(&first.topic, result.messages.len(), bytes);

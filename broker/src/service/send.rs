@@ -27,7 +27,6 @@ pub struct SendPath {
     pub max_message_size: u32,
     pub delays: Arc<DelayTable>,
     pub max_delivery_delay: Duration,
-    pub stats: Arc<crate::stats::BrokerStats>,
     pub metrics: crate::metrics::BrokerMetrics,
 }
 
@@ -121,7 +120,6 @@ impl SendPath {
         let _room = self.pressure.admit(bytes).await?;
         let appending = std::time::Instant::now();
         let put = self.store.put_batch(&batch).await?;
-        self.stats.record_in(batch.len(), bytes);
         self.metrics
             .stored(topic, batch.len(), bytes, appending.elapsed());
         let status = wire::status(put.status);
