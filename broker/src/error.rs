@@ -6,7 +6,7 @@ use mq_common::FieldError;
 use thiserror::Error;
 use tonic::Status;
 
-use crate::topics::TopicTableError;
+use crate::topic_table::TopicTableError;
 use mq_store::StoreError;
 
 #[derive(Debug, Error)]

@@ -6,7 +6,7 @@
 //! - `mq_store` (its own crate): the storage engine, with `MessageStore`
 //!   as its face;
 //! - [`service`]: the gRPC edge (`mq.broker.v1.Broker`), one file per RPC family;
-//! - [`topics`]: the topic table, persisted and reported to the nameservers;
+//! - [`topic_table`]: the topic table, persisted and reported to the nameservers;
 //! - [`registry`]: registration and heartbeats with the nameservers;
 //! - [`server`]: wiring it all up, standalone mode, graceful shutdown;
 //! - [`config`]: layered configuration (defaults < TOML < env < flags).
@@ -21,4 +21,4 @@ pub mod registry;
 pub mod schedule;
 pub mod server;
 pub mod service;
-pub mod topics;
+pub mod topic_table;

@@ -12,7 +12,7 @@ use mq_nameserver_client::NameServerClient;
 use mq_proto::nameserver::v1 as pb;
 use tokio::sync::watch;
 
-use crate::topics::TopicTable;
+use crate::topic_table::TopicTable;
 
 /// Who this broker is, as the nameservers know it.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ impl Registry {
     fn request(&self) -> pb::RegisterBrokerRequest {
         let (mut topics, version) = self.topics.snapshot();
         if let Some(queues) = self.auto_create_queues {
-            topics.push(crate::topics::TopicConfig::new(
+            topics.push(crate::topic_table::TopicConfig::new(
                 mq_common::AUTO_CREATE_TOPIC,
                 queues,
             ));

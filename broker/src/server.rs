@@ -28,7 +28,7 @@ use crate::service::pull::PullPath;
 use crate::service::pull_budget::{HoldUntilSent, PullBudget};
 use crate::service::retry::RetryPath;
 use crate::service::send::SendPath;
-use crate::topics::{TopicTable, TopicTableError};
+use crate::topic_table::{TopicTable, TopicTableError};
 use mq_store::{MessageStore, StoreError};
 
 /// Why the broker could not start or stopped on its own.

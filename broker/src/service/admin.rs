@@ -12,7 +12,7 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::{INDEX_PATIENCE, wire};
-use crate::topics::TopicTable;
+use crate::topic_table::TopicTable;
 use mq_store::{MessageStore, TagFilter};
 
 /// Most messages one key query returns.

@@ -8,7 +8,7 @@ use mq_proto::broker::v1 as pb;
 use crate::consumer_groups::{ConsumerGroups, Member};
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
-use crate::topics::TopicTable;
+use crate::topic_table::TopicTable;
 use mq_store::MessageStore;
 
 /// Longest client id accepted.
@@ -155,7 +155,7 @@ impl ConsumerPath {
             if self.topics.get(&retry).is_none()
                 && let Err(err) = self
                     .topics
-                    .get_or_create(crate::topics::TopicConfig::new(&retry, 1))
+                    .get_or_create(crate::topic_table::TopicConfig::new(&retry, 1))
             {
                 tracing::warn!(group = %request.group, error = %err, "cannot create the group's retry topic yet");
             }

@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::error::BrokerError;
 
-use crate::topics::TopicTable;
+use crate::topic_table::TopicTable;
 use consumer::ConsumerPath;
 use pull::PullPath;
 use send::SendPath;

@@ -12,7 +12,7 @@ use mq_proto::broker::v1 as pb;
 use crate::error::BrokerError;
 use crate::service::pull_budget::{BytesInFlight, PullBudget};
 use crate::service::{INDEX_PATIENCE, wire};
-use crate::topics::TopicTable;
+use crate::topic_table::TopicTable;
 use mq_store::{GetResult, GetStatus, MessageStore, TagFilter};
 
 /// The most messages one pull returns.

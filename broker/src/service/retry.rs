@@ -10,7 +10,7 @@ use mq_proto::broker::v1 as pb;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable, property};
 use crate::service::INDEX_PATIENCE;
-use crate::topics::{TopicConfig, TopicTable};
+use crate::topic_table::{TopicConfig, TopicTable};
 use mq_store::{MessageStore, MessageToStore, StoredMessage, TagFilter};
 
 /// Most dead letters one `ResendDeadLetters` call reads.

@@ -11,7 +11,7 @@ use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable};
 use crate::service::wire;
-use crate::topics::{TopicConfig, TopicTable};
+use crate::topic_table::{TopicConfig, TopicTable};
 use mq_store::MessageStore;
 
 /// What sends need.

@@ -8,7 +8,7 @@ use mq_proto::broker::v1 as pb;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::wire;
-use crate::topics::TopicTable;
+use crate::topic_table::TopicTable;
 use mq_store::MessageStore;
 
 pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<(), BrokerError> {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use mq_common::{FieldError, offset_id, validate};
 use mq_proto::broker::v1 as pb;
 
-use crate::topics::TopicConfig;
+use crate::topic_table::TopicConfig;
 use mq_store::message::{Properties, property};
 use mq_store::{MessageToStore, PutStatus, StoredMessage};
 
