@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mq_store::checkpoint::Checkpoint;
+use mq_store::layout::{ABORT_FILE, CHECKPOINT_FILE, CONSUME_QUEUE_DIR, INDEX_DIR};
 use mq_store::message::Properties;
-use mq_store::open::{ABORT_FILE, CHECKPOINT_FILE, CONSUME_QUEUE_DIR, INDEX_DIR};
 use mq_store::{FlushMode, MessageStore, MessageToStore, StoreConfig, TagFilter};
 
 const BODY: usize = 1024;

@@ -17,8 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{IoContext, StoreError};
 
-/// File name under the store directory.
-pub const FENCES_FILE: &str = "topic_fences.json";
+use crate::layout::FENCES_FILE;
 
 #[derive(Debug)]
 pub struct TopicFences {

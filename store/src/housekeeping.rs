@@ -8,9 +8,9 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::checkpoint::Checkpoint;
+use crate::core::Core;
 use crate::error::{IoContext, StoreError};
-use crate::message_store::Core;
-use crate::open::CHECKPOINT_FILE;
+use crate::layout::CHECKPOINT_FILE;
 use crate::retention::{self, RetentionPolicy, RetentionReport};
 
 /// Tells the thread to stop, and wakes it at once.

@@ -4,15 +4,15 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::commitlog::recover::{Skipped, Truncation};
-use crate::commitlog::{Appended, CommitLog, Next, record};
+use crate::commitlog::{Appended, Next, record};
 use crate::config::{FlushMode, StoreConfig};
-use crate::dispatch::{Dispatcher, Targets};
+use crate::core::Core;
+use crate::dispatch::Dispatcher;
 use crate::env::StoreEnv;
 use crate::error::{IoContext, StoreError};
 use crate::flush::committer::Committer;
@@ -20,8 +20,9 @@ use crate::flush::flusher::{self, FlushPolicy};
 use crate::flush::group_commit::{FlushWait, GroupCommit};
 use crate::housekeeping::{self, StopSignal};
 use crate::index::{Hit, key_hash, unique_id_hash};
+use crate::layout::ABORT_FILE;
 use crate::message::{MessageToStore, StoredMessage};
-use crate::open::{ABORT_FILE, recover};
+use crate::open::{OpenReport, open_dir};
 use crate::read::{GetResult, TagFilter, get_messages};
 use crate::retention::RetentionReport;
 
@@ -52,37 +53,6 @@ pub struct DiskState {
     /// Unexpired CommitLog bytes deleted to make room since start
     /// (`disk_full_policy = delete_oldest`).
     pub unexpired_bytes_deleted: u64,
-}
-
-/// What opening the store found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenReport {
-    /// The store was not shut down cleanly last time.
-    pub crashed: bool,
-    /// Data cut off the CommitLog's tail, and why.
-    pub truncation: Option<Truncation>,
-    /// Damaged CommitLog ranges skipped (`recovery_mode = skip_corrupted`).
-    pub skipped: Vec<Skipped>,
-    /// CommitLog offset the ConsumeQueues and IndexFiles were replayed from.
-    pub replayed_from: u64,
-    /// End of the CommitLog after recovery.
-    pub commitlog_end: u64,
-}
-
-/// What the store's threads share.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub dir: PathBuf,
-    pub config: StoreConfig,
-    pub env: StoreEnv,
-    pub log: Arc<CommitLog>,
-    pub targets: Targets,
-    /// Every record below this offset is indexed.
-    pub dispatched: Arc<AtomicU64>,
-    pub disk_full: AtomicBool,
-    pub disk_ratio_bits: AtomicU64,
-    /// Unexpired CommitLog bytes deleted to make room, since start.
-    pub unexpired_bytes_deleted: AtomicU64,
 }
 
 /// An open store directory. Shut it down with [`MessageStore::shutdown`];
@@ -120,7 +90,7 @@ impl MessageStore {
         store_host: SocketAddr,
         env: StoreEnv,
     ) -> Result<(Self, OpenReport), StoreError> {
-        let recovered = recover(dir, &config, store_host, &env)?;
+        let recovered = open_dir(dir, &config, store_host, &env)?;
         let log = recovered.log;
         let group = Arc::new(GroupCommit::new(log.flushed_offset()));
         let flusher = flusher::start(

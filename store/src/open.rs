@@ -1,4 +1,4 @@
-//! Opening a store directory: lock it, recover the CommitLog from the
+//! Opening a store directory (`open_dir`): lock it, recover the CommitLog from the
 //! checkpoint on, recover the ConsumeQueues and IndexFiles against it,
 //! replay what they miss, and restore the queue offsets.
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
-use crate::commitlog::recover::{Flushed, Plan};
+use crate::commitlog::recover::{Flushed, Plan, Skipped, Truncation};
 use crate::commitlog::{CommitLog, CommitLogOptions};
 use crate::config::StoreConfig;
 use crate::consume_queue::registry::ConsumeQueues;
@@ -17,21 +17,30 @@ use crate::env::StoreEnv;
 use crate::error::{IoContext, StoreError};
 use crate::fences::TopicFences;
 use crate::index::IndexFiles;
+use crate::layout::{
+    ABORT_FILE, CHECKPOINT_FILE, COMMITLOG_DIR, CONSUME_QUEUE_DIR, INDEX_DIR, LOCK_FILE,
+};
 use crate::mapped_file::{MapOptions, TailScan};
-use crate::message_store::OpenReport;
 use crate::space::Headroom;
 
-/// File names under the store directory.
-pub const COMMITLOG_DIR: &str = "commitlog";
-pub const CONSUME_QUEUE_DIR: &str = "consumequeue";
-pub const INDEX_DIR: &str = "index";
-pub const CHECKPOINT_FILE: &str = "checkpoint";
-pub const ABORT_FILE: &str = "abort";
-pub const LOCK_FILE: &str = "lock";
+/// What opening the store found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The store was not shut down cleanly last time.
+    pub crashed: bool,
+    /// Data cut off the CommitLog's tail, and why.
+    pub truncation: Option<Truncation>,
+    /// Damaged CommitLog ranges skipped (`recovery_mode = skip_corrupted`).
+    pub skipped: Vec<Skipped>,
+    /// CommitLog offset the ConsumeQueues and IndexFiles were replayed from.
+    pub replayed_from: u64,
+    /// End of the CommitLog after recovery.
+    pub commitlog_end: u64,
+}
 
-/// A recovered store, ready for its threads to start.
+/// An opened, recovered store directory, ready for its threads to start.
 #[derive(Debug)]
-pub struct Recovered {
+pub struct Opened {
     pub log: Arc<CommitLog>,
     pub targets: Targets,
     /// Every record below this offset is indexed.
@@ -40,14 +49,14 @@ pub struct Recovered {
     pub lock: File,
 }
 
-/// Recovers the store in `dir`; leaves the abort marker in place, so that
-/// a crash from now on is seen as one.
-pub fn recover(
+/// Opens and recovers the store in `dir`; leaves the abort marker in
+/// place, so that a crash from now on is seen as one.
+pub fn open_dir(
     dir: &Path,
     config: &StoreConfig,
     store_host: SocketAddr,
     env: &StoreEnv,
-) -> Result<Recovered, StoreError> {
+) -> Result<Opened, StoreError> {
     check(config)?;
     std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let lock = lock_dir(dir)?;
@@ -160,7 +169,7 @@ pub fn recover(
     }
     File::create(&abort).context(|| format!("creating {}", abort.display()))?;
 
-    Ok(Recovered {
+    Ok(Opened {
         log,
         targets,
         dispatched,
