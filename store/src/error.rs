@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::commitlog::outcome::Damage;
 use crate::commitlog::record::RecordError;
 
 #[derive(Debug, Error)]
@@ -39,13 +40,18 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("CommitLog corrupted in {} at offset {offset}: {reason}; {action}", file.display())]
+    /// Valid records follow damage in data that was on disk.
+    #[error(
+        "CommitLog corrupted in {} at offset {offset}: {damage}; {}",
+        file.display(),
+        what_to_do(*next_valid)
+    )]
     Corrupted {
         file: PathBuf,
         offset: u64,
-        reason: String,
-        /// What the operator can do about it.
-        action: String,
+        damage: Damage,
+        /// Where valid records resume, if they do.
+        next_valid: Option<u64>,
     },
     #[error("invalid store configuration: {0}")]
     Config(String),
@@ -82,5 +88,15 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::io(context(), source))
+    }
+}
+
+/// The advice that goes with a corruption.
+fn what_to_do(next_valid: Option<u64>) -> String {
+    match next_valid {
+        Some(next) => format!(
+            "valid records follow at offset {next}, so this is damage, not a torn write, and nothing was changed; to start and keep them, skipping the damaged bytes (copied aside), set recovery_mode = \"skip_corrupted\" (--store-set recovery_mode=skip_corrupted)"
+        ),
+        None => "no valid record follows it".to_owned(),
     }
 }

@@ -1,6 +1,6 @@
-//! Opening a store directory (`open_dir`): lock it, recover the CommitLog from the
-//! checkpoint on, recover the ConsumeQueues and IndexFiles against it,
-//! replay what they miss, and restore the queue offsets.
+//! Opening a store directory (`open_dir`): lock it, recover the CommitLog
+//! from the checkpoint on, recover the ConsumeQueues and IndexFiles against
+//! it, replay what they miss, and restore the queue offsets.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -110,7 +110,7 @@ pub fn open_dir(
     };
     let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, headroom, &plan)?;
     if let Some(t) = &recovered.truncation {
-        tracing::warn!(offset = t.offset, reason = %t.reason, "CommitLog truncated after the last valid record");
+        tracing::warn!(offset = t.offset, cut = %t, "CommitLog truncated after the last valid record");
     }
     let log = Arc::new(log);
 

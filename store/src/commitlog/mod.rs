@@ -6,6 +6,7 @@
 //! that lock: they read below the published end of the data.
 
 pub mod allocator;
+pub mod outcome;
 pub mod record;
 pub mod recover;
 pub mod transient_pool;
@@ -316,13 +317,8 @@ impl CommitLog {
             (_, resume) => Err(StoreError::Corrupted {
                 file,
                 offset,
-                reason: err.to_string(),
-                action: match resume {
-                    Some(next) => format!(
-                        "valid records follow at offset {next}; to step over the damage, set recovery_mode = \"skip_corrupted\" (--store-set recovery_mode=skip_corrupted)"
-                    ),
-                    None => "no valid record follows it".to_owned(),
-                },
+                damage: recover::Damage::Invalid(err),
+                next_valid: resume,
             }),
         }
     }

@@ -18,33 +18,13 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::commitlog::outcome::{Cut, Damage, Skipped, Truncation};
 use crate::commitlog::record::{
     END_MARKER_LEN, MAGIC_MESSAGE_V1, Probe, encode_end_of_segment, encode_skipped, probe,
 };
 use crate::config::RecoveryMode;
 use crate::error::{IoContext, StoreError};
 use crate::mapped_file::{MappedFile, TailScan};
-
-/// Data was cut off during recovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Truncation {
-    /// The physical offset where the valid data now ends.
-    pub offset: u64,
-    /// What was found there.
-    pub reason: String,
-}
-
-/// Damaged bytes recovery skipped, keeping the data after them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// The skipped range of physical offsets, `from..to`.
-    pub from: u64,
-    pub to: u64,
-    /// What was wrong at `from`.
-    pub reason: String,
-    /// Where the damaged bytes were copied.
-    pub saved_to: PathBuf,
-}
 
 /// Where recovery left the CommitLog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +68,7 @@ enum SegmentEnd {
     /// follows the zeros.
     Open(usize),
     /// Not a valid record at this position.
-    Corrupt(usize, String),
+    Corrupt(usize, Damage),
 }
 
 /// Recovers `files` (contiguous segments, oldest first) as `plan` says.
@@ -127,7 +107,7 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
     let mut pos = 0;
     while index < files.len() {
         let base = files[index].base_offset();
-        let (at, reason) = match scan_segment(files[index].whole(), base, pos) {
+        let (at, damage) = match scan_segment(files[index].whole(), base, pos) {
             SegmentEnd::Closed => {
                 let size = files[index].size();
                 files[index]
@@ -137,22 +117,26 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
                 continue;
             }
             SegmentEnd::Open(at) => (at, None),
-            SegmentEnd::Corrupt(at, reason) => (at, Some(reason)),
+            SegmentEnd::Corrupt(at, damage) => (at, Some(damage)),
         };
         let offset = base + at as u64;
         let resume = find_valid_after(files, index, at);
         match resume {
             Some(resume) if offset < unflushed_from => {
-                let reason = reason.unwrap_or_else(|| "zeros where data was written".to_owned());
+                let damage = damage.unwrap_or(Damage::Zeros);
                 if plan.mode == RecoveryMode::Fail {
-                    let file = files[index].path().to_owned();
-                    return Err(corrupted(file, offset, reason, resume.offset(files)));
+                    return Err(StoreError::Corrupted {
+                        file: files[index].path().to_owned(),
+                        offset,
+                        damage,
+                        next_valid: Some(resume.offset(files)),
+                    });
                 }
-                let range = skip(files, index, at, resume, reason)?;
+                let range = skip(files, index, at, resume, damage)?;
                 tracing::warn!(
                     from = range.from,
                     to = range.to,
-                    reason = %range.reason,
+                    damage = %range.damage,
                     saved_to = %range.saved_to.display(),
                     "CommitLog damage skipped (recovery_mode = skip_corrupted); the records after it are kept"
                 );
@@ -168,19 +152,21 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
             }
             Some(resume) => {
                 // Past what was flushed before a crash: writes may have
-                // reached the disk out of order, and none of them was
-                // acknowledged as durable. A torn tail, however it looks.
-                let reason = reason.unwrap_or_else(|| "zeros".to_owned());
+                // reached the disk out of order. A torn tail, however it
+                // looks.
                 truncation = Some(Truncation {
                     offset,
-                    reason: format!(
-                        "{reason}, past the last flush before the crash; the valid-looking records from offset {} on were not flushed and are discarded",
-                        resume.offset(files)
-                    ),
+                    cut: Cut::Unflushed {
+                        damage: damage.unwrap_or(Damage::Zeros),
+                        discarded_from: resume.offset(files),
+                    },
                 });
             }
             None => {
-                truncation = reason.map(|reason| Truncation { offset, reason });
+                truncation = damage.map(|damage| Truncation {
+                    offset,
+                    cut: Cut::Damaged(damage),
+                });
             }
         }
         let discarded = files[index]
@@ -189,7 +175,7 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
         if discarded && truncation.is_none() {
             truncation = Some(Truncation {
                 offset,
-                reason: "a torn write: bytes after the last complete record".to_owned(),
+                cut: Cut::TornWrite,
             });
         }
         end = Some((index, offset));
@@ -210,7 +196,9 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
         if had_data && truncation.is_none() {
             truncation = Some(Truncation {
                 offset: end_offset,
-                reason: format!("segment {} follows the end of the data", file.base_offset()),
+                cut: Cut::OrphanSegment {
+                    base: file.base_offset(),
+                },
             });
         }
     }
@@ -224,17 +212,6 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
 /// A segment is written from its start: zeros there mean it is empty.
 fn is_blank_segment(file: &mut MappedFile) -> bool {
     file.whole().iter().take(END_MARKER_LEN).all(|&b| b == 0)
-}
-
-fn corrupted(file: PathBuf, offset: u64, reason: String, next_valid: u64) -> StoreError {
-    StoreError::Corrupted {
-        file,
-        offset,
-        reason,
-        action: format!(
-            "valid records follow at offset {next_valid}, so this is damage, not a torn write, and nothing was changed; to start and keep them, skipping the damaged bytes (copied aside), set recovery_mode = \"skip_corrupted\" (--store-set recovery_mode=skip_corrupted)"
-        ),
-    }
 }
 
 /// Where valid data resumes after damage.
@@ -310,7 +287,7 @@ fn skip(
     index: usize,
     at: usize,
     resume: Resume,
-    reason: String,
+    damage: Damage,
 ) -> Result<Skipped, StoreError> {
     let from = files[index].base_offset() + at as u64;
     let to = resume.offset(files);
@@ -352,7 +329,7 @@ fn skip(
     Ok(Skipped {
         from,
         to,
-        reason,
+        damage,
         saved_to,
     })
 }
@@ -373,19 +350,14 @@ fn scan_segment(buf: &[u8], base: u64, mut pos: usize) -> SegmentEnd {
                 let claimed = claimed_offset(buf, pos);
                 let actual = base + pos as u64;
                 if claimed != actual {
-                    return SegmentEnd::Corrupt(
-                        pos,
-                        format!("the record at offset {actual} says it was written at {claimed}"),
-                    );
+                    return SegmentEnd::Corrupt(pos, Damage::Misplaced { claimed });
                 }
                 pos += size;
             }
             Ok(Probe::Skipped { size }) => pos += size,
             Ok(Probe::EndOfSegment) => return SegmentEnd::Closed,
             Ok(Probe::Blank) => return SegmentEnd::Open(pos),
-            Err(err) => {
-                return SegmentEnd::Corrupt(pos, format!("{err} at offset {}", base + pos as u64));
-            }
+            Err(err) => return SegmentEnd::Corrupt(pos, Damage::Invalid(err)),
         }
     }
     SegmentEnd::Closed
