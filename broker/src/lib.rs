@@ -1,6 +1,8 @@
 //! The broker: serves producers and consumers over gRPC, on the storage
 //! engine of the `mq-store` crate (one append-only CommitLog of every
-//! topic, indexed per queue and by key).
+//! topic, indexed per queue and by key). Depends on `mq-store`,
+//! `mq-nameserver` (standalone mode), `mq-nameserver-client`, `mq-common`
+//! and `mq-proto`; nothing depends on it.
 //!
 //! Where to start reading:
 //! - `mq_store` (its own crate): the storage engine, with `MessageStore`

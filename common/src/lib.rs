@@ -5,7 +5,13 @@
 //!
 //! With the `server` feature it also carries the start-up kit every binary
 //! shares: logging set-up ([`telemetry`]), the shutdown signal
-//! ([`shutdown`]) and gRPC serving with health and reflection ([`grpc`]).
+//! ([`shutdown`]), gRPC serving with health and reflection ([`grpc`]) and
+//! connection limits ([`incoming`]).
+//!
+//! Also here: the broker's own topic names ([`system_topics`]), message flag
+//! bits and property names ([`message`]), and the one clock ([`clock`]).
+//! Without `server` it does no I/O; it depends on nothing of ours but
+//! `mq-proto` (for reflection).
 
 pub mod clock;
 pub mod http2;

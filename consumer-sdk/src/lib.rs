@@ -9,7 +9,8 @@
 //! Consumers of one group share the queues of their topics (clustering,
 //! the default) through an [`allocate`] strategy, rebalancing when the
 //! group changes; or each gets everything (broadcasting). The machinery
-//! both share is in [`engine`].
+//! both share is in [`engine`]. Depends on `mq-common`, `mq-proto` and
+//! `mq-nameserver-client`, never on the servers' crates.
 
 pub mod allocate;
 mod builder;

@@ -2,9 +2,10 @@
 //! the producer and consumer SDKs (routes) and the admin tools.
 //!
 //! Nameservers share nothing, so a client holds a list of them. Queries go
-//! to one nameserver at a time: the last one that answered, then the others
-//! in turn when it cannot be reached. Writes that every nameserver must see
-//! (broker registration, topic deletion) go to all of them.
+//! to the last one that answered, then to the others in turn when it cannot
+//! be reached, or as well when it stays silent for 250 ms. Writes that
+//! every nameserver must see (broker registration, topic deletion) go to
+//! all of them. Depends on `mq-common` and `mq-proto`.
 
 mod addresses;
 mod client;

@@ -3,7 +3,8 @@
 //! Brokers register with every nameserver and heartbeat; a broker not heard
 //! from within `broker_expire` is dropped from every route. Clients ask any
 //! nameserver which brokers serve a topic. Nameservers share nothing, so
-//! several run side by side for availability.
+//! several run side by side for availability. Depends on `mq-common` and
+//! `mq-proto`; knows nothing of how brokers store messages.
 //!
 //! Where to start reading:
 //! - [`route_table`]: the state, pure and clock-free, with its rules;

@@ -13,7 +13,8 @@
 //! nameservers, cached and refreshed) -> [`selector`] (round-robin over
 //! writable queues, skipping brokers in the [`fault`] table) ->
 //! [`producer`] (the gRPC call, latency bookkeeping, retries, compression
-//! via [`compress`]).
+//! via [`compress`]). Depends on `mq-common`, `mq-proto` and
+//! `mq-nameserver-client`, never on the servers' crates.
 
 mod accumulator;
 pub mod compress;

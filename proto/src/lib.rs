@@ -1,6 +1,7 @@
 //! Wire types and gRPC stubs of every service, generated from the `.proto`
 //! files in this crate's `mq/` folder. Nothing but generated code lives here:
 //! services translate these types to their domain types at the edge.
+//! Depends on prost and tonic, nothing of ours.
 
 /// Encoded `FileDescriptorSet` of every proto file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

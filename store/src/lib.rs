@@ -1,7 +1,7 @@
 //! The storage engine of the broker, as RocketMQ keeps `store` apart from
 //! `broker`. It may depend on files, mappings and threads, never on gRPC
-//! or on the broker: the broker's services call it, and replication will
-//! live beside it.
+//! or on the broker (of ours only `mq-common`, for names and the clock):
+//! the broker's services call it, and replication will live beside it.
 //!
 //! Messages of every topic are appended to ONE [`commitlog`], so writes
 //! stay sequential however many topics and queues exist. A [`dispatch`]er

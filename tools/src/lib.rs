@@ -1,7 +1,8 @@
 //! The command-line tools of the queue. `mqbench` drives a cluster the way
 //! users do, through the SDKs, and checks with its verify logs that no
 //! acknowledged message was lost. `mqhealth` is the health check that
-//! container images run.
+//! container images run. Depends on the SDKs and `mq-common`, never on the
+//! servers' crates.
 
 pub mod admin;
 pub mod bench;
