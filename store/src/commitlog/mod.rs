@@ -95,7 +95,7 @@ pub struct CommitLog {
 
 impl CommitLog {
     /// Opens the CommitLog in `dir`, recovering it as `plan` says (see
-    /// [`recover`]).
+    /// [`recover()`]).
     pub fn open(
         dir: &Path,
         options: CommitLogOptions,
