@@ -3,8 +3,8 @@
 //! read as [`Dispatcher::lag`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{JoinHandle, Thread};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::Thread;
 use std::time::Duration;
 
 use crate::arrivals::Arrivals;
@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::fences::TopicFences;
 use crate::index::IndexFiles;
 use crate::message::tag_hash;
+use crate::worker::{Stopping, Wake, Worker};
 
 /// Where the dispatcher writes.
 #[derive(Debug, Clone)]
@@ -68,59 +69,47 @@ pub fn dispatch_available(
     }
 }
 
-#[derive(Debug)]
-struct Shared {
-    dispatched: Arc<AtomicU64>,
-    stop: AtomicBool,
-}
-
 /// The dispatcher thread.
 #[derive(Debug)]
 pub struct Dispatcher {
-    shared: Arc<Shared>,
+    dispatched: Arc<AtomicU64>,
     log: Arc<CommitLog>,
-    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
-    wake: Thread,
+    worker: Worker,
 }
 
 impl Dispatcher {
     pub fn start(log: Arc<CommitLog>, targets: Targets, from: u64) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            dispatched: Arc::new(AtomicU64::new(from)),
-            stop: AtomicBool::new(false),
-        });
-        let worker = Arc::clone(&shared);
-        let worker_log = Arc::clone(&log);
-        let thread = std::thread::Builder::new()
-            .name("dispatcher".into())
-            .spawn(move || run(&worker_log, &targets, &worker))?;
-        let wake = thread.thread().clone();
+        let dispatched = Arc::new(AtomicU64::new(from));
+        let progress = Arc::clone(&dispatched);
+        let followed = Arc::clone(&log);
+        let worker = Worker::start("dispatcher", Wake::Unpark, move |stopping| {
+            run(&followed, &targets, &progress, &stopping);
+        })?;
         Ok(Dispatcher {
-            shared,
+            dispatched,
             log,
-            thread: std::sync::Mutex::new(Some(thread)),
-            wake,
+            worker,
         })
     }
 
     /// The thread to unpark when records become readable.
     pub fn thread(&self) -> Thread {
-        self.wake.clone()
+        self.worker.thread().clone()
     }
 
     /// Tells the dispatcher that records were appended.
     pub fn wake(&self) {
-        self.wake.unpark();
+        self.worker.thread().unpark();
     }
 
     /// Every record below this offset is indexed.
     pub fn dispatched(&self) -> u64 {
-        self.shared.dispatched.load(Ordering::Acquire)
+        self.dispatched.load(Ordering::Acquire)
     }
 
     /// A live view of [`Dispatcher::dispatched`], for other threads.
     pub fn progress(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.shared.dispatched)
+        Arc::clone(&self.dispatched)
     }
 
     /// Bytes of CommitLog not indexed yet.
@@ -130,18 +119,7 @@ impl Dispatcher {
 
     /// Indexes what is left, then stops the thread.
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.wake.unpark();
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = thread {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Dispatcher {
-    fn drop(&mut self) {
-        self.stop();
+        self.worker.stop();
     }
 }
 
@@ -151,13 +129,13 @@ impl Drop for Dispatcher {
 /// after a quiet spell is still indexed at once.
 const BATCH_WINDOW: Duration = Duration::from_micros(200);
 
-fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
-    let mut offset = shared.dispatched.load(Ordering::Acquire);
+fn run(log: &CommitLog, targets: &Targets, dispatched: &AtomicU64, stopping: &Stopping) {
+    let mut offset = dispatched.load(Ordering::Acquire);
     let mut failing = false;
     loop {
         // Read the flag before dispatching, so the last round sees every
         // append made before `stop` was called.
-        let stopping = shared.stop.load(Ordering::Acquire);
+        let last_round = stopping.requested();
         fail::fail_point!("dispatch::before_round");
         match dispatch_available(log, targets, offset) {
             Ok(reached) => {
@@ -166,8 +144,8 @@ fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
                 }
                 let found = reached > offset;
                 offset = reached;
-                shared.dispatched.store(offset, Ordering::Release);
-                if found && !stopping {
+                dispatched.store(offset, Ordering::Release);
+                if found && !last_round {
                     std::thread::sleep(BATCH_WINDOW);
                     continue;
                 }
@@ -181,7 +159,7 @@ fn run(log: &CommitLog, targets: &Targets, shared: &Shared) {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        if stopping {
+        if last_round {
             return;
         }
         // Woken by appends; the timeout is a safety net, not the pace.

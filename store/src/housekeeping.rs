@@ -2,9 +2,8 @@
 //! `checkpoint_interval`, and runs retention and the disk check every
 //! `housekeeping_interval`.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::checkpoint::Checkpoint;
@@ -12,58 +11,33 @@ use crate::core::Core;
 use crate::error::{IoContext, StoreError};
 use crate::layout::CHECKPOINT_FILE;
 use crate::retention::{self, RetentionPolicy, RetentionReport};
+use crate::worker::{Wake, Worker};
 
-/// Tells the thread to stop, and wakes it at once.
-#[derive(Debug, Default)]
-pub struct StopSignal {
-    stopped: Mutex<bool>,
-    signal: Condvar,
-}
-
-impl StopSignal {
-    pub fn stop(&self) {
-        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.signal.notify_all();
-    }
-
-    /// Sleeps up to `timeout`; true if told to stop.
-    fn sleep(&self, timeout: std::time::Duration) -> bool {
-        let stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
-        let (stopped, _) = self
-            .signal
-            .wait_timeout_while(stopped, timeout, |s| !*s)
-            .unwrap_or_else(|e| e.into_inner());
-        *stopped
-    }
-}
-
-pub(crate) fn start(core: Arc<Core>, stop: Arc<StopSignal>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("store-housekeeping".into())
-        .spawn(move || {
-            let mut last_retention = Instant::now();
-            // A full disk fails every checkpoint: say so when it starts
-            // and when it ends, not every second.
-            let mut failing = false;
-            while !stop.sleep(core.config.checkpoint_interval) {
-                match write_checkpoint(&core) {
-                    Ok(()) if std::mem::take(&mut failing) => {
-                        tracing::info!("checkpoints are written again");
-                    }
-                    Ok(()) => {}
-                    Err(err) if !std::mem::replace(&mut failing, true) => {
-                        tracing::error!(error = %err, "checkpoint failed; recovery after a crash will check more of the CommitLog until one is written");
-                    }
-                    Err(_) => {}
+pub(crate) fn start(core: Arc<Core>) -> std::io::Result<Worker> {
+    Worker::start("store-housekeeping", Wake::Unpark, move |stopping| {
+        let mut last_retention = Instant::now();
+        // A full disk fails every checkpoint: say so when it starts
+        // and when it ends, not every second.
+        let mut failing = false;
+        while !stopping.sleep(core.config.checkpoint_interval) {
+            match write_checkpoint(&core) {
+                Ok(()) if std::mem::take(&mut failing) => {
+                    tracing::info!("checkpoints are written again");
                 }
-                if last_retention.elapsed() >= core.config.housekeeping_interval {
-                    last_retention = Instant::now();
-                    if let Err(err) = run_retention(&core) {
-                        tracing::error!(error = %err, "retention failed");
-                    }
+                Ok(()) => {}
+                Err(err) if !std::mem::replace(&mut failing, true) => {
+                    tracing::error!(error = %err, "checkpoint failed; recovery after a crash will check more of the CommitLog until one is written");
+                }
+                Err(_) => {}
+            }
+            if last_retention.elapsed() >= core.config.housekeeping_interval {
+                last_retention = Instant::now();
+                if let Err(err) = run_retention(&core) {
+                    tracing::error!(error = %err, "retention failed");
                 }
             }
-        })
+        }
+    })
 }
 
 /// Flushes ConsumeQueues and IndexFiles, then records how far they and

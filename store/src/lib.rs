@@ -34,6 +34,7 @@ pub mod read;
 pub mod retention;
 pub mod segments;
 pub mod space;
+pub mod worker;
 
 pub use config::{DiskFullPolicy, FlushMode, RecoveryMode, StoreConfig};
 pub use error::StoreError;

@@ -5,9 +5,8 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use crate::commitlog::{Appended, Next, record};
 use crate::config::{FlushMode, StoreConfig};
@@ -18,13 +17,14 @@ use crate::error::{IoContext, StoreError};
 use crate::flush::committer::Committer;
 use crate::flush::flusher::{self, FlushPolicy};
 use crate::flush::group_commit::{FlushWait, GroupCommit};
-use crate::housekeeping::{self, StopSignal};
+use crate::housekeeping;
 use crate::index::{Hit, key_hash, unique_id_hash};
 use crate::layout::ABORT_FILE;
 use crate::message::{MessageToStore, StoredMessage};
 use crate::open::{OpenReport, open_dir};
 use crate::read::{GetResult, TagFilter, get_messages};
 use crate::retention::RetentionReport;
+use crate::worker::Worker;
 
 /// How an append was acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +64,8 @@ pub struct MessageStore {
     dispatcher: Dispatcher,
     /// Only with the transient store pool.
     committer: Option<Committer>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
-    housekeeping: Mutex<Option<JoinHandle<()>>>,
-    stop: Arc<StopSignal>,
+    flusher: Worker,
+    housekeeping: Worker,
     closed: AtomicBool,
     _lock: File,
 }
@@ -131,17 +130,15 @@ impl MessageStore {
             disk_ratio_bits: AtomicU64::new(0),
             unexpired_bytes_deleted: AtomicU64::new(0),
         });
-        let stop = Arc::new(StopSignal::default());
-        let housekeeping = housekeeping::start(Arc::clone(&core), Arc::clone(&stop))
+        let housekeeping = housekeeping::start(Arc::clone(&core))
             .context(|| "starting housekeeping".to_owned())?;
         let store = MessageStore {
             core,
             group,
             dispatcher,
             committer,
-            flusher: Mutex::new(Some(flusher)),
-            housekeeping: Mutex::new(Some(housekeeping)),
-            stop,
+            flusher,
+            housekeeping,
             closed: AtomicBool::new(false),
             _lock: recovered.lock,
         };
@@ -481,28 +478,13 @@ impl MessageStore {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.stop.stop();
-        let housekeeping = self
-            .housekeeping
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(thread) = housekeeping {
-            let _ = thread.join();
-        }
+        // Each worker after those that feed it (see `worker`).
+        self.housekeeping.stop();
         if let Some(committer) = &self.committer {
             committer.stop();
         }
         self.dispatcher.stop();
-        self.group.shut_down();
-        let flusher = self
-            .flusher
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(thread) = flusher {
-            let _ = thread.join();
-        }
+        self.flusher.stop();
         self.core.log.flush()?;
         housekeeping::write_checkpoint(&self.core)?;
         let abort = self.core.dir.join(ABORT_FILE);

@@ -14,10 +14,10 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use crate::mapped_file::{MapOptions, MappedFile, Prewarm};
 use crate::space::{self, Headroom};
+use crate::worker::{Wake, Worker};
 
 #[derive(Debug, Default)]
 struct State {
@@ -46,7 +46,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct Allocator {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl Allocator {
@@ -64,14 +64,21 @@ impl Allocator {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         });
-        let worker = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("commitlog-allocator".into())
-            .spawn(move || prepare_segments(&worker))?;
-        Ok(Allocator {
-            shared,
-            thread: Some(thread),
-        })
+        let preparing = Arc::clone(&shared);
+        let waker = Arc::clone(&shared);
+        // It waits on its own condition variable: the stop wakes it there.
+        let wake = Wake::With(Box::new(move || {
+            waker
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .shutdown = true;
+            waker.changed.notify_all();
+        }));
+        let worker = Worker::start("commitlog-allocator", wake, move |_| {
+            prepare_segments(&preparing);
+        })?;
+        Ok(Allocator { shared, worker })
     }
 
     /// The segment starting at `base`: the prepared one if it is waiting,
@@ -131,17 +138,10 @@ impl Allocator {
 
 impl Drop for Allocator {
     fn drop(&mut self) {
-        let mut state = self.lock();
-        state.shutdown = true;
-        let unused = state.ready.take();
-        drop(state);
-        self.shared.changed.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.worker.stop();
         // A prepared but unused segment is left in place: recovery treats a
         // blank segment after the data as empty and reuses it.
-        drop(unused);
+        drop(self.lock().ready.take());
     }
 }
 

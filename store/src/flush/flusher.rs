@@ -9,12 +9,12 @@
 //! every few KiB; under load that costs more CPU than the appends.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::commitlog::CommitLog;
 use crate::config::FlushMode;
 use crate::flush::group_commit::GroupCommit;
+use crate::worker::{Wake, Worker};
 
 /// In async mode, flush whatever is dirty at least this often.
 pub const THOROUGH_FLUSH: Duration = Duration::from_secs(10);
@@ -37,16 +37,19 @@ impl FlushPolicy {
     }
 }
 
-/// Starts the flusher thread; it runs until `group.shut_down()`, then
-/// flushes one last time.
+/// Starts the flusher thread; stopping it shuts the group commit down
+/// (appends still waiting are answered), and it flushes one last time.
 pub fn start(
     log: Arc<CommitLog>,
     group: Arc<GroupCommit>,
     policy: FlushPolicy,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("commitlog-flusher".into())
-        .spawn(move || run(&log, &group, policy))
+) -> std::io::Result<Worker> {
+    let shut = Arc::clone(&group);
+    Worker::start(
+        "commitlog-flusher",
+        Wake::With(Box::new(move || shut.shut_down())),
+        move |_| run(&log, &group, policy),
+    )
 }
 
 fn run(log: &CommitLog, group: &GroupCommit, policy: FlushPolicy) {
