@@ -63,9 +63,10 @@ impl From<BrokerError> for Status {
                     ..
                 }) => Status::invalid_argument(message),
                 // Another broker may well take it: retryable.
-                StoreError::DiskFull { .. } | StoreError::NoSpace { .. } | StoreError::Closed => {
-                    Status::unavailable(message)
-                }
+                StoreError::DiskFull { .. }
+                | StoreError::NoSpace { .. }
+                | StoreError::Behind { .. }
+                | StoreError::Closed => Status::unavailable(message),
                 _ => Status::internal(message),
             },
             BrokerError::Topics(_) => Status::internal(message),

@@ -53,6 +53,9 @@ pub enum StoreError {
         /// Where valid records resume, if they do.
         next_valid: Option<u64>,
     },
+    /// The dispatcher has not indexed far enough in time for `what`.
+    #[error("{what}: the dispatcher is behind (a full disk?); try again")]
+    Behind { what: String },
     #[error("invalid store configuration: {0}")]
     Config(String),
     #[error("the store is shut down")]

@@ -228,13 +228,9 @@ impl MessageStore {
         let deadline = std::time::Instant::now() + patience;
         while self.dispatched_offset() < fence {
             if std::time::Instant::now() >= deadline {
-                return Err(StoreError::io(
-                    format!("deleting topic {topic}"),
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the dispatcher is behind; its records are fenced, try again",
-                    ),
-                ));
+                return Err(StoreError::Behind {
+                    what: format!("deleting topic {topic} (its records are fenced already)"),
+                });
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }

@@ -6,6 +6,7 @@
 mod store_support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mq_store::{FlushMode, GetStatus, MessageStore, PutStatus, StoreError, TagFilter};
 use store_support::*;
@@ -508,4 +509,28 @@ async fn a_segment_the_disk_cannot_hold_refuses_appends_until_it_can() {
         .await
         .unwrap();
     assert_eq!(put.appended[0].queue_offset, u64::from(accepted));
+}
+
+#[tokio::test]
+async fn a_topic_deletion_waits_for_the_dispatcher_and_says_when_it_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), FlushMode::Async);
+    store.put(message("gone", 0, None, "first")).await.unwrap();
+    read_all(&store, "gone", 0, 1);
+    // The dispatcher stops before its next round: what is appended now is
+    // not indexed, and the deletion cannot pass it.
+    fail::cfg("dispatch::before_round", "pause").unwrap();
+    store.put(message("gone", 0, None, "second")).await.unwrap();
+    let err = store
+        .delete_topic("gone", Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Behind { .. }), "{err}");
+    assert!(err.to_string().contains("try again"), "{err}");
+    fail::remove("dispatch::before_round");
+    store
+        .delete_topic("gone", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(store.queue_offsets("gone", 0), None, "its queue is gone");
 }
