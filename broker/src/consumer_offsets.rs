@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 use mq_store::atomic_file;
+use serde::{Deserialize, Serialize};
 
 type Table = BTreeMap<String, BTreeMap<String, BTreeMap<u32, u64>>>;
 

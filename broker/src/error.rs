@@ -3,11 +3,11 @@
 //! RESOURCE_EXHAUSTED are worth retrying (elsewhere), the others are not.
 
 use mq_common::FieldError;
+use mq_store::StoreError;
 use thiserror::Error;
 use tonic::Status;
 
 use crate::topic_table::TopicTableError;
-use mq_store::StoreError;
 
 #[derive(Debug, Error)]
 pub enum BrokerError {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use mq_store::MessageStore;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,7 +15,6 @@ use prometheus_client::registry::Registry;
 
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
-use mq_store::MessageStore;
 
 type Labels = Vec<(String, String)>;
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use mq_nameserver::{NameServer, NameServerConfig};
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1::broker_server::BrokerServer;
+use mq_store::{MessageStore, StoreError};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,7 +30,6 @@ use crate::service::pull_budget::{HoldUntilSent, PullBudget};
 use crate::service::retry::RetryPath;
 use crate::service::send::SendPath;
 use crate::topic_table::{TopicTable, TopicTableError};
-use mq_store::{MessageStore, StoreError};
 
 /// Why the broker could not start or stopped on its own.
 #[derive(Debug, Error)]

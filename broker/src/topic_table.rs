@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use mq_common::{FieldError, Perm, validate};
+use mq_store::atomic_file;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-
-use mq_store::atomic_file;
 
 /// One topic on this broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

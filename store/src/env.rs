@@ -40,11 +40,6 @@ impl Space {
 pub trait DiskUsage: Send + Sync + std::fmt::Debug {
     /// Size and free bytes of the file system holding `path`.
     fn space(&self, path: &Path) -> std::io::Result<Space>;
-
-    /// Used fraction (0.0 to 1.0) of the file system holding `path`.
-    fn used_ratio(&self, path: &Path) -> std::io::Result<f64> {
-        self.space(path).map(|space| space.used_ratio())
-    }
 }
 
 /// The system clock.
@@ -149,11 +144,11 @@ mod tests {
 
     #[test]
     fn statvfs_reports_a_ratio_of_the_real_disk() {
-        let ratio = Statvfs.used_ratio(Path::new("/")).unwrap();
-        assert!((0.0..=1.0).contains(&ratio), "{ratio}");
         let space = Statvfs.space(Path::new("/")).unwrap();
+        let ratio = space.used_ratio();
+        assert!((0.0..=1.0).contains(&ratio), "{ratio}");
         assert!(space.total > 0 && space.free <= space.total, "{space:?}");
-        assert!(Statvfs.used_ratio(Path::new("/nonexistent/dir")).is_err());
+        assert!(Statvfs.space(Path::new("/nonexistent/dir")).is_err());
     }
 
     #[test]
@@ -165,7 +160,7 @@ mod tests {
         assert!((space.used_ratio() - 0.7).abs() < 1e-9);
         assert!((space.used_ratio_after(20) - 0.9).abs() < 1e-9);
         let fixed = FixedDiskUsage::new(0.25);
-        let ratio = fixed.used_ratio(Path::new("/")).unwrap();
+        let ratio = fixed.space(Path::new("/")).unwrap().used_ratio();
         assert!((ratio - 0.25).abs() < 1e-6, "{ratio}");
     }
 }

@@ -18,12 +18,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mq_store::atomic_file;
+use mq_store::{GetStatus, MessageStore, StoreError, TagFilter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::schedule::{DelayTable, SCHEDULE_TOPIC, fire, fire_at, property};
-use mq_store::atomic_file;
-use mq_store::{GetStatus, MessageStore, StoreError, TagFilter};
 
 /// How often queue heads are checked: at most this late beyond due time,
 /// plus the time to append what fell due.

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use mq_common::{FieldError, offset_id, validate};
 use mq_proto::broker::v1 as pb;
+use mq_store::{MessageStore, TagFilter};
 
 use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::{INDEX_PATIENCE, wire};
 use crate::topic_table::TopicTable;
-use mq_store::{MessageStore, TagFilter};
 
 /// Most messages one key query returns.
 const MAX_QUERY: u32 = 256;

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use mq_common::{FieldError, validate};
 use mq_proto::broker::v1 as pb;
+use mq_store::MessageStore;
 
 use crate::consumer_groups::{ConsumerGroups, Member};
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::topic_table::TopicTable;
-use mq_store::MessageStore;
 
 /// Longest client id accepted.
 const MAX_CLIENT_ID: usize = 255;

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use mq_common::{FieldError, validate};
 use mq_proto::broker::v1 as pb;
+use mq_store::{GetResult, GetStatus, MessageStore, TagFilter};
 
 use crate::error::BrokerError;
 use crate::service::pull_budget::{BytesInFlight, PullBudget};
 use crate::service::{INDEX_PATIENCE, wire};
 use crate::topic_table::TopicTable;
-use mq_store::{GetResult, GetStatus, MessageStore, TagFilter};
 
 /// The most messages one pull returns.
 pub const MAX_PULL_MESSAGES: u32 = 1024;

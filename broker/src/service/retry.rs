@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use mq_common::{FieldError, validate};
 use mq_proto::broker::v1 as pb;
+use mq_store::{MessageStore, MessageToStore, StoredMessage, TagFilter};
 
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable, property};
 use crate::service::INDEX_PATIENCE;
 use crate::topic_table::{TopicConfig, TopicTable};
-use mq_store::{MessageStore, MessageToStore, StoredMessage, TagFilter};
 
 /// Most dead letters one `ResendDeadLetters` call reads.
 const MAX_RESEND_SCAN: usize = 100_000;

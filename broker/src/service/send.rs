@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use mq_common::{FieldError, offset_id};
 use mq_proto::broker::v1 as pb;
+use mq_store::MessageStore;
 
 use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable};
 use crate::service::wire;
 use crate::topic_table::{TopicConfig, TopicTable};
-use mq_store::MessageStore;
 
 /// What sends need.
 #[derive(Debug, Clone)]

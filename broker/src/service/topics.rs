@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use mq_common::system_topics::{SCHEDULE_TOPIC, check_not_reserved};
 use mq_proto::broker::v1 as pb;
+use mq_store::MessageStore;
 
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
 use crate::service::wire;
 use crate::topic_table::TopicTable;
-use mq_store::MessageStore;
 
 pub fn create(topics: &TopicTable, request: pb::CreateTopicRequest) -> Result<(), BrokerError> {
     let config = wire::topic_config("config", request.config)?;

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 
 use mq_common::{FieldError, offset_id, validate};
 use mq_proto::broker::v1 as pb;
-
-use crate::topic_table::TopicConfig;
 use mq_store::message::{Properties, property};
 use mq_store::{MessageToStore, PutStatus, StoredMessage};
+
+use crate::topic_table::TopicConfig;
 
 /// Property names the broker sets itself; users may not.
 const RESERVED: [&str; 4] = [
