@@ -2,13 +2,12 @@
 //! queues as push consumers do) or assign queues, then `poll()`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc};
 
 use crate::builder::{ConsumerOptions, option_setters};
-use crate::engine::{Running, Sink};
+use crate::engine::{Pulled, Running, Sink};
 use crate::error::ConsumerError;
 use crate::message::ReceivedMessage;
 use crate::queue::MessageQueue;
@@ -62,7 +61,7 @@ impl PullConsumerBuilder {
 #[derive(Debug)]
 pub struct PullConsumer {
     running: Running,
-    batches: Mutex<mpsc::Receiver<Vec<ReceivedMessage>>>,
+    batches: Mutex<mpsc::Receiver<Pulled>>,
 }
 
 impl PullConsumer {
@@ -83,63 +82,42 @@ impl PullConsumer {
                 Ok(Some(batch)) => batch,
                 _ => return Vec::new(),
             };
-            // Skip batches of queues no longer owned or seeked since.
-            let owned = self
-                .running
-                .engine
-                .queues
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&batch[0].queue)
-                .cloned();
-            let Some(state) = owned else { continue };
-            let expected = state.polled.load(Ordering::Acquire);
-            let fresh: Vec<ReceivedMessage> = batch
-                .into_iter()
-                .filter(|m| m.queue_offset >= expected)
-                .collect();
-            let Some(last) = fresh.last() else { continue };
-            state.polled.store(last.queue_offset + 1, Ordering::Release);
-            return fresh;
+            // Skip batches of queues released or seeked since.
+            if !batch.link.is_current(batch.epoch) {
+                continue;
+            }
+            let Some(last) = batch.messages.last() else {
+                continue;
+            };
+            batch.link.report_polled(batch.epoch, last.queue_offset + 1);
+            return batch.messages;
         }
     }
 
     /// Consumes only `queues` from now on, without rebalancing.
     pub async fn assign(&self, queues: Vec<MessageQueue>) {
-        *self
-            .running
-            .engine
-            .manual
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(queues.into_iter().collect::<BTreeSet<_>>());
-        self.running.engine.rebalance().await;
+        self.running
+            .assign(queues.into_iter().collect::<BTreeSet<_>>())
+            .await;
     }
 
     /// Goes on from `offset` in `queue` (which must be owned).
     pub fn seek(&self, queue: &MessageQueue, offset: u64) -> Result<(), ConsumerError> {
-        let queues = self
-            .running
-            .engine
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let state = queues.get(queue).ok_or_else(|| {
+        let link = self.running.link(queue).ok_or_else(|| {
             ConsumerError::Config(format!("{queue} is not assigned to this consumer"))
         })?;
-        state.epoch.fetch_add(1, Ordering::AcqRel);
-        state.next_offset.store(offset, Ordering::Release);
-        state.polled.store(offset, Ordering::Release);
+        link.seek(offset);
         Ok(())
     }
 
     /// Commits the polled positions now.
     pub async fn commit(&self) {
-        self.running.engine.commit_all().await;
+        self.running.commit_all().await;
     }
 
     /// The queues this member consumes now.
     pub fn assignment(&self) -> Vec<MessageQueue> {
-        self.running.engine.assignment()
+        self.running.assignment()
     }
 
     /// Commits, releases the queues and leaves the group.

@@ -127,7 +127,7 @@ impl PushConsumer {
     /// The queues of the subscribed topics this member consumes now (its
     /// share of the group's retry queue is not listed).
     pub fn assignment(&self) -> Vec<MessageQueue> {
-        let mut queues = self.running.engine.assignment();
+        let mut queues = self.running.assignment();
         queues.retain(|q| !q.topic.starts_with(crate::message::RETRY_PREFIX));
         queues
     }

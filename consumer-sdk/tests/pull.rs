@@ -265,3 +265,32 @@ async fn an_assigned_pull_consumer_reads_only_its_queues() {
     assert!(got.iter().all(|m| m.queue == queue));
     consumer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_consumer_keeps_pulling_past_its_cache_limit_as_batches_are_polled() {
+    let root = tempfile::tempdir().unwrap();
+    let nameserver = start_nameserver();
+    let namesrv = nameserver.addr.to_string();
+    let broker = start_broker("broker-a", &namesrv, root.path(), "127.0.0.1:0");
+    create_topic(&broker, "cached", 1).await;
+    wait_for_route(&namesrv, "cached", 1).await;
+    let producer = Producer::builder().namesrv(&namesrv).build().unwrap();
+    let batch: Vec<Message> = (0..100)
+        .map(|i| Message::new("cached", format!("m-{i}")))
+        .collect();
+    producer.send_batch(batch).await.unwrap();
+    // Ten messages may wait unpolled; polling frees the room for more.
+    let consumer = pull_consumer(&namesrv, "g-cached", "cached", "*")
+        .max_cached_messages(10)
+        .pull_batch(4)
+        .buffer(1)
+        .start()
+        .await
+        .unwrap();
+    let bodies = poll_until(&consumer, 100).await;
+    assert_eq!(
+        bodies,
+        (0..100).map(|i| format!("m-{i}")).collect::<Vec<_>>()
+    );
+    consumer.shutdown().await;
+}

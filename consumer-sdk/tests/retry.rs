@@ -281,6 +281,18 @@ async fn ordered_consumers_retry_in_place_keep_order_and_dead_letter_past_the_li
         .into_inner();
     assert_eq!(offsets.max_offset, 1, "m4 is the one dead letter");
     consumer.shutdown().await;
+    // The dead letter is done with: the group's offset passes it.
+    let committed = rpc
+        .query_offset(pb::QueryOffsetRequest {
+            group: "g-ordered".into(),
+            topic: "ledger".into(),
+            queue_id: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offset;
+    assert_eq!(committed, Some(6), "committed past m4 and m5");
 }
 
 #[tokio::test]

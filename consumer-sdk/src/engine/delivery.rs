@@ -2,54 +2,50 @@
 //! queue order), retrying failures in place or sending them back to the
 //! broker's retry topic, and marking them done for the offset.
 
-use super::*;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use mq_proto::broker::v1 as pb;
+use tokio::sync::mpsc;
+
+use super::queue_task::QueueLink;
+use super::{Engine, Handler, Sink, into_chunks};
+use crate::error::ConsumerError;
+use crate::message::{ConsumeResult, ReceivedMessage};
 
 impl Engine {
-    pub(super) async fn deliver(&self, state: &Arc<QueueState>, messages: Vec<ReceivedMessage>) {
-        match &self.sink {
-            Sink::Channel(tx) => {
-                if tx.send(messages).await.is_err() {
-                    state.dropped.store(true, Ordering::Release);
-                }
-            }
-            Sink::Ordered { handler, batch } => {
-                for chunk in into_chunks(messages, *batch) {
-                    if !self.handle_until_done(handler, state, chunk).await {
-                        return;
-                    }
-                }
-            }
-            Sink::Concurrent {
-                handler,
-                permits,
-                batch,
-            } => {
-                for chunk in into_chunks(messages, *batch) {
-                    let Ok(permit) = Arc::clone(permits).acquire_owned().await else {
-                        return;
-                    };
-                    let (engine, state, handler) =
-                        (self.self_arc(), Arc::clone(state), Arc::clone(handler));
-                    let Some(engine) = engine else { return };
-                    tokio::spawn(async move {
-                        engine.handle_until_done(&handler, &state, chunk).await;
-                        drop(permit);
-                    });
+    /// An ordered queue's lane: its batches, one at a time, in order,
+    /// until the queue stops (the sender goes) or is retired.
+    pub(super) async fn ordered_lane(
+        self: Arc<Self>,
+        handler: Handler,
+        batch: usize,
+        link: Arc<QueueLink>,
+        mut batches: mpsc::UnboundedReceiver<(u64, Vec<ReceivedMessage>)>,
+    ) {
+        while let Some((epoch, messages)) = batches.recv().await {
+            for chunk in into_chunks(messages, batch) {
+                if !link.is_current(epoch)
+                    || !self.handle_until_done(&handler, &link, epoch, chunk).await
+                {
+                    break;
                 }
             }
         }
     }
 
     /// Runs the handler until the batch is done with, or the queue is
-    /// dropped; true when done. A failed batch (reconsume-later or a
-    /// panic) goes back to the broker's retry path in clustering mode, is
-    /// retried in place in ordered mode (dead letters past the limit), and
-    /// is retried locally when the broker cannot take it back (or in
-    /// broadcasting mode).
-    async fn handle_until_done(
+    /// retired; true when done, which is reported to the queue. A failed
+    /// batch (reconsume-later or a panic) goes back to the broker's retry
+    /// path in clustering mode, is retried in place in ordered mode (dead
+    /// letters past the limit), and is retried locally when the broker
+    /// cannot take it back (or in broadcasting mode).
+    pub(super) async fn handle_until_done(
         &self,
         handler: &Handler,
-        state: &QueueState,
+        link: &QueueLink,
+        epoch: u64,
         mut batch: Vec<ReceivedMessage>,
     ) -> bool {
         let ordered = matches!(self.sink, Sink::Ordered { .. });
@@ -60,39 +56,46 @@ impl Engine {
                 .await
                 .unwrap_or(ConsumeResult::ReconsumeLater);
             if result == ConsumeResult::Success {
-                state.done(&batch);
+                link.report_done(epoch, &batch);
                 return true;
             }
-            if state.is_dropped() || self.closed.load(Ordering::Acquire) {
+            if link.is_retired() {
                 return false;
             }
             let max = self.settings.max_reconsume_times;
             if ordered {
                 if batch.iter().all(|m| m.reconsume_times >= max) {
-                    batch = self.send_back_all(batch, true).await;
-                    if batch.is_empty() {
-                        return true;
-                    }
+                    batch = self.hand_back(link, epoch, batch, true).await;
                 }
             } else if !self.settings.broadcasting {
-                // Messages the broker took back are done here; the rest
-                // are retried locally.
-                let refused = self.send_back_all(batch.clone(), false).await;
-                let refused: Vec<u64> = refused.iter().map(|m| m.queue_offset).collect();
-                let (left, back): (Vec<_>, Vec<_>) = batch
-                    .into_iter()
-                    .partition(|m| refused.contains(&m.queue_offset));
-                state.done(&back);
-                if left.is_empty() {
-                    return true;
-                }
-                batch = left;
+                batch = self.hand_back(link, epoch, batch, false).await;
+            }
+            if batch.is_empty() {
+                return true;
             }
             tokio::time::sleep(self.settings.retry_delay).await;
             for msg in &mut batch {
                 msg.reconsume_times += 1;
             }
         }
+    }
+
+    /// Hands failed messages back to their broker; those it took are done
+    /// here. Returns the rest, to retry locally.
+    async fn hand_back(
+        &self,
+        link: &QueueLink,
+        epoch: u64,
+        batch: Vec<ReceivedMessage>,
+        dead_letter: bool,
+    ) -> Vec<ReceivedMessage> {
+        let refused = self.send_back_all(batch.clone(), dead_letter).await;
+        let refused: Vec<u64> = refused.iter().map(|m| m.queue_offset).collect();
+        let (left, back): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|m| refused.contains(&m.queue_offset));
+        link.report_done(epoch, &back);
+        left
     }
 
     /// Hands failed messages back to their broker (`dead_letter`: straight

@@ -1,25 +1,59 @@
-//! Membership: heartbeats to every broker of the subscribed topics, and
-//! the offset-reset versions that come back in their answers.
+//! Membership: heartbeats to every broker of the subscribed topics (which
+//! renew the locks of the queues held), and what comes back in their
+//! answers: a changed group version asks the coordinator to rebalance, a
+//! newer offset-reset version makes the broker's queues reread offsets.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-impl Engine {
-    pub(super) async fn heartbeat_loop(self: Arc<Self>) {
-        while !self.closed.load(Ordering::Acquire) {
-            self.heartbeat().await;
-            tokio::time::sleep(self.settings.heartbeat_interval).await;
+use mq_proto::broker::v1 as pb;
+use tokio::sync::{mpsc, watch};
+
+use super::coordinator::{Assignment, Command};
+use super::{Engine, queue_ref};
+
+pub(crate) struct Membership {
+    engine: Arc<Engine>,
+    coordinator: mpsc::UnboundedSender<Command>,
+    assignment: watch::Receiver<Assignment>,
+    /// Group version last seen, by broker name.
+    versions: HashMap<String, u64>,
+}
+
+impl Membership {
+    pub fn new(
+        engine: Arc<Engine>,
+        coordinator: mpsc::UnboundedSender<Command>,
+        assignment: watch::Receiver<Assignment>,
+    ) -> Self {
+        Membership {
+            engine,
+            coordinator,
+            assignment,
+            versions: HashMap::new(),
         }
     }
 
-    /// Tells every broker of the subscribed topics we are alive (and which
-    /// queues we hold, renewing their locks); a changed group version
-    /// triggers a rebalance at once.
-    pub async fn heartbeat(&self) {
-        let held: Vec<MessageQueue> = self.assignment();
+    /// Heartbeats every `heartbeat_interval`, forever (the consumer stops
+    /// the task).
+    pub async fn run(mut self) {
+        loop {
+            tokio::time::sleep(self.engine.settings.heartbeat_interval).await;
+            self.heartbeat().await;
+        }
+    }
+
+    /// Tells every broker of the subscribed topics we are alive and which
+    /// queues we hold, and renews their locks.
+    pub async fn heartbeat(&mut self) {
+        let held: Vec<Arc<super::queue_task::QueueLink>> =
+            self.assignment.borrow().values().cloned().collect();
+        let engine = Arc::clone(&self.engine);
+        let settings = &engine.settings;
         let request = pb::HeartbeatRequest {
-            group: self.settings.group.clone(),
-            client_id: self.settings.client_id.clone(),
-            subscriptions: self
+            group: settings.group.clone(),
+            client_id: settings.client_id.clone(),
+            subscriptions: engine
                 .subscriptions
                 .iter()
                 .map(|s| pb::Subscription {
@@ -27,89 +61,66 @@ impl Engine {
                     tag_expression: s.expression.clone(),
                 })
                 .collect(),
-            consume_model: if self.settings.broadcasting {
+            consume_model: if settings.broadcasting {
                 pb::ConsumeModel::Broadcasting
             } else {
                 pb::ConsumeModel::Clustering
             } as i32,
-            held: held.iter().map(queue_ref).collect(),
+            held: held.iter().map(|l| queue_ref(&l.queue)).collect(),
         };
-        for (broker, addr) in self.cluster.broker_addrs(&self.topics()) {
-            let Ok(mut client) = self.cluster.client(&addr) else {
+        for (broker, addr) in engine.cluster.broker_addrs(&engine.topics()) {
+            let Ok(mut client) = engine.cluster.client(&addr) else {
                 continue;
             };
             match client.heartbeat(request.clone()).await {
-                Ok(response) => {
-                    let response = response.into_inner();
-                    let version = response.group_version;
-                    let reset_before = self
-                        .reset_versions
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(broker.clone(), response.offset_reset_version);
-                    if reset_before.is_some_and(|v| v < response.offset_reset_version) {
-                        self.reread_offsets(&broker).await;
-                    }
-                    let previous = self
-                        .versions
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(broker.clone(), version);
-                    if previous.is_some_and(|p| p != version) {
-                        self.rebalance_now.notify_one();
-                    }
-                }
+                Ok(response) => self.heard(&broker, response.into_inner()),
                 Err(status) => {
                     tracing::debug!(broker, error = %status.message(), "heartbeat failed")
                 }
             }
-            if self.locking() {
-                let mine: Vec<pb::QueueRef> = held
-                    .iter()
-                    .filter(|q| q.broker_name == broker)
-                    .map(queue_ref)
-                    .collect();
-                if !mine.is_empty() {
-                    let _ = client
-                        .lock_queues(pb::LockQueuesRequest {
-                            group: self.settings.group.clone(),
-                            client_id: self.settings.client_id.clone(),
-                            queues: mine,
-                        })
-                        .await;
-                }
+            let locked: Vec<pb::QueueRef> = held
+                .iter()
+                .filter(|l| l.locked && l.queue.broker_name == broker)
+                .map(|l| queue_ref(&l.queue))
+                .collect();
+            if !locked.is_empty() {
+                let _ = client
+                    .lock_queues(pb::LockQueuesRequest {
+                        group: settings.group.clone(),
+                        client_id: settings.client_id.clone(),
+                        queues: locked,
+                    })
+                    .await;
             }
         }
     }
 
-    /// An operator reset the group's offsets on `broker`: every queue of
-    /// it this member owns goes on from the committed offset.
-    async fn reread_offsets(&self, broker: &str) {
-        let owned: Vec<(MessageQueue, Arc<QueueState>)> = self
-            .owned()
-            .into_iter()
-            .filter(|(q, _)| q.broker_name == broker)
-            .collect();
-        for (queue, state) in owned {
-            match self.offsets.query(&self.cluster, &queue).await {
-                Ok(Some(offset)) => {
-                    state.epoch.fetch_add(1, Ordering::AcqRel);
-                    {
-                        let mut cache = state.cache();
-                        cache.clear();
-                        state.cached_bytes.store(0, Ordering::Release);
-                    }
-                    state.next_offset.store(offset, Ordering::Release);
-                    state.polled.store(offset, Ordering::Release);
-                    state.last_committed.store(offset, Ordering::Release);
-                    tracing::info!(queue = %queue, offset, "offset reset by an operator; going on from there");
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(queue = %queue, error = %err, "cannot read the reset offset")
-                }
-            }
+    fn heard(&mut self, broker: &str, response: pb::HeartbeatResponse) {
+        let reset = response.offset_reset_version;
+        if self
+            .engine
+            .note_reset_version(broker, reset)
+            .is_some_and(|before| before < reset)
+        {
+            let _ = self.coordinator.send(Command::ResetOffsets {
+                broker: broker.to_owned(),
+            });
         }
+        let version = response.group_version;
+        let previous = self.versions.insert(broker.to_owned(), version);
+        if previous.is_some_and(|p| p != version) {
+            let _ = self.coordinator.send(Command::Rebalance);
+        }
+    }
+}
+
+impl Engine {
+    /// Records `broker`'s offset-reset version; returns the one before.
+    fn note_reset_version(&self, broker: &str, version: u64) -> Option<u64> {
+        self.reset_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(broker.to_owned(), version)
     }
 
     /// The reset version to send with commits to `broker`.

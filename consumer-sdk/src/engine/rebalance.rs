@@ -2,7 +2,13 @@
 //! strategy (or everything when broadcasting, or what was assigned by
 //! hand), and the plan that turns what it owns into that.
 
-use super::*;
+use std::collections::{BTreeSet, HashMap};
+
+use mq_proto::broker::v1 as pb;
+
+use super::coordinator::Coordinator;
+use crate::allocate::Holdings;
+use crate::queue::MessageQueue;
 
 /// What a rebalance changes for one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,35 +36,14 @@ pub(crate) fn plan(owned: &[MessageQueue], wanted: &BTreeSet<MessageQueue>) -> P
     }
 }
 
-impl Engine {
-    pub(super) async fn rebalance_loop(self: Arc<Self>) {
-        while !self.closed.load(Ordering::Acquire) {
-            let complete = self.rebalance().await;
-            // Queues still locked by their old owner are retried soon.
-            let pause = if complete {
-                self.settings.rebalance_interval
-            } else {
-                Duration::from_millis(300)
-            };
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.rebalance_now.notified() => {}
-            }
-        }
-    }
-
+impl Coordinator {
     /// One rebalance over every subscribed topic; false if some queue this
     /// member should own could not be taken yet.
-    pub async fn rebalance(&self) -> bool {
-        let _one_at_a_time = self.rebalancing.lock().await;
-        let manual = self
-            .manual
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+    pub(super) async fn rebalance(&mut self) -> bool {
+        let manual = self.manual.clone();
         let mut complete = true;
-        for topic in self.topics() {
-            let Ok(route) = self.cluster.route(&topic).await else {
+        for topic in self.engine.topics() {
+            let Ok(route) = self.engine.cluster.route(&topic).await else {
                 complete = false;
                 continue;
             };
@@ -68,7 +53,7 @@ impl Engine {
                     .filter(|q| q.topic == topic)
                     .cloned()
                     .collect(),
-                None if self.settings.broadcasting => route.queues.iter().cloned().collect(),
+                None if self.engine.settings.broadcasting => route.queues.iter().cloned().collect(),
                 None => match self.allocate(&topic, &route.queues, &route.brokers).await {
                     Some(mine) => mine.into_iter().collect(),
                     None => {
@@ -78,9 +63,10 @@ impl Engine {
                 },
             };
             let owned: Vec<MessageQueue> = self
-                .owned()
-                .into_keys()
+                .owned
+                .keys()
                 .filter(|q| q.topic == topic)
+                .cloned()
                 .collect();
             let Plan { release, acquire } = plan(&owned, &wanted);
             for queue in &release {
@@ -102,17 +88,18 @@ impl Engine {
         let mut addrs: Vec<&String> = brokers.values().collect();
         addrs.sort();
         for addr in addrs {
-            let Ok(mut client) = self.cluster.client(addr) else {
+            let Ok(mut client) = self.engine.cluster.client(addr) else {
                 continue;
             };
+            let settings = &self.engine.settings;
             let request = pb::GetConsumerListRequest {
-                group: self.settings.group.clone(),
+                group: settings.group.clone(),
             };
             let Ok(response) = client.get_consumer_list(request).await else {
                 continue;
             };
             let response = response.into_inner();
-            if !response.client_ids.contains(&self.settings.client_id) {
+            if !response.client_ids.contains(&settings.client_id) {
                 // Our heartbeat has not reached this broker yet.
                 continue;
             }
@@ -133,8 +120,8 @@ impl Engine {
                     (m.client_id, held)
                 })
                 .collect();
-            return Some(self.settings.strategy.allocate(
-                &self.settings.client_id,
+            return Some(settings.strategy.allocate(
+                &settings.client_id,
                 &response.client_ids,
                 queues,
                 &holdings,
