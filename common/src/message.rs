@@ -17,4 +17,19 @@ pub mod property {
     /// The topic a retried or dead-lettered message was first consumed
     /// from (set by the broker's retry path, read by consumers).
     pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    /// The queue it was first consumed from (broker's retry path).
+    pub const ORIGIN_QUEUE_ID: &str = "ORIGIN_QUEUE_ID";
+    /// The delay level a producer or the retry path asked for.
+    pub const DELAY: &str = "DELAY";
+    /// Scheduled messages: the topic delivered to when due.
+    pub const REAL_TOPIC: &str = "REAL_TOPIC";
+    /// Scheduled messages: the queue delivered to when due.
+    pub const REAL_QID: &str = "REAL_QID";
+    /// Scheduled messages: when due, ms since the epoch.
+    pub const DELIVER_AT: &str = "TIMER_DELIVER_MS";
+    /// Scheduled messages: when this stop in a schedule queue ends.
+    pub const FIRE_AT: &str = "SCHEDULE_FIRE_MS";
+    /// `queue:offset` of the schedule entry a record was fired from; lets
+    /// a restarted scheduler tell what it already fired.
+    pub const FIRED_FROM: &str = "SCHEDULE_FIRED_FROM";
 }

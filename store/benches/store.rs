@@ -15,10 +15,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mq_store::checkpoint::Checkpoint;
 use mq_store::layout::{ABORT_FILE, CHECKPOINT_FILE, CONSUME_QUEUE_DIR, INDEX_DIR};
-use mq_store::message::Properties;
 use mq_store::{FlushMode, MessageStore, MessageToStore, StoreConfig, TagFilter};
 
 const BODY: usize = 1024;
@@ -40,16 +38,7 @@ struct Run {
 }
 
 fn message(queue: u32) -> MessageToStore {
-    MessageToStore {
-        topic: "bench".into(),
-        queue_id: queue,
-        flags: 0,
-        born_timestamp_ms: 0,
-        born_host: "127.0.0.1:1".parse().unwrap(),
-        reconsume_times: 0,
-        properties: Properties::new(),
-        body: Bytes::from(vec![0x5A; BODY]),
-    }
+    MessageToStore::new("bench", queue, vec![0x5A; BODY])
 }
 
 fn config(flush: FlushMode, transient_pool: bool, prewarm: bool) -> StoreConfig {

@@ -56,7 +56,7 @@ pub fn dispatch_available(
                     Entry {
                         physical_offset: offset,
                         size: msg.record_size,
-                        tag_hash: msg.tags().map_or(0, tag_hash),
+                        tag_hash: msg.tags.as_deref().map_or(0, tag_hash),
                     },
                 )?;
                 index.add(&msg)?;

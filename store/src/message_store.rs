@@ -326,7 +326,7 @@ impl MessageStore {
             max.saturating_mul(2).max(16),
         );
         self.read_hits(hits)
-            .filter(|msg| msg.topic == topic && msg.keys().any(|k| k == key))
+            .filter(|msg| msg.topic == topic && msg.keys.iter().any(|k| k == key))
             .take(max)
             .collect()
     }
@@ -338,7 +338,8 @@ impl MessageStore {
             .targets
             .index
             .lookup(unique_id_hash(id), 0, u64::MAX, 16);
-        self.read_hits(hits).find(|msg| msg.unique_id() == Some(id))
+        self.read_hits(hits)
+            .find(|msg| msg.unique_id.as_deref() == Some(id))
     }
 
     /// The messages index hits point at, skipping those no longer stored

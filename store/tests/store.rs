@@ -105,7 +105,7 @@ async fn tag_filters_skip_other_tags_and_say_where_to_continue() {
         a_or_c
             .messages
             .iter()
-            .map(|m| m.tags().unwrap())
+            .map(|m| m.tags.as_deref().unwrap())
             .collect::<Vec<_>>(),
         ["TagA", "TagC", "TagA"]
     );

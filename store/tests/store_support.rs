@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mq_store::message::{Properties, property};
 use mq_store::{FlushMode, MessageStore, MessageToStore, OpenReport, StoreConfig, TagFilter};
 
 pub fn store_host() -> SocketAddr {
@@ -43,19 +42,11 @@ pub fn message(
     tag: Option<&str>,
     body: impl Into<Bytes>,
 ) -> MessageToStore {
-    let mut properties = Properties::new();
-    if let Some(tag) = tag {
-        properties.insert(property::TAGS.into(), tag.into());
-    }
     MessageToStore {
-        topic: topic.into(),
-        queue_id,
-        flags: 0,
         born_timestamp_ms: 1,
         born_host: "127.0.0.1:5555".parse().unwrap(),
-        reconsume_times: 0,
-        properties,
-        body: body.into(),
+        tags: tag.map(str::to_owned),
+        ..MessageToStore::new(topic, queue_id, body)
     }
 }
 
@@ -90,7 +81,7 @@ pub fn read_all(
 /// A message with business keys and a unique id.
 pub fn keyed_message(topic: &str, keys: &str, id: &str, body: impl Into<Bytes>) -> MessageToStore {
     let mut msg = message(topic, 0, None, body);
-    msg.properties.insert(property::KEYS.into(), keys.into());
-    msg.properties.insert(property::UNIQUE_ID.into(), id.into());
+    msg.keys = keys.split(' ').map(str::to_owned).collect();
+    msg.unique_id = Some(id.into());
     msg
 }

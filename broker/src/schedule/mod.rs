@@ -14,34 +14,21 @@ pub mod scheduler;
 use std::time::Duration;
 
 use mq_store::MessageToStore;
+use mq_store::message::{QueuePosition, Schedule};
 
 pub use delays::DelayTable;
 
 /// The internal topic holding scheduled messages until they are due.
 pub use mq_common::system_topics::SCHEDULE_TOPIC;
 
-/// Properties of scheduled and retried messages, as RocketMQ names them
-/// where it has a name.
+/// Properties of scheduled and retried messages the broker sets and
+/// producers may not, as RocketMQ names them where it has a name.
 pub mod property {
-    /// Topic the message is delivered to when due.
-    pub const REAL_TOPIC: &str = "REAL_TOPIC";
-    /// Queue the message is delivered to when due.
-    pub const REAL_QID: &str = "REAL_QID";
-    /// The delay level the producer (or the retry path) asked for.
-    pub const DELAY: &str = "DELAY";
-    /// When the message is due, ms since the epoch.
-    pub const DELIVER_AT: &str = "TIMER_DELIVER_MS";
-    /// When this stop of the message in a schedule queue ends.
-    pub const FIRE_AT: &str = "SCHEDULE_FIRE_MS";
-    /// `queue:offset` of the schedule entry a record was fired from; lets
-    /// a restarted scheduler tell what it already fired.
-    pub const FIRED_FROM: &str = "SCHEDULE_FIRED_FROM";
-    /// The topic a retried or dead-lettered message was first consumed from.
-    pub use mq_common::message::property::RETRY_TOPIC;
-    /// The queue it was first consumed from.
-    pub const ORIGIN_QUEUE_ID: &str = "ORIGIN_QUEUE_ID";
+    pub use mq_common::message::property::{
+        DELAY, DELIVER_AT, FIRE_AT, FIRED_FROM, ORIGIN_QUEUE_ID, REAL_QID, REAL_TOPIC, RETRY_TOPIC,
+    };
 
-    /// Every property above: the broker sets them, producers may not.
+    /// Every property above.
     pub const ALL: [&str; 8] = [
         REAL_TOPIC,
         REAL_QID,
@@ -64,19 +51,16 @@ pub fn schedule(
     now_ms: u64,
 ) -> MessageToStore {
     let (queue, wait) = table.hop(Duration::from_millis(deliver_at_ms.saturating_sub(now_ms)));
-    let props = &mut msg.properties;
-    props.remove(property::FIRED_FROM);
-    props.insert(property::REAL_TOPIC.into(), msg.topic.clone());
-    props.insert(property::REAL_QID.into(), msg.queue_id.to_string());
-    props.insert(property::DELIVER_AT.into(), deliver_at_ms.to_string());
-    props.insert(
-        property::FIRE_AT.into(),
-        (now_ms + millis(wait)).to_string(),
-    );
-    if let Some(level) = level {
-        props.insert(property::DELAY.into(), level.to_string());
+    msg.fired_from = None;
+    msg.schedule = Some(Schedule {
+        real_topic: std::mem::replace(&mut msg.topic, SCHEDULE_TOPIC.into()),
+        real_queue_id: msg.queue_id,
+        deliver_at_ms,
+        fire_at_ms: now_ms + millis(wait),
+    });
+    if level.is_some() {
+        msg.delay_level = level;
     }
-    msg.topic = SCHEDULE_TOPIC.into();
     msg.queue_id = queue;
     msg
 }
@@ -88,53 +72,31 @@ pub fn fire(
     table: &DelayTable,
     now_ms: u64,
 ) -> Result<MessageToStore, String> {
-    let prop = |name: &str| {
-        entry
-            .properties
-            .get(name)
-            .ok_or_else(|| format!("no {name} property"))
+    let Some(schedule) = &entry.schedule else {
+        return Err("no schedule (real topic, queue and times) on the entry".into());
     };
-    let number = |name: &str| -> Result<u64, String> {
-        prop(name)?
-            .parse()
-            .map_err(|_| format!("{name} is not a number"))
-    };
-    let deliver_at = number(property::DELIVER_AT)?;
     let mut msg = entry.to_store();
-    msg.properties.insert(
-        property::FIRED_FROM.into(),
-        format!("{}:{}", entry.queue_id, entry.queue_offset),
-    );
-    if deliver_at > now_ms {
-        let (queue, wait) = table.hop(Duration::from_millis(deliver_at - now_ms));
+    msg.fired_from = Some(QueuePosition {
+        queue_id: entry.queue_id,
+        offset: entry.queue_offset,
+    });
+    if schedule.deliver_at_ms > now_ms {
+        let (queue, wait) = table.hop(Duration::from_millis(schedule.deliver_at_ms - now_ms));
         msg.queue_id = queue;
-        msg.properties.insert(
-            property::FIRE_AT.into(),
-            (now_ms + millis(wait)).to_string(),
-        );
+        if let Some(schedule) = &mut msg.schedule {
+            schedule.fire_at_ms = now_ms + millis(wait);
+        }
         return Ok(msg);
     }
-    msg.topic = prop(property::REAL_TOPIC)?.clone();
-    msg.queue_id = u32::try_from(number(property::REAL_QID)?)
-        .map_err(|_| format!("{} is out of range", property::REAL_QID))?;
-    for name in [
-        property::REAL_TOPIC,
-        property::REAL_QID,
-        property::DELIVER_AT,
-        property::FIRE_AT,
-    ] {
-        msg.properties.remove(name);
-    }
+    msg.topic = schedule.real_topic.clone();
+    msg.queue_id = schedule.real_queue_id;
+    msg.schedule = None;
     Ok(msg)
 }
 
-/// When the stop of a schedule entry ends (0 when unreadable: at once).
+/// When the stop of a schedule entry ends (0 without a schedule: at once).
 pub fn fire_at(entry: &mq_store::StoredMessage) -> u64 {
-    entry
-        .properties
-        .get(property::FIRE_AT)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    entry.schedule.as_ref().map_or(0, |s| s.fire_at_ms)
 }
 
 fn millis(d: Duration) -> u64 {

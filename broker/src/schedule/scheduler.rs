@@ -23,7 +23,7 @@ use mq_store::{GetStatus, MessageStore, StoreError, TagFilter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::schedule::{DelayTable, SCHEDULE_TOPIC, fire, fire_at, property};
+use crate::schedule::{DelayTable, SCHEDULE_TOPIC, fire, fire_at};
 
 /// How often queue heads are checked: at most this late beyond due time,
 /// plus the time to append what fell due.
@@ -79,16 +79,11 @@ impl Scheduler {
         };
         let mut found = 0;
         store.scan(progress.log_end, |record| {
-            let Some((queue, offset)) = record
-                .properties
-                .get(property::FIRED_FROM)
-                .and_then(|v| v.split_once(':'))
-                .and_then(|(q, o)| Some((q.parse::<u32>().ok()?, o.parse::<u64>().ok()?)))
-            else {
+            let Some(from) = record.fired_from else {
                 return;
             };
-            let next = progress.offsets.entry(queue).or_insert(0);
-            *next = (*next).max(offset + 1);
+            let next = progress.offsets.entry(from.queue_id).or_insert(0);
+            *next = (*next).max(from.offset + 1);
             found += 1;
         })?;
         if found > 0 {

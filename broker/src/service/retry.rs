@@ -36,7 +36,9 @@ impl RetryPath {
         validate::topic("group", &request.group)?;
         validate::topic("topic", &request.topic)?;
         let msg = self.message_at(&request.topic, request.queue_id, request.queue_offset)?;
-        if !request.unique_id.is_empty() && msg.unique_id() != Some(request.unique_id.as_str()) {
+        if !request.unique_id.is_empty()
+            && msg.unique_id.as_deref() != Some(request.unique_id.as_str())
+        {
             return Err(FieldError::new(
                 "unique_id",
                 format!(
@@ -60,13 +62,13 @@ impl RetryPath {
         out.properties
             .entry(property::ORIGIN_QUEUE_ID.into())
             .or_insert_with(|| msg.queue_id.to_string());
-        out.properties.remove(property::FIRED_FROM);
-        out.properties.remove(property::DELAY);
+        out.fired_from = None;
+        out.delay_level = None;
 
         if request.dead_letter || msg.reconsume_times >= max {
             out.topic = self.internal_topic(dead_letter_topic(&request.group))?;
             self.store.put(out).await?;
-            tracing::info!(group = %request.group, id = msg.unique_id().unwrap_or(""), reconsume_times = msg.reconsume_times, "message became a dead letter");
+            tracing::info!(group = %request.group, id = msg.unique_id.as_deref().unwrap_or(""), reconsume_times = msg.reconsume_times, "message became a dead letter");
             return Ok(pb::ConsumerSendBackResponse {
                 dead_lettered: true,
                 reconsume_times: msg.reconsume_times,
@@ -118,7 +120,7 @@ impl RetryPath {
             offset = read.next_offset;
             for letter in read.messages {
                 if !request.unique_id.is_empty()
-                    && letter.unique_id() != Some(request.unique_id.as_str())
+                    && letter.unique_id.as_deref() != Some(request.unique_id.as_str())
                 {
                     continue;
                 }
@@ -151,7 +153,7 @@ impl RetryPath {
             .topics
             .get(&msg.topic)
             .map_or(1, |c| c.write_queue_count);
-        msg.properties.remove(property::FIRED_FROM);
+        msg.fired_from = None;
         msg.queue_id = if queue < queues { queue } else { 0 };
         msg.reconsume_times = 0;
         msg

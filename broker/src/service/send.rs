@@ -128,11 +128,7 @@ impl SendPath {
             .zip(put.appended)
             .map(|(msg, at)| pb::SendResult {
                 status,
-                message_id: msg
-                    .properties
-                    .get(mq_store::message::property::UNIQUE_ID)
-                    .cloned()
-                    .unwrap_or_default(),
+                message_id: msg.unique_id.unwrap_or_default(),
                 offset_message_id: offset_id::encode(self.store_host, at.physical_offset),
                 queue_id,
                 queue_offset: at.queue_offset,

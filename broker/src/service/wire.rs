@@ -67,14 +67,11 @@ pub fn message(
         }
         properties.insert(key, value);
     }
-    if !msg.tags.is_empty() {
-        if msg.tags.contains("||") || msg.tags.trim() != msg.tags {
-            return Err(FieldError::new(
-                at("tags"),
-                format!("{:?} is not a single tag", msg.tags),
-            ));
-        }
-        properties.insert(property::TAGS.into(), msg.tags);
+    if !msg.tags.is_empty() && (msg.tags.contains("||") || msg.tags.trim() != msg.tags) {
+        return Err(FieldError::new(
+            at("tags"),
+            format!("{:?} is not a single tag", msg.tags),
+        ));
     }
     for (i, key) in msg.keys.iter().enumerate() {
         if key.is_empty() || key.contains(' ') {
@@ -84,9 +81,6 @@ pub fn message(
             ));
         }
     }
-    if !msg.keys.is_empty() {
-        properties.insert(property::KEYS.into(), msg.keys.join(" "));
-    }
     if !msg.sharding_key.is_empty() {
         properties.insert(SHARDING_KEY.into(), msg.sharding_key);
     }
@@ -95,7 +89,6 @@ pub fn message(
     } else {
         msg.unique_id
     };
-    properties.insert(property::UNIQUE_ID.into(), unique_id);
     let born_host = if msg.born_host.is_empty() {
         peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     } else {
@@ -106,7 +99,17 @@ pub fn message(
             )
         })?
     };
-    let encoded = mq_store::commitlog::record::properties_len(&properties).unwrap_or(usize::MAX);
+    let stored = MessageToStore {
+        flags: msg.flags,
+        born_timestamp_ms: msg.born_timestamp_ms,
+        born_host,
+        tags: (!msg.tags.is_empty()).then_some(msg.tags),
+        keys: msg.keys,
+        unique_id: Some(unique_id),
+        properties,
+        ..MessageToStore::new(msg.topic, queue_id, msg.body)
+    };
+    let encoded = mq_store::commitlog::record::properties_len(&stored).unwrap_or(usize::MAX);
     if encoded > MAX_PROPERTIES_LEN {
         return Err(FieldError::new(
             at("properties"),
@@ -120,16 +123,7 @@ pub fn message(
             ),
         ));
     }
-    Ok(MessageToStore {
-        topic: msg.topic,
-        queue_id,
-        flags: msg.flags,
-        born_timestamp_ms: msg.born_timestamp_ms,
-        born_host,
-        reconsume_times: 0,
-        properties,
-        body: msg.body,
-    })
+    Ok(stored)
 }
 
 /// A unique id for a message whose producer did not set one: time and a
@@ -178,8 +172,7 @@ pub fn pb_topic_config(config: TopicConfig) -> pb::TopicConfig {
     }
 }
 
-/// A stored message as it goes on the wire: tags, keys and the unique id
-/// out of the properties into their own fields.
+/// A stored message as it goes on the wire.
 pub fn stored_message(msg: StoredMessage) -> pb::StoredMessage {
     stored_message_with(msg, &mut AddrText::default())
 }
@@ -209,32 +202,32 @@ impl AddrText {
 }
 
 /// [`stored_message`], formatting addresses through `hosts`.
-pub fn stored_message_with(mut msg: StoredMessage, hosts: &mut AddrText) -> pb::StoredMessage {
-    let tags = msg.properties.remove(property::TAGS).unwrap_or_default();
-    let keys = msg
-        .properties
-        .remove(property::KEYS)
-        .map(|k| {
-            k.split(' ')
-                .filter(|k| !k.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let unique_id = msg
-        .properties
-        .remove(property::UNIQUE_ID)
-        .unwrap_or_default();
+pub fn stored_message_with(msg: StoredMessage, hosts: &mut AddrText) -> pb::StoredMessage {
+    let mut properties: std::collections::HashMap<String, String> =
+        msg.properties.into_iter().collect();
+    // Typed fields the wire has no field for go as the properties they
+    // are on disk.
+    if msg.delay_level.is_some() || msg.schedule.is_some() || msg.fired_from.is_some() {
+        let carrier = MessageToStore {
+            delay_level: msg.delay_level,
+            schedule: msg.schedule,
+            fired_from: msg.fired_from,
+            ..MessageToStore::new("", 0, bytes::Bytes::new())
+        };
+        for (name, value) in mq_store::commitlog::record::property_entries(&carrier) {
+            properties.insert(name.to_owned(), value.into_owned());
+        }
+    }
     pb::StoredMessage {
         offset_message_id: offset_id::encode(msg.store_host, msg.physical_offset),
         topic: msg.topic,
         queue_id: msg.queue_id,
         queue_offset: msg.queue_offset,
-        tags,
-        keys,
-        properties: msg.properties.into_iter().collect(),
+        tags: msg.tags.unwrap_or_default(),
+        keys: msg.keys,
+        properties,
         body: msg.body,
-        unique_id,
+        unique_id: msg.unique_id.unwrap_or_default(),
         flags: msg.flags,
         born_timestamp_ms: msg.born_timestamp_ms,
         store_timestamp_ms: msg.store_timestamp_ms,

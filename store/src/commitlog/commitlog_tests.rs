@@ -1,14 +1,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::*;
 use crate::commitlog::recover::{Cut, Damage, Flushed};
 use crate::config::RecoveryMode;
 use crate::env::FixedDiskUsage;
 use crate::mapped_file::TailScan;
-use crate::message::Properties;
 
 const SEGMENT: u64 = 4096;
 
@@ -25,14 +22,9 @@ fn options() -> CommitLogOptions {
 
 fn message(topic: &str, queue_id: u32, body_len: usize, seed: u8) -> MessageToStore {
     MessageToStore {
-        topic: topic.into(),
-        queue_id,
-        flags: 0,
         born_timestamp_ms: 1,
         born_host: "127.0.0.1:5000".parse().unwrap(),
-        reconsume_times: 0,
-        properties: Properties::new(),
-        body: Bytes::from(vec![seed; body_len]),
+        ..MessageToStore::new(topic, queue_id, vec![seed; body_len])
     }
 }
 

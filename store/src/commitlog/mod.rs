@@ -6,6 +6,7 @@
 //! that lock: they read below the published end of the data.
 
 pub mod allocator;
+mod fields;
 pub mod outcome;
 pub mod record;
 pub mod recover;

@@ -40,6 +40,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use bytes::Bytes;
 use thiserror::Error;
 
+use super::fields;
 use crate::message::{MessageToStore, Properties, StoredMessage};
 
 /// Magic of a message record, format version 1 (`"MQ"`, 0, 1).
@@ -89,6 +90,26 @@ pub struct Stamp {
 
 /// The encoded size of `msg`, or why it cannot be encoded.
 pub fn encoded_len(msg: &MessageToStore) -> Result<usize, RecordError> {
+    layout(msg, &fields::entries(msg)).map(|(total, _)| total)
+}
+
+/// The encoded size of `msg`'s properties (its typed fields included), or
+/// why they cannot be encoded.
+pub fn properties_len(msg: &MessageToStore) -> Result<usize, RecordError> {
+    entries_len(&fields::entries(msg))
+}
+
+/// Every property a record of `msg` carries, its typed fields under their
+/// names, sorted by name.
+pub fn property_entries(msg: &MessageToStore) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
+    fields::entries(msg)
+}
+
+/// The sizes of the record and of its properties section.
+fn layout(
+    msg: &MessageToStore,
+    entries: &[fields::Entry<'_>],
+) -> Result<(usize, usize), RecordError> {
     let topic = msg.topic.len();
     if topic > usize::from(u8::MAX) {
         return Err(RecordError::TooLong {
@@ -97,7 +118,7 @@ pub fn encoded_len(msg: &MessageToStore) -> Result<usize, RecordError> {
             max: usize::from(u8::MAX),
         });
     }
-    let properties = properties_len(&msg.properties)?;
+    let properties = entries_len(entries)?;
     let total = FIXED_LEN + 1 + topic + 2 + properties + 4 + msg.body.len();
     if u32::try_from(total).is_err() {
         return Err(RecordError::TooLong {
@@ -106,15 +127,14 @@ pub fn encoded_len(msg: &MessageToStore) -> Result<usize, RecordError> {
             max: u32::MAX as usize,
         });
     }
-    Ok(total)
+    Ok((total, properties))
 }
 
-/// The encoded size of a property map, or why it cannot be encoded.
-pub fn properties_len(properties: &Properties) -> Result<usize, RecordError> {
+fn entries_len(entries: &[fields::Entry<'_>]) -> Result<usize, RecordError> {
     let max = usize::from(u16::MAX);
     let mut len = 0;
-    for (key, value) in properties {
-        for (field, text) in [("property name", key), ("property value", value)] {
+    for (key, value) in entries {
+        for (field, text) in [("property name", *key), ("property value", value.as_ref())] {
             if text.len() > max {
                 return Err(RecordError::TooLong {
                     field,
@@ -137,7 +157,8 @@ pub fn properties_len(properties: &Properties) -> Result<usize, RecordError> {
 
 /// Encodes `msg` into `out`, which must be exactly [`encoded_len`] bytes.
 pub fn encode(msg: &MessageToStore, stamp: &Stamp, out: &mut [u8]) -> Result<(), RecordError> {
-    let total = encoded_len(msg)?;
+    let entries = fields::entries(msg);
+    let (total, properties) = layout(msg, &entries)?;
     if out.len() != total {
         return Err(RecordError::Truncated {
             needed: total,
@@ -159,8 +180,8 @@ pub fn encode(msg: &MessageToStore, stamp: &Stamp, out: &mut [u8]) -> Result<(),
     w.u32(msg.reconsume_times);
     w.bytes(&[msg.topic.len() as u8]);
     w.bytes(msg.topic.as_bytes());
-    w.u16(properties_len(&msg.properties)? as u16);
-    for (key, value) in &msg.properties {
+    w.u16(properties as u16);
+    for (key, value) in &entries {
         w.u16(key.len() as u16);
         w.bytes(key.as_bytes());
         w.u16(value.len() as u16);
@@ -284,6 +305,7 @@ pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
     if r.at != properties_end {
         return Err(RecordError::Malformed("properties overrun their length"));
     }
+    let typed = fields::unfold(&mut properties);
     let body_len = r.u32()? as usize;
     let body_start = r.at;
     r.take(body_len)?;
@@ -304,6 +326,12 @@ pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
         born_host,
         store_host,
         reconsume_times,
+        tags: typed.tags,
+        keys: typed.keys,
+        unique_id: typed.unique_id,
+        delay_level: typed.delay_level,
+        schedule: typed.schedule,
+        fired_from: typed.fired_from,
         properties,
         body: record.slice(body_start..body_start + body_len),
     })

@@ -4,18 +4,16 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::message::Properties;
+use crate::message::{Properties, QueuePosition, Schedule};
 
 fn example() -> (MessageToStore, Stamp) {
     let msg = MessageToStore {
-        topic: "T".into(),
-        queue_id: 1,
         flags: 2,
         born_timestamp_ms: 5,
         born_host: "127.0.0.1:7".parse().unwrap(),
         reconsume_times: 9,
-        properties: Properties::from([("TAGS".to_string(), "a".to_string())]),
-        body: Bytes::from_static(b"hi"),
+        tags: Some("a".into()),
+        ..MessageToStore::new("T", 1, Bytes::from_static(b"hi"))
     };
     let stamp = Stamp {
         queue_offset: 3,
@@ -111,7 +109,8 @@ fn example_decodes_back_with_every_field() {
     assert_eq!(stored.born_host, msg.born_host);
     assert_eq!(stored.store_host, stamp.store_host);
     assert_eq!(stored.reconsume_times, 9);
-    assert_eq!(stored.tags(), Some("a"));
+    assert_eq!(stored.tags.as_deref(), Some("a"));
+    assert!(stored.properties.is_empty(), "TAGS became the typed field");
     assert_eq!(&stored.body[..], b"hi");
     assert_eq!(stored.record_size, 111);
 }
@@ -192,12 +191,99 @@ fn host() -> impl Strategy<Value = SocketAddr> {
     ]
 }
 
+#[test]
+fn typed_fields_are_written_as_the_properties_they_replace() {
+    let (_, stamp) = example();
+    let typed = MessageToStore {
+        tags: Some("TagA".into()),
+        keys: vec!["order-1".into(), "user-9".into()],
+        unique_id: Some("AB12".into()),
+        delay_level: Some(3),
+        schedule: Some(Schedule {
+            real_topic: "orders".into(),
+            real_queue_id: 2,
+            deliver_at_ms: 1_700_000_000_000,
+            fire_at_ms: 1_700_000_000_500,
+        }),
+        fired_from: Some(QueuePosition {
+            queue_id: 4,
+            offset: 17,
+        }),
+        properties: Properties::from([("a".to_string(), "1".to_string())]),
+        ..MessageToStore::new("SCHEDULE_TOPIC_XXXX", 4, Bytes::from_static(b"x"))
+    };
+    let as_properties = MessageToStore {
+        properties: [
+            ("a", "1"),
+            ("TAGS", "TagA"),
+            ("KEYS", "order-1 user-9"),
+            ("UNIQ_KEY", "AB12"),
+            ("DELAY", "3"),
+            ("REAL_TOPIC", "orders"),
+            ("REAL_QID", "2"),
+            ("TIMER_DELIVER_MS", "1700000000000"),
+            ("SCHEDULE_FIRE_MS", "1700000000500"),
+            ("SCHEDULE_FIRED_FROM", "4:17"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..MessageToStore::new("SCHEDULE_TOPIC_XXXX", 4, Bytes::from_static(b"x"))
+    };
+    let bytes = encoded(&typed, &stamp);
+    assert_eq!(bytes, encoded(&as_properties, &stamp));
+    let stored = decode(&bytes).unwrap();
+    assert_eq!(stored.to_store(), typed, "read back typed");
+}
+
+#[test]
+fn a_typed_property_that_does_not_parse_stays_a_property() {
+    let (_, stamp) = example();
+    let msg = MessageToStore {
+        properties: [
+            ("DELAY", "soon"),
+            ("REAL_TOPIC", "orders"),
+            ("REAL_QID", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..MessageToStore::new("t", 0, Bytes::from_static(b"x"))
+    };
+    let stored = decode(&encoded(&msg, &stamp)).unwrap();
+    assert_eq!((stored.delay_level, &stored.schedule), (None, &None));
+    assert_eq!(stored.properties, msg.properties);
+}
+
+/// Typed fields, each set or not.
+fn typed() -> impl Strategy<Value = Typed> {
+    (
+        proptest::option::of("\\PC{0,10}"),
+        proptest::collection::vec("[a-zA-Z0-9_-]{1,8}", 0..3),
+        proptest::option::of("[0-9A-F]{1,32}"),
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(("[a-zA-Z0-9_]{1,20}", any::<(u32, u64, u64)>())),
+        proptest::option::of(any::<(u32, u64)>()),
+    )
+}
+
+type Typed = (
+    Option<String>,
+    Vec<String>,
+    Option<String>,
+    Option<u32>,
+    Option<(String, (u32, u64, u64))>,
+    Option<(u32, u64)>,
+);
+
 fn message() -> impl Strategy<Value = (MessageToStore, Stamp)> {
     (
         "[a-zA-Z0-9_%|-]{0,127}",
         any::<(u32, u32, u32, u64, u64, u64, u64)>(),
         (host(), host()),
-        proptest::collection::btree_map("\\PC{0,12}", "\\PC{0,40}", 0..6),
+        // Lower case: never the name of a typed field.
+        proptest::collection::btree_map("[a-z][a-z0-9_]{0,11}", "\\PC{0,40}", 0..6),
+        typed(),
         proptest::collection::vec(any::<u8>(), 0..2048),
     )
         .prop_map(
@@ -206,6 +292,7 @@ fn message() -> impl Strategy<Value = (MessageToStore, Stamp)> {
                 (queue_id, flags, reconsume, qo, po, born, stored),
                 (bh, sh),
                 properties,
+                (tags, keys, unique_id, delay_level, schedule, fired_from),
                 body,
             )| {
                 (
@@ -216,6 +303,20 @@ fn message() -> impl Strategy<Value = (MessageToStore, Stamp)> {
                         born_timestamp_ms: born,
                         born_host: bh,
                         reconsume_times: reconsume,
+                        tags,
+                        keys,
+                        unique_id,
+                        delay_level,
+                        schedule: schedule.map(
+                            |(real_topic, (real_queue_id, deliver_at_ms, fire_at_ms))| Schedule {
+                                real_topic,
+                                real_queue_id,
+                                deliver_at_ms,
+                                fire_at_ms,
+                            },
+                        ),
+                        fired_from: fired_from
+                            .map(|(queue_id, offset)| QueuePosition { queue_id, offset }),
                         properties,
                         body: Bytes::from(body),
                     },
@@ -248,6 +349,11 @@ proptest! {
         prop_assert_eq!(&stored.properties, &msg.properties);
         prop_assert_eq!(&stored.body, &msg.body);
         prop_assert_eq!(stored.record_size as usize, bytes.len());
+        // Typed fields come back typed, and appending the message anew
+        // writes the very same bytes.
+        let again = stored.to_store();
+        prop_assert_eq!(&again, &msg);
+        prop_assert_eq!(encoded(&again, &stamp), bytes);
     }
 
     #[test]

@@ -3,17 +3,10 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::*;
-use crate::message::{Properties, property};
+use crate::message::Properties;
 
 fn stored(topic: &str, keys: &str, id: Option<&str>, offset: u64, ts: u64) -> StoredMessage {
     let host: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    let mut properties = Properties::new();
-    if !keys.is_empty() {
-        properties.insert(property::KEYS.into(), keys.into());
-    }
-    if let Some(id) = id {
-        properties.insert(property::UNIQUE_ID.into(), id.into());
-    }
     StoredMessage {
         topic: topic.into(),
         queue_id: 0,
@@ -26,7 +19,17 @@ fn stored(topic: &str, keys: &str, id: Option<&str>, offset: u64, ts: u64) -> St
         born_host: host,
         store_host: host,
         reconsume_times: 0,
-        properties,
+        tags: None,
+        keys: keys
+            .split(' ')
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        unique_id: id.map(str::to_owned),
+        delay_level: None,
+        schedule: None,
+        fired_from: None,
+        properties: Properties::new(),
         body: Bytes::new(),
     }
 }

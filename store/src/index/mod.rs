@@ -75,8 +75,12 @@ impl IndexFiles {
 
     /// Indexes `msg`'s keys and unique id (dispatcher only).
     pub fn add(&self, msg: &StoredMessage) -> Result<(), StoreError> {
-        let mut hashes: Vec<u64> = msg.keys().map(|key| key_hash(&msg.topic, key)).collect();
-        if let Some(id) = msg.unique_id() {
+        let mut hashes: Vec<u64> = msg
+            .keys
+            .iter()
+            .map(|key| key_hash(&msg.topic, key))
+            .collect();
+        if let Some(id) = &msg.unique_id {
             hashes.push(unique_id_hash(id));
         }
         if hashes.is_empty() {
