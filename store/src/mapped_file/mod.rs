@@ -9,9 +9,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -19,6 +18,10 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use crate::commitlog::transient_pool::PooledBuffer;
 use crate::space;
+
+mod staging;
+
+use staging::Staging;
 
 /// Page size assumed for pre-warming (the smallest page on our platforms).
 const PAGE: usize = 4096;
@@ -54,17 +57,9 @@ pub struct MappedFile {
     flushed_pos: AtomicUsize,
     /// The file was shorter than a segment when opened and was extended.
     extended: bool,
-    /// With a transient store pool: appends go to this buffer, and a commit
-    /// copies them into the file. Null once the buffer went back.
-    staging: AtomicPtr<u8>,
-    /// Owns the staging buffer until the segment is full and committed.
-    staging_buffer: Mutex<Option<PooledBuffer>>,
-    staged: bool,
-    /// End of the bytes copied from the staging buffer into the file.
-    committed_pos: AtomicUsize,
-    /// Serializes commits: a commit reads the staging buffer, which the
-    /// last commit gives back.
-    commit_lock: Mutex<()>,
+    /// With a transient store pool: appends go to a staging buffer, and a
+    /// commit copies them into the file.
+    staging: Option<Staging>,
     file: File,
 }
 
@@ -139,11 +134,7 @@ impl MappedFile {
             write_pos: AtomicUsize::new(0),
             flushed_pos: AtomicUsize::new(0),
             extended,
-            staging: AtomicPtr::new(std::ptr::null_mut()),
-            staging_buffer: Mutex::new(None),
-            staged: false,
-            committed_pos: AtomicUsize::new(0),
-            commit_lock: Mutex::new(()),
+            staging: None,
             file,
         }
     }
@@ -151,53 +142,27 @@ impl MappedFile {
     /// Makes appends go to `buffer` (from the transient store pool) until
     /// [`MappedFile::commit`] copies them into the file. Only for a new,
     /// empty segment.
-    pub fn attach_staging(&mut self, mut buffer: PooledBuffer) -> io::Result<()> {
+    pub fn attach_staging(&mut self, buffer: PooledBuffer) -> io::Result<()> {
         if buffer.len() < self.size() || self.write_pos() != 0 {
             return Err(io::Error::other(
                 "a staging buffer needs an empty segment of at most its size",
             ));
         }
-        self.staging.store(buffer.as_mut_ptr(), Ordering::Release);
-        *self
-            .staging_buffer
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner()) = Some(buffer);
-        self.staged = true;
+        self.staging = Some(Staging::new(buffer));
         Ok(())
     }
 
     /// Whether appends go through a staging buffer.
     pub fn is_staged(&self) -> bool {
-        self.staged
+        self.staging.is_some()
     }
 
     /// Copies staged bytes into the file and publishes them to readers;
     /// gives the buffer back once the segment is full. Returns the
     /// position readers may now read up to.
     pub fn commit(&self) -> io::Result<usize> {
-        if !self.staged {
-            return Ok(self.write_pos());
-        }
-        let _commit = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let written = self.write_pos();
-        let committed = self.committed_pos.load(Ordering::Acquire);
-        let staging = self.staging.load(Ordering::Acquire);
-        if written > committed && !staging.is_null() {
-            // SAFETY: `committed..written` was written before the write
-            // position was published (acquire above), the writer only
-            // writes beyond it, and the buffer is given back only below,
-            // under the commit lock.
-            let pending =
-                unsafe { std::slice::from_raw_parts(staging.add(committed), written - committed) };
-            self.file.write_all_at(pending, committed as u64)?;
-            self.committed_pos.store(written, Ordering::Release);
-        }
-        if written == self.size() {
-            self.staging.store(std::ptr::null_mut(), Ordering::Release);
-            self.staging_buffer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
+        if let Some(staging) = &self.staging {
+            staging.commit(&self.file, self.write_pos(), self.size())?;
         }
         Ok(self.readable_pos())
     }
@@ -205,10 +170,9 @@ impl MappedFile {
     /// End of the bytes readers may read: written bytes, or with a staging
     /// buffer, committed ones.
     pub fn readable_pos(&self) -> usize {
-        if self.staged {
-            self.committed_pos.load(Ordering::Acquire)
-        } else {
-            self.write_pos()
+        match &self.staging {
+            Some(staging) => staging.committed(),
+            None => self.write_pos(),
         }
     }
 
@@ -301,11 +265,9 @@ impl MappedFile {
         if len > self.size() - pos {
             return None;
         }
-        let staging = self.staging.load(Ordering::Acquire);
-        let base = if staging.is_null() {
-            self.map.as_mut_ptr()
-        } else {
-            staging
+        let base = match self.staging.as_ref().and_then(Staging::target) {
+            Some(staging) => staging,
+            None => self.map.as_mut_ptr(),
         };
         // SAFETY: `pos..pos + len` is inside the mapping (or the staging
         // buffer, which is at least as large and is not given back before
@@ -347,7 +309,7 @@ impl MappedFile {
         let readable = self.readable_pos();
         let flushed = self.flushed_pos();
         if readable > flushed {
-            if self.staged {
+            if self.is_staged() {
                 self.file.sync_data()?;
             } else {
                 self.map.flush_range(flushed, readable - flushed)?;
