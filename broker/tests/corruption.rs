@@ -2,7 +2,7 @@
 //! it is never mistaken for a torn tail (nothing after it is deleted), the
 //! broker says which file and offset are damaged and what to do, and with
 //! `recovery_mode = skip_corrupted` every message but the damaged ones is
-//! served.
+//! served; with `recovery_mode = strict` not even a torn tail is cut.
 
 #![allow(clippy::unwrap_used)]
 
@@ -60,6 +60,10 @@ fn damage(store: &Path) -> std::path::PathBuf {
 }
 
 fn start_fails(store: &Path) -> String {
+    start_fails_with(store, SMALL_SEGMENTS)
+}
+
+fn start_fails_with(store: &Path, env: &[(&str, &str)]) -> String {
     let (status, out, err) = run_to_end(
         workspace_binary("broker"),
         &[
@@ -73,7 +77,7 @@ fn start_fails(store: &Path) -> String {
             "--metrics-listen",
             "127.0.0.1:0",
         ],
-        SMALL_SEGMENTS,
+        env,
     );
     assert!(
         !status.success(),
@@ -185,5 +189,54 @@ fn a_corrupt_record_below_the_checkpoint_names_its_file_and_offset() {
     assert!(
         (1..=2).contains(&missing),
         "only the damaged records are gone: {missing}"
+    );
+}
+
+#[test]
+fn strict_recovery_refuses_a_torn_tail_that_the_default_mode_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (produced, consumed) = (dir.path().join("p.log"), dir.path().join("c.log"));
+    fill(&store, &produced);
+    // A crash mid-append: half a record's worth of bytes after the data
+    // of the last segment, and no checkpoint.
+    std::fs::remove_file(store.join("checkpoint")).unwrap();
+    let mut segments: Vec<_> = std::fs::read_dir(store.join("commitlog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segments.sort();
+    // The segment the data ends in (an empty one may follow it).
+    let (last, mut bytes, end) = segments
+        .iter()
+        .rev()
+        .find_map(|path| {
+            let bytes = std::fs::read(path).unwrap();
+            let end = bytes.iter().rposition(|&b| b != 0)? + 1;
+            Some((path, bytes, end))
+        })
+        .unwrap();
+    bytes[end..end + 500].fill(0x33);
+    std::fs::write(last, &bytes).unwrap();
+
+    let strict: Vec<(&str, &str)> = SMALL_SEGMENTS
+        .iter()
+        .copied()
+        .chain([("MQ_BROKER_STORE__RECOVERY_MODE", "strict")])
+        .collect();
+    let err = start_fails_with(&store, &strict);
+    assert!(
+        err.contains("CommitLog recovery would cut data in"),
+        "{err}"
+    );
+    assert!(err.contains(&last.display().to_string()), "{err}");
+    assert!(err.contains("recovery_mode=fail"), "{err}");
+    assert_eq!(std::fs::read(last).unwrap(), bytes, "nothing was changed");
+
+    let (_broker, namesrv) = standalone_broker_with_env(&store, SMALL_SEGMENTS);
+    assert_eq!(
+        consume_and_count_missing(&namesrv, &produced, &consumed),
+        0,
+        "the torn bytes held no acknowledged message"
     );
 }

@@ -33,13 +33,20 @@ pub enum DiskFullPolicy {
     DeleteOldest,
 }
 
-/// What recovery does when valid records follow damaged ones in data that
-/// was on disk (corruption, as opposed to a crash's torn tail, which is
-/// always cut off).
+/// What recovery does with damage it finds in the CommitLog, as
+/// raft-engine's `RecoveryMode`: refuse anything, tolerate a crash's torn
+/// tail, or tolerate and skip corruption too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecoveryMode {
-    /// Refuse to open, naming the file and offset; nothing is changed.
+    /// Refuse to open if recovery would cut anything, a torn tail
+    /// included, naming what it found; nothing is changed. For a store to
+    /// inspect before anything is cut (raft-engine's
+    /// `AbsoluteConsistency`).
+    Strict,
+    /// Cut a crash's torn tail; refuse to open on corruption (valid
+    /// records after damage in data that was on disk), naming the file
+    /// and offset; nothing is changed then.
     #[default]
     Fail,
     /// Copy the damaged bytes aside, skip them, keep every record after

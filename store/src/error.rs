@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::commitlog::outcome::Damage;
+use crate::commitlog::outcome::{Damage, Truncation};
 use crate::commitlog::record::RecordError;
 
 #[derive(Debug, Error)]
@@ -52,6 +52,15 @@ pub enum StoreError {
         damage: Damage,
         /// Where valid records resume, if they do.
         next_valid: Option<u64>,
+    },
+    /// `recovery_mode = strict` and recovery would cut data.
+    #[error(
+        "CommitLog recovery would cut data in {}: {truncation}; recovery_mode = \"strict\" refuses and nothing was changed; to cut it and start, set recovery_mode = \"fail\" (--store-set recovery_mode=fail)",
+        file.display()
+    )]
+    WouldCut {
+        file: PathBuf,
+        truncation: Truncation,
     },
     /// The dispatcher has not indexed far enough in time for `what`.
     #[error("{what}: the dispatcher is behind (a full disk?); try again")]

@@ -567,3 +567,72 @@ fn the_next_segment_is_prepared_before_it_is_needed() {
     }
     assert_eq!(log.segments().all()[1].base_offset(), SEGMENT);
 }
+
+/// The bytes of every segment file in `dir`.
+fn segment_bytes(dir: &Path) -> Vec<Vec<u8>> {
+    segment_files(dir)
+        .iter()
+        .map(|name| std::fs::read(dir.join(name)).unwrap())
+        .collect()
+}
+
+#[test]
+fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = {
+        let (log, _) = open(dir.path());
+        let appended: Vec<_> = (0..5)
+            .map(|i| log.append(&[message("strict", 0, 200, i)], 0).unwrap()[0])
+            .collect();
+        log.flush().unwrap();
+        appended
+    };
+    // Half of the last record's body is zeroed: a torn write.
+    let last = appended[4];
+    let file = segment_path(dir.path(), last.physical_offset);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = (last.physical_offset % SEGMENT) as usize;
+    bytes[at + 150..at + last.size as usize].fill(0);
+    std::fs::write(&file, &bytes).unwrap();
+    let before = segment_bytes(dir.path());
+
+    let err = open_with(dir.path(), &plan(RecoveryMode::Strict)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, StoreError::WouldCut { truncation, .. } if truncation.offset == last.physical_offset),
+        "{text}"
+    );
+    assert!(text.contains("recovery_mode = \"fail\""), "{text}");
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(before == segment_bytes(dir.path()), "nothing was changed");
+
+    // The default mode cuts it.
+    let (log, recovered) = open_with(dir.path(), &plan(RecoveryMode::Fail)).unwrap();
+    assert_eq!(recovered.end_offset, last.physical_offset);
+    assert_eq!(walk(&log).len(), 4);
+}
+
+#[test]
+fn strict_recovery_refuses_corruption_and_unflushed_damage_but_opens_a_clean_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = four_segments(dir.path());
+    let (_, clean) = open_with(dir.path(), &plan(RecoveryMode::Strict)).unwrap();
+    assert_eq!((clean.truncation, clean.skipped.len()), (None, 0));
+
+    let victim = appended[10];
+    damage(dir.path(), victim.physical_offset);
+    let before = segment_bytes(dir.path());
+    let err = open_with(dir.path(), &plan(RecoveryMode::Strict)).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupted { .. }), "{err}");
+    // Past the last flush before a crash, where `fail` would cut it.
+    let crashed = Plan {
+        flushed: Flushed::Below(victim.physical_offset),
+        ..plan(RecoveryMode::Strict)
+    };
+    let err = open_with(dir.path(), &crashed).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::WouldCut { truncation, .. } if matches!(truncation.cut, Cut::Unflushed { .. })),
+        "{err}"
+    );
+    assert!(before == segment_bytes(dir.path()), "nothing was changed");
+}

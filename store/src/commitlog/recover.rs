@@ -15,6 +15,9 @@
 //!   open, naming the file and offset; [`RecoveryMode::SkipCorrupted`]
 //!   copies the damaged bytes aside, covers them with a skipped-range
 //!   marker that readers step over, and keeps everything after them.
+//!
+//! [`RecoveryMode::Strict`] refuses both: it opens only a log recovery
+//! would not cut at all.
 
 use std::path::{Path, PathBuf};
 
@@ -124,7 +127,7 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
         match resume {
             Some(resume) if offset < unflushed_from => {
                 let damage = damage.unwrap_or(Damage::Zeros);
-                if plan.mode == RecoveryMode::Fail {
+                if plan.mode != RecoveryMode::SkipCorrupted {
                     return Err(StoreError::Corrupted {
                         file: files[index].path().to_owned(),
                         offset,
@@ -169,6 +172,9 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
                 });
             }
         }
+        if plan.mode == RecoveryMode::Strict {
+            refuse_any_cut(files, index, at, truncation.clone(), plan.tail)?;
+        }
         let discarded = files[index]
             .truncate_to(at, plan.tail)
             .context(|| format!("recovering {}", files[index].path().display()))?;
@@ -207,6 +213,39 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
         truncation,
         skipped,
     })
+}
+
+/// `recovery_mode = strict`: an error naming what recovery would cut if
+/// the data ending at `at` of `files[index]` would lose anything: the
+/// `found` damage, stray bytes after it, or later segments with data.
+fn refuse_any_cut(
+    files: &mut [MappedFile],
+    index: usize,
+    at: usize,
+    found: Option<Truncation>,
+    tail: TailScan,
+) -> Result<(), StoreError> {
+    let offset = files[index].base_offset() + at as u64;
+    let cut = found
+        .map(|truncation| truncation.cut)
+        .or_else(|| {
+            files[index]
+                .has_data_after(at, tail)
+                .then_some(Cut::TornWrite)
+        })
+        .or_else(|| {
+            files[index + 1..]
+                .iter_mut()
+                .find_map(|file| (!is_blank_segment(file)).then(|| file.base_offset()))
+                .map(|base| Cut::OrphanSegment { base })
+        });
+    match cut {
+        None => Ok(()),
+        Some(cut) => Err(StoreError::WouldCut {
+            file: files[index].path().to_owned(),
+            truncation: Truncation { offset, cut },
+        }),
+    }
 }
 
 /// A segment is written from its start: zeros there mean it is empty.

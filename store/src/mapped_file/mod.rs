@@ -338,13 +338,8 @@ impl MappedFile {
                 "cannot truncate a segment that readers hold",
             ));
         }
-        let size = self.size();
-        let pos = pos.min(size);
-        let tail = &self.whole()[pos..];
-        let garbage = match scan {
-            TailScan::Whole => last_nonzero(tail),
-            TailScan::UntilZeroPage => last_nonzero_before_zero_page(tail),
-        };
+        let pos = pos.min(self.size());
+        let garbage = self.last_stray_byte(pos, scan);
         if let Some(last) = garbage {
             // SAFETY: exclusive access (checked above); the range is inside the map.
             unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(pos), 0, last + 1) };
@@ -353,6 +348,22 @@ impl MappedFile {
         self.write_pos.store(pos, Ordering::Release);
         self.flushed_pos.store(pos, Ordering::Release);
         Ok(garbage.is_some())
+    }
+
+    /// Whether any non-zero byte lies at or after `pos` (as far as `scan`
+    /// looks): what [`MappedFile::truncate_to`] would discard.
+    pub fn has_data_after(&mut self, pos: usize, scan: TailScan) -> bool {
+        self.last_stray_byte(pos, scan).is_some()
+    }
+
+    /// Offset (from `pos`) of the last non-zero byte at or after `pos`.
+    fn last_stray_byte(&mut self, pos: usize, scan: TailScan) -> Option<usize> {
+        let pos = pos.min(self.size());
+        let tail = &self.whole()[pos..];
+        match scan {
+            TailScan::Whole => last_nonzero(tail),
+            TailScan::UntilZeroPage => last_nonzero_before_zero_page(tail),
+        }
     }
 
     /// Lets `fill` rewrite `len` bytes at `pos` (recovery marking damaged
