@@ -55,20 +55,30 @@ impl Backpressure {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn sends_wait_for_room_and_are_refused_as_busy_after_the_wait() {
         let pressure = Backpressure::new(10 * 1024, Duration::from_millis(30));
         let first = pressure.admit(8 * 1024).await.unwrap();
         assert_eq!(pressure.queued_bytes(), 8 * 1024);
+        let began = tokio::time::Instant::now();
         let err = pressure.admit(4 * 1024).await.unwrap_err();
         assert!(
             matches!(err, BrokerError::Busy { limit: 10240, .. }),
             "{err}"
         );
+        assert_eq!(began.elapsed(), Duration::from_millis(30), "it waited");
+
+        // Room freed within the wait lets the waiting send in.
+        let waiting = {
+            let pressure = pressure.clone();
+            tokio::spawn(async move { pressure.admit(4 * 1024).await.is_ok() })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
         drop(first);
-        let _again = pressure.admit(4 * 1024).await.unwrap();
+        assert!(waiting.await.unwrap(), "admitted once room was freed");
+
         // A send larger than the whole budget still gets in, alone.
-        drop(_again);
         let _huge = pressure.admit(1 << 20).await.unwrap();
+        assert_eq!(pressure.queued_bytes(), 10 * 1024);
     }
 }
