@@ -7,7 +7,9 @@
 # e.g. `git worktree add ../old <commit> && (cd ../old && cargo build
 # --release -p mq-broker)`, then `scripts/bench_compare.sh ../old/target/release
 # target/release`. Prints one line per build, workload and round
-# (msgs/s, failures, p99 us), then the medians.
+# (msgs/s, failures, p99 us), then the medians. The client is NEW's mqbench
+# for both; with MQBENCH=each, each build runs its own (to compare SDK
+# changes too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?old binary directory}
@@ -30,7 +32,9 @@ for round in $(seq "$ROUNDS"); do
             --metrics-listen 127.0.0.1:0 --flush sync --log-level warn &
         s=$!
         sleep 2
-        run() { "$MQB" "$@" --json 2>/dev/null | tail -1; }
+        client=$MQB
+        [ "${MQBENCH:-}" = each ] && client=$bin/mqbench
+        run() { "$client" "$@" --json 2>/dev/null | tail -1; }
         p64=$(run produce --namesrv 127.0.0.1:21876 --topic p64 --count 200000 --producers 64)
         batch=$(run produce --namesrv 127.0.0.1:21876 --topic batch --count 500000 --producers 16 --batch 32)
         consume=$(run consume --namesrv 127.0.0.1:21876 --topic batch --group "g$round" --from-first --count 500000 --pull-batch 256 --timeout 120)

@@ -6,7 +6,9 @@
 
 use std::borrow::Cow;
 
-use crate::message::{MessageToStore, Properties, QueuePosition, Schedule, property};
+use crate::message::{
+    MessageToStore, Properties, QueuePosition, Schedule, StoredMessage, property,
+};
 
 /// A property as written: name and value.
 pub(super) type Entry<'a> = (&'a str, Cow<'a, str>);
@@ -67,21 +69,11 @@ fn shadowed(msg: &MessageToStore, name: &str) -> bool {
     }
 }
 
-/// The typed fields taken out of a record's properties.
-#[derive(Debug, Default)]
-pub(super) struct Unfolded {
-    pub tags: Option<String>,
-    pub keys: Vec<String>,
-    pub unique_id: Option<String>,
-    pub delay_level: Option<u32>,
-    pub schedule: Option<Schedule>,
-    pub fired_from: Option<QueuePosition>,
-}
-
-/// Takes the typed fields out of `properties`; a value that does not
-/// parse stays where it is.
-pub(super) fn unfold(properties: &mut Properties) -> Unfolded {
-    let keys = properties
+/// Moves the typed fields of `msg` out of its properties; a value that
+/// does not parse stays where it is.
+pub(super) fn unfold(msg: &mut StoredMessage) {
+    let properties = &mut msg.properties;
+    msg.keys = properties
         .remove(property::KEYS)
         .map(|k| {
             k.split(' ')
@@ -90,20 +82,17 @@ pub(super) fn unfold(properties: &mut Properties) -> Unfolded {
                 .collect()
         })
         .unwrap_or_default();
-    Unfolded {
-        tags: properties.remove(property::TAGS),
-        keys,
-        unique_id: properties.remove(property::UNIQUE_ID),
-        delay_level: take(properties, property::DELAY, |v| v.parse().ok()),
-        schedule: take_schedule(properties),
-        fired_from: take(properties, property::FIRED_FROM, |v| {
-            let (queue, offset) = v.split_once(':')?;
-            Some(QueuePosition {
-                queue_id: queue.parse().ok()?,
-                offset: offset.parse().ok()?,
-            })
-        }),
-    }
+    msg.tags = properties.remove(property::TAGS);
+    msg.unique_id = properties.remove(property::UNIQUE_ID);
+    msg.delay_level = take(properties, property::DELAY, |v| v.parse().ok());
+    msg.schedule = take_schedule(properties);
+    msg.fired_from = take(properties, property::FIRED_FROM, |v| {
+        let (queue, offset) = v.split_once(':')?;
+        Some(QueuePosition {
+            queue_id: queue.parse().ok()?,
+            offset: offset.parse().ok()?,
+        })
+    });
 }
 
 /// Removes and parses the property `name`, if it parses.

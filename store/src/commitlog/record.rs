@@ -305,7 +305,6 @@ pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
     if r.at != properties_end {
         return Err(RecordError::Malformed("properties overrun their length"));
     }
-    let typed = fields::unfold(&mut properties);
     let body_len = r.u32()? as usize;
     let body_start = r.at;
     r.take(body_len)?;
@@ -314,7 +313,7 @@ pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
             "record size does not match its fields",
         ));
     }
-    Ok(StoredMessage {
+    let mut msg = StoredMessage {
         topic,
         queue_id,
         flags,
@@ -326,15 +325,17 @@ pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
         born_host,
         store_host,
         reconsume_times,
-        tags: typed.tags,
-        keys: typed.keys,
-        unique_id: typed.unique_id,
-        delay_level: typed.delay_level,
-        schedule: typed.schedule,
-        fired_from: typed.fired_from,
+        tags: None,
+        keys: Vec::new(),
+        unique_id: None,
+        delay_level: None,
+        schedule: None,
+        fired_from: None,
         properties,
         body: record.slice(body_start..body_start + body_len),
-    })
+    };
+    fields::unfold(&mut msg);
+    Ok(msg)
 }
 
 fn read_u32(buf: &[u8], at: usize) -> u32 {
