@@ -214,9 +214,7 @@ pub fn stored_message_with(msg: StoredMessage, hosts: &mut AddrText) -> pb::Stor
             fired_from: msg.fired_from,
             ..MessageToStore::new("", 0, bytes::Bytes::new())
         };
-        for (name, value) in mq_store::commitlog::record::property_entries(&carrier) {
-            properties.insert(name.to_owned(), value.into_owned());
-        }
+        properties.extend(mq_store::commitlog::record::property_entries(&carrier));
     }
     pb::StoredMessage {
         offset_message_id: offset_id::encode(msg.store_host, msg.physical_offset),

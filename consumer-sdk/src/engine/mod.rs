@@ -127,7 +127,8 @@ pub(crate) struct Engine {
     pub cluster: Cluster,
     pub offsets: OffsetStore,
     pub sink: Sink,
-    /// Offset reset version last seen, by broker name.
+    /// Offset reset version last seen, by broker name. A std mutex: held
+    /// for one map lookup or insert, never across an await.
     reset_versions: Mutex<HashMap<String, u64>>,
 }
 

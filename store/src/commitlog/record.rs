@@ -90,53 +90,19 @@ pub struct Stamp {
 
 /// The encoded size of `msg`, or why it cannot be encoded.
 pub fn encoded_len(msg: &MessageToStore) -> Result<usize, RecordError> {
-    layout(msg, &fields::entries(msg)).map(|(total, _)| total)
+    layout(msg).map(|(total, _)| total)
 }
 
 /// The encoded size of `msg`'s properties (its typed fields included), or
 /// why they cannot be encoded.
 pub fn properties_len(msg: &MessageToStore) -> Result<usize, RecordError> {
-    entries_len(&fields::entries(msg))
-}
-
-/// Every property a record of `msg` carries, its typed fields under their
-/// names, sorted by name.
-pub fn property_entries(msg: &MessageToStore) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
-    fields::entries(msg)
-}
-
-/// The sizes of the record and of its properties section.
-fn layout(
-    msg: &MessageToStore,
-    entries: &[fields::Entry<'_>],
-) -> Result<(usize, usize), RecordError> {
-    let topic = msg.topic.len();
-    if topic > usize::from(u8::MAX) {
-        return Err(RecordError::TooLong {
-            field: "topic",
-            len: topic,
-            max: usize::from(u8::MAX),
-        });
-    }
-    let properties = entries_len(entries)?;
-    let total = FIXED_LEN + 1 + topic + 2 + properties + 4 + msg.body.len();
-    if u32::try_from(total).is_err() {
-        return Err(RecordError::TooLong {
-            field: "record",
-            len: total,
-            max: u32::MAX as usize,
-        });
-    }
-    Ok((total, properties))
-}
-
-fn entries_len(entries: &[fields::Entry<'_>]) -> Result<usize, RecordError> {
     let max = usize::from(u16::MAX);
     let mut len = 0;
-    for (key, value) in entries {
-        for (field, text) in [("property name", *key), ("property value", value.as_ref())] {
+    let mut too_long = None;
+    fields::for_each(msg, |key, value| {
+        for (field, text) in [("property name", key), ("property value", value)] {
             if text.len() > max {
-                return Err(RecordError::TooLong {
+                too_long.get_or_insert(RecordError::TooLong {
                     field,
                     len: text.len(),
                     max,
@@ -144,6 +110,9 @@ fn entries_len(entries: &[fields::Entry<'_>]) -> Result<usize, RecordError> {
             }
             len += 2 + text.len();
         }
+    });
+    if let Some(err) = too_long {
+        return Err(err);
     }
     if len > max {
         return Err(RecordError::TooLong {
@@ -155,10 +124,41 @@ fn entries_len(entries: &[fields::Entry<'_>]) -> Result<usize, RecordError> {
     Ok(len)
 }
 
+/// Every property a record of `msg` carries, its typed fields under their
+/// names, sorted by name.
+pub fn property_entries(msg: &MessageToStore) -> Vec<(String, String)> {
+    let mut entries = Vec::new();
+    fields::for_each(msg, |key, value| {
+        entries.push((key.to_owned(), value.to_owned()));
+    });
+    entries
+}
+
+/// The sizes of the record and of its properties section.
+fn layout(msg: &MessageToStore) -> Result<(usize, usize), RecordError> {
+    let topic = msg.topic.len();
+    if topic > usize::from(u8::MAX) {
+        return Err(RecordError::TooLong {
+            field: "topic",
+            len: topic,
+            max: usize::from(u8::MAX),
+        });
+    }
+    let properties = properties_len(msg)?;
+    let total = FIXED_LEN + 1 + topic + 2 + properties + 4 + msg.body.len();
+    if u32::try_from(total).is_err() {
+        return Err(RecordError::TooLong {
+            field: "record",
+            len: total,
+            max: u32::MAX as usize,
+        });
+    }
+    Ok((total, properties))
+}
+
 /// Encodes `msg` into `out`, which must be exactly [`encoded_len`] bytes.
 pub fn encode(msg: &MessageToStore, stamp: &Stamp, out: &mut [u8]) -> Result<(), RecordError> {
-    let entries = fields::entries(msg);
-    let (total, properties) = layout(msg, &entries)?;
+    let (total, properties) = layout(msg)?;
     if out.len() != total {
         return Err(RecordError::Truncated {
             needed: total,
@@ -181,12 +181,12 @@ pub fn encode(msg: &MessageToStore, stamp: &Stamp, out: &mut [u8]) -> Result<(),
     w.bytes(&[msg.topic.len() as u8]);
     w.bytes(msg.topic.as_bytes());
     w.u16(properties as u16);
-    for (key, value) in &entries {
+    fields::for_each(msg, |key, value| {
         w.u16(key.len() as u16);
         w.bytes(key.as_bytes());
         w.u16(value.len() as u16);
         w.bytes(value.as_bytes());
-    }
+    });
     w.u32(msg.body.len() as u32);
     w.bytes(&msg.body);
     debug_assert_eq!(w.at, total);
