@@ -4,6 +4,11 @@
 //! handlers report what they finished, `poll()` reports what it took,
 //! `seek` and the coordinator send commands. Nothing polls a clock: a
 //! queue over its cache limits sleeps until a report frees room.
+//!
+//! Reports and commands come on separate channels. Reports (one per
+//! handled batch, so many under load) are drained in one go when the task
+//! next runs; they wake it only when it waits for room, so a busy queue is
+//! not woken once per message.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -37,14 +42,15 @@ pub(crate) struct QueueLink {
     /// Released (or its task gone): handlers stop retrying, batches are
     /// dropped.
     retired: AtomicBool,
-    events: mpsc::UnboundedSender<Event>,
+    commands: mpsc::UnboundedSender<Command>,
+    reports: mpsc::UnboundedSender<Report>,
 }
 
 impl QueueLink {
     /// Goes on from `offset`; batches pulled before are dropped at once.
     pub fn seek(&self, offset: u64) {
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        self.send(Event::Seek { offset, epoch });
+        self.command(Command::Seek { offset, epoch });
     }
 
     /// True while batches pulled in `epoch` are still wanted.
@@ -59,7 +65,7 @@ impl QueueLink {
     /// Handlers finished `messages` (or handed them back to the broker).
     pub fn report_done(&self, epoch: u64, messages: &[ReceivedMessage]) {
         if !messages.is_empty() {
-            self.send(Event::Done {
+            self.report(Report::Done {
                 epoch,
                 offsets: messages.iter().map(|m| m.queue_offset).collect(),
             });
@@ -68,18 +74,18 @@ impl QueueLink {
 
     /// `poll()` handed out everything before `next`.
     pub fn report_polled(&self, epoch: u64, next: u64) {
-        self.send(Event::Polled { epoch, next });
+        self.report(Report::Polled { epoch, next });
     }
 
     /// The group's offsets were reset by an operator: reread them.
     pub fn reread(&self) {
-        self.send(Event::Reread);
+        self.command(Command::Reread);
     }
 
     /// Commits the queue's position; answers when done.
     pub fn commit(&self) -> oneshot::Receiver<()> {
         let (reply, done) = oneshot::channel();
-        self.send(Event::Commit(reply));
+        self.command(Command::Commit(reply));
         done
     }
 
@@ -88,23 +94,32 @@ impl QueueLink {
     pub fn stop(&self) -> oneshot::Receiver<()> {
         self.retired.store(true, Ordering::Release);
         let (reply, done) = oneshot::channel();
-        self.send(Event::Stop(reply));
+        self.command(Command::Stop(reply));
         done
     }
 
-    fn send(&self, event: Event) {
-        // The task ends only on `Stop`; events after it have no one to see them.
-        let _ = self.events.send(event);
+    // The task ends only on `Stop`; what comes after has no one to see it.
+    fn command(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    fn report(&self, report: Report) {
+        let _ = self.reports.send(report);
     }
 }
 
-enum Event {
+/// What others ask of a queue task.
+enum Command {
     Seek { offset: u64, epoch: u64 },
     Reread,
-    Done { epoch: u64, offsets: Vec<u64> },
-    Polled { epoch: u64, next: u64 },
     Commit(oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
+}
+
+/// What handlers and `poll()` tell a queue task; stale epochs are ignored.
+enum Report {
+    Done { epoch: u64, offsets: Vec<u64> },
+    Polled { epoch: u64, next: u64 },
 }
 
 /// A batch on its way to `PullConsumer::poll`.
@@ -122,7 +137,8 @@ type PullFuture =
 pub(crate) struct QueueTask {
     engine: Arc<Engine>,
     link: Arc<QueueLink>,
-    events: mpsc::UnboundedReceiver<Event>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    reports: mpsc::UnboundedReceiver<Report>,
     subscription: Subscription,
     /// Where the next pull starts.
     next_offset: u64,
@@ -149,18 +165,21 @@ impl QueueTask {
         offset: u64,
         locked: bool,
     ) -> (QueueTask, Arc<QueueLink>) {
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (reports_tx, reports) = mpsc::unbounded_channel();
         let link = Arc::new(QueueLink {
             queue,
             locked,
             epoch: AtomicU64::new(0),
             retired: AtomicBool::new(false),
-            events: events_tx,
+            commands: commands_tx,
+            reports: reports_tx,
         });
         let task = QueueTask {
             engine,
             link: Arc::clone(&link),
-            events,
+            commands,
+            reports,
             subscription,
             next_offset: offset,
             epoch: 0,
@@ -196,37 +215,39 @@ impl QueueTask {
         let mut outbox: Option<Pulled> = None;
         let mut failures = 0u32;
         loop {
+            self.drain_reports();
             let idle = pull.is_none() && backoff.is_none() && outbox.is_none();
             if idle && !self.parked && self.has_room() {
                 pull = Some(self.start_pull());
             }
             tokio::select! {
-                event = self.events.recv() => {
-                    let Some(event) = event else { return };
-                    match event {
-                        Event::Stop(reply) => {
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return };
+                    match command {
+                        Command::Stop(reply) => {
                             drop(pull);
                             self.stop().await;
                             let _ = reply.send(());
                             return;
                         }
-                        Event::Seek { offset, epoch } => {
+                        Command::Seek { offset, epoch } => {
                             self.restart_at(offset, epoch);
                             // What was pulled or is being pulled is stale.
                             (pull, outbox, backoff) = (None, None, None);
                         }
-                        Event::Reread => {
+                        Command::Reread => {
                             if self.reread().await {
                                 (pull, outbox, backoff) = (None, None, None);
                             }
                         }
-                        Event::Commit(reply) => {
+                        Command::Commit(reply) => {
                             self.commit().await;
                             let _ = reply.send(());
                         }
-                        report => self.apply(report),
                     }
                 }
+                // Waiting for room: a report may free it.
+                Some(report) = self.reports.recv(), if !self.has_room() => self.apply(report),
                 response = async { pull.as_mut().expect("guarded").await }, if pull.is_some() => {
                     pull = None;
                     match response {
@@ -326,34 +347,49 @@ impl QueueTask {
                 permits,
                 batch,
             } => {
-                for chunk in into_chunks(messages, *batch) {
-                    let (engine, link) = (Arc::clone(&self.engine), Arc::clone(&self.link));
-                    let (handler, permits) = (Arc::clone(handler), Arc::clone(permits));
-                    tokio::spawn(async move {
-                        let Ok(_permit) = permits.acquire_owned().await else {
+                // One task takes the batch's permits in order and starts a
+                // handler per chunk as each comes: a waiting batch costs one
+                // task, not one per message.
+                let (engine, link) = (Arc::clone(&self.engine), Arc::clone(&self.link));
+                let (handler, permits, batch) = (Arc::clone(handler), Arc::clone(permits), *batch);
+                tokio::spawn(async move {
+                    for chunk in into_chunks(messages, batch) {
+                        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                             return;
                         };
-                        engine
-                            .handle_until_done(&handler, &link, epoch, chunk)
-                            .await;
-                    });
-                }
+                        let (engine, link, handler) =
+                            (Arc::clone(&engine), Arc::clone(&link), Arc::clone(&handler));
+                        tokio::spawn(async move {
+                            engine
+                                .handle_until_done(&handler, &link, epoch, chunk)
+                                .await;
+                            drop(permit);
+                        });
+                    }
+                });
             }
         }
         None
     }
 
+    /// Applies every report that came in since the last look.
+    fn drain_reports(&mut self) {
+        while let Ok(report) = self.reports.try_recv() {
+            self.apply(report);
+        }
+    }
+
     /// A report from a handler or from `poll()`.
-    fn apply(&mut self, report: Event) {
+    fn apply(&mut self, report: Report) {
         match report {
-            Event::Done { epoch, offsets } if epoch == self.epoch => {
+            Report::Done { epoch, offsets } if epoch == self.epoch => {
                 for offset in offsets {
                     if let Some(bytes) = self.cache.remove(&offset) {
                         self.cached_bytes -= bytes;
                     }
                 }
             }
-            Event::Polled { epoch, next } if epoch == self.epoch => {
+            Report::Polled { epoch, next } if epoch == self.epoch => {
                 self.polled = next;
                 let waiting = self.cache.split_off(&next);
                 let taken = std::mem::replace(&mut self.cache, waiting);
@@ -406,6 +442,7 @@ impl QueueTask {
     }
 
     async fn commit(&mut self) {
+        self.drain_reports();
         let offset = self.commit_point();
         if self.last_committed == Some(offset) {
             return;
@@ -429,14 +466,9 @@ impl QueueTask {
         self.lane = None;
         if !self.is_channel() {
             let deadline = Instant::now() + HANDLER_GRACE;
+            self.drain_reports();
             while !self.cache.is_empty() {
-                match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                    Ok(Some(Event::Commit(reply))) => {
-                        let _ = reply.send(());
-                    }
-                    Ok(Some(Event::Stop(reply))) => {
-                        let _ = reply.send(());
-                    }
+                match tokio::time::timeout_at(deadline, self.reports.recv()).await {
                     Ok(Some(report)) => self.apply(report),
                     Ok(None) | Err(_) => break,
                 }
@@ -548,9 +580,9 @@ mod tests {
         assert!(!task.has_room(), "10 unpolled messages fill the cache");
         assert_eq!(task.cached_bytes, 1000);
         // A report from before a seek is stale and frees nothing.
-        task.apply(Event::Polled { epoch: 7, next: 10 });
+        task.apply(Report::Polled { epoch: 7, next: 10 });
         assert!(!task.has_room());
-        task.apply(Event::Polled {
+        task.apply(Report::Polled {
             epoch: batch.epoch,
             next: 4,
         });
@@ -577,12 +609,12 @@ mod tests {
         let (mut task, _link) = task(sink);
         assert!(task.pulled(response(0..5)).is_none());
         let epoch = task.epoch;
-        task.apply(Event::Done {
+        task.apply(Report::Done {
             epoch,
             offsets: vec![0, 1, 3],
         });
         assert_eq!(task.commit_point(), 2, "2 is still being handled");
-        task.apply(Event::Done {
+        task.apply(Report::Done {
             epoch,
             offsets: vec![2, 4],
         });
