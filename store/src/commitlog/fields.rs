@@ -17,12 +17,11 @@ type Entry<'a> = (&'a str, Cow<'a, str>);
 const MAX_TYPED: usize = 9;
 
 /// Calls `write` with every property `msg` writes, its typed fields
-/// included, in name order. Allocates nothing but the text of keys and
-/// numbers that are set: it runs twice per appended message (size, then
-/// bytes).
+/// included, in name order. Sorts nothing and allocates nothing but the
+/// text of keys and numbers that are set: it runs three times per
+/// appended message (size, layout, bytes).
 pub(super) fn for_each(msg: &MessageToStore, mut write: impl FnMut(&str, &str)) {
-    let mut typed = typed(msg);
-    typed.sort_unstable_by_key(|entry| entry.as_ref().map(|(name, _)| *name));
+    let typed = typed(msg);
     let mut typed = typed.iter().flatten().peekable();
     for (name, value) in &msg.properties {
         if shadowed(msg, name) {
@@ -38,31 +37,31 @@ pub(super) fn for_each(msg: &MessageToStore, mut write: impl FnMut(&str, &str)) 
     }
 }
 
-/// The properties `msg`'s typed fields write, in no order; `None` for a
-/// field that is not set.
+/// The properties `msg`'s typed fields write, in name order (checked by a
+/// test); `None` for a field that is not set.
 fn typed(msg: &MessageToStore) -> [Option<Entry<'_>>; MAX_TYPED] {
     let number = |name, n: u64| (name, Cow::Owned(n.to_string()));
     let schedule = msg.schedule.as_ref();
     [
-        msg.tags
-            .as_deref()
-            .map(|t| (property::TAGS, Cow::Borrowed(t))),
-        (!msg.keys.is_empty()).then(|| (property::KEYS, Cow::Owned(msg.keys.join(" ")))),
-        msg.unique_id
-            .as_deref()
-            .map(|id| (property::UNIQUE_ID, Cow::Borrowed(id))),
         msg.delay_level
             .map(|level| number(property::DELAY, u64::from(level))),
-        schedule.map(|s| (property::REAL_TOPIC, Cow::Borrowed(s.real_topic.as_str()))),
+        (!msg.keys.is_empty()).then(|| (property::KEYS, Cow::Owned(msg.keys.join(" ")))),
         schedule.map(|s| number(property::REAL_QID, u64::from(s.real_queue_id))),
-        schedule.map(|s| number(property::DELIVER_AT, s.deliver_at_ms)),
-        schedule.map(|s| number(property::FIRE_AT, s.fire_at_ms)),
+        schedule.map(|s| (property::REAL_TOPIC, Cow::Borrowed(s.real_topic.as_str()))),
         msg.fired_from.map(|QueuePosition { queue_id, offset }| {
             (
                 property::FIRED_FROM,
                 Cow::Owned(format!("{queue_id}:{offset}")),
             )
         }),
+        schedule.map(|s| number(property::FIRE_AT, s.fire_at_ms)),
+        msg.tags
+            .as_deref()
+            .map(|t| (property::TAGS, Cow::Borrowed(t))),
+        schedule.map(|s| number(property::DELIVER_AT, s.deliver_at_ms)),
+        msg.unique_id
+            .as_deref()
+            .map(|id| (property::UNIQUE_ID, Cow::Borrowed(id))),
     ]
 }
 
@@ -136,4 +135,33 @@ fn take_schedule(properties: &mut Properties) -> Option<Schedule> {
         properties.remove(name);
     }
     Some(schedule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_fields_are_listed_in_name_order() {
+        let msg = MessageToStore {
+            tags: Some("t".into()),
+            keys: vec!["k".into()],
+            unique_id: Some("u".into()),
+            delay_level: Some(1),
+            schedule: Some(Schedule {
+                real_topic: "r".into(),
+                real_queue_id: 0,
+                deliver_at_ms: 0,
+                fire_at_ms: 0,
+            }),
+            fired_from: Some(QueuePosition {
+                queue_id: 0,
+                offset: 0,
+            }),
+            ..MessageToStore::new("t", 0, bytes::Bytes::new())
+        };
+        let names: Vec<&str> = typed(&msg).iter().flatten().map(|(n, _)| *n).collect();
+        assert_eq!(names.len(), MAX_TYPED, "every field set");
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    }
 }
