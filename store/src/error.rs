@@ -18,6 +18,9 @@ pub enum StoreError {
     EmptyBatch,
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// Replicated bytes that cannot be appended as they are.
+    #[error("replicated bytes at offset {offset} refused: {reason}")]
+    Replication { offset: u64, reason: String },
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -172,11 +172,40 @@ impl MessageStore {
         }
         let appended = self.core.log.append(batch, self.core.env.clock.now_ms())?;
         let end = appended.last().map_or(0, Appended::end_offset);
+        let status = self.settle(end).await;
+        Ok(PutResult { status, appended })
+    }
+
+    /// Bytes of the CommitLog from `offset` on, whole records only, for a
+    /// replica (see [`CommitLog::read_raw`](crate::commitlog::CommitLog::read_raw)).
+    pub fn read_raw(&self, offset: u64, max: usize) -> Result<Option<bytes::Bytes>, StoreError> {
+        self.core.log.read_raw(offset, max)
+    }
+
+    /// Appends bytes a master read with [`MessageStore::read_raw`] at
+    /// `offset` (this store's end), then indexes and flushes them as its
+    /// own appends. Returns the new end and, in sync-flush mode, whether
+    /// it reached the disk in time.
+    pub async fn append_raw(
+        &self,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(u64, PutStatus), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let end = self.core.log.append_raw(offset, bytes)?;
+        Ok((end, self.settle(end).await))
+    }
+
+    /// After an append that ends at `end`: wakes the committer or the
+    /// dispatcher and, in sync-flush mode, waits for the disk.
+    async fn settle(&self, end: u64) -> PutStatus {
         match &self.committer {
             Some(committer) => committer.wake(),
             None => self.dispatcher.wake(),
         }
-        let status = match self.core.config.flush {
+        match self.core.config.flush {
             FlushMode::Async => PutStatus::Ok,
             FlushMode::Sync => {
                 self.group.request(end);
@@ -189,8 +218,7 @@ impl MessageStore {
                     FlushWait::TimedOut | FlushWait::Closed => PutStatus::FlushDiskTimeout,
                 }
             }
-        };
-        Ok(PutResult { status, appended })
+        }
     }
 
     /// The disk as housekeeping last saw it.

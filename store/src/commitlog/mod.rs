@@ -8,6 +8,7 @@
 pub mod allocator;
 mod fields;
 pub mod outcome;
+mod raw;
 pub mod record;
 pub mod recover;
 pub mod transient_pool;
@@ -228,6 +229,13 @@ impl CommitLog {
                 end - end % self.options.segment_size
             }
         };
+        self.new_segment(base)
+    }
+
+    /// Makes the segment starting at `base` the last one (staged in the
+    /// transient pool when a buffer is free) and publishes `base` as the
+    /// end of the data.
+    fn new_segment(&self, base: u64) -> Result<Arc<MappedFile>, StoreError> {
         let mut file = self
             .allocator
             .take(base)

@@ -338,6 +338,39 @@ pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
     Ok(msg)
 }
 
+/// What a replica needs of a record it appends as is, read without
+/// decoding the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub physical_offset: u64,
+    pub topic: &'a str,
+}
+
+/// The header of the message record at the start of `record`, which
+/// [`probe`] found whole and CRC-checked.
+pub fn header(record: &[u8]) -> Result<Header<'_>, RecordError> {
+    let mut r = Reader {
+        buf: record,
+        at: 12,
+    };
+    let queue_id = r.u32()?;
+    r.take(4)?;
+    let queue_offset = r.u64()?;
+    let physical_offset = r.u64()?;
+    r.at = FIXED_LEN;
+    let topic_len = usize::from(r.take(1)?[0]);
+    let topic = std::str::from_utf8(r.take(topic_len)?)
+        .map_err(|_| RecordError::Malformed("topic is not UTF-8"))?;
+    Ok(Header {
+        queue_id,
+        queue_offset,
+        physical_offset,
+        topic,
+    })
+}
+
 fn read_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }

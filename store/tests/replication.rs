@@ -1,0 +1,188 @@
+//! The CommitLog as a replica sees it: bytes read from a master with
+//! `read_raw` and appended with `append_raw` at the same offsets make a
+//! byte-identical log that serves the same messages, and bytes that do not
+//! fit are refused before anything is written.
+
+#![allow(clippy::unwrap_used)]
+
+mod store_support;
+
+use std::path::Path;
+
+use mq_store::{FlushMode, MessageStore, StoreError};
+use store_support::*;
+
+/// 300 messages of many sizes over two topics, several segments.
+async fn fill(master: &MessageStore) {
+    for i in 0..300usize {
+        let body = vec![(i % 251) as u8; 100 + (i * 97) % 3000];
+        let msg = if i % 3 == 0 {
+            keyed_message("keyed", &format!("order-{i}"), &format!("ID{i:08}"), body)
+        } else {
+            message(
+                "plain",
+                (i % 2) as u32,
+                Some(if i % 2 == 0 { "a" } else { "b" }),
+                body,
+            )
+        };
+        master.put(msg).await.unwrap();
+    }
+}
+
+/// Feeds `replica` from `master` in chunks of at most `chunk` bytes until
+/// it has everything; returns how many chunks it took.
+async fn catch_up(master: &MessageStore, replica: &MessageStore, chunk: usize) -> usize {
+    let mut chunks = 0;
+    loop {
+        let offset = replica.commitlog_max_offset();
+        let Some(bytes) = master.read_raw(offset, chunk).unwrap() else {
+            return chunks;
+        };
+        let (end, _) = replica.append_raw(offset, &bytes).await.unwrap();
+        assert_eq!(end, offset + bytes.len() as u64);
+        chunks += 1;
+    }
+}
+
+/// The CommitLog segment files below `end`, by name, with their bytes.
+fn segments_below(dir: &Path, end: u64) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("commitlog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .is_ok_and(|base| base < end)
+        })
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_replica_fed_raw_chunks_is_byte_identical_and_serves_the_same_messages() {
+    let (master_dir, replica_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (master, _) = open(master_dir.path(), FlushMode::Async);
+    let (replica, _) = open(replica_dir.path(), FlushMode::Async);
+    fill(&master).await;
+    let end = master.commitlog_max_offset();
+
+    let chunks = catch_up(&master, &replica, 16 * 1024).await;
+    assert_eq!(replica.commitlog_max_offset(), end);
+    assert!(chunks > 20, "{chunks} chunks for {end} bytes");
+    let master_files = segments_below(master_dir.path(), end);
+    assert!(master_files.len() >= 5, "{} segments", master_files.len());
+    assert!(
+        master_files == segments_below(replica_dir.path(), end),
+        "the replica's segments are byte for byte the master's"
+    );
+
+    for (topic, queue, count) in [("plain", 0, 100), ("plain", 1, 100), ("keyed", 0, 100)] {
+        let on_master = read_all(&master, topic, queue, count);
+        let on_replica = read_all(&replica, topic, queue, count);
+        assert_eq!(on_replica.len(), count, "{topic}:{queue}");
+        assert_eq!(on_replica, on_master, "{topic}:{queue}");
+    }
+    assert!(
+        replica
+            .indexed_up_to_now(std::time::Duration::from_secs(5))
+            .await
+    );
+    assert_eq!(
+        replica
+            .query_by_key("keyed", "order-42", 0, u64::MAX, 10)
+            .len(),
+        1
+    );
+    assert!(replica.find_by_unique_id("ID00000297").is_some());
+
+    // The replica's own appends go on from the replicated queue offsets.
+    let own = replica.put(message("plain", 1, None, "own")).await.unwrap();
+    assert_eq!(own.appended[0].queue_offset, 100);
+    assert_eq!(own.appended[0].physical_offset, end);
+
+    // And it reopens as a store of its own.
+    replica.shutdown().unwrap();
+    drop(replica);
+    let (reopened, report) = open(replica_dir.path(), FlushMode::Async);
+    assert!(!report.crashed);
+    assert_eq!(
+        reopened.commitlog_max_offset(),
+        own.appended[0].end_offset()
+    );
+}
+
+#[tokio::test]
+async fn replicated_bytes_that_do_not_fit_are_refused_and_change_nothing() {
+    let (master_dir, replica_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (master, _) = open(master_dir.path(), FlushMode::Async);
+    let (replica, _) = open(replica_dir.path(), FlushMode::Async);
+    fill(&master).await;
+    let first = master.read_raw(0, 8 * 1024).unwrap().unwrap();
+    let refused = |err: StoreError, needle: &str| {
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Replication { .. }), "{text}");
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    };
+
+    refused(
+        replica.append_raw(1, &first).await.unwrap_err(),
+        "this log ends at 0",
+    );
+    let mut flipped = first.to_vec();
+    flipped[first.len() / 2] ^= 0x01;
+    refused(
+        replica.append_raw(0, &flipped).await.unwrap_err(),
+        "CRC mismatch",
+    );
+    refused(
+        replica
+            .append_raw(0, &first[..first.len() - 10])
+            .await
+            .unwrap_err(),
+        "truncated",
+    );
+    refused(
+        replica.append_raw(0, &[0; 64]).await.unwrap_err(),
+        "zeros at 0",
+    );
+    refused(replica.append_raw(0, &[]).await.unwrap_err(), "no bytes");
+    assert_eq!(replica.commitlog_max_offset(), 0, "nothing was written");
+
+    // Bytes of the right shape for another place: their records say so.
+    replica.append_raw(0, &first).await.unwrap();
+    let again = first.clone();
+    refused(
+        replica
+            .append_raw(first.len() as u64, &again)
+            .await
+            .unwrap_err(),
+        "says it was written at 0",
+    );
+    // A chunk may not run past its segment.
+    let segment = small_config(FlushMode::Async).commitlog_segment_size as usize;
+    let mut long = master
+        .read_raw(first.len() as u64, segment)
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    long.extend_from_slice(&master.read_raw(segment as u64, 4096).unwrap().unwrap());
+    refused(
+        replica
+            .append_raw(first.len() as u64, &long)
+            .await
+            .unwrap_err(),
+        "run past the segment",
+    );
+    assert_eq!(replica.commitlog_max_offset(), first.len() as u64);
+}
