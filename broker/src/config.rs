@@ -37,6 +37,9 @@ pub struct BrokerConfig {
     pub broker_name: String,
     /// 0 for a master, above 0 for a replica.
     pub broker_id: u64,
+    /// A replica's master (`host:port` of its broker port), whose
+    /// CommitLog it follows. Required for a replica, refused for a master.
+    pub master_addr: Option<String>,
     /// How often the broker registers (heartbeats) with the nameservers.
     #[serde(with = "humantime_serde")]
     pub register_interval: Duration,
@@ -151,6 +154,9 @@ pub struct Args {
     /// 0 for the master, above 0 for replicas [default: 0]
     #[arg(long, value_name = "ID")]
     pub broker_id: Option<u64>,
+    /// A replica's master, host:port of its broker port (replicas only)
+    #[arg(long, value_name = "ADDR")]
+    pub master_addr: Option<String>,
     /// When a send is acknowledged: sync (on disk) or async (in memory) [default: async]
     #[arg(long, value_name = "sync|async")]
     pub flush: Option<String>,
@@ -244,6 +250,7 @@ impl BrokerConfig {
             .set_override_option("cluster", args.cluster.clone())?
             .set_override_option("broker_name", args.broker_name.clone())?
             .set_override_option("broker_id", args.broker_id)?
+            .set_override_option("master_addr", args.master_addr.clone())?
             .set_override_option("store.flush", args.flush.clone())?
             .set_override_option("auto_create_topic", args.auto_create_topic)?
             .set_override_option(
@@ -296,6 +303,36 @@ impl BrokerConfig {
                     reason: e.reason,
                 }
             })?;
+        }
+        match (&self.master_addr, self.broker_id) {
+            (None, 0) => {}
+            (Some(_), 0) => {
+                return invalid(
+                    "master_addr",
+                    "is for replicas only (broker_id above 0); this broker is a master",
+                );
+            }
+            (None, _) => {
+                return invalid(
+                    "master_addr",
+                    "is required for a replica (broker_id above 0): the master whose CommitLog it follows",
+                );
+            }
+            (Some(master), _) => {
+                mq_common::validate::host_port("master_addr", master).map_err(|e| {
+                    ConfigError::Invalid {
+                        key: "master_addr".into(),
+                        reason: e.reason,
+                    }
+                })?;
+                let own = [Some(self.listen.to_string()), self.advertise_addr.clone()];
+                if own.iter().flatten().any(|addr| addr == master) {
+                    return invalid(
+                        "master_addr",
+                        "is this broker itself; a replica follows another broker",
+                    );
+                }
+            }
         }
         for (key, name) in [
             ("cluster", &self.cluster),

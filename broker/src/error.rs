@@ -37,6 +37,15 @@ pub enum BrokerError {
         "{held} bytes of pull responses to this client are not read yet (limit {limit}; {total} in flight to all clients): read them first, or pull fewer bytes"
     )]
     PullBacklog { held: u64, limit: u64, total: u64 },
+    /// A write sent to a replica.
+    #[error(
+        "this broker is replica {id} of {broker_name} and takes no writes; send to its master at {master_addr}"
+    )]
+    ReadOnlyReplica {
+        broker_name: String,
+        id: u64,
+        master_addr: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -52,6 +61,7 @@ impl From<BrokerError> for Status {
             | BrokerError::UnknownGroup(_)
             | BrokerError::NoMessage(_) => Status::not_found(message),
             BrokerError::NoPermission { .. } => Status::permission_denied(message),
+            BrokerError::ReadOnlyReplica { .. } => Status::failed_precondition(message),
             BrokerError::Busy { .. } | BrokerError::PullBacklog { .. } => {
                 Status::resource_exhausted(message)
             }

@@ -20,6 +20,7 @@ pub mod consumer_offsets;
 pub mod error;
 pub mod metrics;
 pub mod registry;
+pub mod replication;
 pub mod schedule;
 pub mod server;
 pub mod service;

@@ -164,6 +164,7 @@ impl BrokerMetrics {
             BrokerError::UnknownGroup(_) => "unknown_group",
             BrokerError::NoMessage(_) => "no_message",
             BrokerError::NoPermission { .. } => "no_permission",
+            BrokerError::ReadOnlyReplica { .. } => "read_only_replica",
             BrokerError::Busy { .. } => "busy",
             BrokerError::PullBacklog { .. } => "pull_backlog",
             BrokerError::Store(store) if store.is_disk_full() => "disk_full",

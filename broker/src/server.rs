@@ -10,6 +10,7 @@ use std::sync::Arc;
 use mq_nameserver::{NameServer, NameServerConfig};
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1::broker_server::BrokerServer;
+use mq_proto::replication::v1::replication_server::ReplicationServer;
 use mq_store::{MessageStore, StoreError};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -21,6 +22,9 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::metrics::BrokerMetrics;
 use crate::registry::{Identity, Registry};
+use crate::replication::Role;
+use crate::replication::follower::Follower;
+use crate::replication::master::ReplicationService;
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
 use crate::service::admin::AdminPath;
@@ -152,14 +156,30 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let delays = Arc::new(config.delay_table()?);
-    let scheduler = {
-        let (store, delays) = (Arc::clone(&store), (*delays).clone());
-        let path = config.store_dir.join("schedule_progress.json");
-        tokio::task::spawn_blocking(move || Scheduler::recover(store, delays, path))
-            .await
-            .map_err(|e| ServeError::Task(e.to_string()))??
+    let role = Role::of(&config);
+    // A master fires scheduled messages; a replica follows the master's
+    // log, where the fired messages arrive.
+    let background = match &role {
+        Role::Master => {
+            let scheduler = {
+                let (store, delays) = (Arc::clone(&store), (*delays).clone());
+                let path = config.store_dir.join("schedule_progress.json");
+                tokio::task::spawn_blocking(move || Scheduler::recover(store, delays, path))
+                    .await
+                    .map_err(|e| ServeError::Task(e.to_string()))??
+            };
+            tokio::spawn(scheduler.run(stop_rx.clone()))
+        }
+        Role::Replica { id, master_addr } => {
+            let follower = Follower {
+                store: Arc::clone(&store),
+                master_addr: master_addr.clone(),
+                broker_name: config.broker_name.clone(),
+                broker_id: *id,
+            };
+            tokio::spawn(follower.run(stop_rx.clone()))
+        }
     };
-    let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
     let started_ms = mq_common::clock::unix_millis();
     let metrics = BrokerMetrics::default();
     let pull_budget = Arc::new(PullBudget::new(
@@ -223,6 +243,8 @@ pub async fn run(
             delays: Arc::clone(&delays),
             max_delivery_delay: config.max_delivery_delay,
             metrics: metrics.clone(),
+            role: role.clone(),
+            broker_name: config.broker_name.clone(),
         },
         retry: RetryPath {
             store: Arc::clone(&store),
@@ -230,6 +252,8 @@ pub async fn run(
             delays,
             max_reconsume_times: config.max_reconsume_times,
             retry_first_level: config.retry_first_level,
+            role: role.clone(),
+            broker_name: config.broker_name.clone(),
         },
         topics: Arc::clone(&topics),
         metrics,
@@ -265,20 +289,25 @@ pub async fn run(
         "broker listening"
     );
     let broker = BrokerServer::new(service).max_decoding_message_size(decode_limit(&config));
+    let replication = ReplicationServer::new(ReplicationService {
+        store: Arc::clone(&store),
+        broker_name: config.broker_name.clone(),
+        broker_id: config.broker_id,
+    });
     let served = mq_common::grpc::serve(
         listener,
         mq_common::incoming::ConnectionLimits {
             max_connections: config.max_connections,
             idle_timeout: config.idle_timeout,
         },
-        "mq.broker.v1.Broker",
-        tonic::service::Routes::new(HoldUntilSent(broker)),
+        &["mq.broker.v1.Broker", "mq.replication.v1.Replication"],
+        tonic::service::Routes::new(HoldUntilSent(broker)).add_service(replication),
         shutdown,
     )
     .await;
 
     let _ = stop_tx.send(true);
-    let _ = scheduling.await;
+    let _ = background.await;
     let _ = metrics_server.await;
     let _ = registration.await;
     let _ = bookkeeping.await;

@@ -33,7 +33,7 @@ pub enum GrpcError {
 /// there for resolving types, but a client listing services must not be
 /// offered calls that would answer `Unimplemented`).
 pub fn reflection_services(
-    service_name: &str,
+    service_names: &[&str],
 ) -> Result<
     (
         v1::ServerReflectionServer<impl v1::ServerReflection>,
@@ -42,12 +42,14 @@ pub fn reflection_services(
     tonic_reflection::server::Error,
 > {
     let builder = |reflection: &str| {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name(service_name)
-            .with_service_name("grpc.health.v1.Health")
-            .with_service_name(reflection)
+        service_names.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(mq_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name(reflection),
+            |builder, name| builder.with_service_name(*name),
+        )
     };
     Ok((
         builder("grpc.reflection.v1.ServerReflection").build_v1()?,
@@ -55,22 +57,24 @@ pub fn reflection_services(
     ))
 }
 
-/// Serves `routes` on `listener` (connections within `limits`) with health (`service_name` and the empty
+/// Serves `routes` on `listener` (connections within `limits`) with health (each of `service_names` and the empty
 /// name report SERVING, then NOT_SERVING once shutdown begins) and
 /// reflection, until `shutdown`; in-flight requests then get
 /// [`DRAIN_GRACE`] to finish.
 pub async fn serve(
     listener: TcpListener,
     limits: ConnectionLimits,
-    service_name: &'static str,
+    service_names: &'static [&'static str],
     routes: Routes,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(service_name, ServingStatus::Serving)
-        .await;
-    let (reflection_v1, reflection_v1alpha) = reflection_services(service_name)?;
+    for name in service_names {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let (reflection_v1, reflection_v1alpha) = reflection_services(service_names)?;
     let routes = routes
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -89,9 +93,11 @@ pub async fn serve(
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {
                     drain.await;
-                    health
-                        .set_service_status(service_name, ServingStatus::NotServing)
-                        .await;
+                    for name in service_names {
+                        health
+                            .set_service_status(*name, ServingStatus::NotServing)
+                            .await;
+                    }
                     health
                         .set_service_status("", ServingStatus::NotServing)
                         .await;

@@ -104,7 +104,7 @@ impl NameServer {
         let result = mq_common::grpc::serve(
             self.listener,
             mq_common::incoming::ConnectionLimits::default(),
-            "mq.nameserver.v1.NameServer",
+            &["mq.nameserver.v1.NameServer"],
             tonic::service::Routes::new(service),
             shutdown,
         )

@@ -24,3 +24,12 @@ pub mod broker {
         tonic::include_proto!("mq.broker.v1");
     }
 }
+
+/// `mq.replication.v1`: replicas following their master's CommitLog.
+pub mod replication {
+    /// Version 1 of the replication protocol.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("mq.replication.v1");
+    }
+}

@@ -1,6 +1,7 @@
 //! Wake-ups for long polling: the dispatcher rings a topic's bell when it
 //! indexes a message of that topic; held pulls wait on the bell instead of
-//! polling. A waiter costs a registration, not a thread.
+//! polling. A waiter costs a registration, not a thread. One more bell
+//! rings for every message of any topic: replication streams wait on it.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tokio::sync::Notify;
 #[derive(Debug, Default)]
 pub struct Arrivals {
     bells: DashMap<String, Arc<Notify>>,
+    any: Notify,
 }
 
 impl Arrivals {
@@ -21,11 +23,18 @@ impl Arrivals {
         Arc::clone(&self.bells.entry(topic.to_owned()).or_default())
     }
 
-    /// Wakes every pull waiting on `topic` (cheap when none waits).
+    /// The bell that rings for every topic.
+    pub fn any(&self) -> &Notify {
+        &self.any
+    }
+
+    /// Wakes every pull waiting on `topic`, and every waiter on any topic
+    /// (cheap when none waits).
     pub fn ring(&self, topic: &str) {
         if let Some(bell) = self.bells.get(topic) {
             bell.notify_waiters();
         }
+        self.any.notify_waiters();
     }
 }
 

@@ -26,6 +26,8 @@ pub struct RetryPath {
     /// Used when a group does not say.
     pub max_reconsume_times: u32,
     pub retry_first_level: u32,
+    pub role: crate::replication::Role,
+    pub broker_name: String,
 }
 
 impl RetryPath {
@@ -33,6 +35,7 @@ impl RetryPath {
         &self,
         request: pb::ConsumerSendBackRequest,
     ) -> Result<pb::ConsumerSendBackResponse, BrokerError> {
+        self.role.check_writable(&self.broker_name)?;
         validate::topic("group", &request.group)?;
         validate::topic("topic", &request.topic)?;
         let msg = self.message_at(&request.topic, request.queue_id, request.queue_offset)?;
@@ -98,6 +101,7 @@ impl RetryPath {
         &self,
         request: pb::ResendDeadLettersRequest,
     ) -> Result<pb::ResendDeadLettersResponse, BrokerError> {
+        self.role.check_writable(&self.broker_name)?;
         validate::topic("group", &request.group)?;
         let dlq = dead_letter_topic(&request.group);
         // A letter dead-lettered just before must be found.

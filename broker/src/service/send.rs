@@ -28,6 +28,8 @@ pub struct SendPath {
     pub delays: Arc<DelayTable>,
     pub max_delivery_delay: Duration,
     pub metrics: crate::metrics::BrokerMetrics,
+    pub role: crate::replication::Role,
+    pub broker_name: String,
 }
 
 impl SendPath {
@@ -36,6 +38,7 @@ impl SendPath {
         request: pb::SendMessageRequest,
         peer: Option<SocketAddr>,
     ) -> Result<pb::SendResult, BrokerError> {
+        self.role.check_writable(&self.broker_name)?;
         let msg = request
             .message
             .ok_or_else(|| FieldError::new("message", "is required"))?;
@@ -55,6 +58,7 @@ impl SendPath {
         request: pb::SendBatchRequest,
         peer: Option<SocketAddr>,
     ) -> Result<Vec<pb::SendResult>, BrokerError> {
+        self.role.check_writable(&self.broker_name)?;
         if request.messages.is_empty() {
             return Err(FieldError::new("messages", "must not be empty").into());
         }

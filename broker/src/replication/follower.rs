@@ -1,0 +1,101 @@
+//! The replica's side: follows the master's CommitLog from this store's
+//! end, appending every chunk at its offset, and reconnects (with backoff)
+//! whenever the stream breaks, until the broker stops. A chunk the store
+//! refuses (a log that diverged from the master's) stops following with
+//! an error: a divergent tail is never kept silently, and truncating it is
+//! the failover work's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mq_proto::replication::v1 as pb;
+use mq_store::{MessageStore, StoreError};
+use tokio::sync::watch;
+
+/// First and longest pause before reconnecting to the master.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct Follower {
+    pub store: Arc<MessageStore>,
+    /// `host:port` of the master's broker port.
+    pub master_addr: String,
+    pub broker_name: String,
+    pub broker_id: u64,
+}
+
+impl Follower {
+    /// Follows the master until `stop`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut pause = RETRY_FIRST;
+        loop {
+            let outcome = tokio::select! {
+                outcome = self.follow_once() => outcome,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match outcome {
+                Ok(()) => pause = RETRY_FIRST,
+                Err(FollowError::Refused(err)) => {
+                    tracing::error!(master = %self.master_addr, error = %err, "replication stopped: this replica's CommitLog does not continue the master's");
+                    return;
+                }
+                Err(FollowError::Transient(why)) => {
+                    tracing::warn!(master = %self.master_addr, error = %why, retry_in = ?pause, "cannot follow the master");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            pause = (pause * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// One stream: connect, ask from this store's end, append until the
+    /// stream ends.
+    async fn follow_once(&self) -> Result<(), FollowError> {
+        let endpoint = format!("http://{}", self.master_addr);
+        let mut client = pb::replication_client::ReplicationClient::connect(endpoint)
+            .await
+            .map_err(|e| FollowError::Transient(e.to_string()))?
+            .max_decoding_message_size(2 * super::CHUNK_BYTES + (1 << 20));
+        let from = self.store.commitlog_max_offset();
+        let mut stream = client
+            .follow(pb::FollowRequest {
+                broker_name: self.broker_name.clone(),
+                broker_id: self.broker_id,
+                from_offset: from,
+            })
+            .await
+            .map_err(|s| FollowError::Transient(format!("{}: {}", s.code(), s.message())))?
+            .into_inner();
+        tracing::info!(master = %self.master_addr, from, "following the master's CommitLog");
+        loop {
+            let chunk = match stream.message().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Ok(()),
+                Err(status) => {
+                    return Err(FollowError::Transient(format!(
+                        "{}: {}",
+                        status.code(),
+                        status.message()
+                    )));
+                }
+            };
+            match self.store.append_raw(chunk.offset, &chunk.data).await {
+                Ok(_) => {}
+                Err(err @ StoreError::Replication { .. }) => return Err(FollowError::Refused(err)),
+                Err(err) => return Err(FollowError::Transient(err.to_string())),
+            }
+        }
+    }
+}
+
+enum FollowError {
+    /// Worth another try: the master is away, the connection broke, the
+    /// disk was full.
+    Transient(String),
+    /// The store refused the master's bytes: the logs diverged.
+    Refused(StoreError),
+}

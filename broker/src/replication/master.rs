@@ -1,0 +1,126 @@
+//! The master's side: streams its CommitLog to a replica from where the
+//! replica's log ends, in chunks as large as are written, then live,
+//! woken by the dispatcher's bell.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mq_proto::replication::v1 as pb;
+use mq_store::MessageStore;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::CHUNK_BYTES;
+
+/// Longest wait for new data before looking again: the bell rings after
+/// dispatch, and a missed ring costs at most this.
+const IDLE_RECHECK: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone)]
+pub struct ReplicationService {
+    pub store: Arc<MessageStore>,
+    pub broker_name: String,
+    pub broker_id: u64,
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::LogChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::replication_server::Replication for ReplicationService {
+    type FollowStream = ChunkStream;
+
+    async fn follow(
+        &self,
+        request: Request<pb::FollowRequest>,
+    ) -> Result<Response<Self::FollowStream>, Status> {
+        let request = request.into_inner();
+        if self.broker_id != 0 {
+            return Err(Status::failed_precondition(format!(
+                "this broker is replica {} of {}, not a master",
+                self.broker_id, self.broker_name
+            )));
+        }
+        if request.broker_name != self.broker_name || request.broker_id == 0 {
+            return Err(Status::failed_precondition(format!(
+                "broker_name/broker_id: {} {} is not a replica of {} (same broker name, id above 0)",
+                request.broker_name, request.broker_id, self.broker_name
+            )));
+        }
+        let (start, end) = (
+            self.store.commitlog_min_offset(),
+            self.store.commitlog_max_offset(),
+        );
+        if request.from_offset > end || (request.from_offset < start && request.from_offset != 0) {
+            return Err(Status::out_of_range(format!(
+                "from_offset: {} is outside this master's CommitLog {start}..{end}",
+                request.from_offset
+            )));
+        }
+        tracing::info!(
+            replica = request.broker_id,
+            from = request.from_offset,
+            "replica following"
+        );
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(stream_log(
+            Arc::clone(&self.store),
+            request.from_offset.max(start),
+            tx,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Sends chunks from `offset` on until the replica goes.
+async fn stream_log(
+    store: Arc<MessageStore>,
+    mut offset: u64,
+    tx: mpsc::Sender<Result<pb::LogChunk, Status>>,
+) {
+    let arrivals = store.arrivals();
+    loop {
+        // Registered before reading, so a ring in between is not missed.
+        let grown = arrivals.any().notified();
+        tokio::pin!(grown);
+        grown.as_mut().enable();
+        let read = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || store.read_raw(offset, CHUNK_BYTES)).await
+        };
+        let chunk = match read {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(err)) => {
+                let _ = tx.send(Err(Status::data_loss(err.to_string()))).await;
+                return;
+            }
+            Err(err) => {
+                let _ = tx.send(Err(Status::internal(err.to_string()))).await;
+                return;
+            }
+        };
+        match chunk {
+            Some(data) => {
+                let next = offset + data.len() as u64;
+                let chunk = pb::LogChunk {
+                    offset,
+                    data,
+                    master_end: store.commitlog_max_offset(),
+                };
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+                offset = next;
+            }
+            None => {
+                tokio::select! {
+                    () = &mut grown => {}
+                    () = tokio::time::sleep(IDLE_RECHECK) => {}
+                    () = tx.closed() => return,
+                }
+            }
+        }
+    }
+}

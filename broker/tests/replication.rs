@@ -1,0 +1,204 @@
+//! A broker group with the real binaries: a replica follows its master's
+//! CommitLog (catch-up, then live, then again after a SIGKILL) into a
+//! byte-identical log, refuses writes naming its master, and bad group
+//! settings are refused at start.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mq_proto::broker::v1 as pb;
+use mq_proto::broker::v1::broker_client::BrokerClient;
+use mq_test_support::{ServerProcess, run_to_end, standalone_broker_with_env, workspace_binary};
+
+/// Small segments, so that the log spans several.
+const SETTINGS: &[(&str, &str)] = &[
+    ("MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE", "1048576"),
+    ("MQ_BROKER_STORE__MAX_MESSAGE_SIZE", "65536"),
+    ("MQ_BROKER_METRICS_LISTEN", "127.0.0.1:0"),
+];
+
+fn replica_settings(master: &ServerProcess) -> Vec<(String, String)> {
+    SETTINGS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([
+            ("MQ_BROKER_BROKER_ID".to_string(), "1".to_string()),
+            ("MQ_BROKER_MASTER_ADDR".to_string(), master.addr.to_string()),
+        ])
+        .collect()
+}
+
+fn start_replica(dir: &Path, master: &ServerProcess) -> ServerProcess {
+    let env = replica_settings(master);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    standalone_broker_with_env(dir, &env).0
+}
+
+fn produce(namesrv: &str, count: u32) {
+    let (status, out, err) = run_to_end(
+        workspace_binary("mqbench"),
+        &[
+            "produce",
+            "--namesrv",
+            namesrv,
+            "--topic",
+            "replicated",
+            "--size",
+            "700",
+            "--count",
+            &count.to_string(),
+        ],
+        &[],
+    );
+    assert!(status.success(), "{out}\n{err}");
+}
+
+async fn log_end(broker: &ServerProcess) -> u64 {
+    let mut client = BrokerClient::connect(broker.url()).await.unwrap();
+    client
+        .get_broker_stats(pb::GetBrokerStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .commitlog_max_offset
+}
+
+/// Waits until the replica's CommitLog ends where the master's does.
+async fn caught_up(master: &ServerProcess, replica: &ServerProcess) -> u64 {
+    let end = log_end(master).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = log_end(replica).await;
+        if at == end {
+            return end;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica at {at}, master at {end}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The CommitLog segments of `store` that hold data below `end`.
+fn segments(store: &Path, end: u64) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(store.join("commitlog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|base| base < end)
+        })
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_follows_its_master_into_a_byte_identical_log_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    let (mut master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
+    produce(&namesrv, 3000);
+
+    // Catch-up from nothing, then live.
+    let mut replica = start_replica(&replica_dir, &master);
+    caught_up(&master, &replica).await;
+    produce(&namesrv, 1000);
+    caught_up(&master, &replica).await;
+
+    // Writes go to the master.
+    let mut client = BrokerClient::connect(replica.url()).await.unwrap();
+    let refused = client
+        .send_message(pb::SendMessageRequest {
+            message: Some(pb::Message {
+                topic: "replicated".into(),
+                body: b"no".to_vec().into(),
+                ..Default::default()
+            }),
+            queue_id: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("replica 1 of broker-a")
+            && refused.message().contains(&master.addr.to_string()),
+        "{}",
+        refused.message()
+    );
+
+    // A replica killed mid-stream resumes from its own end.
+    replica.kill();
+    produce(&namesrv, 1000);
+    let replica = start_replica(&replica_dir, &master);
+    let end = caught_up(&master, &replica).await;
+    assert!(end > 3 << 20, "the log spans several segments: {end}");
+
+    let mut replica = replica;
+    assert!(
+        replica
+            .terminate(Duration::from_secs(20))
+            .unwrap()
+            .success()
+    );
+    assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
+    let on_master = segments(&master_dir, end);
+    assert!(on_master.len() >= 4, "{} segments", on_master.len());
+    assert!(
+        on_master == segments(&replica_dir, end),
+        "the replica's CommitLog is byte for byte the master's"
+    );
+}
+
+#[test]
+fn bad_group_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |env: &[(&str, &str)]| {
+        let (status, out, err) = run_to_end(
+            workspace_binary("broker"),
+            &[
+                "--standalone",
+                "--store-dir",
+                dir.path().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:19876",
+                "--namesrv-listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ],
+            env,
+        );
+        assert!(!status.success(), "{out}\n{err}");
+        err
+    };
+    let err = start(&[("MQ_BROKER_BROKER_ID", "1")]);
+    assert!(
+        err.contains("master_addr") && err.contains("required for a replica"),
+        "{err}"
+    );
+    let err = start(&[("MQ_BROKER_MASTER_ADDR", "127.0.0.1:10911")]);
+    assert!(
+        err.contains("master_addr") && err.contains("replicas only"),
+        "{err}"
+    );
+    let err = start(&[
+        ("MQ_BROKER_BROKER_ID", "1"),
+        ("MQ_BROKER_MASTER_ADDR", "127.0.0.1:19876"),
+    ]);
+    assert!(err.contains("is this broker itself"), "{err}");
+    let err = start(&[
+        ("MQ_BROKER_BROKER_ID", "1"),
+        ("MQ_BROKER_MASTER_ADDR", "no-port"),
+    ]);
+    assert!(err.contains("master_addr"), "{err}");
+}
