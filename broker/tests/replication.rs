@@ -160,6 +160,23 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_and_refuses_writ
 }
 
 #[test]
+fn a_replica_with_another_segment_size_is_told_why_it_cannot_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, _) = standalone_broker_with_env(&dir.path().join("master"), SETTINGS);
+    let mut env = replica_settings(&master);
+    env[0].1 = "2097152".into();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (replica, _) = standalone_broker_with_env(&dir.path().join("replica"), &env);
+    let line = replica
+        .wait_for_log("cannot follow the master", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{}", replica.logs().join("\n")));
+    assert!(
+        line.contains("commitlog_segment_size is 2097152, the master's 1048576"),
+        "{line}"
+    );
+}
+
+#[test]
 fn bad_group_settings_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let start = |env: &[(&str, &str)]| {

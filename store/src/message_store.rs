@@ -471,6 +471,11 @@ impl MessageStore {
         self.core.log.min_offset()
     }
 
+    /// Size of each CommitLog segment file.
+    pub fn commitlog_segment_size(&self) -> u64 {
+        self.core.config.commitlog_segment_size
+    }
+
     /// End of the CommitLog.
     pub fn commitlog_max_offset(&self) -> u64 {
         self.core.log.max_offset()

@@ -66,6 +66,7 @@ impl Follower {
                 broker_name: self.broker_name.clone(),
                 broker_id: self.broker_id,
                 from_offset: from,
+                segment_size: self.store.commitlog_segment_size(),
             })
             .await
             .map_err(|s| FollowError::Transient(format!("{}: {}", s.code(), s.message())))?

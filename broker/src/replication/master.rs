@@ -49,6 +49,13 @@ impl pb::replication_server::Replication for ReplicationService {
                 request.broker_name, request.broker_id, self.broker_name
             )));
         }
+        let segment_size = self.store.commitlog_segment_size();
+        if request.segment_size != segment_size {
+            return Err(Status::failed_precondition(format!(
+                "segment_size: the replica's commitlog_segment_size is {}, the master's {segment_size}; they must be the same",
+                request.segment_size
+            )));
+        }
         let (start, end) = (
             self.store.commitlog_min_offset(),
             self.store.commitlog_max_offset(),
