@@ -63,6 +63,19 @@ pub struct BrokerConfig {
     /// (live clients answer the 30 s keepalive pings; silent sockets do not).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// When a master acknowledges a send: `async`, once in its own store,
+    /// or `sync`, once `min_in_sync_replicas` replicas have it too.
+    pub replication: ReplicationMode,
+    /// Sync replication: replicas that must have a send before it is
+    /// acknowledged.
+    pub min_in_sync_replicas: usize,
+    /// Sync replication: how long a send waits for its replicas before it
+    /// is answered FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE.
+    #[serde(with = "humantime_serde")]
+    pub replication_timeout: Duration,
+    /// A connected replica further behind than this many bytes is not in
+    /// sync.
+    pub in_sync_lag_bytes: u64,
     /// How long a send may wait for room before it is refused as busy.
     #[serde(with = "humantime_serde")]
     pub max_queue_wait: Duration,
@@ -160,6 +173,9 @@ pub struct Args {
     /// When a send is acknowledged: sync (on disk) or async (in memory) [default: async]
     #[arg(long, value_name = "sync|async")]
     pub flush: Option<String>,
+    /// A master's acknowledgement: async (own store) or sync (replicas too) [default: async]
+    #[arg(long, value_name = "sync|async")]
+    pub replication: Option<String>,
     /// Create unknown topics on first send: true or false [default: true with --standalone, else false]
     #[arg(long, value_name = "BOOL")]
     pub auto_create_topic: Option<bool>,
@@ -201,6 +217,10 @@ impl BrokerConfig {
             .set_default("pull_bytes_in_flight", 512 * 1024 * 1024)?
             .set_default("max_connections", 0)?
             .set_default("idle_timeout", "60s")?
+            .set_default("replication", "async")?
+            .set_default("min_in_sync_replicas", 1)?
+            .set_default("replication_timeout", "3s")?
+            .set_default("in_sync_lag_bytes", 64 * 1024 * 1024)?
             .set_default("pull_bytes_in_flight_per_client", 64 * 1024 * 1024)?
             .set_default("consumer_expire", "120s")?
             .set_default("queue_lock_expire", "60s")?
@@ -252,6 +272,7 @@ impl BrokerConfig {
             .set_override_option("broker_id", args.broker_id)?
             .set_override_option("master_addr", args.master_addr.clone())?
             .set_override_option("store.flush", args.flush.clone())?
+            .set_override_option("replication", args.replication.clone())?
             .set_override_option("auto_create_topic", args.auto_create_topic)?
             .set_override_option(
                 "register_interval",
@@ -355,7 +376,14 @@ impl BrokerConfig {
                 key: "default_topic_queues".into(),
                 reason: e.reason,
             })?;
+        if self.replication == ReplicationMode::Sync && self.min_in_sync_replicas == 0 {
+            return invalid(
+                "min_in_sync_replicas",
+                "must be at least 1 with sync replication",
+            );
+        }
         for (key, value) in [
+            ("replication_timeout", self.replication_timeout),
             ("register_interval", self.register_interval),
             ("consumer_expire", self.consumer_expire),
             ("queue_lock_expire", self.queue_lock_expire),
@@ -400,9 +428,30 @@ impl BrokerConfig {
     }
 
     /// The flush mode, for logs.
+    /// Sync replication's settings, when this broker is a master that
+    /// waits for its replicas.
+    pub fn sync_replication(&self) -> Option<crate::replication::SyncReplication> {
+        (self.replication == ReplicationMode::Sync && self.broker_id == 0).then(|| {
+            crate::replication::SyncReplication {
+                min_in_sync: self.min_in_sync_replicas,
+                timeout: self.replication_timeout,
+                max_lag: self.in_sync_lag_bytes,
+            }
+        })
+    }
+
     pub fn flush(&self) -> FlushMode {
         self.store.flush
     }
+}
+
+/// When a master acknowledges a send (RocketMQ's ASYNC_MASTER and
+/// SYNC_MASTER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationMode {
+    Async,
+    Sync,
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use crate::registry::{Identity, Registry};
 use crate::replication::Role;
 use crate::replication::follower::Follower;
 use crate::replication::master::ReplicationService;
+use crate::replication::replicas::Replicas;
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
 use crate::service::admin::AdminPath;
@@ -157,6 +158,7 @@ pub async fn run(
     ));
     let delays = Arc::new(config.delay_table()?);
     let role = Role::of(&config);
+    let replicas = Arc::new(Replicas::default());
     // A master fires scheduled messages; a replica follows the master's
     // log, where the fired messages arrive.
     let background = match &role {
@@ -245,6 +247,8 @@ pub async fn run(
             metrics: metrics.clone(),
             role: role.clone(),
             broker_name: config.broker_name.clone(),
+            sync_replication: config.sync_replication(),
+            replicas: Arc::clone(&replicas),
         },
         retry: RetryPath {
             store: Arc::clone(&store),
@@ -293,6 +297,7 @@ pub async fn run(
         store: Arc::clone(&store),
         broker_name: config.broker_name.clone(),
         broker_id: config.broker_id,
+        replicas,
     });
     let served = mq_common::grpc::serve(
         listener,

@@ -159,6 +159,66 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_and_refuses_writ
     );
 }
 
+async fn send(broker: &ServerProcess, body: &str) -> pb::SendResult {
+    let mut client = BrokerClient::connect(broker.url()).await.unwrap();
+    client
+        .send_message(pb::SendMessageRequest {
+            message: Some(pb::Message {
+                topic: "replicated".into(),
+                body: body.as_bytes().to_vec().into(),
+                ..Default::default()
+            }),
+            queue_id: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_replication_acknowledges_what_a_replica_has_and_says_so_when_none_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    let sync: Vec<(&str, &str)> = SETTINGS
+        .iter()
+        .copied()
+        .chain([
+            ("MQ_BROKER_REPLICATION", "sync"),
+            ("MQ_BROKER_REPLICATION_TIMEOUT", "1s"),
+        ])
+        .collect();
+    let (master, _) = standalone_broker_with_env(&master_dir, &sync);
+    let ok = pb::SendStatus::SendOk as i32;
+
+    // No replica yet: stored on the master only, and said so.
+    let began = Instant::now();
+    let alone = send(&master, "alone").await;
+    assert_eq!(alone.status, pb::SendStatus::SlaveNotAvailable as i32);
+    assert!(
+        began.elapsed() >= Duration::from_secs(1),
+        "it waited for a replica"
+    );
+
+    let mut replica = start_replica(&replica_dir, &master);
+    caught_up(&master, &replica).await;
+    for i in 0..50 {
+        let result = send(&master, &format!("m{i}")).await;
+        assert_eq!(result.status, ok, "send {i}");
+        // Acknowledged means the replica has it, already.
+        assert_eq!(log_end(&replica).await, log_end(&master).await, "send {i}");
+    }
+
+    replica.kill();
+    let gone = send(&master, "gone").await;
+    assert_eq!(gone.status, pb::SendStatus::SlaveNotAvailable as i32);
+
+    let replica = start_replica(&replica_dir, &master);
+    caught_up(&master, &replica).await;
+    assert_eq!(send(&master, "back").await.status, ok);
+}
+
 #[test]
 fn a_replica_with_another_segment_size_is_told_why_it_cannot_follow() {
     let dir = tempfile::tempdir().unwrap();

@@ -86,6 +86,34 @@ pub enum SendStatus {
     Ok,
     /// Stored, but the broker's disk did not confirm in time.
     FlushDiskTimeout,
+    /// Stored on the master, but its replicas did not confirm in time
+    /// (sync replication).
+    FlushSlaveTimeout,
+    /// Stored on the master only: too few replicas in sync (sync
+    /// replication).
+    SlaveNotAvailable,
+}
+
+impl SendStatus {
+    pub(crate) fn from_wire(status: i32) -> SendStatus {
+        use mq_proto::broker::v1::SendStatus as Wire;
+        match Wire::try_from(status) {
+            Ok(Wire::FlushDiskTimeout) => SendStatus::FlushDiskTimeout,
+            Ok(Wire::FlushSlaveTimeout) => SendStatus::FlushSlaveTimeout,
+            Ok(Wire::SlaveNotAvailable) => SendStatus::SlaveNotAvailable,
+            _ => SendStatus::Ok,
+        }
+    }
+
+    /// The snake_case name, for logs and counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            SendStatus::Ok => "ok",
+            SendStatus::FlushDiskTimeout => "flush_disk_timeout",
+            SendStatus::FlushSlaveTimeout => "flush_slave_timeout",
+            SendStatus::SlaveNotAvailable => "slave_not_available",
+        }
+    }
 }
 
 /// Where a sent message went.

@@ -434,11 +434,7 @@ impl Inner {
                     return Ok(results
                         .into_iter()
                         .map(|r| SendResult {
-                            status: if r.status == pb::SendStatus::FlushDiskTimeout as i32 {
-                                SendStatus::FlushDiskTimeout
-                            } else {
-                                SendStatus::Ok
-                            },
+                            status: SendStatus::from_wire(r.status),
                             message_id: r.message_id,
                             offset_message_id: r.offset_message_id,
                             broker_name: queue.broker_name.clone(),

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use mq_proto::replication::v1 as pb;
 use mq_store::{MessageStore, StoreError};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 
 /// First and longest pause before reconnecting to the master.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -61,13 +62,20 @@ impl Follower {
             .map_err(|e| FollowError::Transient(e.to_string()))?
             .max_decoding_message_size(2 * super::CHUNK_BYTES + (1 << 20));
         let from = self.store.commitlog_max_offset();
-        let mut stream = client
-            .follow(pb::FollowRequest {
-                broker_name: self.broker_name.clone(),
-                broker_id: self.broker_id,
-                from_offset: from,
-                segment_size: self.store.commitlog_segment_size(),
+        let (to_master, outgoing) = mpsc::channel(16);
+        let start = pb::FollowRequest {
+            broker_name: self.broker_name.clone(),
+            broker_id: self.broker_id,
+            from_offset: from,
+            segment_size: self.store.commitlog_segment_size(),
+        };
+        let _ = to_master
+            .send(pb::ReplicaMessage {
+                kind: Some(pb::replica_message::Kind::Start(start)),
             })
+            .await;
+        let mut stream = client
+            .follow(ReceiverStream::new(outgoing))
             .await
             .map_err(|s| FollowError::Transient(format!("{}: {}", s.code(), s.message())))?
             .into_inner();
@@ -84,10 +92,20 @@ impl Follower {
                     )));
                 }
             };
-            match self.store.append_raw(chunk.offset, &chunk.data).await {
-                Ok(_) => {}
+            // In sync-flush mode the append waits for the disk, so what is
+            // acknowledged is flushed.
+            let end = match self.store.append_raw(chunk.offset, &chunk.data).await {
+                Ok((end, _)) => end,
                 Err(err @ StoreError::Replication { .. }) => return Err(FollowError::Refused(err)),
                 Err(err) => return Err(FollowError::Transient(err.to_string())),
+            };
+            let ack = pb::ReplicaMessage {
+                kind: Some(pb::replica_message::Kind::Ack(pb::Ack { end_offset: end })),
+            };
+            if to_master.send(ack).await.is_err() {
+                return Err(FollowError::Transient(
+                    "the master stopped listening".into(),
+                ));
             }
         }
     }

@@ -11,9 +11,10 @@ use mq_store::MessageStore;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::CHUNK_BYTES;
+use super::replicas::Replicas;
 
 /// Longest wait for new data before looking again: the bell rings after
 /// dispatch, and a missed ring costs at most this.
@@ -24,6 +25,7 @@ pub struct ReplicationService {
     pub store: Arc<MessageStore>,
     pub broker_name: String,
     pub broker_id: u64,
+    pub replicas: Arc<Replicas>,
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::LogChunk, Status>> + Send>>;
@@ -34,9 +36,16 @@ impl pb::replication_server::Replication for ReplicationService {
 
     async fn follow(
         &self,
-        request: Request<pb::FollowRequest>,
+        request: Request<Streaming<pb::ReplicaMessage>>,
     ) -> Result<Response<Self::FollowStream>, Status> {
-        let request = request.into_inner();
+        let mut incoming = request.into_inner();
+        let Some(pb::replica_message::Kind::Start(request)) =
+            incoming.message().await?.and_then(|m| m.kind)
+        else {
+            return Err(Status::invalid_argument(
+                "start: a replica's first message must say who it is and where its log ends",
+            ));
+        };
         if self.broker_id != 0 {
             return Err(Status::failed_precondition(format!(
                 "this broker is replica {} of {}, not a master",
@@ -72,12 +81,27 @@ impl pb::replication_server::Replication for ReplicationService {
             "replica following"
         );
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(stream_log(
-            Arc::clone(&self.store),
-            request.from_offset.max(start),
-            tx,
-        ));
+        let (store, replicas) = (Arc::clone(&self.store), Arc::clone(&self.replicas));
+        let (id, from) = (request.broker_id, request.from_offset.max(start));
+        tokio::spawn(async move {
+            // Counted as connected until the stream ends either way.
+            let _connected = replicas.connect(id, from);
+            tokio::select! {
+                () = stream_log(store, from, tx) => {}
+                () = take_acks(&replicas, id, incoming) => {}
+            }
+            tracing::info!(replica = id, "replica stopped following");
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Records the replica's acks until it goes.
+async fn take_acks(replicas: &Replicas, id: u64, mut incoming: Streaming<pb::ReplicaMessage>) {
+    while let Ok(Some(message)) = incoming.message().await {
+        if let Some(pb::replica_message::Kind::Ack(ack)) = message.kind {
+            replicas.ack(id, ack.end_offset);
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod follower;
 pub mod master;
+pub mod replicas;
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
@@ -44,6 +45,14 @@ impl Role {
             }),
         }
     }
+}
+
+/// How a sync-replication master waits for its replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReplication {
+    pub min_in_sync: usize,
+    pub timeout: std::time::Duration,
+    pub max_lag: u64,
 }
 
 /// Most bytes of one streamed chunk: large reads for catch-up, whole

@@ -30,9 +30,37 @@ pub struct SendPath {
     pub metrics: crate::metrics::BrokerMetrics,
     pub role: crate::replication::Role,
     pub broker_name: String,
+    /// Sync replication: sends wait for replicas here.
+    pub sync_replication: Option<crate::replication::SyncReplication>,
+    pub replicas: Arc<crate::replication::replicas::Replicas>,
 }
 
 impl SendPath {
+    /// With sync replication, waits for the replicas to reach the end of
+    /// `appended`; the status says if they did not.
+    async fn replicated(&self, status: i32, appended: &[mq_store::commitlog::Appended]) -> i32 {
+        use crate::replication::replicas::ReplicaWait;
+        let (Some(sync), Some(last)) = (&self.sync_replication, appended.last()) else {
+            return status;
+        };
+        let wait = self
+            .replicas
+            .wait_for(
+                last.end_offset(),
+                sync.min_in_sync,
+                sync.max_lag,
+                sync.timeout,
+            )
+            .await;
+        match wait {
+            // A disk timeout says more than a replica's.
+            _ if status != pb::SendStatus::SendOk as i32 => status,
+            ReplicaWait::Acked => status,
+            ReplicaWait::TimedOut => pb::SendStatus::FlushSlaveTimeout as i32,
+            ReplicaWait::NotAvailable => pb::SendStatus::SlaveNotAvailable as i32,
+        }
+    }
+
     pub async fn send(
         &self,
         request: pb::SendMessageRequest,
@@ -126,7 +154,9 @@ impl SendPath {
         let put = self.store.put_batch(&batch).await?;
         self.metrics
             .stored(topic, batch.len(), bytes, appending.elapsed());
-        let status = wire::status(put.status);
+        let status = self
+            .replicated(wire::status(put.status), &put.appended)
+            .await;
         Ok(batch
             .into_iter()
             .zip(put.appended)

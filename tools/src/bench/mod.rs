@@ -69,7 +69,8 @@ pub struct ProduceArgs {
     /// Target messages per second in all (0: as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// Count FLUSH_DISK_TIMEOUT answers (sync-flush brokers) as failures.
+    /// Count FLUSH_DISK_TIMEOUT answers (sync flush), FLUSH_SLAVE_TIMEOUT and
+    /// SLAVE_NOT_AVAILABLE (sync replication) as failures.
     #[arg(long)]
     pub flush_wait: bool,
     /// Let concurrent sends linger this long to be batched (0: off).

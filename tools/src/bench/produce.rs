@@ -110,13 +110,19 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
                     };
                     match result {
                         Ok(results) => {
-                            let late = results.iter().filter(|r| r.status == SendStatus::FlushDiskTimeout).count() as u64;
-                            if args.flush_wait && late > 0 {
-                                stats.record_failure("flush_disk_timeout", late);
+                            let late = results.iter().filter(|r| r.status != SendStatus::Ok).count() as u64;
+                            if args.flush_wait {
+                                for r in results.iter().filter(|r| r.status != SendStatus::Ok) {
+                                    stats.record_failure(r.status.name(), 1);
+                                }
                             }
                             stats.record_ok(count - if args.flush_wait { late } else { 0 }, count * body.len() as u64, Some(began.elapsed()));
                             if let Some(log) = &log {
-                                for (seq, r) in (first..last).zip(&results) {
+                                // Only what counts as acknowledged: with
+                                // --flush-wait, a send its broker could not
+                                // make durable (disk or replicas) is not.
+                                let acked = |r: &&mq_producer::SendResult| !args.flush_wait || r.status == SendStatus::Ok;
+                                for (seq, r) in (first..last).zip(&results).filter(|(_, r)| acked(r)) {
                                     log.write(&json!({
                                         "id": r.message_id, "key": format!("k{seq}"), "topic": args.common.topic,
                                         "broker": r.broker_name, "queue": r.queue_id, "offset": r.queue_offset,
