@@ -431,13 +431,13 @@ impl BrokerConfig {
     /// Sync replication's settings, when this broker is a master that
     /// waits for its replicas.
     pub fn sync_replication(&self) -> Option<crate::replication::SyncReplication> {
-        (self.replication == ReplicationMode::Sync && self.broker_id == 0).then(|| {
+        (self.replication == ReplicationMode::Sync && self.broker_id == 0).then_some(
             crate::replication::SyncReplication {
                 min_in_sync: self.min_in_sync_replicas,
                 timeout: self.replication_timeout,
                 max_lag: self.in_sync_lag_bytes,
-            }
-        })
+            },
+        )
     }
 
     pub fn flush(&self) -> FlushMode {
