@@ -198,6 +198,7 @@ pub fn exporter(
     store: Arc<MessageStore>,
     offsets: Arc<ConsumerOffsets>,
     pull_budget: Arc<crate::service::pull_budget::PullBudget>,
+    replication: crate::replication::ReplicationView,
 ) -> mq_common::metrics_http::Exporter {
     let mut registry = Registry::with_prefix("mq_broker");
     let m = metrics.clone();
@@ -306,9 +307,64 @@ pub fn exporter(
         "Messages not yet consumed, by group and topic (committed offsets)",
         consumer_lag.clone(),
     );
+    let replica_lag = Family::<Labels, Gauge>::default();
+    let in_sync = Gauge::<i64>::default();
+    let following = Gauge::<i64>::default();
+    let replication_lag = Gauge::<i64>::default();
+    let replicated = Gauge::<i64>::default();
+    match &replication {
+        crate::replication::ReplicationView::Master { .. } => {
+            registry.register(
+                "replica_lag_bytes",
+                "Master: CommitLog bytes each connected replica has not acknowledged, by replica id",
+                replica_lag.clone(),
+            );
+            registry.register(
+                "replicas_in_sync",
+                "Master: connected replicas within in_sync_lag_bytes",
+                in_sync.clone(),
+            );
+        }
+        crate::replication::ReplicationView::Replica { .. } => {
+            registry.register(
+                "replication_connected",
+                "Replica: 1 while it follows its master's CommitLog",
+                following.clone(),
+            );
+            registry.register(
+                "replication_lag_bytes",
+                "Replica: CommitLog bytes behind the master's end as last heard",
+                replication_lag.clone(),
+            );
+            registry.register(
+                "replicated_bytes",
+                "Replica: CommitLog bytes appended from the master since start",
+                replicated.clone(),
+            );
+        }
+    }
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     mq_common::metrics_http::Exporter {
         registry,
         before_scrape: Box::new(move || {
+            match &replication {
+                crate::replication::ReplicationView::Master { replicas, max_lag } => {
+                    let end = store.commitlog_max_offset();
+                    replica_lag.clear();
+                    for (id, acked) in replicas.progress() {
+                        replica_lag
+                            .get_or_create(&vec![("replica".into(), id.to_string())])
+                            .set(gauge(end.saturating_sub(acked)));
+                    }
+                    in_sync.set(gauge(replicas.in_sync(end, *max_lag) as u64));
+                }
+                crate::replication::ReplicationView::Replica { status } => {
+                    use std::sync::atomic::Ordering;
+                    following.set(i64::from(status.connected.load(Ordering::Acquire)));
+                    replication_lag.set(gauge(status.lag(store.commitlog_max_offset())));
+                    replicated.set(gauge(status.bytes.load(Ordering::Relaxed)));
+                }
+            }
             dispatch_lag.set(i64::try_from(store.dispatch_lag()).unwrap_or(i64::MAX));
             let size = store.log_end().saturating_sub(store.log_start());
             commitlog_bytes.set(i64::try_from(size).unwrap_or(i64::MAX));

@@ -22,10 +22,11 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::metrics::BrokerMetrics;
 use crate::registry::{Identity, Registry};
-use crate::replication::Role;
+use crate::replication::follower::FollowStatus;
 use crate::replication::follower::Follower;
 use crate::replication::master::ReplicationService;
 use crate::replication::replicas::Replicas;
+use crate::replication::{ReplicationView, Role};
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
 use crate::service::admin::AdminPath;
@@ -159,6 +160,7 @@ pub async fn run(
     let delays = Arc::new(config.delay_table()?);
     let role = Role::of(&config);
     let replicas = Arc::new(Replicas::default());
+    let follow_status = Arc::new(FollowStatus::default());
     // A master fires scheduled messages; a replica follows the master's
     // log, where the fired messages arrive.
     let background = match &role {
@@ -178,6 +180,7 @@ pub async fn run(
                 master_addr: master_addr.clone(),
                 broker_name: config.broker_name.clone(),
                 broker_id: *id,
+                status: Arc::clone(&follow_status),
             };
             tokio::spawn(follower.run(stop_rx.clone()))
         }
@@ -193,6 +196,15 @@ pub async fn run(
         Arc::clone(&store),
         Arc::clone(&offsets),
         Arc::clone(&pull_budget),
+        match role {
+            Role::Master => ReplicationView::Master {
+                replicas: Arc::clone(&replicas),
+                max_lag: config.in_sync_lag_bytes,
+            },
+            Role::Replica { .. } => ReplicationView::Replica {
+                status: Arc::clone(&follow_status),
+            },
+        },
     ));
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await

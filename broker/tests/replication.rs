@@ -82,6 +82,30 @@ async fn caught_up(master: &ServerProcess, replica: &ServerProcess) -> u64 {
     }
 }
 
+/// The value of the metric line that starts with `series`.
+fn metric(server: &ServerProcess, series: &str) -> Option<f64> {
+    let addr = server.logged_addr("metrics endpoint ready").unwrap();
+    let (_, body) = mq_test_support::http_get(addr, "/metrics");
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits (bounded) until `series` reads `value`.
+async fn wait_metric(server: &ServerProcess, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = metric(server, series);
+        if now == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {now:?}, not {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The CommitLog segments of `store` that hold data below `end`.
 fn segments(store: &Path, end: u64) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(store.join("commitlog"))
@@ -142,6 +166,13 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_and_refuses_writ
     let replica = start_replica(&replica_dir, &master);
     let end = caught_up(&master, &replica).await;
     assert!(end > 3 << 20, "the log spans several segments: {end}");
+
+    // Both sides say how replication goes.
+    wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;
+    wait_metric(&master, "mq_broker_replica_lag_bytes{replica=\"1\"}", 0.0).await;
+    wait_metric(&replica, "mq_broker_replication_connected", 1.0).await;
+    wait_metric(&replica, "mq_broker_replication_lag_bytes", 0.0).await;
+    assert!(metric(&replica, "mq_broker_replicated_bytes").unwrap() > 0.0);
 
     let mut replica = replica;
     assert!(

@@ -6,6 +6,7 @@
 //! the failover work's.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mq_proto::replication::v1 as pb;
@@ -24,6 +25,26 @@ pub struct Follower {
     pub master_addr: String,
     pub broker_name: String,
     pub broker_id: u64,
+    pub status: Arc<FollowStatus>,
+}
+
+/// What a replica knows of its following, for metrics and admin.
+#[derive(Debug, Default)]
+pub struct FollowStatus {
+    /// 1 while a stream from the master is open.
+    pub connected: AtomicBool,
+    /// The master's CommitLog end with the last chunk.
+    pub master_end: AtomicU64,
+    /// Bytes appended from the master since start.
+    pub bytes: AtomicU64,
+}
+
+impl FollowStatus {
+    /// How far this replica's log (ending at `end`) is behind the master's
+    /// end as last heard.
+    pub fn lag(&self, end: u64) -> u64 {
+        self.master_end.load(Ordering::Acquire).saturating_sub(end)
+    }
 }
 
 impl Follower {
@@ -80,6 +101,18 @@ impl Follower {
             .map_err(|s| FollowError::Transient(format!("{}: {}", s.code(), s.message())))?
             .into_inner();
         tracing::info!(master = %self.master_addr, from, "following the master's CommitLog");
+        self.status.connected.store(true, Ordering::Release);
+        let followed = self.append_stream(&mut stream, &to_master).await;
+        self.status.connected.store(false, Ordering::Release);
+        followed
+    }
+
+    /// Appends every chunk of `stream` and acks it, until the stream ends.
+    async fn append_stream(
+        &self,
+        stream: &mut tonic::Streaming<pb::LogChunk>,
+        to_master: &mpsc::Sender<pb::ReplicaMessage>,
+    ) -> Result<(), FollowError> {
         loop {
             let chunk = match stream.message().await {
                 Ok(Some(chunk)) => chunk,
@@ -99,6 +132,12 @@ impl Follower {
                 Err(err @ StoreError::Replication { .. }) => return Err(FollowError::Refused(err)),
                 Err(err) => return Err(FollowError::Transient(err.to_string())),
             };
+            self.status
+                .master_end
+                .store(chunk.master_end, Ordering::Release);
+            self.status
+                .bytes
+                .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
             let ack = pb::ReplicaMessage {
                 kind: Some(pb::replica_message::Kind::Ack(pb::Ack { end_offset: end })),
             };

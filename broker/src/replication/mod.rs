@@ -47,6 +47,19 @@ impl Role {
     }
 }
 
+/// What the metrics read of replication: a master's replicas, or a
+/// replica's following.
+#[derive(Debug, Clone)]
+pub enum ReplicationView {
+    Master {
+        replicas: std::sync::Arc<replicas::Replicas>,
+        max_lag: u64,
+    },
+    Replica {
+        status: std::sync::Arc<follower::FollowStatus>,
+    },
+}
+
 /// How a sync-replication master waits for its replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncReplication {
