@@ -191,20 +191,21 @@ pub async fn run(
         config.pull_bytes_in_flight,
         config.pull_bytes_in_flight_per_client,
     ));
+    let replication_view = match role {
+        Role::Master => ReplicationView::Master {
+            replicas: Arc::clone(&replicas),
+            max_lag: config.in_sync_lag_bytes,
+        },
+        Role::Replica { .. } => ReplicationView::Replica {
+            status: Arc::clone(&follow_status),
+        },
+    };
     let exporter = Arc::new(crate::metrics::exporter(
         &metrics,
         Arc::clone(&store),
         Arc::clone(&offsets),
         Arc::clone(&pull_budget),
-        match role {
-            Role::Master => ReplicationView::Master {
-                replicas: Arc::clone(&replicas),
-                max_lag: config.in_sync_lag_bytes,
-            },
-            Role::Replica { .. } => ReplicationView::Replica {
-                status: Arc::clone(&follow_status),
-            },
-        },
+        replication_view.clone(),
     ));
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await
@@ -239,6 +240,11 @@ pub async fn run(
             metrics: metrics.clone(),
             started_ms,
             store_host,
+            replication: replication_view,
+            replication_mode: match config.replication {
+                crate::config::ReplicationMode::Async => "async",
+                crate::config::ReplicationMode::Sync => "sync",
+            },
         },
         consumers: ConsumerPath {
             store: Arc::clone(&store),

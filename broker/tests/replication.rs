@@ -234,6 +234,7 @@ async fn sync_replication_acknowledges_what_a_replica_has_and_says_so_when_none_
 
     let mut replica = start_replica(&replica_dir, &master);
     caught_up(&master, &replica).await;
+    wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;
     for i in 0..50 {
         let result = send(&master, &format!("m{i}")).await;
         assert_eq!(result.status, ok, "send {i}");
@@ -247,7 +248,68 @@ async fn sync_replication_acknowledges_what_a_replica_has_and_says_so_when_none_
 
     let replica = start_replica(&replica_dir, &master);
     caught_up(&master, &replica).await;
+    wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;
     assert_eq!(send(&master, "back").await.status, ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqadmin_lists_each_member_with_its_role_replication_and_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let sync: Vec<(&str, &str)> = SETTINGS
+        .iter()
+        .copied()
+        .chain([("MQ_BROKER_REPLICATION", "sync")])
+        .collect();
+    let (master, namesrv) = standalone_broker_with_env(&dir.path().join("master"), &sync);
+    // The replica registers with the master's nameserver.
+    let env = replica_settings(&master);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("MQ_BROKER_NAMESRV", &namesrv));
+    let replica_dir = dir.path().join("replica");
+    let replica = ServerProcess::start_until(
+        workspace_binary("broker"),
+        &[
+            "--store-dir",
+            replica_dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &env,
+        "broker listening",
+    );
+    assert_eq!(
+        send(&master, "one").await.status,
+        pb::SendStatus::SendOk as i32
+    );
+    caught_up(&master, &replica).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let brokers = loop {
+        let (status, out, err) = run_to_end(
+            workspace_binary("mqadmin"),
+            &["--namesrv", &namesrv, "--json", "cluster", "list"],
+            &[],
+        );
+        assert!(status.success(), "{out}\n{err}");
+        let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let brokers = listed["brokers"].as_array().unwrap().clone();
+        let settled = brokers.len() == 2
+            && brokers.iter().all(|b| b["lag_bytes"] == 0)
+            && brokers
+                .iter()
+                .any(|b| b["replication"] == "sync, 1/1 in sync");
+        if settled {
+            break brokers;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let by_id = |id: u64| brokers.iter().find(|b| b["id"] == id).unwrap();
+    assert_eq!(by_id(0)["role"], "master");
+    assert_eq!(by_id(0)["replicas"][0]["id"], 1);
+    assert_eq!(by_id(1)["role"], "replica");
+    assert_eq!(by_id(1)["replication"], "following");
+    assert_eq!(by_id(1)["broker"], "broker-a");
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub struct AdminPath {
     /// When the broker started, ms since the epoch.
     pub started_ms: u64,
     pub store_host: SocketAddr,
+    pub replication: crate::replication::ReplicationView,
+    /// "async" or "sync".
+    pub replication_mode: &'static str,
 }
 
 impl AdminPath {
@@ -42,6 +45,36 @@ impl AdminPath {
             commitlog_min_offset: self.store.log_start(),
             commitlog_max_offset: self.store.log_end(),
             dispatch_lag: self.store.dispatch_lag(),
+            ..self.replication_stats()
+        }
+    }
+
+    /// The replication part of the stats.
+    fn replication_stats(&self) -> pb::GetBrokerStatsResponse {
+        use crate::replication::ReplicationView;
+        let end = self.store.commitlog_max_offset();
+        match &self.replication {
+            ReplicationView::Master { replicas, max_lag } => pb::GetBrokerStatsResponse {
+                role: "master".into(),
+                replication: self.replication_mode.into(),
+                replicas: replicas
+                    .progress()
+                    .into_iter()
+                    .map(|(broker_id, acked_offset)| pb::ReplicaProgress {
+                        broker_id,
+                        acked_offset,
+                        lag_bytes: end.saturating_sub(acked_offset),
+                        in_sync: acked_offset.saturating_add(*max_lag) >= end,
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            ReplicationView::Replica { status } => pb::GetBrokerStatsResponse {
+                role: "replica".into(),
+                following: status.connected.load(std::sync::atomic::Ordering::Acquire),
+                replication_lag_bytes: status.lag(end),
+                ..Default::default()
+            },
         }
     }
 

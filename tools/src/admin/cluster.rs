@@ -1,5 +1,7 @@
-//! `mqadmin cluster list`: clusters, brokers, addresses, heartbeat ages and
-//! put/get rates (two readings of each broker's counters, a second apart).
+//! `mqadmin cluster list`: clusters, brokers, addresses, heartbeat ages,
+//! put/get rates (two readings of each broker's counters, a second apart)
+//! and replication: each member's role, a master's mode and replicas in
+//! sync, a replica's lag.
 
 use std::time::Duration;
 
@@ -42,6 +44,9 @@ pub async fn list(admin: &Admin) -> anyhow::Result<()> {
         ("ADDRESS", "address"),
         ("VERSION", "version"),
         ("HEARTBEAT", "heartbeat_age"),
+        ("ROLE", "role"),
+        ("REPLICATION", "replication"),
+        ("LAG", "lag_bytes"),
         ("IN MSG/S", "in_per_sec"),
         ("OUT MSG/S", "out_per_sec"),
     ]);
@@ -65,6 +70,12 @@ pub async fn list(admin: &Admin) -> anyhow::Result<()> {
             "version": version,
             "last_heartbeat": time(instance.last_heartbeat_ms),
             "heartbeat_age": format!("{:.1}s", now_ms.saturating_sub(instance.last_heartbeat_ms) as f64 / 1000.0),
+            "role": after.as_ref().map(|s| s.role.clone()),
+            "replication": after.as_ref().map(replication),
+            "lag_bytes": after.as_ref().map(lag_bytes),
+            "replicas": after.as_ref().map(|s| s.replicas.iter().map(|r| json!({
+                "id": r.broker_id, "acked_offset": r.acked_offset, "lag_bytes": r.lag_bytes, "in_sync": r.in_sync,
+            })).collect::<Vec<_>>()),
             "in_per_sec": rate(|s| s.messages_in),
             "out_per_sec": rate(|s| s.messages_out),
             "messages_in": after.as_ref().map(|s| s.messages_in),
@@ -73,6 +84,38 @@ pub async fn list(admin: &Admin) -> anyhow::Result<()> {
     }
     emit(admin.json, &table, &[], json!({"brokers": table.rows()}));
     Ok(())
+}
+
+/// A master's mode and replicas in sync (`sync, 1/1 in sync`); a
+/// replica's following state.
+fn replication(stats: &pb::GetBrokerStatsResponse) -> String {
+    if stats.role == "replica" {
+        return if stats.following {
+            "following"
+        } else {
+            "not following"
+        }
+        .into();
+    }
+    let in_sync = stats.replicas.iter().filter(|r| r.in_sync).count();
+    format!(
+        "{}, {in_sync}/{} in sync",
+        stats.replication,
+        stats.replicas.len()
+    )
+}
+
+/// A replica's lag; a master's furthest replica's.
+fn lag_bytes(stats: &pb::GetBrokerStatsResponse) -> u64 {
+    if stats.role == "replica" {
+        return stats.replication_lag_bytes;
+    }
+    stats
+        .replicas
+        .iter()
+        .map(|r| r.lag_bytes)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The broker's counters, or `None` when it does not answer (shown as "-").
