@@ -277,6 +277,7 @@ async fn mqadmin_lists_each_member_with_its_role_replication_and_lag() {
         &env,
         "broker listening",
     );
+    wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;
     assert_eq!(
         send(&master, "one").await.status,
         pb::SendStatus::SendOk as i32
