@@ -22,6 +22,7 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::metrics::BrokerMetrics;
 use crate::registry::{Identity, Registry};
+use crate::replication::config_sync::ConfigSync;
 use crate::replication::follower::FollowStatus;
 use crate::replication::follower::Follower;
 use crate::replication::master::ReplicationService;
@@ -73,6 +74,9 @@ pub enum ServeError {
 }
 
 /// Runs the broker until `shutdown` resolves.
+/// How often a replica takes its master's topics.
+const TOPIC_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()>,
@@ -182,7 +186,15 @@ pub async fn run(
                 broker_id: *id,
                 status: Arc::clone(&follow_status),
             };
-            tokio::spawn(follower.run(stop_rx.clone()))
+            let sync = ConfigSync {
+                master_addr: master_addr.clone(),
+                topics: Arc::clone(&topics),
+                interval: TOPIC_SYNC_INTERVAL,
+            };
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                tokio::join!(follower.run(stop.clone()), sync.run(stop));
+            })
         }
     };
     let started_ms = mq_common::clock::unix_millis();

@@ -152,6 +152,20 @@ impl TopicTable {
         Ok(self.get(&name).expect("just created"))
     }
 
+    /// Makes the table exactly `configs` (a replica taking its master's
+    /// topics); true if anything changed.
+    pub fn replace_all(&self, configs: Vec<TopicConfig>) -> Result<bool, TopicTableError> {
+        let wanted: BTreeMap<String, TopicConfig> =
+            configs.into_iter().map(|c| (c.topic.clone(), c)).collect();
+        self.change(|topics| {
+            if *topics == wanted {
+                return false;
+            }
+            *topics = wanted;
+            true
+        })
+    }
+
     /// Removes a topic; false if it did not exist.
     pub fn delete(&self, topic: &str) -> Result<bool, TopicTableError> {
         self.change(|topics| topics.remove(topic).is_some())

@@ -127,7 +127,7 @@ fn segments(store: &Path, end: u64) -> Vec<(String, Vec<u8>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_follows_its_master_into_a_byte_identical_log_and_refuses_writes() {
+async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
     let (mut master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
@@ -166,6 +166,47 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_and_refuses_writ
     let replica = start_replica(&replica_dir, &master);
     let end = caught_up(&master, &replica).await;
     assert!(end > 3 << 20, "the log spans several segments: {end}");
+
+    // The replica takes the master's topics and serves reads.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut on_replica = BrokerClient::connect(replica.url()).await.unwrap();
+    while !on_replica
+        .list_topics(pb::ListTopicsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .topics
+        .iter()
+        .any(|t| t.topic == "replicated")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never took the topic"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pull = |client: &mut BrokerClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .pull_message(pb::PullMessageRequest {
+                    group: "reader".into(),
+                    topic: "replicated".into(),
+                    queue_id: 0,
+                    offset: 0,
+                    max_messages: 16,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .messages
+        }
+    };
+    let mut on_master = BrokerClient::connect(master.url()).await.unwrap();
+    let from_replica = pull(&mut on_replica).await;
+    assert_eq!(from_replica.len(), 16);
+    assert_eq!(from_replica, pull(&mut on_master).await);
 
     // Both sides say how replication goes.
     wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;

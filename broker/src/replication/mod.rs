@@ -9,6 +9,7 @@
 //!
 //! `master.rs` serves the stream; `follower.rs` is the replica's side.
 
+pub mod config_sync;
 pub mod follower;
 pub mod master;
 pub mod replicas;
