@@ -328,6 +328,10 @@ pub async fn run(
         broker_name: config.broker_name.clone(),
         broker_id: config.broker_id,
         replicas,
+        linger: match config.replication {
+            crate::config::ReplicationMode::Async => crate::replication::master::ASYNC_LINGER,
+            crate::config::ReplicationMode::Sync => std::time::Duration::ZERO,
+        },
     });
     let served = mq_common::grpc::serve(
         listener,

@@ -26,7 +26,15 @@ pub struct ReplicationService {
     pub broker_name: String,
     pub broker_id: u64,
     pub replicas: Arc<Replicas>,
+    /// How long a live stream waits after new records arrive before it
+    /// reads them: zero for sync replication (sends wait for the replica),
+    /// [`ASYNC_LINGER`] for async.
+    pub linger: Duration,
 }
+
+/// Async replication's linger: fewer, larger chunks and acks for a
+/// replica that is at most this much further behind.
+pub const ASYNC_LINGER: Duration = Duration::from_millis(2);
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::LogChunk, Status>> + Send>>;
 
@@ -83,11 +91,12 @@ impl pb::replication_server::Replication for ReplicationService {
         let (tx, rx) = mpsc::channel(2);
         let (store, replicas) = (Arc::clone(&self.store), Arc::clone(&self.replicas));
         let (id, from) = (request.broker_id, request.from_offset.max(start));
+        let linger = self.linger;
         tokio::spawn(async move {
             // Counted as connected until the stream ends either way.
             let _connected = replicas.connect(id, from);
             tokio::select! {
-                () = stream_log(store, from, tx) => {}
+                () = stream_log(store, from, tx, linger) => {}
                 () = take_acks(&replicas, id, incoming) => {}
             }
             tracing::info!(replica = id, "replica stopped following");
@@ -110,6 +119,7 @@ async fn stream_log(
     store: Arc<MessageStore>,
     mut offset: u64,
     tx: mpsc::Sender<Result<pb::LogChunk, Status>>,
+    linger: Duration,
 ) {
     let arrivals = store.arrivals();
     loop {
@@ -117,9 +127,14 @@ async fn stream_log(
         let grown = arrivals.any().notified();
         tokio::pin!(grown);
         grown.as_mut().enable();
-        let read = {
+        let behind = store.commitlog_max_offset().saturating_sub(offset);
+        let read = if behind > CHUNK_BYTES as u64 {
+            // Catching up: cold pages may fault in from disk.
             let store = Arc::clone(&store);
             tokio::task::spawn_blocking(move || store.read_raw(offset, CHUNK_BYTES)).await
+        } else {
+            // Live: the bytes were just written and are in memory.
+            Ok(store.read_raw(offset, CHUNK_BYTES))
         };
         let chunk = match read {
             Ok(Ok(chunk)) => chunk,
@@ -147,7 +162,13 @@ async fn stream_log(
             }
             None => {
                 tokio::select! {
-                    () = &mut grown => {}
+                    () = &mut grown => {
+                        // Let more records come, so that one chunk (and one
+                        // ack) carries many.
+                        if !linger.is_zero() {
+                            tokio::time::sleep(linger).await;
+                        }
+                    }
                     () = tokio::time::sleep(IDLE_RECHECK) => {}
                     () = tx.closed() => return,
                 }
