@@ -454,6 +454,16 @@ pub enum ReplicationMode {
     Sync,
 }
 
+impl ReplicationMode {
+    /// As configured: `async` or `sync`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplicationMode::Async => "async",
+            ReplicationMode::Sync => "sync",
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;

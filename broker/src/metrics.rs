@@ -351,12 +351,13 @@ pub fn exporter(
                 crate::replication::ReplicationView::Master { replicas, max_lag } => {
                     let end = store.commitlog_max_offset();
                     replica_lag.clear();
-                    for (id, acked) in replicas.progress() {
+                    let report = replicas.report(end, *max_lag);
+                    for r in &report {
                         replica_lag
-                            .get_or_create(&vec![("replica".into(), id.to_string())])
-                            .set(gauge(end.saturating_sub(acked)));
+                            .get_or_create(&vec![("replica".into(), r.id.to_string())])
+                            .set(gauge(r.lag));
                     }
-                    in_sync.set(gauge(replicas.in_sync(end, *max_lag) as u64));
+                    in_sync.set(gauge(report.iter().filter(|r| r.in_sync).count() as u64));
                 }
                 crate::replication::ReplicationView::Replica { status } => {
                     use std::sync::atomic::Ordering;

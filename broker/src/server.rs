@@ -253,10 +253,7 @@ pub async fn run(
             started_ms,
             store_host,
             replication: replication_view,
-            replication_mode: match config.replication {
-                crate::config::ReplicationMode::Async => "async",
-                crate::config::ReplicationMode::Sync => "sync",
-            },
+            replication_mode: config.replication.name(),
         },
         consumers: ConsumerPath {
             store: Arc::clone(&store),

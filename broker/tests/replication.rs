@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_client::BrokerClient;
-use mq_test_support::{ServerProcess, run_to_end, standalone_broker_with_env, workspace_binary};
+use mq_test_support::{
+    ServerProcess, commitlog_segments_below, run_to_end, standalone_broker_with_env,
+    workspace_binary,
+};
 
 /// Small segments, so that the log spans several.
 const SETTINGS: &[(&str, &str)] = &[
@@ -104,26 +107,6 @@ async fn wait_metric(server: &ServerProcess, series: &str, value: f64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The CommitLog segments of `store` that hold data below `end`.
-fn segments(store: &Path, end: u64) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(store.join("commitlog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<u64>().ok())
-                .is_some_and(|base| base < end)
-        })
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,10 +206,10 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
             .success()
     );
     assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
-    let on_master = segments(&master_dir, end);
+    let on_master = commitlog_segments_below(&master_dir, end);
     assert!(on_master.len() >= 4, "{} segments", on_master.len());
     assert!(
-        on_master == segments(&replica_dir, end),
+        on_master == commitlog_segments_below(&replica_dir, end),
         "the replica's CommitLog is byte for byte the master's"
     );
 }

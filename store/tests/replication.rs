@@ -7,9 +7,8 @@
 
 mod store_support;
 
-use std::path::Path;
-
 use mq_store::{FlushMode, MessageStore, StoreError};
+use mq_test_support::commitlog_segments_below;
 use store_support::*;
 
 /// 300 messages of many sizes over two topics, several segments.
@@ -45,30 +44,6 @@ async fn catch_up(master: &MessageStore, replica: &MessageStore, chunk: usize) -
     }
 }
 
-/// The CommitLog segment files below `end`, by name, with their bytes.
-fn segments_below(dir: &Path, end: u64) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("commitlog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .parse::<u64>()
-                .is_ok_and(|base| base < end)
-        })
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 #[tokio::test]
 async fn a_replica_fed_raw_chunks_is_byte_identical_and_serves_the_same_messages() {
     let (master_dir, replica_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -80,10 +55,10 @@ async fn a_replica_fed_raw_chunks_is_byte_identical_and_serves_the_same_messages
     let chunks = catch_up(&master, &replica, 16 * 1024).await;
     assert_eq!(replica.commitlog_max_offset(), end);
     assert!(chunks > 20, "{chunks} chunks for {end} bytes");
-    let master_files = segments_below(master_dir.path(), end);
+    let master_files = commitlog_segments_below(master_dir.path(), end);
     assert!(master_files.len() >= 5, "{} segments", master_files.len());
     assert!(
-        master_files == segments_below(replica_dir.path(), end),
+        master_files == commitlog_segments_below(replica_dir.path(), end),
         "the replica's segments are byte for byte the master's"
     );
 

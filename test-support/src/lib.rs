@@ -275,6 +275,28 @@ pub fn parse_addr(line: &str) -> Option<SocketAddr> {
     value.parse().ok()
 }
 
+/// The CommitLog segment files of the store in `store_dir` that hold data
+/// below `end`, by name, with their bytes: to compare a replica's log with
+/// its master's.
+pub fn commitlog_segments_below(store_dir: &Path, end: u64) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(store_dir.join("commitlog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|base| base < end)
+        })
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,14 +51,23 @@ impl Replicas {
     pub fn in_sync(&self, end: u64, max_lag: u64) -> usize {
         self.lock()
             .values()
-            .filter(|&&acked| acked.saturating_add(max_lag) >= end)
+            .filter(|&&acked| is_in_sync(acked, end, max_lag))
             .count()
     }
 
-    /// Every connected replica and the end it acknowledged, by id.
-    pub fn progress(&self) -> Vec<(u64, u64)> {
-        let mut all: Vec<(u64, u64)> = self.lock().iter().map(|(&id, &end)| (id, end)).collect();
-        all.sort_unstable();
+    /// Every connected replica against the log's `end`, by id.
+    pub fn report(&self, end: u64, max_lag: u64) -> Vec<ReplicaReport> {
+        let mut all: Vec<ReplicaReport> = self
+            .lock()
+            .iter()
+            .map(|(&id, &acked)| ReplicaReport {
+                id,
+                acked,
+                lag: end.saturating_sub(acked),
+                in_sync: is_in_sync(acked, end, max_lag),
+            })
+            .collect();
+        all.sort_unstable_by_key(|r| r.id);
         all
     }
 
@@ -91,6 +100,23 @@ impl Replicas {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
         self.acked.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// One connected replica, as metrics and admin show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaReport {
+    pub id: u64,
+    /// The end of the log it acknowledged.
+    pub acked: u64,
+    /// Bytes of the log it has not acknowledged.
+    pub lag: u64,
+    /// Within `in_sync_lag_bytes`: counts for sync replication.
+    pub in_sync: bool,
+}
+
+/// The one rule for being in sync: acknowledged within `max_lag` of `end`.
+fn is_in_sync(acked: u64, end: u64, max_lag: u64) -> bool {
+    acked.saturating_add(max_lag) >= end
 }
 
 /// A connected replica; disconnects it when dropped.
@@ -152,8 +178,14 @@ mod tests {
             replicas.wait_for(5000, 1, LAG, second).await,
             ReplicaWait::NotAvailable
         );
-        assert_eq!(replicas.progress(), vec![(1, 500)]);
+        let report = replicas.report(2000, LAG);
+        assert_eq!(report.len(), 1);
+        assert_eq!(
+            (report[0].id, report[0].acked, report[0].lag),
+            (1, 500, 1500)
+        );
+        assert!(!report[0].in_sync, "1500 bytes behind, 1000 allowed");
         drop(one);
-        assert!(replicas.progress().is_empty());
+        assert!(replicas.report(0, LAG).is_empty());
     }
 }

@@ -58,13 +58,13 @@ impl AdminPath {
                 role: "master".into(),
                 replication: self.replication_mode.into(),
                 replicas: replicas
-                    .progress()
+                    .report(end, *max_lag)
                     .into_iter()
-                    .map(|(broker_id, acked_offset)| pb::ReplicaProgress {
-                        broker_id,
-                        acked_offset,
-                        lag_bytes: end.saturating_sub(acked_offset),
-                        in_sync: acked_offset.saturating_add(*max_lag) >= end,
+                    .map(|r| pb::ReplicaProgress {
+                        broker_id: r.id,
+                        acked_offset: r.acked,
+                        lag_bytes: r.lag,
+                        in_sync: r.in_sync,
                     })
                     .collect(),
                 ..Default::default()
