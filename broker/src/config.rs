@@ -76,6 +76,14 @@ pub struct BrokerConfig {
     /// A connected replica further behind than this many bytes is not in
     /// sync.
     pub in_sync_lag_bytes: u64,
+    /// A connected replica that has not had the master's whole log for
+    /// this long is not in sync either.
+    #[serde(with = "humantime_serde")]
+    pub in_sync_lag_time: Duration,
+    /// A pull reading this many CommitLog bytes behind the head is sent to
+    /// an in-sync replica (its cold reads would thrash the master's page
+    /// cache; RocketMQ's `suggestWhichBrokerId`); 0 never sends it.
+    pub replica_read_behind_bytes: u64,
     /// How long a send may wait for room before it is refused as busy.
     #[serde(with = "humantime_serde")]
     pub max_queue_wait: Duration,
@@ -221,6 +229,8 @@ impl BrokerConfig {
             .set_default("min_in_sync_replicas", 1)?
             .set_default("replication_timeout", "3s")?
             .set_default("in_sync_lag_bytes", 64 * 1024 * 1024)?
+            .set_default("in_sync_lag_time", "10s")?
+            .set_default("replica_read_behind_bytes", 4u64 << 30)?
             .set_default("pull_bytes_in_flight_per_client", 64 * 1024 * 1024)?
             .set_default("consumer_expire", "120s")?
             .set_default("queue_lock_expire", "60s")?
@@ -384,6 +394,7 @@ impl BrokerConfig {
         }
         for (key, value) in [
             ("replication_timeout", self.replication_timeout),
+            ("in_sync_lag_time", self.in_sync_lag_time),
             ("register_interval", self.register_interval),
             ("consumer_expire", self.consumer_expire),
             ("queue_lock_expire", self.queue_lock_expire),
@@ -428,6 +439,14 @@ impl BrokerConfig {
     }
 
     /// The flush mode, for logs.
+    /// When a connected replica counts as in sync.
+    pub fn in_sync_rule(&self) -> crate::replication::replicas::InSyncRule {
+        crate::replication::replicas::InSyncRule {
+            max_bytes: self.in_sync_lag_bytes,
+            max_time: self.in_sync_lag_time,
+        }
+    }
+
     /// Sync replication's settings, when this broker is a master that
     /// waits for its replicas.
     pub fn sync_replication(&self) -> Option<crate::replication::SyncReplication> {
@@ -435,7 +454,6 @@ impl BrokerConfig {
             crate::replication::SyncReplication {
                 min_in_sync: self.min_in_sync_replicas,
                 timeout: self.replication_timeout,
-                max_lag: self.in_sync_lag_bytes,
             },
         )
     }

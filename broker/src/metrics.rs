@@ -308,6 +308,8 @@ pub fn exporter(
         consumer_lag.clone(),
     );
     let replica_lag = Family::<Labels, Gauge>::default();
+    let replica_lag_seconds = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let replication_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     let in_sync = Gauge::<i64>::default();
     let following = Gauge::<i64>::default();
     let replication_lag = Gauge::<i64>::default();
@@ -320,8 +322,13 @@ pub fn exporter(
                 replica_lag.clone(),
             );
             registry.register(
+                "replica_lag_seconds",
+                "Master: how long each connected replica has gone without the whole log, by replica id",
+                replica_lag_seconds.clone(),
+            );
+            registry.register(
                 "replicas_in_sync",
-                "Master: connected replicas within in_sync_lag_bytes",
+                "Master: connected replicas within in_sync_lag_bytes and in_sync_lag_time",
                 in_sync.clone(),
             );
         }
@@ -337,6 +344,11 @@ pub fn exporter(
                 replication_lag.clone(),
             );
             registry.register(
+                "replication_lag_seconds",
+                "Replica: how long it has gone without the master's whole log",
+                replication_lag_seconds.clone(),
+            );
+            registry.register(
                 "replicated_bytes",
                 "Replica: CommitLog bytes appended from the master since start",
                 replicated.clone(),
@@ -348,21 +360,26 @@ pub fn exporter(
         registry,
         before_scrape: Box::new(move || {
             match &replication {
-                crate::replication::ReplicationView::Master { replicas, max_lag } => {
+                crate::replication::ReplicationView::Master { replicas } => {
                     let end = store.commitlog_max_offset();
                     replica_lag.clear();
-                    let report = replicas.report(end, *max_lag);
+                    replica_lag_seconds.clear();
+                    let report = replicas.report(end);
                     for r in &report {
-                        replica_lag
-                            .get_or_create(&vec![("replica".into(), r.id.to_string())])
-                            .set(gauge(r.lag));
+                        let labels = vec![("replica".into(), r.id.to_string())];
+                        replica_lag.get_or_create(&labels).set(gauge(r.lag));
+                        replica_lag_seconds
+                            .get_or_create(&labels)
+                            .set(r.lag_time.as_secs_f64());
                     }
                     in_sync.set(gauge(report.iter().filter(|r| r.in_sync).count() as u64));
                 }
                 crate::replication::ReplicationView::Replica { status } => {
                     use std::sync::atomic::Ordering;
                     following.set(i64::from(status.connected.load(Ordering::Acquire)));
-                    replication_lag.set(gauge(status.lag(store.commitlog_max_offset())));
+                    let end = store.commitlog_max_offset();
+                    replication_lag.set(gauge(status.lag(end)));
+                    replication_lag_seconds.set(status.lag_time(end).as_secs_f64());
                     replicated.set(gauge(status.bytes.load(Ordering::Relaxed)));
                 }
             }

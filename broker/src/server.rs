@@ -22,12 +22,12 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::metrics::BrokerMetrics;
 use crate::registry::{Identity, Registry};
-use crate::replication::config_sync::ConfigSync;
+use crate::replication::state_sync::{BrokerState, StateSync};
 use crate::replication::follower::FollowStatus;
 use crate::replication::follower::Follower;
 use crate::replication::master::ReplicationService;
 use crate::replication::replicas::Replicas;
-use crate::replication::{ReplicationView, Role};
+use crate::replication::{ReadAdvice, ReplicationView, Role};
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
 use crate::service::admin::AdminPath;
@@ -73,10 +73,11 @@ pub enum ServeError {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// Runs the broker until `shutdown` resolves.
-/// How often a replica takes its master's topics.
-const TOPIC_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a replica syncs its master's topics, consumer offsets and
+/// schedule progress (and hands over the offsets committed on it).
+const STATE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Runs the broker until `shutdown` resolves.
 pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()>,
@@ -147,10 +148,13 @@ pub async fn run(
         }
     };
 
-    let offsets = Arc::new(
-        ConsumerOffsets::load(&config.store_dir.join("consumer_offsets.json"))
-            .map_err(ServeError::Offsets)?,
-    );
+    let role = Role::of(&config);
+    let offsets = ConsumerOffsets::load(&config.store_dir.join("consumer_offsets.json"))
+        .map_err(ServeError::Offsets)?;
+    let offsets = Arc::new(match role {
+        Role::Master => offsets,
+        Role::Replica { .. } => offsets.track_commits(),
+    });
     let groups = Arc::new(ConsumerGroups::new(
         millis(config.consumer_expire),
         millis(config.queue_lock_expire),
@@ -162,8 +166,12 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let delays = Arc::new(config.delay_table()?);
-    let role = Role::of(&config);
-    let replicas = Arc::new(Replicas::default());
+    let state = BrokerState {
+        topics: Arc::clone(&topics),
+        offsets: Arc::clone(&offsets),
+        schedule_path: config.store_dir.join("schedule_progress.json"),
+    };
+    let replicas = Arc::new(Replicas::new(config.in_sync_rule()));
     let follow_status = Arc::new(FollowStatus::default());
     // A master fires scheduled messages; a replica follows the master's
     // log, where the fired messages arrive.
@@ -171,7 +179,7 @@ pub async fn run(
         Role::Master => {
             let scheduler = {
                 let (store, delays) = (Arc::clone(&store), (*delays).clone());
-                let path = config.store_dir.join("schedule_progress.json");
+                let path = state.schedule_path.clone();
                 tokio::task::spawn_blocking(move || Scheduler::recover(store, delays, path))
                     .await
                     .map_err(|e| ServeError::Task(e.to_string()))??
@@ -186,10 +194,12 @@ pub async fn run(
                 broker_id: *id,
                 status: Arc::clone(&follow_status),
             };
-            let sync = ConfigSync {
+            let sync = StateSync {
                 master_addr: master_addr.clone(),
-                topics: Arc::clone(&topics),
-                interval: TOPIC_SYNC_INTERVAL,
+                broker_name: config.broker_name.clone(),
+                broker_id: *id,
+                state: state.clone(),
+                interval: STATE_SYNC_INTERVAL,
             };
             let stop = stop_rx.clone();
             tokio::spawn(async move {
@@ -206,7 +216,6 @@ pub async fn run(
     let replication_view = match role {
         Role::Master => ReplicationView::Master {
             replicas: Arc::clone(&replicas),
-            max_lag: config.in_sync_lag_bytes,
         },
         Role::Replica { .. } => ReplicationView::Replica {
             status: Arc::clone(&follow_status),
@@ -243,6 +252,16 @@ pub async fn run(
             topics: Arc::clone(&topics),
             store_host,
             metrics: metrics.clone(),
+            advice: match &role {
+                Role::Master => ReadAdvice::Master {
+                    replicas: Arc::clone(&replicas),
+                    far_behind: config.replica_read_behind_bytes,
+                },
+                Role::Replica { id, .. } => ReadAdvice::Replica {
+                    id: *id,
+                    far_behind: config.replica_read_behind_bytes,
+                },
+            },
         },
         admin: AdminPath {
             store: Arc::clone(&store),
@@ -325,6 +344,7 @@ pub async fn run(
         broker_name: config.broker_name.clone(),
         broker_id: config.broker_id,
         replicas,
+        state,
         linger: match config.replication {
             crate::config::ReplicationMode::Async => crate::replication::master::ASYNC_LINGER,
             crate::config::ReplicationMode::Sync => std::time::Duration::ZERO,

@@ -1,10 +1,18 @@
 //! Access to the cluster: readable routes from the nameservers (cached:
-//! a nameserver outage does not stop consumption) and one shared channel
-//! per broker address.
+//! a nameserver outage does not stop consumption), one shared channel per
+//! broker address, and which member of a broker group to talk to.
+//!
+//! A group is a master and its replicas. Everything goes to the master
+//! while it answers; a member whose connection failed is passed over for
+//! [`UNREACHABLE_FOR`], so that reads and offset commits turn to a
+//! replica within seconds of the master's death, long before the
+//! nameserver drops it from the route. Pulls also follow the broker's
+//! suggestion (a master sends a consumer far behind the head to a
+//! replica, so that its cold reads do not thrash the master's page cache).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use mq_nameserver_client::NameServerClient;
@@ -12,13 +20,20 @@ use mq_proto::broker::v1::broker_client::BrokerClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ConsumerError;
-use crate::queue::{MessageQueue, ReadRoute};
+use crate::queue::{Members, MessageQueue, ReadRoute};
+
+/// How long a member that failed to answer is passed over.
+pub const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct Cluster {
     namesrv: NameServerClient,
     clients: DashMap<String, BrokerClient<Channel>>,
     routes: RwLock<HashMap<String, ReadRoute>>,
+    /// Addresses whose connection failed, until when they are passed over.
+    unreachable: DashMap<String, Instant>,
+    /// The member each queue's broker suggested pulling from.
+    suggested: DashMap<MessageQueue, u64>,
 }
 
 impl Cluster {
@@ -27,6 +42,8 @@ impl Cluster {
             namesrv,
             clients: DashMap::new(),
             routes: RwLock::new(HashMap::new()),
+            unreachable: DashMap::new(),
+            suggested: DashMap::new(),
         }
     }
 
@@ -69,8 +86,55 @@ impl Cluster {
         }
     }
 
-    /// The address of a queue's broker, from the cached route.
+    /// Where a queue's offsets, locks and send-backs go: its master, or a
+    /// replica while the master does not answer.
     pub fn addr_of(&self, queue: &MessageQueue) -> Option<String> {
+        pick(&self.members(queue)?, 0, |a| self.reachable(a))
+    }
+
+    /// Where a queue's pulls go: the member its broker suggested, else as
+    /// [`Self::addr_of`].
+    pub fn read_addr_of(&self, queue: &MessageQueue) -> Option<String> {
+        let suggested = self.suggested.get(queue).map_or(0, |s| *s);
+        pick(&self.members(queue)?, suggested, |a| self.reachable(a))
+    }
+
+    /// Remembers which member a queue's broker suggested pulling from next.
+    pub fn suggest(&self, queue: &MessageQueue, broker_id: u64) {
+        if broker_id == 0 {
+            self.suggested.remove(queue);
+        } else {
+            self.suggested.insert(queue.clone(), broker_id);
+        }
+    }
+
+    /// Notes a failed call to `addr`: a connection that failed passes the
+    /// member over for [`UNREACHABLE_FOR`].
+    pub fn failed(&self, addr: &str, status: &tonic::Status) {
+        use tonic::Code;
+        if matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        ) {
+            let until = Instant::now() + UNREACHABLE_FOR;
+            if self.unreachable.insert(addr.to_owned(), until).is_none() {
+                tracing::warn!(broker = addr, error = %status.message(), "broker unreachable; turning to another member of its group");
+            }
+        }
+    }
+
+    fn reachable(&self, addr: &str) -> bool {
+        let Some(until) = self.unreachable.get(addr).map(|u| *u) else {
+            return true;
+        };
+        if until > Instant::now() {
+            return false;
+        }
+        self.unreachable.remove(addr);
+        true
+    }
+
+    fn members(&self, queue: &MessageQueue) -> Option<Members> {
         self.routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -80,16 +144,23 @@ impl Cluster {
             .cloned()
     }
 
-    /// Every broker address of the cached routes of `topics`.
+    /// Every reachable member of the cached routes of `topics`, as
+    /// (broker name, address).
     pub fn broker_addrs(&self, topics: &[String]) -> Vec<(String, String)> {
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
         let mut addrs: Vec<(String, String)> = topics
             .iter()
             .filter_map(|t| routes.get(t))
-            .flat_map(|r| r.brokers.iter().map(|(n, a)| (n.clone(), a.clone())))
+            .flat_map(|r| {
+                r.brokers
+                    .iter()
+                    .flat_map(|(n, members)| members.values().map(|a| (n.clone(), a.clone())))
+            })
             .collect();
+        drop(routes);
         addrs.sort();
         addrs.dedup();
+        addrs.retain(|(_, a)| self.reachable(a));
         addrs
     }
 
@@ -111,5 +182,38 @@ impl Cluster {
             .entry(addr.to_owned())
             .or_insert(client)
             .clone())
+    }
+}
+
+/// The member to use: `preferred` if it answers, else the first that
+/// answers (the master before replicas), else the master (or any) anyway.
+fn pick(members: &Members, preferred: u64, reachable: impl Fn(&str) -> bool) -> Option<String> {
+    members
+        .get(&preferred)
+        .filter(|a| reachable(a))
+        .or_else(|| members.values().find(|a| reachable(a)))
+        .or_else(|| members.get(&0))
+        .or_else(|| members.values().next())
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_unless_it_fails_or_a_reachable_member_was_suggested() {
+        let members: Members = [(0, "m".to_owned()), (1, "r1".into()), (2, "r2".into())].into();
+        let all = |_: &str| true;
+        assert_eq!(pick(&members, 0, all).as_deref(), Some("m"));
+        assert_eq!(pick(&members, 2, all).as_deref(), Some("r2"));
+        assert_eq!(pick(&members, 7, all).as_deref(), Some("m"), "gone member");
+        let master_down = |a: &str| a != "m";
+        assert_eq!(pick(&members, 0, master_down).as_deref(), Some("r1"));
+        assert_eq!(pick(&members, 2, |a| a == "m").as_deref(), Some("m"));
+        assert_eq!(pick(&members, 0, |_| false).as_deref(), Some("m"), "none answers");
+        let replicas_only: Members = [(1, "r1".to_owned())].into();
+        assert_eq!(pick(&replicas_only, 0, |_| false).as_deref(), Some("r1"));
+        assert_eq!(pick(&Members::new(), 0, all), None);
     }
 }

@@ -59,7 +59,10 @@ impl OffsetStore {
                         queue_id: queue.queue_id,
                     })
                     .await
-                    .map_err(|s| ConsumerError::broker(&queue.broker_name, s))?;
+                    .map_err(|s| {
+                        cluster.failed(&addr, &s);
+                        ConsumerError::broker(&queue.broker_name, s)
+                    })?;
                 Ok(response.into_inner().offset)
             }
             OffsetStore::Local { offsets, .. } => {
@@ -88,7 +91,10 @@ impl OffsetStore {
                         offset_reset_version: reset_version,
                     })
                     .await
-                    .map_err(|s| ConsumerError::broker(&queue.broker_name, s))?;
+                    .map_err(|s| {
+                        cluster.failed(&addr, &s);
+                        ConsumerError::broker(&queue.broker_name, s)
+                    })?;
                 Ok(())
             }
             OffsetStore::Local { path, offsets } => {

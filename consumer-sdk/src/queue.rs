@@ -1,6 +1,6 @@
 //! Queues as consumers see them, and the readable queues of a topic.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use mq_common::Perm;
 use mq_proto::nameserver::v1 as pb;
@@ -19,26 +19,28 @@ impl std::fmt::Display for MessageQueue {
     }
 }
 
+/// The live members of a broker group: address by broker id, the master
+/// (id 0) first.
+pub type Members = BTreeMap<u64, String>;
+
 /// The readable queues of a topic and where their brokers are.
 #[derive(Debug, Clone, Default)]
 pub struct ReadRoute {
     /// Sorted, so that every member of a group sees the same order.
     pub queues: Vec<MessageQueue>,
-    /// Address by broker name: the master, or a replica without one.
-    pub brokers: HashMap<String, String>,
+    /// Every live member of each broker group, by broker name.
+    pub brokers: HashMap<String, Members>,
 }
 
 impl ReadRoute {
     pub fn from_route(route: &pb::QueryRouteResponse) -> Self {
-        let brokers: HashMap<String, String> = route
+        let brokers: HashMap<String, Members> = route
             .brokers
             .iter()
-            .filter_map(|b| {
-                let addr = b
-                    .addresses
-                    .get(&0)
-                    .or_else(|| b.addresses.values().next())?;
-                Some((b.broker_name.clone(), addr.clone()))
+            .filter(|b| !b.addresses.is_empty())
+            .map(|b| {
+                let members = b.addresses.iter().map(|(&id, a)| (id, a.clone()));
+                (b.broker_name.clone(), members.collect())
             })
             .collect();
         let mut queues: Vec<MessageQueue> = route

@@ -5,9 +5,9 @@
 //! an error: a divergent tail is never kept silently, and truncating it is
 //! the failover work's.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mq_proto::replication::v1 as pb;
 use mq_store::{MessageStore, StoreError};
@@ -29,7 +29,7 @@ pub struct Follower {
 }
 
 /// What a replica knows of its following, for metrics and admin.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FollowStatus {
     /// 1 while a stream from the master is open.
     pub connected: AtomicBool,
@@ -37,6 +37,20 @@ pub struct FollowStatus {
     pub master_end: AtomicU64,
     /// Bytes appended from the master since start.
     pub bytes: AtomicU64,
+    /// When this replica last had the master's whole log (as of a chunk);
+    /// at first, when it started.
+    caught_up: Mutex<Instant>,
+}
+
+impl Default for FollowStatus {
+    fn default() -> Self {
+        FollowStatus {
+            connected: AtomicBool::new(false),
+            master_end: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            caught_up: Mutex::new(Instant::now()),
+        }
+    }
 }
 
 impl FollowStatus {
@@ -44,6 +58,26 @@ impl FollowStatus {
     /// end as last heard.
     pub fn lag(&self, end: u64) -> u64 {
         self.master_end.load(Ordering::Acquire).saturating_sub(end)
+    }
+
+    /// How long this replica (ending at `end`) has gone without the
+    /// master's whole log; since start when it never had it.
+    pub fn lag_time(&self, end: u64) -> Duration {
+        if self.lag(end) == 0 && self.connected.load(Ordering::Acquire) {
+            return Duration::ZERO;
+        }
+        self.caught_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
+    fn appended(&self, end: u64, master_end: u64, bytes: usize) {
+        self.master_end.store(master_end, Ordering::Release);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if end >= master_end {
+            *self.caught_up.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        }
     }
 }
 
@@ -133,11 +167,7 @@ impl Follower {
                 Err(err) => return Err(FollowError::Transient(err.to_string())),
             };
             self.status
-                .master_end
-                .store(chunk.master_end, Ordering::Release);
-            self.status
-                .bytes
-                .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+                .appended(end, chunk.master_end, chunk.data.len());
             let ack = pb::ReplicaMessage {
                 kind: Some(pb::replica_message::Kind::Ack(pb::Ack { end_offset: end })),
             };

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::CHUNK_BYTES;
 use super::replicas::Replicas;
+use super::state_sync::BrokerState;
 
 /// Longest wait for new data before looking again: the bell rings after
 /// dispatch, and a missed ring costs at most this.
@@ -26,6 +27,7 @@ pub struct ReplicationService {
     pub broker_name: String,
     pub broker_id: u64,
     pub replicas: Arc<Replicas>,
+    pub state: BrokerState,
     /// How long a live stream waits after new records arrive before it
     /// reads them: zero for sync replication (sends wait for the replica),
     /// [`ASYNC_LINGER`] for async.
@@ -54,18 +56,7 @@ impl pb::replication_server::Replication for ReplicationService {
                 "start: a replica's first message must say who it is and where its log ends",
             ));
         };
-        if self.broker_id != 0 {
-            return Err(Status::failed_precondition(format!(
-                "this broker is replica {} of {}, not a master",
-                self.broker_id, self.broker_name
-            )));
-        }
-        if request.broker_name != self.broker_name || request.broker_id == 0 {
-            return Err(Status::failed_precondition(format!(
-                "broker_name/broker_id: {} {} is not a replica of {} (same broker name, id above 0)",
-                request.broker_name, request.broker_id, self.broker_name
-            )));
-        }
+        self.check_replica(&request.broker_name, request.broker_id)?;
         let segment_size = self.store.commitlog_segment_size();
         if request.segment_size != segment_size {
             return Err(Status::failed_precondition(format!(
@@ -96,12 +87,44 @@ impl pb::replication_server::Replication for ReplicationService {
             // Counted as connected until the stream ends either way.
             let _connected = replicas.connect(id, from);
             tokio::select! {
-                () = stream_log(store, from, tx, linger) => {}
+                () = stream_log(store, &replicas, id, from, tx, linger) => {}
                 () = take_acks(&replicas, id, incoming) => {}
             }
             tracing::info!(replica = id, "replica stopped following");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn sync_state(
+        &self,
+        request: Request<pb::SyncStateRequest>,
+    ) -> Result<Response<pb::SyncStateResponse>, Status> {
+        let request = request.into_inner();
+        self.check_replica(&request.broker_name, request.broker_id)?;
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.answer(request))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+    }
+}
+
+impl ReplicationService {
+    /// Refuses a caller that is not a replica of this master.
+    fn check_replica(&self, broker_name: &str, broker_id: u64) -> Result<(), Status> {
+        if self.broker_id != 0 {
+            return Err(Status::failed_precondition(format!(
+                "this broker is replica {} of {}, not a master",
+                self.broker_id, self.broker_name
+            )));
+        }
+        if broker_name != self.broker_name || broker_id == 0 {
+            return Err(Status::failed_precondition(format!(
+                "broker_name/broker_id: {broker_name} {broker_id} is not a replica of {} (same broker name, id above 0)",
+                self.broker_name
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -117,6 +140,8 @@ async fn take_acks(replicas: &Replicas, id: u64, mut incoming: Streaming<pb::Rep
 /// Sends chunks from `offset` on until the replica goes.
 async fn stream_log(
     store: Arc<MessageStore>,
+    replicas: &Replicas,
+    id: u64,
     mut offset: u64,
     tx: mpsc::Sender<Result<pb::LogChunk, Status>>,
     linger: Duration,
@@ -127,7 +152,8 @@ async fn stream_log(
         let grown = arrivals.any().notified();
         tokio::pin!(grown);
         grown.as_mut().enable();
-        let behind = store.commitlog_max_offset().saturating_sub(offset);
+        let (read_at, end) = (std::time::Instant::now(), store.commitlog_max_offset());
+        let behind = end.saturating_sub(offset);
         let read = if behind > CHUNK_BYTES as u64 {
             // Catching up: cold pages may fault in from disk.
             let store = Arc::clone(&store);
@@ -158,6 +184,7 @@ async fn stream_log(
                 if tx.send(Ok(chunk)).await.is_err() {
                     return;
                 }
+                replicas.sent(id, next, next >= end, read_at);
                 offset = next;
             }
             None => {

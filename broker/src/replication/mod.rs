@@ -7,12 +7,14 @@
 //! send-backs are refused naming the master, and their scheduler does not
 //! fire (the master's deliveries arrive through the log).
 //!
-//! `master.rs` serves the stream; `follower.rs` is the replica's side.
+//! `master.rs` serves the stream; `follower.rs` is the replica's side;
+//! `state_sync.rs` syncs what is not in the log (topics, consumer offsets,
+//! schedule progress).
 
-pub mod config_sync;
 pub mod follower;
 pub mod master;
 pub mod replicas;
+pub mod state_sync;
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
@@ -54,7 +56,6 @@ impl Role {
 pub enum ReplicationView {
     Master {
         replicas: std::sync::Arc<replicas::Replicas>,
-        max_lag: u64,
     },
     Replica {
         status: std::sync::Arc<follower::FollowStatus>,
@@ -66,9 +67,41 @@ pub enum ReplicationView {
 pub struct SyncReplication {
     pub min_in_sync: usize,
     pub timeout: std::time::Duration,
-    pub max_lag: u64,
 }
 
 /// Most bytes of one streamed chunk: large reads for catch-up, whole
 /// records only (a chunk holds at least one record, however large).
 pub const CHUNK_BYTES: usize = 4 << 20;
+
+/// Which member of the group a pull should use next (RocketMQ's
+/// `suggestWhichBrokerId`): a consumer reading further than `far_behind`
+/// bytes behind the log's head goes to an in-sync replica, whose page
+/// cache its cold reads may thrash instead of the master's; one that
+/// caught up goes back to the master.
+#[derive(Debug, Clone)]
+pub enum ReadAdvice {
+    Master {
+        replicas: std::sync::Arc<replicas::Replicas>,
+        far_behind: u64,
+    },
+    Replica {
+        id: u64,
+        far_behind: u64,
+    },
+}
+
+impl ReadAdvice {
+    /// The member (0 the master) for a pull that read at `read_at` of a
+    /// log ending at `end`.
+    pub fn suggest(&self, read_at: u64, end: u64) -> u64 {
+        let behind = |far: u64| far > 0 && end.saturating_sub(read_at) > far;
+        match self {
+            ReadAdvice::Master {
+                replicas,
+                far_behind,
+            } if behind(*far_behind) => replicas.first_in_sync(end).unwrap_or(0),
+            ReadAdvice::Replica { id, far_behind } if behind(*far_behind) => *id,
+            _ => 0,
+        }
+    }
+}

@@ -4,9 +4,9 @@
 //! wakes all waiters at once, so one replica round trip settles every send
 //! it covers (group commit, as the store's flush does for fsync).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -21,50 +21,129 @@ pub enum ReplicaWait {
     NotAvailable,
 }
 
-#[derive(Debug, Default)]
+/// When a connected replica is in sync: within both bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InSyncRule {
+    /// Most bytes of the log it may lack.
+    pub max_bytes: u64,
+    /// Longest it may have gone without the master's whole log.
+    pub max_time: Duration,
+}
+
+#[derive(Debug)]
 pub struct Replicas {
-    /// Connected replicas by id: the end of the log each acknowledged. A
-    /// std mutex: held for a map update, never across an await.
-    acked: Mutex<HashMap<u64, u64>>,
+    rule: InSyncRule,
+    /// Connected replicas by id. A std mutex: held for a map update, never
+    /// across an await.
+    connected: Mutex<HashMap<u64, Following>>,
     changed: Notify,
 }
 
+/// How far one connected replica is.
+#[derive(Debug)]
+struct Following {
+    /// The end of the log it acknowledged.
+    acked: u64,
+    /// When it last had the master's whole log (as of a chunk's read).
+    caught_up: Instant,
+    /// Chunks sent that reached the master's end when read: (end, read at).
+    live_sent: VecDeque<(u64, Instant)>,
+}
+
+impl Following {
+    /// How long it has lacked part of the log ending at `end`.
+    fn lag_time(&self, end: u64, now: Instant) -> Duration {
+        if self.acked >= end {
+            Duration::ZERO
+        } else {
+            now.saturating_duration_since(self.caught_up)
+        }
+    }
+}
+
 impl Replicas {
+    pub fn new(rule: InSyncRule) -> Self {
+        Replicas {
+            rule,
+            connected: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+        }
+    }
+
     /// Replica `id` is connected from `end` on; it counts until the
     /// returned guard drops (the stream ended).
     pub fn connect(&self, id: u64, end: u64) -> Connected<'_> {
-        self.lock().insert(id, end);
+        self.lock().insert(
+            id,
+            Following {
+                acked: end,
+                caught_up: Instant::now(),
+                live_sent: VecDeque::new(),
+            },
+        );
         self.changed.notify_waiters();
         Connected { replicas: self, id }
     }
 
+    /// A chunk ending at `end` went to replica `id`; `whole` when it held
+    /// everything the log had when read at `read_at`.
+    pub fn sent(&self, id: u64, end: u64, whole: bool, read_at: Instant) {
+        if let Some(f) = self.lock().get_mut(&id)
+            && whole
+        {
+            f.live_sent.push_back((end, read_at));
+            // Bounded by the stream's channel; a stray backlog is trimmed.
+            if f.live_sent.len() > 64 {
+                f.live_sent.pop_front();
+            }
+        }
+    }
+
     /// Replica `id` has the log up to `end`.
     pub fn ack(&self, id: u64, end: u64) {
-        if let Some(acked) = self.lock().get_mut(&id) {
-            *acked = (*acked).max(end);
+        if let Some(f) = self.lock().get_mut(&id) {
+            f.acked = f.acked.max(end);
+            while let Some(&(sent_end, read_at)) = f.live_sent.front()
+                && sent_end <= f.acked
+            {
+                f.caught_up = f.caught_up.max(read_at);
+                f.live_sent.pop_front();
+            }
         }
         self.changed.notify_waiters();
     }
 
-    /// Connected replicas whose acknowledged end is within `max_lag` bytes
-    /// of `end`.
-    pub fn in_sync(&self, end: u64, max_lag: u64) -> usize {
+    /// Connected replicas in sync with the log ending at `end`.
+    pub fn in_sync(&self, end: u64) -> usize {
+        let now = Instant::now();
         self.lock()
             .values()
-            .filter(|&&acked| is_in_sync(acked, end, max_lag))
+            .filter(|f| self.is_in_sync(f, end, now))
             .count()
     }
 
+    /// The lowest id of a replica in sync with the log ending at `end`.
+    pub fn first_in_sync(&self, end: u64) -> Option<u64> {
+        let now = Instant::now();
+        self.lock()
+            .iter()
+            .filter(|(_, f)| self.is_in_sync(f, end, now))
+            .map(|(&id, _)| id)
+            .min()
+    }
+
     /// Every connected replica against the log's `end`, by id.
-    pub fn report(&self, end: u64, max_lag: u64) -> Vec<ReplicaReport> {
+    pub fn report(&self, end: u64) -> Vec<ReplicaReport> {
+        let now = Instant::now();
         let mut all: Vec<ReplicaReport> = self
             .lock()
             .iter()
-            .map(|(&id, &acked)| ReplicaReport {
+            .map(|(&id, f)| ReplicaReport {
                 id,
-                acked,
-                lag: end.saturating_sub(acked),
-                in_sync: is_in_sync(acked, end, max_lag),
+                acked: f.acked,
+                lag: end.saturating_sub(f.acked),
+                lag_time: f.lag_time(end, now),
+                in_sync: self.is_in_sync(f, end, now),
             })
             .collect();
         all.sort_unstable_by_key(|r| r.id);
@@ -72,23 +151,17 @@ impl Replicas {
     }
 
     /// Waits until `min` replicas acknowledged `end`, at most `timeout`.
-    pub async fn wait_for(
-        &self,
-        end: u64,
-        min: usize,
-        max_lag: u64,
-        timeout: Duration,
-    ) -> ReplicaWait {
+    pub async fn wait_for(&self, end: u64, min: usize, timeout: Duration) -> ReplicaWait {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if self.lock().values().filter(|&&acked| acked >= end).count() >= min {
+            if self.lock().values().filter(|f| f.acked >= end).count() >= min {
                 return ReplicaWait::Acked;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return if self.in_sync(end, max_lag) >= min {
+                return if self.in_sync(end) >= min {
                     ReplicaWait::TimedOut
                 } else {
                     ReplicaWait::NotAvailable
@@ -97,8 +170,14 @@ impl Replicas {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
-        self.acked.lock().unwrap_or_else(|e| e.into_inner())
+    /// The one rule for being in sync.
+    fn is_in_sync(&self, f: &Following, end: u64, now: Instant) -> bool {
+        f.acked.saturating_add(self.rule.max_bytes) >= end
+            && f.lag_time(end, now) <= self.rule.max_time
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Following>> {
+        self.connected.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -110,13 +189,10 @@ pub struct ReplicaReport {
     pub acked: u64,
     /// Bytes of the log it has not acknowledged.
     pub lag: u64,
-    /// Within `in_sync_lag_bytes`: counts for sync replication.
+    /// How long it has gone without the whole log.
+    pub lag_time: Duration,
+    /// Within the in-sync rule: counts for sync replication.
     pub in_sync: bool,
-}
-
-/// The one rule for being in sync: acknowledged within `max_lag` of `end`.
-fn is_in_sync(acked: u64, end: u64, max_lag: u64) -> bool {
-    acked.saturating_add(max_lag) >= end
 }
 
 /// A connected replica; disconnects it when dropped.
@@ -139,21 +215,24 @@ mod tests {
 
     use super::*;
 
-    const LAG: u64 = 1000;
+    const RULE: InSyncRule = InSyncRule {
+        max_bytes: 1000,
+        max_time: Duration::from_secs(3600),
+    };
 
     #[tokio::test(start_paused = true)]
     async fn a_send_waits_for_enough_acks_and_says_why_when_they_do_not_come() {
-        let replicas = Arc::new(Replicas::default());
+        let replicas = Arc::new(Replicas::new(RULE));
         let second = Duration::from_secs(1);
         assert_eq!(
-            replicas.wait_for(10, 1, LAG, second).await,
+            replicas.wait_for(10, 1, second).await,
             ReplicaWait::NotAvailable
         );
 
         let one = replicas.connect(1, 0);
         let waiting = {
             let replicas = Arc::clone(&replicas);
-            tokio::spawn(async move { replicas.wait_for(500, 1, LAG, second).await })
+            tokio::spawn(async move { replicas.wait_for(500, 1, second).await })
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
         replicas.ack(1, 499);
@@ -165,20 +244,20 @@ mod tests {
         // In sync but silent: a timeout; two wanted, one there: not available.
         let began = tokio::time::Instant::now();
         assert_eq!(
-            replicas.wait_for(900, 1, LAG, second).await,
+            replicas.wait_for(900, 1, second).await,
             ReplicaWait::TimedOut
         );
         assert_eq!(began.elapsed(), second);
         assert_eq!(
-            replicas.wait_for(900, 2, LAG, second).await,
+            replicas.wait_for(900, 2, second).await,
             ReplicaWait::NotAvailable
         );
         // Too far behind counts as not in sync.
         assert_eq!(
-            replicas.wait_for(5000, 1, LAG, second).await,
+            replicas.wait_for(5000, 1, second).await,
             ReplicaWait::NotAvailable
         );
-        let report = replicas.report(2000, LAG);
+        let report = replicas.report(2000);
         assert_eq!(report.len(), 1);
         assert_eq!(
             (report[0].id, report[0].acked, report[0].lag),
@@ -186,6 +265,32 @@ mod tests {
         );
         assert!(!report[0].in_sync, "1500 bytes behind, 1000 allowed");
         drop(one);
-        assert!(replicas.report(0, LAG).is_empty());
+        assert!(replicas.report(0).is_empty());
+    }
+
+    #[test]
+    fn a_replica_that_has_not_had_the_whole_log_for_too_long_is_not_in_sync() {
+        let replicas = Replicas::new(InSyncRule {
+            max_bytes: 1 << 30,
+            max_time: Duration::from_millis(50),
+        });
+        let _one = replicas.connect(1, 0);
+        let start = Instant::now();
+        replicas.sent(1, 100, true, start);
+        replicas.ack(1, 100);
+        assert_eq!(replicas.report(100)[0].lag_time, Duration::ZERO);
+        // The log grows; the replica acks only part of a partial chunk.
+        replicas.sent(1, 150, false, Instant::now());
+        replicas.ack(1, 150);
+        std::thread::sleep(Duration::from_millis(80));
+        let report = replicas.report(200)[0];
+        assert!(report.lag_time >= Duration::from_millis(80), "{report:?}");
+        assert!(!report.in_sync, "50 bytes behind but for too long");
+        assert_eq!(replicas.first_in_sync(200), None);
+        // A whole chunk acknowledged catches it up again.
+        replicas.sent(1, 200, true, Instant::now());
+        replicas.ack(1, 200);
+        assert!(replicas.report(250)[0].in_sync);
+        assert_eq!(replicas.first_in_sync(250), Some(1));
     }
 }

@@ -14,7 +14,7 @@
 //! fell due while the broker was down fire at once.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,24 @@ pub struct Progress {
     pub offsets: BTreeMap<u32, u64>,
 }
 
+impl Progress {
+    /// The progress saved at `path`; none saved is nothing fired yet.
+    pub fn load(path: &Path) -> std::io::Result<Progress> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Progress::default()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Replaces what is saved at `path`, atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        atomic_file::write(path, &bytes)
+    }
+}
+
 #[derive(Debug)]
 pub struct Scheduler {
     store: Arc<MessageStore>,
@@ -64,19 +82,10 @@ impl Scheduler {
         table: DelayTable,
         path: PathBuf,
     ) -> Result<Scheduler, StoreError> {
-        let mut progress: Progress = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
-                context: format!("parsing {}", path.display()),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Progress::default(),
-            Err(err) => {
-                return Err(StoreError::Io {
-                    context: format!("reading {}", path.display()),
-                    source: err,
-                });
-            }
-        };
+        let mut progress = Progress::load(&path).map_err(|source| StoreError::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })?;
         let mut found = 0;
         store.scan(progress.log_end, |record| {
             let Some(from) = record.fired_from else {
@@ -213,10 +222,7 @@ impl Scheduler {
             return;
         }
         self.progress.log_end = log_end;
-        let saved = serde_json::to_vec_pretty(&self.progress)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| atomic_file::write(&self.path, &bytes));
-        match saved {
+        match self.progress.save(&self.path) {
             Ok(()) => self.changed = false,
             Err(err) => tracing::error!(error = %err, "scheduler: cannot save progress"),
         }

@@ -54,17 +54,18 @@ impl AdminPath {
         use crate::replication::ReplicationView;
         let end = self.store.commitlog_max_offset();
         match &self.replication {
-            ReplicationView::Master { replicas, max_lag } => pb::GetBrokerStatsResponse {
+            ReplicationView::Master { replicas } => pb::GetBrokerStatsResponse {
                 role: "master".into(),
                 replication: self.replication_mode.into(),
                 replicas: replicas
-                    .report(end, *max_lag)
+                    .report(end)
                     .into_iter()
                     .map(|r| pb::ReplicaProgress {
                         broker_id: r.id,
                         acked_offset: r.acked,
                         lag_bytes: r.lag,
                         in_sync: r.in_sync,
+                        lag_ms: millis(r.lag_time),
                     })
                     .collect(),
                 ..Default::default()
@@ -73,6 +74,7 @@ impl AdminPath {
                 role: "replica".into(),
                 following: status.connected.load(std::sync::atomic::Ordering::Acquire),
                 replication_lag_bytes: status.lag(end),
+                replication_lag_ms: millis(status.lag_time(end)),
                 ..Default::default()
             },
         }
@@ -266,4 +268,8 @@ impl AdminPath {
             committed: committed.is_some(),
         }
     }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -55,6 +55,12 @@ enum Path {
 }
 
 impl BrokerService {
+    /// Refuses an operator's change on a replica: topics and offset resets
+    /// are the master's, and replicas take them from it.
+    fn writable(&self) -> Result<(), BrokerError> {
+        self.send.role.check_writable(&self.send.broker_name)
+    }
+
     /// Records a request's latency, or its refusal by reason.
     fn observe<T>(
         &self,
@@ -114,6 +120,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::ResetOffsetRequest>,
     ) -> RpcResult<pb::ResetOffsetResponse> {
+        self.writable()?;
         Ok(Response::new(self.admin.reset(request.into_inner()).await?))
     }
 
@@ -171,6 +178,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> RpcResult<pb::CreateTopicResponse> {
+        self.writable()?;
         topics::create(&self.topics, request.into_inner())?;
         Ok(Response::new(pb::CreateTopicResponse {}))
     }
@@ -179,6 +187,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> RpcResult<pb::DeleteTopicResponse> {
+        self.writable()?;
         let request = request.into_inner();
         let topic = request.topic.clone();
         topics::delete(

@@ -33,6 +33,7 @@ pub struct PullPath {
     pub topics: Arc<TopicTable>,
     pub store_host: SocketAddr,
     pub metrics: crate::metrics::BrokerMetrics,
+    pub advice: crate::replication::ReadAdvice,
 }
 
 impl PullPath {
@@ -193,6 +194,10 @@ impl PullPath {
         if !result.unreadable.is_empty() {
             self.metrics.unreadable(result.unreadable.len());
         }
+        let suggested_broker_id = result.messages.last().map_or(0, |m| {
+            self.advice
+                .suggest(m.physical_offset, self.store.commitlog_max_offset())
+        });
         let mut hosts = wire::AddrText::default();
         pb::PullMessageResponse {
             status: status as i32,
@@ -205,6 +210,7 @@ impl PullPath {
             min_offset: result.min_offset,
             max_offset: result.max_offset,
             unreadable_offsets: result.unreadable,
+            suggested_broker_id,
         }
     }
 

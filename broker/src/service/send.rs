@@ -45,12 +45,7 @@ impl SendPath {
         };
         let wait = self
             .replicas
-            .wait_for(
-                last.end_offset(),
-                sync.min_in_sync,
-                sync.max_lag,
-                sync.timeout,
-            )
+            .wait_for(last.end_offset(), sync.min_in_sync, sync.timeout)
             .await;
         match wait {
             // A disk timeout says more than a replica's.

@@ -260,7 +260,10 @@ impl Engine {
                 timestamp_ms,
             })
             .await
-            .map_err(|s| ConsumerError::broker(&queue.broker_name, s))?
+            .map_err(|s| {
+                self.cluster.failed(&addr, &s);
+                ConsumerError::broker(&queue.broker_name, s)
+            })?
             .into_inner();
         Ok(match self.settings.consume_from {
             ConsumeFrom::LastOffset => offsets.max_offset,

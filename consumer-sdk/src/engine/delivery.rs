@@ -140,7 +140,10 @@ impl Engine {
                 dead_letter,
             })
             .await
-            .map_err(|s| ConsumerError::broker(&msg.queue.broker_name, s))?
+            .map_err(|s| {
+                self.cluster.failed(&addr, &s);
+                ConsumerError::broker(&msg.queue.broker_name, s)
+            })?
             .into_inner();
         if response.dead_lettered {
             tracing::warn!(group = %self.settings.group, id = %msg.unique_id, topic = %msg.topic, reconsume_times = msg.reconsume_times, "message moved to the dead-letter topic");

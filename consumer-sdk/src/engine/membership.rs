@@ -75,6 +75,7 @@ impl Membership {
             match client.heartbeat(request.clone()).await {
                 Ok(response) => self.heard(&broker, response.into_inner()),
                 Err(status) => {
+                    engine.cluster.failed(&addr, &status);
                     tracing::debug!(broker, error = %status.message(), "heartbeat failed")
                 }
             }

@@ -182,7 +182,13 @@ impl Engine {
         tag_expression: String,
         offset: u64,
     ) -> Result<pb::PullMessageResponse, ConsumerError> {
-        let addr = self.addr_of(queue)?;
+        let addr = self
+            .cluster
+            .read_addr_of(queue)
+            .ok_or_else(|| ConsumerError::NoRoute {
+                topic: queue.topic.clone(),
+                reason: "no broker".into(),
+            })?;
         let mut request = tonic::Request::new(pb::PullMessageRequest {
             group: self.settings.group.clone(),
             topic: queue.topic.clone(),
@@ -194,13 +200,18 @@ impl Engine {
             suspend_timeout_ms: self.settings.suspend.as_millis() as u64,
         });
         request.set_timeout(self.settings.suspend + Duration::from_secs(5));
-        Ok(self
+        let response = self
             .cluster
             .client(&addr)?
             .pull_message(request)
             .await
-            .map_err(|s| ConsumerError::broker(&queue.broker_name, s))?
-            .into_inner())
+            .map_err(|s| {
+                self.cluster.failed(&addr, &s);
+                ConsumerError::broker(&queue.broker_name, s)
+            })?
+            .into_inner();
+        self.cluster.suggest(queue, response.suggested_broker_id);
+        Ok(response)
     }
 
     async fn unlock(&self, queue: &MessageQueue) {

@@ -8,7 +8,7 @@ use mq_proto::broker::v1 as pb;
 
 use super::coordinator::Coordinator;
 use crate::allocate::Holdings;
-use crate::queue::MessageQueue;
+use crate::queue::{Members, MessageQueue};
 
 /// What a rebalance changes for one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -83,9 +83,10 @@ impl Coordinator {
         &self,
         topic: &str,
         queues: &[MessageQueue],
-        brokers: &HashMap<String, String>,
+        brokers: &HashMap<String, Members>,
     ) -> Option<Vec<MessageQueue>> {
-        let mut addrs: Vec<&String> = brokers.values().collect();
+        // Any member knows the group: replicas take heartbeats too.
+        let mut addrs: Vec<&String> = brokers.values().flat_map(|m| m.values()).collect();
         addrs.sort();
         for addr in addrs {
             let Ok(mut client) = self.engine.cluster.client(addr) else {
@@ -95,8 +96,12 @@ impl Coordinator {
             let request = pb::GetConsumerListRequest {
                 group: settings.group.clone(),
             };
-            let Ok(response) = client.get_consumer_list(request).await else {
-                continue;
+            let response = match client.get_consumer_list(request).await {
+                Ok(response) => response,
+                Err(status) => {
+                    self.engine.cluster.failed(addr, &status);
+                    continue;
+                }
             };
             let response = response.into_inner();
             if !response.client_ids.contains(&settings.client_id) {

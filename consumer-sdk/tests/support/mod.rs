@@ -12,9 +12,28 @@ pub fn start_nameserver() -> ServerProcess {
 /// A broker with short consumer expiry, queue locks and delay levels
 /// (100 ms to 600 ms; retries start at level 3), for fast tests.
 pub fn start_broker(name: &str, namesrv: &str, root: &Path, listen: &str) -> ServerProcess {
-    let store = root.join(name);
+    start_member(name, 0, None, namesrv, root, listen)
+}
+
+/// Member `id` of broker group `name` (a replica of `master` when given),
+/// stored under `root/<name>-<id>` (`root/<name>` for a lone master).
+pub fn start_member(
+    name: &str,
+    id: u64,
+    master: Option<&str>,
+    namesrv: &str,
+    root: &Path,
+    listen: &str,
+) -> ServerProcess {
+    let store = match master {
+        None if id == 0 => root.join(name),
+        _ => root.join(format!("{name}-{id}")),
+    };
     let store = store.to_str().unwrap();
-    let args = [
+    let id = id.to_string();
+    let mut args = vec![
+        "--broker-id",
+        &id,
         "--namesrv",
         namesrv,
         "--broker-name",
@@ -30,17 +49,19 @@ pub fn start_broker(name: &str, namesrv: &str, root: &Path, listen: &str) -> Ser
         "--store-set",
         "commitlog_segment_size=16777216",
     ];
-    let config = root.join(format!("{name}.toml"));
+    if let Some(master) = master {
+        args.extend(["--master-addr", master]);
+    }
+    let config = root.join(format!("{name}-{id}.toml"));
     std::fs::write(
         &config,
         "queue_lock_expire = \"6s\"\noffset_persist_interval = \"200ms\"\n\
          delay_levels = \"100ms 200ms 300ms 400ms 500ms 600ms\"\n",
     )
     .unwrap();
-    let mut all: Vec<&str> = args.to_vec();
     let config = config.to_str().unwrap().to_owned();
-    all.extend(["--config", &config]);
-    ServerProcess::start_until(workspace_binary("broker"), &all, &[], "broker listening")
+    args.extend(["--config", &config]);
+    ServerProcess::start_until(workspace_binary("broker"), &args, &[], "broker listening")
 }
 
 pub use mq_test_support::cluster::{wait_for_route, wait_until};

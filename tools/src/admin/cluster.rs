@@ -1,7 +1,7 @@
 //! `mqadmin cluster list`: clusters, brokers, addresses, heartbeat ages,
 //! put/get rates (two readings of each broker's counters, a second apart)
 //! and replication: each member's role, a master's mode and replicas in
-//! sync, a replica's lag.
+//! sync, a replica's lag (bytes and time).
 
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ pub async fn list(admin: &Admin) -> anyhow::Result<()> {
         ("ROLE", "role"),
         ("REPLICATION", "replication"),
         ("LAG", "lag_bytes"),
+        ("LAG TIME", "lag_time"),
         ("IN MSG/S", "in_per_sec"),
         ("OUT MSG/S", "out_per_sec"),
     ]);
@@ -72,9 +73,11 @@ pub async fn list(admin: &Admin) -> anyhow::Result<()> {
             "heartbeat_age": format!("{:.1}s", now_ms.saturating_sub(instance.last_heartbeat_ms) as f64 / 1000.0),
             "role": after.as_ref().map(|s| s.role.clone()),
             "replication": after.as_ref().map(replication),
-            "lag_bytes": after.as_ref().map(lag_bytes),
+            "lag_bytes": after.as_ref().map(|s| lag(s).0),
+            "lag_ms": after.as_ref().map(|s| lag(s).1),
+            "lag_time": after.as_ref().map(|s| format!("{:.1}s", lag(s).1 as f64 / 1000.0)),
             "replicas": after.as_ref().map(|s| s.replicas.iter().map(|r| json!({
-                "id": r.broker_id, "acked_offset": r.acked_offset, "lag_bytes": r.lag_bytes, "in_sync": r.in_sync,
+                "id": r.broker_id, "acked_offset": r.acked_offset, "lag_bytes": r.lag_bytes, "lag_ms": r.lag_ms, "in_sync": r.in_sync,
             })).collect::<Vec<_>>()),
             "in_per_sec": rate(|s| s.messages_in),
             "out_per_sec": rate(|s| s.messages_out),
@@ -105,17 +108,15 @@ fn replication(stats: &pb::GetBrokerStatsResponse) -> String {
     )
 }
 
-/// A replica's lag; a master's furthest replica's.
-fn lag_bytes(stats: &pb::GetBrokerStatsResponse) -> u64 {
+/// A replica's lag, bytes and ms; a master's furthest replica's.
+fn lag(stats: &pb::GetBrokerStatsResponse) -> (u64, u64) {
     if stats.role == "replica" {
-        return stats.replication_lag_bytes;
+        return (stats.replication_lag_bytes, stats.replication_lag_ms);
     }
-    stats
-        .replicas
-        .iter()
-        .map(|r| r.lag_bytes)
-        .max()
-        .unwrap_or(0)
+    let furthest = |pick: fn(&pb::ReplicaProgress) -> u64| {
+        stats.replicas.iter().map(pick).max().unwrap_or(0)
+    };
+    (furthest(|r| r.lag_bytes), furthest(|r| r.lag_ms))
 }
 
 /// The broker's counters, or `None` when it does not answer (shown as "-").
