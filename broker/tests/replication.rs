@@ -20,6 +20,8 @@ const SETTINGS: &[(&str, &str)] = &[
     ("MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE", "1048576"),
     ("MQ_BROKER_STORE__MAX_MESSAGE_SIZE", "65536"),
     ("MQ_BROKER_METRICS_LISTEN", "127.0.0.1:0"),
+    // Pulls reading over 1 MiB behind the head are sent to a replica.
+    ("MQ_BROKER_REPLICA_READ_BEHIND_BYTES", "1048576"),
 ];
 
 fn replica_settings(master: &ServerProcess) -> Vec<(String, String)> {
@@ -143,6 +145,21 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
         refused.message()
     );
 
+    // So do an operator's changes.
+    let refused = client
+        .create_topic(pb::CreateTopicRequest {
+            config: Some(pb::TopicConfig {
+                topic: "elsewhere".into(),
+                read_queue_count: 1,
+                write_queue_count: 1,
+                perm: 6,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+
     // A replica killed mid-stream resumes from its own end.
     replica.kill();
     produce(&namesrv, 1000);
@@ -168,7 +185,7 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pull = |client: &mut BrokerClient<tonic::transport::Channel>| {
+    let pull = |client: &mut BrokerClient<tonic::transport::Channel>, offset: u64| {
         let mut client = client.clone();
         async move {
             client
@@ -176,26 +193,68 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
                     group: "reader".into(),
                     topic: "replicated".into(),
                     queue_id: 0,
-                    offset: 0,
+                    offset,
                     max_messages: 16,
                     ..Default::default()
                 })
                 .await
                 .unwrap()
                 .into_inner()
-                .messages
         }
     };
     let mut on_master = BrokerClient::connect(master.url()).await.unwrap();
-    let from_replica = pull(&mut on_replica).await;
-    assert_eq!(from_replica.len(), 16);
-    assert_eq!(from_replica, pull(&mut on_master).await);
+    let from_replica = pull(&mut on_replica, 0).await;
+    assert_eq!(from_replica.messages.len(), 16);
+    assert_eq!(
+        from_replica.messages,
+        pull(&mut on_master, 0).await.messages
+    );
+
+    // A reader far behind the head (over 1 MiB) is sent to the in-sync
+    // replica, which keeps it; one at the head is sent to the master.
+    wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;
+    assert_eq!(pull(&mut on_master, 0).await.suggested_broker_id, 1);
+    assert_eq!(from_replica.suggested_broker_id, 1);
+    let head = from_replica.max_offset - 1;
+    assert_eq!(pull(&mut on_master, head).await.suggested_broker_id, 0);
+    assert_eq!(pull(&mut on_replica, head).await.suggested_broker_id, 0);
+
+    // The scheduler's progress reaches the replica.
+    let delayed = pb::Message {
+        topic: "replicated".into(),
+        body: b"later".to_vec().into(),
+        delay_level: 1,
+        ..Default::default()
+    };
+    on_master
+        .send_message(pb::SendMessageRequest {
+            message: Some(delayed),
+            queue_id: 0,
+        })
+        .await
+        .unwrap();
+    let progress = |dir: &Path| -> Option<serde_json::Value> {
+        let text = std::fs::read(dir.join("schedule_progress.json")).ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        (value["offsets"].as_object()?.values().any(|v| v == 1)).then_some(value)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while progress(&master_dir).is_none() || progress(&master_dir) != progress(&replica_dir) {
+        assert!(
+            Instant::now() < deadline,
+            "schedule progress: master {:?}, replica {:?}",
+            progress(&master_dir),
+            progress(&replica_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Both sides say how replication goes.
-    wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;
     wait_metric(&master, "mq_broker_replica_lag_bytes{replica=\"1\"}", 0.0).await;
+    wait_metric(&master, "mq_broker_replica_lag_seconds{replica=\"1\"}", 0.0).await;
     wait_metric(&replica, "mq_broker_replication_connected", 1.0).await;
     wait_metric(&replica, "mq_broker_replication_lag_bytes", 0.0).await;
+    wait_metric(&replica, "mq_broker_replication_lag_seconds", 0.0).await;
     assert!(metric(&replica, "mq_broker_replicated_bytes").unwrap() > 0.0);
 
     let mut replica = replica;
@@ -319,7 +378,9 @@ async fn mqadmin_lists_each_member_with_its_role_replication_and_lag() {
         let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
         let brokers = listed["brokers"].as_array().unwrap().clone();
         let settled = brokers.len() == 2
-            && brokers.iter().all(|b| b["lag_bytes"] == 0)
+            && brokers
+                .iter()
+                .all(|b| b["lag_bytes"] == 0 && b["lag_ms"] == 0)
             && brokers
                 .iter()
                 .any(|b| b["replication"] == "sync, 1/1 in sync");

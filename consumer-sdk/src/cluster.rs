@@ -211,7 +211,11 @@ mod tests {
         let master_down = |a: &str| a != "m";
         assert_eq!(pick(&members, 0, master_down).as_deref(), Some("r1"));
         assert_eq!(pick(&members, 2, |a| a == "m").as_deref(), Some("m"));
-        assert_eq!(pick(&members, 0, |_| false).as_deref(), Some("m"), "none answers");
+        assert_eq!(
+            pick(&members, 0, |_| false).as_deref(),
+            Some("m"),
+            "none answers"
+        );
         let replicas_only: Members = [(1, "r1".to_owned())].into();
         assert_eq!(pick(&replicas_only, 0, |_| false).as_deref(), Some("r1"));
         assert_eq!(pick(&Members::new(), 0, all), None);

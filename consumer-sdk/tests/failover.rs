@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mq_consumer::{ConsumeFrom, ConsumeResult, PushConsumer};
+use mq_producer::{Message, Producer};
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_client::BrokerClient;
-use mq_producer::{Message, Producer};
 use mq_test_support::ServerProcess;
 use support::*;
 
@@ -57,7 +57,10 @@ async fn produce(producer: &Producer, batch: &str, count: usize) -> BTreeSet<Str
     let mut sent = BTreeSet::new();
     for i in 0..count {
         let body = format!("{batch}-{i}");
-        producer.send(Message::new(TOPIC, body.clone())).await.unwrap();
+        producer
+            .send(Message::new(TOPIC, body.clone()))
+            .await
+            .unwrap();
         sent.insert(body);
     }
     sent
@@ -194,22 +197,17 @@ async fn consumers_turn_to_the_replica_when_the_master_dies_and_their_offsets_fo
     offsets_at_end("offsets committed on the replica", &replica, &ends).await;
 
     // The master returns and takes the commits made on the replica.
-    let master = start_member(
-        "broker-a",
-        0,
-        None,
-        &namesrv,
-        root.path(),
-        &master_addr,
-    );
+    let master = start_member("broker-a", 0, None, &namesrv, root.path(), &master_addr);
     offsets_at_end("offsets handed back to the master", &master, &ends).await;
 
     // Consumption resumes where it stopped: only what is new.
     let seen: Seen = Arc::default();
     let reader = consumer(&namesrv, "third", &seen).await;
-    wait_until("the consumer owns every queue", Duration::from_secs(20), || {
-        reader.assignment().len() == QUEUES as usize
-    })
+    wait_until(
+        "the consumer owns every queue",
+        Duration::from_secs(20),
+        || reader.assignment().len() == QUEUES as usize,
+    )
     .await;
     let third = produce(&producer, "c", 40).await;
     wait_until("batch c consumed", Duration::from_secs(20), || {

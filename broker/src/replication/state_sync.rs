@@ -41,10 +41,17 @@ impl BrokerState {
                 offset: c.offset,
                 reset_version: c.reset_version,
             };
-            taken += usize::from(self.offsets.take_forwarded(&(c.group, c.topic, c.queue_id), commit));
+            taken += usize::from(
+                self.offsets
+                    .take_forwarded(&(c.group, c.topic, c.queue_id), commit),
+            );
         }
         if taken > 0 {
-            tracing::info!(replica = request.broker_id, taken, "took offsets committed on a replica");
+            tracing::info!(
+                replica = request.broker_id,
+                taken,
+                "took offsets committed on a replica"
+            );
         }
         let progress = Progress::load(&self.schedule_path).map_err(|e| {
             Status::internal(format!("reading {}: {e}", self.schedule_path.display()))
@@ -87,7 +94,11 @@ impl BrokerState {
                     .map_err(|e| e.to_string())?,
             );
         }
-        if self.topics.replace_all(configs).map_err(|e| e.to_string())? {
+        if self
+            .topics
+            .replace_all(configs)
+            .map_err(|e| e.to_string())?
+        {
             tracing::info!("took the master's topics");
         }
         self.offsets.adopt(Adopted {

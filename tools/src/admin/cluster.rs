@@ -113,9 +113,8 @@ fn lag(stats: &pb::GetBrokerStatsResponse) -> (u64, u64) {
     if stats.role == "replica" {
         return (stats.replication_lag_bytes, stats.replication_lag_ms);
     }
-    let furthest = |pick: fn(&pb::ReplicaProgress) -> u64| {
-        stats.replicas.iter().map(pick).max().unwrap_or(0)
-    };
+    let furthest =
+        |pick: fn(&pb::ReplicaProgress) -> u64| stats.replicas.iter().map(pick).max().unwrap_or(0);
     (furthest(|r| r.lag_bytes), furthest(|r| r.lag_ms))
 }
 
