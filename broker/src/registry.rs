@@ -2,7 +2,9 @@
 //! and right after a topic change, the broker reports itself and its
 //! topics to every nameserver; an unchanged data version makes it a cheap
 //! heartbeat. A nameserver that is down is retried on the next round.
-//! On shutdown the broker unregisters.
+//! On shutdown the broker unregisters. A first round that a nameserver
+//! refuses because another live broker holds this name and id (a second
+//! master of the group) stops the broker from starting.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,14 +46,18 @@ impl Registry {
     pub async fn run(
         self,
         mut shutdown: watch::Receiver<bool>,
-        registered: tokio::sync::oneshot::Sender<()>,
+        registered: tokio::sync::oneshot::Sender<Result<(), String>>,
     ) {
         let mut healthy: HashMap<String, bool> = HashMap::new();
         let mut registered = Some(registered);
         loop {
-            self.register_once(&mut healthy).await;
+            let taken = self.register_once(&mut healthy).await;
             if let Some(first) = registered.take() {
-                let _ = first.send(());
+                if let Some(why) = taken {
+                    let _ = first.send(Err(why));
+                    return;
+                }
+                let _ = first.send(Ok(()));
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
@@ -91,9 +97,16 @@ impl Registry {
         }
     }
 
-    /// One round; logs a nameserver only when its state changes.
-    async fn register_once(&self, healthy: &mut HashMap<String, bool>) {
+    /// One round; logs a nameserver only when its state changes. Returns
+    /// why a nameserver refused this broker's slot as taken, if one did.
+    async fn register_once(&self, healthy: &mut HashMap<String, bool>) -> Option<String> {
+        let mut taken = None;
         for (addr, result) in self.client.register_broker(self.request()).await {
+            if let Err(err) = &result
+                && err.code() == tonic::Code::AlreadyExists
+            {
+                taken = Some(err.to_string());
+            }
             let ok = result.is_ok();
             let was = healthy.insert(addr.clone(), ok);
             match result {
@@ -106,6 +119,7 @@ impl Registry {
                 _ => {}
             }
         }
+        taken
     }
 
     async fn unregister(&self) {

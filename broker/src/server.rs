@@ -69,6 +69,8 @@ pub enum ServeError {
     Grpc(#[from] mq_common::grpc::GrpcError),
     #[error("{0}")]
     Task(String),
+    #[error("cannot join the cluster: {0}")]
+    Registration(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -328,7 +330,10 @@ pub async fn run(
     let registration = tokio::spawn(registry.run(stop_rx.clone(), registered_tx));
     // Ready means routable: wait for the first registration round (a
     // nameserver that is down only delays this by its connect timeout).
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), registered).await;
+    if let Ok(Ok(Err(why))) = tokio::time::timeout(std::time::Duration::from_secs(10), registered).await {
+        let _ = stop_tx.send(true);
+        return Err(ServeError::Registration(why));
+    }
 
     tracing::info!(
         addr = %local,

@@ -457,3 +457,31 @@ fn bad_group_settings_are_refused_at_start() {
     ]);
     assert!(err.contains("master_addr"), "{err}");
 }
+
+#[test]
+fn a_second_master_of_a_group_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, namesrv) = standalone_broker_with_env(&dir.path().join("master"), SETTINGS);
+    let (status, out, err) = run_to_end(
+        workspace_binary("broker"),
+        &[
+            "--store-dir",
+            dir.path().join("second").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--namesrv",
+            &namesrv,
+        ],
+        &[],
+    );
+    assert!(!status.success(), "{out}\n{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("cannot join the cluster")
+            && all.contains("\"broker-a\" id 0 is already registered from")
+            && all.contains(&master.addr.to_string()),
+        "{all}"
+    );
+}

@@ -26,6 +26,7 @@ impl From<NameServerError> for Status {
             NameServerError::Route(RouteError::ClusterConflict { .. }) => {
                 Status::failed_precondition(message)
             }
+            NameServerError::Route(RouteError::SlotTaken { .. }) => Status::already_exists(message),
         }
     }
 }

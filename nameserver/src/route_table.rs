@@ -35,6 +35,17 @@ pub enum RouteError {
         existing: String,
         requested: String,
     },
+    #[error(
+        "broker {broker_name:?} id {broker_id} is already registered from {existing_addr} \
+         (heard from {silent_for_ms} ms ago); a second broker with that name and id is refused \
+         until that one unregisters or expires"
+    )]
+    SlotTaken {
+        broker_name: String,
+        broker_id: u64,
+        existing_addr: String,
+        silent_for_ms: u64,
+    },
 }
 
 /// An immutable view of every route; replaced whole on each change.
@@ -135,6 +146,23 @@ impl RouteTable {
             });
         }
 
+        // Two live brokers in one slot (two masters of one group) would fork
+        // it: the second is refused while the first is heard from.
+        if let Some(existing_addr) = routes
+            .brokers
+            .get(name)
+            .and_then(|b| b.addrs.get(&reg.instance.broker_id))
+            && *existing_addr != reg.instance.addr
+            && let Some(existing) = live.get(existing_addr)
+        {
+            return Err(RouteError::SlotTaken {
+                broker_name: name.clone(),
+                broker_id: reg.instance.broker_id,
+                existing_addr: existing_addr.clone(),
+                silent_for_ms: now_ms.saturating_sub(existing.last_heartbeat_ms),
+            });
+        }
+
         // The address may have belonged to another instance before (a
         // restart with new settings): that instance is gone.
         if let Some(previous) = live.remove(&reg.instance.addr)
@@ -151,14 +179,9 @@ impl RouteTable {
                 addrs: BTreeMap::new(),
             });
         broker.cluster = reg.instance.cluster.clone();
-        // Another address in the same slot means the instance moved.
-        if let Some(displaced) = broker
+        broker
             .addrs
-            .insert(reg.instance.broker_id, reg.instance.addr.clone())
-            && displaced != reg.instance.addr
-        {
-            live.remove(&displaced);
-        }
+            .insert(reg.instance.broker_id, reg.instance.addr.clone());
         if reg.instance.broker_id == 0 {
             routes.replace_topics(name, &reg.topics);
         }

@@ -239,19 +239,35 @@ fn broker_name_taken_by_another_cluster_is_refused_without_change() {
 }
 
 #[test]
-fn an_instance_that_moves_address_replaces_its_old_one() {
+fn a_second_broker_in_a_live_slot_is_refused_until_the_first_expires() {
     let table = RouteTable::new();
     table
         .register(registration(broker_a(), &[("orders", 4)], 1), 0)
         .unwrap();
-    let moved = instance("DefaultCluster", "broker-a", 0, "10.0.0.7:10911");
+    // A second master of broker-a elsewhere would fork the group.
+    let second = instance("DefaultCluster", "broker-a", 0, "10.0.0.7:10911");
+    let err = table
+        .register(registration(second.clone(), &[("orders", 4)], 1), 10)
+        .unwrap_err();
+    assert!(matches!(err, RouteError::SlotTaken { broker_id: 0, .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("broker-a") && message.contains(&broker_a().addr),
+        "{message}"
+    );
+    let route = table.query_route("orders").unwrap();
+    assert_eq!(route.brokers[0].addrs[&0], broker_a().addr);
+    // A replica slot of the same group is another slot.
+    let replica = instance("DefaultCluster", "broker-a", 1, "10.0.0.8:10911");
+    table.register(registration(replica, &[], 1), 10).unwrap();
+
+    // Once the first is gone (an instance that moved address), the slot is free.
+    table.expire(1000, 500);
     table
-        .register(registration(moved, &[("orders", 4)], 1), 10)
+        .register(registration(second, &[("orders", 4)], 1), 1000)
         .unwrap();
     let route = table.query_route("orders").unwrap();
     assert_eq!(route.brokers[0].addrs[&0], "10.0.0.7:10911");
-    let live = table.live_instances();
-    assert_eq!(live.len(), 1, "the old address is no longer live: {live:?}");
 }
 
 #[test]
