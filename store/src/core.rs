@@ -23,4 +23,5 @@ pub(crate) struct Core {
     pub disk_ratio_bits: AtomicU64,
     /// Unexpired CommitLog bytes deleted to make room, since start.
     pub unexpired_bytes_deleted: AtomicU64,
+    pub epochs: crate::epochs::Epochs,
 }

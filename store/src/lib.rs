@@ -20,6 +20,7 @@ pub mod consume_queue;
 mod core;
 pub mod dispatch;
 pub mod env;
+pub mod epochs;
 pub mod error;
 pub mod fences;
 pub mod flush;
@@ -34,6 +35,7 @@ pub mod read;
 pub mod retention;
 pub mod segments;
 pub mod space;
+pub mod truncate;
 pub mod worker;
 
 pub use config::{DiskFullPolicy, FlushMode, RecoveryMode, StoreConfig};

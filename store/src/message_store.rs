@@ -129,6 +129,7 @@ impl MessageStore {
             disk_full: AtomicBool::new(false),
             disk_ratio_bits: AtomicU64::new(0),
             unexpired_bytes_deleted: AtomicU64::new(0),
+            epochs: recovered.epochs,
         });
         let housekeeping = housekeeping::start(Arc::clone(&core))
             .context(|| "starting housekeeping".to_owned())?;
@@ -493,6 +494,29 @@ impl MessageStore {
     }
 
     /// The store directory.
+    /// The CommitLog's epochs, oldest first ([`crate::epochs`]).
+    pub fn epochs(&self) -> Vec<crate::epochs::Epoch> {
+        self.core.epochs.list()
+    }
+
+    /// Begins `epoch` at the log's end now (a master starting), durably;
+    /// false when the newest epoch is not older.
+    pub fn begin_epoch(&self, epoch: u64) -> Result<bool, StoreError> {
+        self.core.epochs.begin(epoch, self.core.log.max_offset())
+    }
+
+    /// Records that `epoch` began at `start` (a replica copying its
+    /// master's epochs), durably; false when already known.
+    pub fn note_epoch(&self, epoch: u64, start: u64) -> Result<bool, StoreError> {
+        self.core.epochs.begin(epoch, start)
+    }
+
+    /// Records, durably, that the CommitLog is to be cut back to `to` when
+    /// the store next opens ([`crate::truncate`]).
+    pub fn request_truncation(&self, to: u64) -> Result<(), StoreError> {
+        crate::truncate::request(&self.core.dir, to)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.core.dir
     }

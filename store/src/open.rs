@@ -14,6 +14,7 @@ use crate::config::StoreConfig;
 use crate::consume_queue::registry::ConsumeQueues;
 use crate::dispatch::{Targets, dispatch_available};
 use crate::env::StoreEnv;
+use crate::epochs::Epochs;
 use crate::error::{IoContext, StoreError};
 use crate::fences::TopicFences;
 use crate::index::IndexFiles;
@@ -36,6 +37,8 @@ pub struct OpenReport {
     pub replayed_from: u64,
     /// End of the CommitLog after recovery.
     pub commitlog_end: u64,
+    /// A recorded cut applied before recovery ([`crate::truncate`]).
+    pub cut_back_to: Option<u64>,
 }
 
 /// An opened, recovered store directory, ready for its threads to start.
@@ -45,6 +48,7 @@ pub struct Opened {
     pub targets: Targets,
     /// Every record below this offset is indexed.
     pub dispatched: u64,
+    pub epochs: Epochs,
     pub report: OpenReport,
     pub lock: File,
 }
@@ -60,6 +64,7 @@ pub fn open_dir(
     check(config)?;
     std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let lock = lock_dir(dir)?;
+    let cut_back_to = crate::truncate::apply_pending(dir)?;
     let abort = dir.join(ABORT_FILE);
     let crashed = abort.exists();
     let checkpoint = Checkpoint::read(&dir.join(CHECKPOINT_FILE));
@@ -113,6 +118,7 @@ pub fn open_dir(
         tracing::warn!(offset = t.offset, cut = %t, "CommitLog truncated after the last valid record");
     }
     let log = Arc::new(log);
+    let epochs = Epochs::load(dir, recovered.end_offset)?;
 
     let cq_root = dir.join(CONSUME_QUEUE_DIR);
     let rebuild_all = !cq_root.exists();
@@ -173,12 +179,14 @@ pub fn open_dir(
         log,
         targets,
         dispatched,
+        epochs,
         report: OpenReport {
             crashed,
             truncation: recovered.truncation,
             skipped: recovered.skipped,
             replayed_from,
             commitlog_end: recovered.end_offset,
+            cut_back_to,
         },
         lock,
     })

@@ -161,3 +161,65 @@ async fn replicated_bytes_that_do_not_fit_are_refused_and_change_nothing() {
     );
     assert_eq!(replica.commitlog_max_offset(), first.len() as u64);
 }
+
+#[tokio::test]
+async fn a_recorded_cut_is_applied_when_the_store_opens_and_leaves_nothing_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), FlushMode::Async);
+    let put = |n: usize, tag: &'static str| {
+        let store = &store;
+        async move {
+            for i in 0..n {
+                let body = vec![(i % 251) as u8; 500 + (i * 97) % 3000];
+                store.put(message("t", 0, Some(tag), body)).await.unwrap();
+            }
+        }
+    };
+    assert!(store.begin_epoch(1).unwrap());
+    put(150, "kept").await;
+    let cut = store.commitlog_max_offset();
+    assert!(store.begin_epoch(2).unwrap());
+    put(150, "cut").await;
+    let end = store.commitlog_max_offset();
+    assert!(end > cut + (256 << 10), "the cut spans segments: {cut}..{end}");
+
+    store.request_truncation(cut).unwrap();
+    // Recorded durably, applied only at the next open.
+    assert_eq!(mq_store::truncate::pending(dir.path()).unwrap(), Some(cut));
+    assert_eq!(store.commitlog_max_offset(), end);
+    store.shutdown().unwrap();
+    drop(store);
+
+    let (store, report) = open(dir.path(), FlushMode::Async);
+    assert_eq!(report.cut_back_to, Some(cut));
+    assert_eq!(store.commitlog_max_offset(), cut);
+    assert_eq!(mq_store::truncate::pending(dir.path()).unwrap(), None);
+    assert_eq!(
+        store.epochs(),
+        [mq_store::epochs::Epoch { epoch: 1, start: 0 }]
+    );
+    assert_eq!(store.queue_offsets("t", 0), Some((0, 150)));
+    let kept = read_all(&store, "t", 0, 150);
+    assert!(kept.iter().all(|m| m.tags.as_deref() == Some("kept")));
+    // On disk: nothing past the cut, not even in the segment it falls in.
+    let segments = std::fs::read_dir(dir.path().join("commitlog")).unwrap();
+    for segment in segments {
+        let path = segment.unwrap().path();
+        let base: u64 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        assert!(base < cut, "segment {base} begins past the cut {cut}");
+        let bytes = std::fs::read(&path).unwrap();
+        let from = cut.saturating_sub(base).min(bytes.len() as u64) as usize;
+        assert!(
+            bytes[from..].iter().all(|&b| b == 0),
+            "segment {base} holds data past the cut"
+        );
+    }
+    // The log goes on from the cut.
+    store
+        .put(message("t", 0, Some("after"), b"next".to_vec()))
+        .await
+        .unwrap();
+    let all = read_all(&store, "t", 0, 151);
+    assert_eq!(all[150].physical_offset, cut);
+    assert_eq!(all[150].tags.as_deref(), Some("after"));
+}
