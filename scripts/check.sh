@@ -18,7 +18,9 @@ command -v grpcurl >/dev/null 2>&1 || { echo "check: grpcurl is not on PATH afte
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo nextest run --workspace --locked --no-fail-fast
+# The broker is built with its fail points (crash tests inject faults into
+# the real process).
+cargo nextest run --workspace --locked --no-fail-fast --features mq-broker/failpoints
 # Issue 13's chaos scenarios, the quick ones, against the binaries just built.
 MQ_BIN_DIR=target/debug ./scripts/chaos.sh --short
 # The Kubernetes manifests, against the API schema and the real binaries.

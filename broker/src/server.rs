@@ -27,7 +27,7 @@ use crate::replication::follower::Follower;
 use crate::replication::master::ReplicationService;
 use crate::replication::replicas::Replicas;
 use crate::replication::state_sync::{BrokerState, StateSync};
-use crate::replication::{ReadAdvice, ReplicationView, Role};
+use crate::replication::{ReadAdvice, ReplicationView, Restart, Role};
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
 use crate::service::admin::AdminPath;
@@ -79,11 +79,24 @@ pub enum ServeError {
 /// schedule progress (and hands over the offsets committed on it).
 const STATE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs the broker until `shutdown` resolves.
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to stop.
+    Shutdown,
+    /// Wants to be run again (a replica's recorded cut applies at open),
+    /// on the addresses it had.
+    Restart {
+        listen: SocketAddr,
+        metrics_listen: SocketAddr,
+    },
+}
+
+/// Runs the broker until `shutdown` resolves or it asks to be restarted.
 pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), ServeError> {
+) -> Result<Stopped, ServeError> {
     // Stopped in order: registration (which unregisters from the embedded
     // nameserver, if any) first, then the embedded nameserver.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -127,6 +140,9 @@ pub async fn run(
         tracing::warn!(truncation = ?report.truncation, "store recovered from a crash");
     }
     let store = Arc::new(store);
+    if Role::of(&config) == Role::Master {
+        begin_epoch(&store).await?;
+    }
     let topics = Arc::new(TopicTable::load(&config.store_dir.join("topics.json"))?);
 
     let mut embedded = None;
@@ -174,6 +190,7 @@ pub async fn run(
         schedule_path: config.store_dir.join("schedule_progress.json"),
     };
     let replicas = Arc::new(Replicas::new(config.in_sync_rule()));
+    let restart = Arc::new(Restart::default());
     let follow_status = Arc::new(FollowStatus::default());
     // A master fires scheduled messages; a replica follows the master's
     // log, where the fired messages arrive.
@@ -195,6 +212,7 @@ pub async fn run(
                 broker_name: config.broker_name.clone(),
                 broker_id: *id,
                 status: Arc::clone(&follow_status),
+                restart: Arc::clone(&restart),
             };
             let sync = StateSync {
                 master_addr: master_addr.clone(),
@@ -236,7 +254,10 @@ pub async fn run(
             addr: config.metrics_listen,
             source,
         })?;
-    tracing::info!(addr = %metrics_listener.local_addr().map_or(config.metrics_listen, |a| a), "metrics endpoint ready (/metrics, /healthz)");
+    let metrics_local = metrics_listener
+        .local_addr()
+        .unwrap_or(config.metrics_listen);
+    tracing::info!(addr = %metrics_local, "metrics endpoint ready (/metrics, /healthz)");
     let metrics_server = {
         let mut stop = stop_rx.clone();
         tokio::spawn(mq_common::metrics_http::serve(
@@ -363,7 +384,12 @@ pub async fn run(
         },
         &["mq.broker.v1.Broker", "mq.replication.v1.Replication"],
         tonic::service::Routes::new(HoldUntilSent(broker)).add_service(replication),
-        shutdown,
+        async {
+            tokio::select! {
+                () = shutdown => {}
+                () = restart.requested() => {}
+            }
+        },
     )
     .await;
 
@@ -383,7 +409,31 @@ pub async fn run(
         .await
         .map_err(|e| ServeError::Task(e.to_string()))??;
     tracing::info!("broker stopped");
-    Ok(served?)
+    served?;
+    Ok(if restart.is_requested() {
+        Stopped::Restart {
+            listen: local,
+            metrics_listen: metrics_local,
+        }
+    } else {
+        Stopped::Shutdown
+    })
+}
+
+/// A master begins a new epoch of its log at every start, numbered above
+/// any it had and by the clock (so that a master started on an empty disk
+/// still takes a number no earlier master of the group took).
+async fn begin_epoch(store: &Arc<MessageStore>) -> Result<(), ServeError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        let last = store.epochs().last().map_or(0, |e| e.epoch);
+        let epoch = (last + 1).max(mq_common::clock::unix_millis());
+        store.begin_epoch(epoch)?;
+        tracing::info!(epoch, start = store.commitlog_max_offset(), "began a new epoch of the CommitLog");
+        Ok(())
+    })
+    .await
+    .map_err(|e| ServeError::Task(e.to_string()))?
 }
 
 /// Every `persist_every`: saves committed offsets and drops consumers

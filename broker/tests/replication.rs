@@ -485,3 +485,112 @@ fn a_second_master_of_a_group_is_refused_at_start() {
         "{all}"
     );
 }
+
+/// Zeroes `from..to` of the CommitLog in `store_dir` (segments of 1 MiB):
+/// pages a crash lost before they reached the disk.
+fn lose(store_dir: &Path, from: u64, to: u64) {
+    const SEGMENT: u64 = 1 << 20;
+    use std::os::unix::fs::FileExt;
+    let mut at = from;
+    while at < to {
+        let base = at - at % SEGMENT;
+        let upto = to.min(base + SEGMENT);
+        let path = store_dir.join("commitlog").join(format!("{base:020}"));
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&vec![0; (upto - at) as usize], at - base)
+            .unwrap();
+        at = upto;
+    }
+}
+
+/// Checks that the replica's CommitLog files hold nothing at or past `cut`.
+fn nothing_past(store_dir: &Path, cut: u64) {
+    for segment in std::fs::read_dir(store_dir.join("commitlog")).unwrap() {
+        let path = segment.unwrap().path();
+        let base: u64 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        assert!(base < cut, "segment {base} begins past the cut {cut}");
+        let bytes = std::fs::read(&path).unwrap();
+        let from = cut.saturating_sub(base).min(bytes.len() as u64) as usize;
+        assert!(
+            bytes[from..].iter().all(|&b| b == 0),
+            "segment {base} holds data past the cut {cut}"
+        );
+    }
+}
+
+fn start_master_at(dir: &Path, addr: &str) -> (ServerProcess, String) {
+    let master = ServerProcess::start_until(
+        workspace_binary("broker"),
+        &[
+            "--standalone",
+            "--store-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            addr,
+            "--namesrv-listen",
+            "127.0.0.1:0",
+        ],
+        SETTINGS,
+        "broker listening",
+    );
+    let namesrv = master
+        .logged_addr("nameserver listening")
+        .unwrap()
+        .to_string();
+    (master, namesrv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_tail_diverged_cuts_it_back_durably_and_follows_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    let (mut master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
+    let master_addr = master.addr.to_string();
+    produce(&namesrv, 2000);
+    let mut replica = start_replica(&replica_dir, &master);
+    let end = caught_up(&master, &replica).await;
+    assert!(replica.terminate(Duration::from_secs(20)).unwrap().success());
+
+    // The master crashes and loses the last 100 KB it had written (and the
+    // replica had copied); it starts a new epoch where its log now ends
+    // and takes new messages there.
+    master.kill();
+    lose(&master_dir, end - 100_000, end);
+    let (master, namesrv) = start_master_at(&master_dir, &master_addr);
+    let cut = log_end(&master).await;
+    assert!(cut < end - 99_000, "the master's log ends at {cut}");
+    produce(&namesrv, 300);
+    assert!(log_end(&master).await > end, "the new epoch overwrites the lost range");
+
+    // The replica learns that its tail past `cut` is not the master's,
+    // records the cut, restarts to apply it, and dies right after (fail
+    // point): the cut must already be on disk.
+    let mut env = replica_settings(&master);
+    env.push(("FAILPOINTS".into(), "truncate::applied=return".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut crashing = standalone_broker_with_env(&replica_dir, &env).0;
+    let status = crashing.wait_for_exit(Duration::from_secs(30)).unwrap_or_else(|| {
+        panic!(
+            "the fail point did not fire (is the broker built with --features mq-broker/failpoints?):\n{}",
+            crashing.logs().join("\n")
+        )
+    });
+    assert!(!status.success(), "it died at the fail point: {status:?}");
+    let logs = crashing.logs().join("\n");
+    assert!(
+        logs.contains(&format!("cut_back_to={cut}")) && logs.contains("CommitLog cut back"),
+        "{logs}"
+    );
+    nothing_past(&replica_dir, cut);
+
+    // Started again, it follows from the cut into the master's log.
+    let replica = start_replica(&replica_dir, &master);
+    let end = caught_up(&master, &replica).await;
+    let (mut master, mut replica) = (master, replica);
+    assert!(replica.terminate(Duration::from_secs(20)).unwrap().success());
+    assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
+    assert!(
+        commitlog_segments_below(&master_dir, end) == commitlog_segments_below(&replica_dir, end),
+        "the replica's whole CommitLog is the master's"
+    );
+}

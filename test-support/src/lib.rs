@@ -150,6 +150,11 @@ impl ServerProcess {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
         // SAFETY: kill(2) with a pid we own and a valid signal number.
         unsafe { libc::kill(pid, libc::SIGTERM) };
+        self.wait_for_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -1,9 +1,12 @@
 //! The replica's side: follows the master's CommitLog from this store's
-//! end, appending every chunk at its offset, and reconnects (with backoff)
-//! whenever the stream breaks, until the broker stops. A chunk the store
-//! refuses (a log that diverged from the master's) stops following with
-//! an error: a divergent tail is never kept silently, and truncating it is
-//! the failover work's.
+//! end, appending every chunk at its offset and recording the master's
+//! epochs it carries, and reconnects (with backoff) whenever the stream
+//! breaks, until the broker stops. When the master says the log diverged
+//! (by epochs), the replica records the cut durably and restarts the
+//! broker in its process: the store applies the cut when it opens, and
+//! following resumes from the common point. A chunk the store refuses
+//! stops following with an error: a divergent tail is never kept
+//! silently.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +29,7 @@ pub struct Follower {
     pub broker_name: String,
     pub broker_id: u64,
     pub status: Arc<FollowStatus>,
+    pub restart: Arc<super::Restart>,
 }
 
 /// What a replica knows of its following, for metrics and admin.
@@ -96,6 +100,11 @@ impl Follower {
                     tracing::error!(master = %self.master_addr, error = %err, "replication stopped: this replica's CommitLog does not continue the master's");
                     return;
                 }
+                Err(FollowError::CutBack(to)) => {
+                    tracing::warn!(master = %self.master_addr, cut_back_to = to, "this replica's log diverged from the master's; cut recorded, restarting to apply it");
+                    self.restart.request();
+                    return;
+                }
                 Err(FollowError::Transient(why)) => {
                     tracing::warn!(master = %self.master_addr, error = %why, retry_in = ?pause, "cannot follow the master");
                 }
@@ -123,6 +132,15 @@ impl Follower {
             broker_id: self.broker_id,
             from_offset: from,
             segment_size: self.store.commitlog_segment_size(),
+            epochs: self
+                .store
+                .epochs()
+                .into_iter()
+                .map(|e| pb::Epoch {
+                    epoch: e.epoch,
+                    start_offset: e.start,
+                })
+                .collect(),
         };
         let _ = to_master
             .send(pb::ReplicaMessage {
@@ -159,6 +177,12 @@ impl Follower {
                     )));
                 }
             };
+            if let Some(to) = chunk.truncate_to {
+                self.store
+                    .request_truncation(to)
+                    .map_err(|e| FollowError::Transient(e.to_string()))?;
+                return Err(FollowError::CutBack(to));
+            }
             // In sync-flush mode the append waits for the disk, so what is
             // acknowledged is flushed.
             let end = match self.store.append_raw(chunk.offset, &chunk.data).await {
@@ -166,6 +190,14 @@ impl Follower {
                 Err(err @ StoreError::Replication { .. }) => return Err(FollowError::Refused(err)),
                 Err(err) => return Err(FollowError::Transient(err.to_string())),
             };
+            // Recorded after the bytes: a crash in between leaves the
+            // replica an epoch short, which costs a refetch, never a wrong
+            // agreement.
+            for epoch in &chunk.epochs {
+                self.store
+                    .note_epoch(epoch.epoch, epoch.start_offset)
+                    .map_err(|e| FollowError::Transient(e.to_string()))?;
+            }
             self.status
                 .appended(end, chunk.master_end, chunk.data.len());
             let ack = pb::ReplicaMessage {
@@ -186,4 +218,7 @@ enum FollowError {
     Transient(String),
     /// The store refused the master's bytes: the logs diverged.
     Refused(StoreError),
+    /// The master says the log diverged after this offset; the cut is
+    /// recorded.
+    CutBack(u64),
 }

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use mq_proto::replication::v1 as pb;
 use mq_store::MessageStore;
+use mq_store::epochs::Epoch;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::CHUNK_BYTES;
+use super::divergence::{Agreement, agree, covering};
 use super::replicas::Replicas;
 use super::state_sync::BrokerState;
 
@@ -68,6 +70,32 @@ impl pb::replication_server::Replication for ReplicationService {
             self.store.commitlog_min_offset(),
             self.store.commitlog_max_offset(),
         );
+        let replica_epochs: Vec<Epoch> = request
+            .epochs
+            .iter()
+            .map(|e| Epoch {
+                epoch: e.epoch,
+                start: e.start_offset,
+            })
+            .collect();
+        match agree(&self.store.epochs(), end, &replica_epochs, request.from_offset) {
+            Agreement::Follow => {}
+            Agreement::Refuse(why) => return Err(Status::failed_precondition(why)),
+            Agreement::CutBackTo(to) => {
+                tracing::warn!(
+                    replica = request.broker_id,
+                    replica_end = request.from_offset,
+                    cut_back_to = to,
+                    "the replica's log diverged from this master's; telling it to cut back"
+                );
+                let cut = pb::LogChunk {
+                    truncate_to: Some(to),
+                    ..Default::default()
+                };
+                let once = tokio_stream::once(Ok(cut));
+                return Ok(Response::new(Box::pin(once)));
+            }
+        }
         if request.from_offset > end || (request.from_offset < start && request.from_offset != 0) {
             return Err(Status::out_of_range(format!(
                 "from_offset: {} is outside this master's CommitLog {start}..{end}",
@@ -176,10 +204,19 @@ async fn stream_log(
         match chunk {
             Some(data) => {
                 let next = offset + data.len() as u64;
+                let epochs = covering(&store.epochs(), offset, next)
+                    .into_iter()
+                    .map(|e| pb::Epoch {
+                        epoch: e.epoch,
+                        start_offset: e.start,
+                    })
+                    .collect();
                 let chunk = pb::LogChunk {
                     offset,
                     data,
                     master_end: store.commitlog_max_offset(),
+                    epochs,
+                    truncate_to: None,
                 };
                 if tx.send(Ok(chunk)).await.is_err() {
                     return;

@@ -11,6 +11,7 @@
 //! `state_sync.rs` syncs what is not in the log (topics, consumer offsets,
 //! schedule progress).
 
+pub mod divergence;
 pub mod follower;
 pub mod master;
 pub mod replicas;
@@ -60,6 +61,32 @@ pub enum ReplicationView {
     Replica {
         status: std::sync::Arc<follower::FollowStatus>,
     },
+}
+
+/// A request that the broker stop and start again in its process: a
+/// replica whose log must be cut back (the cut applies when the store
+/// opens, see `mq_store::truncate`).
+#[derive(Debug, Default)]
+pub struct Restart {
+    wanted: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Restart {
+    pub fn request(&self) {
+        self.wanted
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Resolves once a restart is requested.
+    pub async fn requested(&self) {
+        self.notify.notified().await;
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.wanted.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// How a sync-replication master waits for its replicas.
