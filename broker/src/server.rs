@@ -351,7 +351,9 @@ pub async fn run(
     let registration = tokio::spawn(registry.run(stop_rx.clone(), registered_tx));
     // Ready means routable: wait for the first registration round (a
     // nameserver that is down only delays this by its connect timeout).
-    if let Ok(Ok(Err(why))) = tokio::time::timeout(std::time::Duration::from_secs(10), registered).await {
+    if let Ok(Ok(Err(why))) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), registered).await
+    {
         let _ = stop_tx.send(true);
         return Err(ServeError::Registration(why));
     }
@@ -429,7 +431,11 @@ async fn begin_epoch(store: &Arc<MessageStore>) -> Result<(), ServeError> {
         let last = store.epochs().last().map_or(0, |e| e.epoch);
         let epoch = (last + 1).max(mq_common::clock::unix_millis());
         store.begin_epoch(epoch)?;
-        tracing::info!(epoch, start = store.commitlog_max_offset(), "began a new epoch of the CommitLog");
+        tracing::info!(
+            epoch,
+            start = store.commitlog_max_offset(),
+            "began a new epoch of the CommitLog"
+        );
         Ok(())
     })
     .await

@@ -549,7 +549,12 @@ async fn a_replica_whose_tail_diverged_cuts_it_back_durably_and_follows_again() 
     produce(&namesrv, 2000);
     let mut replica = start_replica(&replica_dir, &master);
     let end = caught_up(&master, &replica).await;
-    assert!(replica.terminate(Duration::from_secs(20)).unwrap().success());
+    assert!(
+        replica
+            .terminate(Duration::from_secs(20))
+            .unwrap()
+            .success()
+    );
 
     // The master crashes and loses the last 100 KB it had written (and the
     // replica had copied); it starts a new epoch where its log now ends
@@ -560,7 +565,10 @@ async fn a_replica_whose_tail_diverged_cuts_it_back_durably_and_follows_again() 
     let cut = log_end(&master).await;
     assert!(cut < end - 99_000, "the master's log ends at {cut}");
     produce(&namesrv, 300);
-    assert!(log_end(&master).await > end, "the new epoch overwrites the lost range");
+    assert!(
+        log_end(&master).await > end,
+        "the new epoch overwrites the lost range"
+    );
 
     // The replica learns that its tail past `cut` is not the master's,
     // records the cut, restarts to apply it, and dies right after (fail
@@ -587,10 +595,139 @@ async fn a_replica_whose_tail_diverged_cuts_it_back_durably_and_follows_again() 
     let replica = start_replica(&replica_dir, &master);
     let end = caught_up(&master, &replica).await;
     let (mut master, mut replica) = (master, replica);
-    assert!(replica.terminate(Duration::from_secs(20)).unwrap().success());
+    assert!(
+        replica
+            .terminate(Duration::from_secs(20))
+            .unwrap()
+            .success()
+    );
     assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
     assert!(
         commitlog_segments_below(&master_dir, end) == commitlog_segments_below(&replica_dir, end),
         "the replica's whole CommitLog is the master's"
     );
+}
+
+/// A broker of group broker-a registered with `namesrv`, flushing and
+/// replicating in sync.
+fn start_sync_member(
+    dir: &Path,
+    namesrv: &str,
+    listen: &str,
+    master: Option<&str>,
+) -> ServerProcess {
+    let mut env: Vec<(&str, &str)> = SETTINGS.to_vec();
+    env.push(("MQ_BROKER_REPLICATION", "sync"));
+    if let Some(master) = master {
+        env.extend([
+            ("MQ_BROKER_BROKER_ID", "1"),
+            ("MQ_BROKER_MASTER_ADDR", master),
+        ]);
+    }
+    ServerProcess::start_until(
+        workspace_binary("broker"),
+        &[
+            "--store-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            listen,
+            "--namesrv",
+            namesrv,
+            "--register-interval",
+            "500ms",
+            "--flush",
+            "sync",
+        ],
+        &env,
+        "broker listening",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_that_lost_its_disk_loses_no_acknowledged_message_and_never_cuts_its_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    let nameserver =
+        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
+    let namesrv = nameserver.addr.to_string();
+    let mut master = start_sync_member(&master_dir, &namesrv, "127.0.0.1:0", None);
+    let master_addr = master.addr.to_string();
+    let replica = start_sync_member(&replica_dir, &namesrv, "127.0.0.1:0", Some(&master_addr));
+    mq_test_support::cluster::create_topic(&master.url(), "kept", 4).await;
+    wait_metric(&master, "mq_broker_replicas_in_sync", 1.0).await;
+
+    let (produced, consumed) = (
+        dir.path().join("produced.log"),
+        dir.path().join("consumed.log"),
+    );
+    let (status, out, err) = run_to_end(
+        workspace_binary("mqbench"),
+        &[
+            "produce",
+            "--namesrv",
+            &namesrv,
+            "--topic",
+            "kept",
+            "--size",
+            "700",
+            "--count",
+            "1500",
+            "--flush-wait",
+            "--verify-log",
+            produced.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(status.success(), "{out}\n{err}");
+    let acknowledged = std::fs::read_to_string(&produced).unwrap().lines().count();
+    assert_eq!(acknowledged, 1500, "{out}");
+    let end = log_end(&replica).await;
+
+    // The master's disk is lost while it is down.
+    master.kill();
+    std::fs::remove_dir_all(&master_dir).unwrap();
+
+    // Everything acknowledged is read from the replica.
+    let (status, out, err) = run_to_end(
+        workspace_binary("mqbench"),
+        &[
+            "consume",
+            "--namesrv",
+            &namesrv,
+            "--topic",
+            "kept",
+            "--from-first",
+            "--idle",
+            "3",
+            "--timeout",
+            "60",
+            "--verify-log",
+            consumed.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(status.success(), "{out}\n{err}");
+    let (status, out, _) = run_to_end(
+        workspace_binary("mqbench"),
+        &[
+            "verify",
+            produced.to_str().unwrap(),
+            consumed.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        status.success() && out.contains("1500 passed, 0 failed"),
+        "{out}"
+    );
+
+    // A master started on the empty disk is older than its replica's log:
+    // it is refused, and the replica keeps every byte.
+    let fresh = start_sync_member(&master_dir, &namesrv, &master_addr, None);
+    let refused = replica
+        .wait_for_log("shares no epoch", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{}", replica.logs().join("\n")));
+    assert!(refused.contains("the replica keeps its log"), "{refused}");
+    assert_eq!(log_end(&replica).await, end);
+    assert_eq!(log_end(&fresh).await, 0);
 }

@@ -249,7 +249,10 @@ fn a_second_broker_in_a_live_slot_is_refused_until_the_first_expires() {
     let err = table
         .register(registration(second.clone(), &[("orders", 4)], 1), 10)
         .unwrap_err();
-    assert!(matches!(err, RouteError::SlotTaken { broker_id: 0, .. }), "{err}");
+    assert!(
+        matches!(err, RouteError::SlotTaken { broker_id: 0, .. }),
+        "{err}"
+    );
     let message = err.to_string();
     assert!(
         message.contains("broker-a") && message.contains(&broker_a().addr),

@@ -181,7 +181,10 @@ async fn a_recorded_cut_is_applied_when_the_store_opens_and_leaves_nothing_past_
     assert!(store.begin_epoch(2).unwrap());
     put(150, "cut").await;
     let end = store.commitlog_max_offset();
-    assert!(end > cut + (256 << 10), "the cut spans segments: {cut}..{end}");
+    assert!(
+        end > cut + (256 << 10),
+        "the cut spans segments: {cut}..{end}"
+    );
 
     store.request_truncation(cut).unwrap();
     // Recorded durably, applied only at the next open.

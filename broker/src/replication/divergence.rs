@@ -99,10 +99,16 @@ mod tests {
         let master = [e(1, 0), e(2, 900)];
         assert_eq!(agree(&master, 1200, &[], 0), Agreement::Follow);
         assert_eq!(agree(&master, 1200, &[e(1, 0)], 900), Agreement::Follow);
-        assert_eq!(agree(&master, 1200, &[e(1, 0), e(2, 900)], 1100), Agreement::Follow);
+        assert_eq!(
+            agree(&master, 1200, &[e(1, 0), e(2, 900)], 1100),
+            Agreement::Follow
+        );
         // Older replicas without epochs: bytes decide.
         assert_eq!(agree(&master, 1200, &[], 1000), Agreement::Follow);
-        assert!(matches!(agree(&master, 1200, &[], 1300), Agreement::Refuse(_)));
+        assert!(matches!(
+            agree(&master, 1200, &[], 1300),
+            Agreement::Refuse(_)
+        ));
     }
 
     #[test]
@@ -110,7 +116,10 @@ mod tests {
         // The master crashed at 950 of epoch 1 (it had reached 1000, which
         // the replica copied) and began epoch 2 at 950.
         let master = [e(1, 0), e(2, 950)];
-        assert_eq!(agree(&master, 2000, &[e(1, 0)], 1000), Agreement::CutBackTo(950));
+        assert_eq!(
+            agree(&master, 2000, &[e(1, 0)], 1000),
+            Agreement::CutBackTo(950)
+        );
         // The replica had begun copying an epoch the master lost entirely.
         let master = [e(1, 0), e(3, 950)];
         assert_eq!(
@@ -125,11 +134,17 @@ mod tests {
         // replica's but sharing none.
         let fresh = [e(99, 0)];
         let refused = agree(&fresh, 0, &[e(1, 0), e(2, 500)], 800);
-        assert!(matches!(&refused, Agreement::Refuse(why) if why.contains("shares no epoch")), "{refused:?}");
+        assert!(
+            matches!(&refused, Agreement::Refuse(why) if why.contains("shares no epoch")),
+            "{refused:?}"
+        );
         // Restored from an old backup: the replica saw a newer epoch.
         let restored = [e(1, 0)];
         let refused = agree(&restored, 400, &[e(1, 0), e(2, 500)], 800);
-        assert!(matches!(&refused, Agreement::Refuse(why) if why.contains("newer")), "{refused:?}");
+        assert!(
+            matches!(&refused, Agreement::Refuse(why) if why.contains("newer")),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -78,7 +78,12 @@ impl pb::replication_server::Replication for ReplicationService {
                 start: e.start_offset,
             })
             .collect();
-        match agree(&self.store.epochs(), end, &replica_epochs, request.from_offset) {
+        match agree(
+            &self.store.epochs(),
+            end,
+            &replica_epochs,
+            request.from_offset,
+        ) {
             Agreement::Follow => {}
             Agreement::Refuse(why) => return Err(Status::failed_precondition(why)),
             Agreement::CutBackTo(to) => {
