@@ -90,6 +90,7 @@ pub async fn start(args: &ConsumeArgs, stats: Arc<Stats>) -> anyhow::Result<Runn
                             log.write(&json!({
                                 "id": msg.unique_id, "key": msg.keys.first(), "topic": msg.queue.topic,
                                 "broker": msg.queue.broker_name, "queue": msg.queue.queue_id, "offset": msg.queue_offset,
+                                "at_ms": now / 1000,
                             }));
                         }
                     }
