@@ -731,3 +731,59 @@ async fn a_master_that_lost_its_disk_loses_no_acknowledged_message_and_never_cut
     assert_eq!(log_end(&replica).await, end);
     assert_eq!(log_end(&fresh).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_again_and_again_under_load_converges_to_the_masters_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    let (mut master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
+    produce(&namesrv, 200);
+    let load = {
+        let namesrv = namesrv.clone();
+        std::thread::spawn(move || {
+            let (status, out, err) = run_to_end(
+                workspace_binary("mqbench"),
+                &[
+                    "produce",
+                    "--namesrv",
+                    &namesrv,
+                    "--topic",
+                    "replicated",
+                    "--size",
+                    "900",
+                    "--count",
+                    "8000",
+                    "--rate",
+                    "3000",
+                    "--producers",
+                    "8",
+                ],
+                &[],
+            );
+            assert!(status.success(), "{out}\n{err}");
+        })
+    };
+    let mut kills = 0;
+    while !load.is_finished() {
+        let mut replica = start_replica(&replica_dir, &master);
+        tokio::time::sleep(Duration::from_millis(150 + 100 * (kills % 3))).await;
+        replica.kill();
+        kills += 1;
+    }
+    load.join().unwrap();
+    assert!(kills >= 4, "{kills} kills during the load");
+
+    let mut replica = start_replica(&replica_dir, &master);
+    let end = caught_up(&master, &replica).await;
+    assert!(
+        replica
+            .terminate(Duration::from_secs(20))
+            .unwrap()
+            .success()
+    );
+    assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
+    assert!(
+        commitlog_segments_below(&master_dir, end) == commitlog_segments_below(&replica_dir, end),
+        "after {kills} kills the replica's CommitLog is byte for byte the master's"
+    );
+}
