@@ -20,6 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 /// First and longest pause before reconnecting to the master.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Keepalive ping interval and timeout on the stream from the master.
+const KEEPALIVE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct Follower {
@@ -120,10 +122,20 @@ impl Follower {
     /// One stream: connect, ask from this store's end, append until the
     /// stream ends.
     async fn follow_once(&self) -> Result<(), FollowError> {
-        let endpoint = format!("http://{}", self.master_addr);
-        let mut client = pb::replication_client::ReplicationClient::connect(endpoint)
-            .await
+        // Keepalive pings find a master that vanished without closing the
+        // connection (a network cut): the stream fails, and following
+        // reconnects once the master can be reached again.
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.master_addr))
             .map_err(|e| FollowError::Transient(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3))
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| FollowError::Transient(e.to_string()))?;
+        let mut client = pb::replication_client::ReplicationClient::new(channel)
             .max_decoding_message_size(2 * super::CHUNK_BYTES + (1 << 20));
         let from = self.store.commitlog_max_offset();
         let (to_master, outgoing) = mpsc::channel(16);

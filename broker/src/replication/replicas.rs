@@ -37,11 +37,16 @@ pub struct Replicas {
     /// across an await.
     connected: Mutex<HashMap<u64, Following>>,
     changed: Notify,
+    connections: std::sync::atomic::AtomicU64,
 }
 
 /// How far one connected replica is.
 #[derive(Debug)]
 struct Following {
+    /// Which connection of this replica id: a replica that reconnects
+    /// before its old stream is found dead replaces it, and the old one's
+    /// end must not remove the new one.
+    connection: u64,
     /// The end of the log it acknowledged.
     acked: u64,
     /// When it last had the master's whole log (as of a chunk's read).
@@ -67,22 +72,31 @@ impl Replicas {
             rule,
             connected: Mutex::new(HashMap::new()),
             changed: Notify::new(),
+            connections: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Replica `id` is connected from `end` on; it counts until the
     /// returned guard drops (the stream ended).
     pub fn connect(&self, id: u64, end: u64) -> Connected<'_> {
+        let connection = self
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.lock().insert(
             id,
             Following {
+                connection,
                 acked: end,
                 caught_up: Instant::now(),
                 live_sent: VecDeque::new(),
             },
         );
         self.changed.notify_waiters();
-        Connected { replicas: self, id }
+        Connected {
+            replicas: self,
+            id,
+            connection,
+        }
     }
 
     /// A chunk ending at `end` went to replica `id`; `whole` when it held
@@ -200,11 +214,19 @@ pub struct ReplicaReport {
 pub struct Connected<'a> {
     replicas: &'a Replicas,
     id: u64,
+    connection: u64,
 }
 
 impl Drop for Connected<'_> {
     fn drop(&mut self) {
-        self.replicas.lock().remove(&self.id);
+        let mut connected = self.replicas.lock();
+        if connected
+            .get(&self.id)
+            .is_some_and(|f| f.connection == self.connection)
+        {
+            connected.remove(&self.id);
+        }
+        drop(connected);
         self.replicas.changed.notify_waiters();
     }
 }
@@ -266,6 +288,17 @@ mod tests {
         assert!(!report[0].in_sync, "1500 bytes behind, 1000 allowed");
         drop(one);
         assert!(replicas.report(0).is_empty());
+    }
+
+    #[test]
+    fn a_replica_that_reconnects_before_its_old_stream_ends_stays_connected() {
+        let replicas = Replicas::new(RULE);
+        let old = replicas.connect(1, 100);
+        let new = replicas.connect(1, 100);
+        drop(old);
+        assert_eq!(replicas.report(100).len(), 1, "the new stream counts");
+        drop(new);
+        assert!(replicas.report(100).is_empty());
     }
 
     #[test]
