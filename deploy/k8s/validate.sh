@@ -47,4 +47,18 @@ extract broker.yaml broker.toml
 MQ_NAMESRV_LISTEN=127.0.0.1:0 MQ_NAMESRV_METRICS_LISTEN=127.0.0.1:0 starts "$ROOT/target/debug/nameserver" --config "$WORK/nameserver.toml"
 MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_METRICS_LISTEN=127.0.0.1:0 MQ_BROKER_STORE_DIR="$WORK/store" MQ_BROKER_BROKER_NAME=mq-broker-0 \
     starts "$ROOT/target/debug/broker" --config "$WORK/broker.toml"
+# The replica StatefulSet's command, as its pod mq-broker-replica-0 runs it
+# (its master is not there: it starts and keeps trying).
+command=$(python3 - "$PWD/broker.yaml" <<'PY'
+import sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc.get("kind") == "StatefulSet" and doc["metadata"]["name"] == "mq-broker-replica":
+        print(doc["spec"]["template"]["spec"]["containers"][0]["command"][2])
+PY
+)
+[[ -n $command ]] || { echo "validate: no replica StatefulSet command" >&2; exit 1; }
+command=${command//\/etc\/mq\/broker.toml/$WORK\/broker.toml}
+PATH="$ROOT/target/debug:$PATH" POD_NAME=mq-broker-replica-0 MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_METRICS_LISTEN=127.0.0.1:0 \
+    MQ_BROKER_STORE_DIR="$WORK/replica-store" starts sh -c "$command"
+grep -q 'following\|cannot follow the master' "$WORK/out" || { echo "validate: the replica command did not follow:" >&2; cat "$WORK/out" >&2; exit 1; }
 echo "validate: manifests and their configuration files are valid"
