@@ -36,6 +36,11 @@ struct Persisted {
 pub struct Epochs {
     path: PathBuf,
     list: Mutex<Vec<Epoch>>,
+    /// An epoch begun on a full disk, not saved yet: appends wait for it
+    /// (bytes written in an epoch the file does not know would be taken
+    /// for the previous epoch's).
+    deferred: Mutex<Option<Epoch>>,
+    has_deferred: std::sync::atomic::AtomicBool,
 }
 
 impl Epochs {
@@ -49,6 +54,8 @@ impl Epochs {
         let epochs = Epochs {
             path,
             list: Mutex::new(list),
+            deferred: Mutex::new(None),
+            has_deferred: std::sync::atomic::AtomicBool::new(false),
         };
         if epochs.lock().len() != before {
             epochs.save(&epochs.lock())?;
@@ -78,6 +85,39 @@ impl Epochs {
         self.save(&next)?;
         *list = next;
         Ok(true)
+    }
+
+    /// As [`Self::begin`], but a full disk defers saving the epoch until
+    /// [`Self::settle_deferred`] can (a master starting on a full disk
+    /// still serves what it holds).
+    pub fn begin_or_defer(&self, epoch: u64, start: u64) -> Result<(), StoreError> {
+        match self.begin(epoch, start) {
+            Err(err) if err.is_disk_full() => {
+                tracing::warn!(epoch, start, error = %err, "cannot save the new epoch on a full disk; appends wait for it");
+                *self.deferred.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Epoch { epoch, start });
+                self.has_deferred
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Ok(())
+            }
+            other => other.map(drop),
+        }
+    }
+
+    /// Saves an epoch deferred by a full disk; an error while it still
+    /// cannot (no append may happen before it is saved).
+    pub fn settle_deferred(&self) -> Result<(), StoreError> {
+        if !self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(epoch) = *deferred {
+            self.begin(epoch.epoch, epoch.start)?;
+            *deferred = None;
+            self.has_deferred
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
     }
 
     fn save(&self, list: &[Epoch]) -> Result<(), StoreError> {

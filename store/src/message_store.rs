@@ -171,6 +171,7 @@ impl MessageStore {
                 limit: self.core.config.disk_hard_ratio,
             });
         }
+        self.core.epochs.settle_deferred()?;
         let appended = self.core.log.append(batch, self.core.env.clock.now_ms())?;
         let end = appended.last().map_or(0, Appended::end_offset);
         let status = self.settle(end).await;
@@ -499,10 +500,13 @@ impl MessageStore {
         self.core.epochs.list()
     }
 
-    /// Begins `epoch` at the log's end now (a master starting), durably;
-    /// false when the newest epoch is not older.
-    pub fn begin_epoch(&self, epoch: u64) -> Result<bool, StoreError> {
-        self.core.epochs.begin(epoch, self.core.log.max_offset())
+    /// Begins `epoch` at the log's end now (a master starting), durably.
+    /// On a full disk the epoch is saved before the next append instead,
+    /// which waits for it.
+    pub fn begin_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        self.core
+            .epochs
+            .begin_or_defer(epoch, self.core.log.max_offset())
     }
 
     /// Records that `epoch` began at `start` (a replica copying its

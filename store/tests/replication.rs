@@ -175,10 +175,10 @@ async fn a_recorded_cut_is_applied_when_the_store_opens_and_leaves_nothing_past_
             }
         }
     };
-    assert!(store.begin_epoch(1).unwrap());
+    store.begin_epoch(1).unwrap();
     put(150, "kept").await;
     let cut = store.commitlog_max_offset();
-    assert!(store.begin_epoch(2).unwrap());
+    store.begin_epoch(2).unwrap();
     put(150, "cut").await;
     let end = store.commitlog_max_offset();
     assert!(
@@ -225,4 +225,33 @@ async fn a_recorded_cut_is_applied_when_the_store_opens_and_leaves_nothing_past_
     let all = read_all(&store, "t", 0, 151);
     assert_eq!(all[150].physical_offset, cut);
     assert_eq!(all[150].tags.as_deref(), Some("after"));
+}
+
+#[test]
+fn an_epoch_begun_on_a_full_disk_is_saved_before_anything_else_is_written() {
+    use mq_store::epochs::{Epoch, Epochs};
+    let Some(disk) = mq_test_support::tmpfs::Tmpfs::mount(1 << 20) else {
+        return;
+    };
+    let epochs = Epochs::load(disk.path(), 0).unwrap();
+    epochs.begin(1, 0).unwrap();
+    disk.fill("filler");
+    // The master starts all the same; the epoch waits in memory.
+    epochs.begin_or_defer(2, 500).unwrap();
+    assert_eq!(epochs.last(), Some(1));
+    let refused = epochs.settle_deferred().unwrap_err();
+    assert!(refused.is_disk_full(), "{refused}");
+    std::fs::remove_file(disk.path().join("filler")).unwrap();
+    epochs.settle_deferred().unwrap();
+    let saved = Epochs::load(disk.path(), 500).unwrap().list();
+    assert_eq!(
+        saved,
+        [
+            Epoch { epoch: 1, start: 0 },
+            Epoch {
+                epoch: 2,
+                start: 500
+            }
+        ]
+    );
 }

@@ -125,12 +125,13 @@ impl Follower {
         // Keepalive pings find a master that vanished without closing the
         // connection (a network cut): the stream fails, and following
         // reconnects once the master can be reached again.
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.master_addr))
-            .map_err(|e| FollowError::Transient(e.to_string()))?
-            .connect_timeout(Duration::from_secs(3))
-            .http2_keep_alive_interval(KEEPALIVE)
-            .keep_alive_timeout(KEEPALIVE)
-            .keep_alive_while_idle(true);
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.master_addr))
+                .map_err(|e| FollowError::Transient(e.to_string()))?
+                .connect_timeout(Duration::from_secs(3))
+                .http2_keep_alive_interval(KEEPALIVE)
+                .keep_alive_timeout(KEEPALIVE)
+                .keep_alive_while_idle(true);
         let channel = endpoint
             .connect()
             .await
