@@ -310,6 +310,7 @@ pub fn exporter(
     let replica_lag = Family::<Labels, Gauge>::default();
     let replica_lag_seconds = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let replication_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    let catch_up_rate = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     let in_sync = Gauge::<i64>::default();
     let following = Gauge::<i64>::default();
     let replication_lag = Gauge::<i64>::default();
@@ -349,6 +350,11 @@ pub fn exporter(
                 replication_lag_seconds.clone(),
             );
             registry.register(
+                "replication_catch_up_bytes_per_second",
+                "Replica: rate of its last catch-up, from connecting to having the master's whole log",
+                catch_up_rate.clone(),
+            );
+            registry.register(
                 "replicated_bytes",
                 "Replica: CommitLog bytes appended from the master since start",
                 replicated.clone(),
@@ -380,6 +386,7 @@ pub fn exporter(
                     let end = store.commitlog_max_offset();
                     replication_lag.set(gauge(status.lag(end)));
                     replication_lag_seconds.set(status.lag_time(end).as_secs_f64());
+                    catch_up_rate.set(f64::from_bits(status.catch_up_rate.load(Ordering::Acquire)));
                     replicated.set(gauge(status.bytes.load(Ordering::Relaxed)));
                 }
             }

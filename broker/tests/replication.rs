@@ -255,6 +255,7 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
     wait_metric(&replica, "mq_broker_replication_lag_bytes", 0.0).await;
     wait_metric(&replica, "mq_broker_replication_lag_seconds", 0.0).await;
     assert!(metric(&replica, "mq_broker_replicated_bytes").unwrap() > 0.0);
+    assert!(metric(&replica, "mq_broker_replication_catch_up_bytes_per_second").unwrap() > 0.0);
 
     let mut replica = replica;
     assert!(

@@ -46,6 +46,9 @@ pub struct FollowStatus {
     /// When this replica last had the master's whole log (as of a chunk);
     /// at first, when it started.
     caught_up: Mutex<Instant>,
+    /// Bytes per second of the last catch-up (f64 bits): from the stream's
+    /// start to the first time it had the master's whole log.
+    pub catch_up_rate: AtomicU64,
 }
 
 impl Default for FollowStatus {
@@ -55,6 +58,7 @@ impl Default for FollowStatus {
             master_end: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             caught_up: Mutex::new(Instant::now()),
+            catch_up_rate: AtomicU64::new(0),
         }
     }
 }
@@ -178,6 +182,9 @@ impl Follower {
         stream: &mut tonic::Streaming<pb::LogChunk>,
         to_master: &mpsc::Sender<pb::ReplicaMessage>,
     ) -> Result<(), FollowError> {
+        // How long this stream took to reach the master's end, once.
+        let (began, from) = (Instant::now(), self.store.commitlog_max_offset());
+        let mut caught_up = false;
         loop {
             let chunk = match stream.message().await {
                 Ok(Some(chunk)) => chunk,
@@ -213,6 +220,20 @@ impl Follower {
             }
             self.status
                 .appended(end, chunk.master_end, chunk.data.len());
+            if !caught_up && end >= chunk.master_end {
+                caught_up = true;
+                let took = began.elapsed();
+                let rate = (end - from) as f64 / took.as_secs_f64().max(1e-9);
+                self.status
+                    .catch_up_rate
+                    .store(rate.to_bits(), Ordering::Release);
+                tracing::info!(
+                    bytes = end - from,
+                    seconds = took.as_secs_f64(),
+                    mb_per_sec = rate / 1e6,
+                    "caught up with the master"
+                );
+            }
             let ack = pb::ReplicaMessage {
                 kind: Some(pb::replica_message::Kind::Ack(pb::Ack { end_offset: end })),
             };
