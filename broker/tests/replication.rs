@@ -788,3 +788,35 @@ async fn a_replica_killed_again_and_again_under_load_converges_to_the_masters_lo
         "after {kills} kills the replica's CommitLog is byte for byte the master's"
     );
 }
+
+#[test]
+fn a_replica_pointed_at_the_wrong_master_says_why_it_cannot_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, _) = standalone_broker_with_env(&dir.path().join("master"), SETTINGS);
+    // Another group's master.
+    let mut env = replica_settings(&master);
+    env.push(("MQ_BROKER_BROKER_NAME".into(), "broker-b".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (other_group, _) = standalone_broker_with_env(&dir.path().join("other"), &env);
+    let line = other_group
+        .wait_for_log("cannot follow the master", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{}", other_group.logs().join("\n")));
+    assert!(line.contains("is not a replica of broker-a"), "{line}");
+
+    // Nothing listens there.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = nobody.local_addr().unwrap().to_string();
+    drop(nobody);
+    let mut env = replica_settings(&master);
+    for (key, value) in &mut env {
+        if key == "MQ_BROKER_MASTER_ADDR" {
+            *value = nowhere.clone();
+        }
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (lost, _) = standalone_broker_with_env(&dir.path().join("lost"), &env);
+    let line = lost
+        .wait_for_log("cannot follow the master", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{}", lost.logs().join("\n")));
+    assert!(line.contains(&nowhere), "{line}");
+}

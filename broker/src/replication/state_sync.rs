@@ -15,6 +15,7 @@ use mq_proto::replication::v1 as pb;
 use mq_proto::replication::v1::replication_client::ReplicationClient;
 use tokio::sync::watch;
 use tonic::Status;
+use tonic::transport::Channel;
 
 use crate::consumer_offsets::{Adopted, Commit, ConsumerOffsets, QueueKey};
 use crate::schedule::scheduler::Progress;
@@ -36,7 +37,12 @@ impl BrokerState {
     /// own state.
     pub fn answer(&self, request: pb::SyncStateRequest) -> Result<pb::SyncStateResponse, Status> {
         let mut taken = 0;
-        for c in request.committed {
+        // Offsets of a topic deleted here since stay deleted.
+        for c in request
+            .committed
+            .into_iter()
+            .filter(|c| self.topics.get(&c.topic).is_some())
+        {
             let commit = Commit {
                 offset: c.offset,
                 reset_version: c.reset_version,
@@ -133,25 +139,43 @@ pub struct StateSync {
     pub interval: Duration,
 }
 
+/// How long one sync may take.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl StateSync {
     /// Syncs at once, then every `interval`, until `stop`; a master that
     /// does not answer is tried again at the next round.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        // One channel for every round: it reconnects by itself.
+        let master = match tonic::transport::Endpoint::from_shared(format!(
+            "http://{}",
+            self.master_addr
+        )) {
+            Ok(endpoint) => ReplicationClient::new(
+                endpoint
+                    .connect_timeout(Duration::from_secs(3))
+                    .connect_lazy(),
+            ),
+            Err(err) => {
+                tracing::error!(master = %self.master_addr, error = %err, "cannot sync state with the master");
+                return;
+            }
+        };
         let mut ticks = tokio::time::interval(self.interval);
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if let Err(why) = self.sync_once().await {
+            if let Err(why) = self.sync_once(master.clone()).await {
                 tracing::warn!(master = %self.master_addr, error = %why, "cannot sync state with the master");
             }
         }
     }
 
-    async fn sync_once(&self) -> Result<(), String> {
+    async fn sync_once(&self, master: ReplicationClient<Channel>) -> Result<(), String> {
         let unsynced = self.state.offsets.take_unsynced();
-        let answer = self.ask(&unsynced).await;
+        let answer = self.ask(master, &unsynced).await;
         match answer {
             Ok(answer) => self.state.adopt(answer),
             Err(why) => {
@@ -163,11 +187,9 @@ impl StateSync {
 
     async fn ask(
         &self,
+        mut master: ReplicationClient<Channel>,
         unsynced: &BTreeMap<QueueKey, Commit>,
     ) -> Result<pb::SyncStateResponse, String> {
-        let mut master = ReplicationClient::connect(format!("http://{}", self.master_addr))
-            .await
-            .map_err(|e| e.to_string())?;
         let committed = unsynced
             .iter()
             .map(|((group, topic, queue_id), commit)| pb::GroupOffset {
@@ -183,7 +205,7 @@ impl StateSync {
             broker_id: self.broker_id,
             committed,
         });
-        request.set_timeout(Duration::from_secs(5));
+        request.set_timeout(SYNC_TIMEOUT);
         Ok(master
             .sync_state(request)
             .await
