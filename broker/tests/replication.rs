@@ -87,6 +87,26 @@ async fn caught_up(master: &ServerProcess, replica: &ServerProcess) -> u64 {
     }
 }
 
+/// Stops master and replica cleanly and checks that the replica's
+/// CommitLog is byte for byte the master's up to `end`.
+fn stop_and_compare(
+    (mut master, master_dir): (ServerProcess, &Path),
+    (mut replica, replica_dir): (ServerProcess, &Path),
+    end: u64,
+) {
+    let stopped = |server: &mut ServerProcess| {
+        server
+            .terminate(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    };
+    assert!(stopped(&mut replica), "the replica stops cleanly");
+    assert!(stopped(&mut master), "the master stops cleanly");
+    assert!(
+        commitlog_segments_below(master_dir, end) == commitlog_segments_below(replica_dir, end),
+        "the replica's CommitLog up to {end} is byte for byte the master's"
+    );
+}
+
 /// The value of the metric line that starts with `series`.
 fn metric(server: &ServerProcess, series: &str) -> Option<f64> {
     let addr = server.logged_addr("metrics endpoint ready").unwrap();
@@ -115,7 +135,7 @@ async fn wait_metric(server: &ServerProcess, series: &str, value: f64) {
 async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
-    let (mut master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
+    let (master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
     produce(&namesrv, 3000);
 
     // Catch-up from nothing, then live.
@@ -257,20 +277,9 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
     assert!(metric(&replica, "mq_broker_replicated_bytes").unwrap() > 0.0);
     assert!(metric(&replica, "mq_broker_replication_catch_up_bytes_per_second").unwrap() > 0.0);
 
-    let mut replica = replica;
-    assert!(
-        replica
-            .terminate(Duration::from_secs(20))
-            .unwrap()
-            .success()
-    );
-    assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
-    let on_master = commitlog_segments_below(&master_dir, end);
-    assert!(on_master.len() >= 4, "{} segments", on_master.len());
-    assert!(
-        on_master == commitlog_segments_below(&replica_dir, end),
-        "the replica's CommitLog is byte for byte the master's"
-    );
+    let segments = commitlog_segments_below(&master_dir, end).len();
+    assert!(segments >= 4, "{segments} segments");
+    stop_and_compare((master, &master_dir), (replica, &replica_dir), end);
 }
 
 async fn send(broker: &ServerProcess, body: &str) -> pb::SendResult {
@@ -504,21 +513,6 @@ fn lose(store_dir: &Path, from: u64, to: u64) {
     }
 }
 
-/// Checks that the replica's CommitLog files hold nothing at or past `cut`.
-fn nothing_past(store_dir: &Path, cut: u64) {
-    for segment in std::fs::read_dir(store_dir.join("commitlog")).unwrap() {
-        let path = segment.unwrap().path();
-        let base: u64 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
-        assert!(base < cut, "segment {base} begins past the cut {cut}");
-        let bytes = std::fs::read(&path).unwrap();
-        let from = cut.saturating_sub(base).min(bytes.len() as u64) as usize;
-        assert!(
-            bytes[from..].iter().all(|&b| b == 0),
-            "segment {base} holds data past the cut {cut}"
-        );
-    }
-}
-
 fn start_master_at(dir: &Path, addr: &str) -> (ServerProcess, String) {
     let master = ServerProcess::start_until(
         workspace_binary("broker"),
@@ -590,23 +584,12 @@ async fn a_replica_whose_tail_diverged_cuts_it_back_durably_and_follows_again() 
         logs.contains(&format!("cut_back_to={cut}")) && logs.contains("CommitLog cut back"),
         "{logs}"
     );
-    nothing_past(&replica_dir, cut);
+    mq_test_support::assert_commitlog_holds_nothing_past(&replica_dir, cut);
 
     // Started again, it follows from the cut into the master's log.
     let replica = start_replica(&replica_dir, &master);
     let end = caught_up(&master, &replica).await;
-    let (mut master, mut replica) = (master, replica);
-    assert!(
-        replica
-            .terminate(Duration::from_secs(20))
-            .unwrap()
-            .success()
-    );
-    assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
-    assert!(
-        commitlog_segments_below(&master_dir, end) == commitlog_segments_below(&replica_dir, end),
-        "the replica's whole CommitLog is the master's"
-    );
+    stop_and_compare((master, &master_dir), (replica, &replica_dir), end);
 }
 
 /// A broker of group broker-a registered with `namesrv`, flushing and
@@ -737,7 +720,7 @@ async fn a_master_that_lost_its_disk_loses_no_acknowledged_message_and_never_cut
 async fn a_replica_killed_again_and_again_under_load_converges_to_the_masters_log() {
     let dir = tempfile::tempdir().unwrap();
     let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
-    let (mut master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
+    let (master, namesrv) = standalone_broker_with_env(&master_dir, SETTINGS);
     produce(&namesrv, 200);
     let load = {
         let namesrv = namesrv.clone();
@@ -774,19 +757,9 @@ async fn a_replica_killed_again_and_again_under_load_converges_to_the_masters_lo
     load.join().unwrap();
     assert!(kills >= 4, "{kills} kills during the load");
 
-    let mut replica = start_replica(&replica_dir, &master);
+    let replica = start_replica(&replica_dir, &master);
     let end = caught_up(&master, &replica).await;
-    assert!(
-        replica
-            .terminate(Duration::from_secs(20))
-            .unwrap()
-            .success()
-    );
-    assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
-    assert!(
-        commitlog_segments_below(&master_dir, end) == commitlog_segments_below(&replica_dir, end),
-        "after {kills} kills the replica's CommitLog is byte for byte the master's"
-    );
+    stop_and_compare((master, &master_dir), (replica, &replica_dir), end);
 }
 
 #[test]

@@ -205,18 +205,7 @@ async fn a_recorded_cut_is_applied_when_the_store_opens_and_leaves_nothing_past_
     let kept = read_all(&store, "t", 0, 150);
     assert!(kept.iter().all(|m| m.tags.as_deref() == Some("kept")));
     // On disk: nothing past the cut, not even in the segment it falls in.
-    let segments = std::fs::read_dir(dir.path().join("commitlog")).unwrap();
-    for segment in segments {
-        let path = segment.unwrap().path();
-        let base: u64 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
-        assert!(base < cut, "segment {base} begins past the cut {cut}");
-        let bytes = std::fs::read(&path).unwrap();
-        let from = cut.saturating_sub(base).min(bytes.len() as u64) as usize;
-        assert!(
-            bytes[from..].iter().all(|&b| b == 0),
-            "segment {base} holds data past the cut"
-        );
-    }
+    mq_test_support::assert_commitlog_holds_nothing_past(dir.path(), cut);
     // The log goes on from the cut.
     store
         .put(message("t", 0, Some("after"), b"next".to_vec()))

@@ -302,6 +302,23 @@ pub fn commitlog_segments_below(store_dir: &Path, end: u64) -> Vec<(String, Vec<
     files
 }
 
+/// Panics unless the CommitLog of the store in `store_dir` holds nothing
+/// at or past `cut`: no segment begins there, and the one it falls in is
+/// zeros from there on (a replica's log cut back).
+pub fn assert_commitlog_holds_nothing_past(store_dir: &Path, cut: u64) {
+    for segment in std::fs::read_dir(store_dir.join("commitlog")).unwrap() {
+        let path = segment.unwrap().path();
+        let base: u64 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        assert!(base < cut, "segment {base} begins past the cut {cut}");
+        let bytes = std::fs::read(&path).unwrap();
+        let from = cut.saturating_sub(base).min(bytes.len() as u64) as usize;
+        assert!(
+            bytes[from..].iter().all(|&b| b == 0),
+            "segment {base} holds data past the cut {cut}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
