@@ -140,7 +140,8 @@ pub async fn run(
         tracing::warn!(truncation = ?report.truncation, "store recovered from a crash");
     }
     let store = Arc::new(store);
-    if Role::of(&config) == Role::Master {
+    let role = Role::of(&config);
+    if role == Role::Master {
         begin_epoch(&store).await?;
     }
     let topics = Arc::new(TopicTable::load(&config.store_dir.join("topics.json"))?);
@@ -166,7 +167,6 @@ pub async fn run(
         }
     };
 
-    let role = Role::of(&config);
     let offsets = ConsumerOffsets::load(&config.store_dir.join("consumer_offsets.json"))
         .map_err(ServeError::Offsets)?;
     let offsets = Arc::new(match role {

@@ -9,6 +9,7 @@
 //! log is the older one (it started on an empty or restored disk), and the
 //! replica may hold the only copy of acknowledged messages.
 
+use mq_proto::replication::v1 as pb;
 use mq_store::epochs::Epoch;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,28 @@ pub fn covering(epochs: &[Epoch], from: u64, to: u64) -> Vec<Epoch> {
         .iter()
         .filter(|e| e.start < to)
         .copied()
+        .collect()
+}
+
+/// Epochs as the replication protocol carries them.
+pub fn to_wire(epochs: impl IntoIterator<Item = Epoch>) -> Vec<pb::Epoch> {
+    epochs
+        .into_iter()
+        .map(|e| pb::Epoch {
+            epoch: e.epoch,
+            start_offset: e.start,
+        })
+        .collect()
+}
+
+/// Epochs from the replication protocol.
+pub fn from_wire(epochs: &[pb::Epoch]) -> Vec<Epoch> {
+    epochs
+        .iter()
+        .map(|e| Epoch {
+            epoch: e.epoch,
+            start: e.start_offset,
+        })
         .collect()
 }
 

@@ -149,15 +149,7 @@ impl Follower {
             broker_id: self.broker_id,
             from_offset: from,
             segment_size: self.store.commitlog_segment_size(),
-            epochs: self
-                .store
-                .epochs()
-                .into_iter()
-                .map(|e| pb::Epoch {
-                    epoch: e.epoch,
-                    start_offset: e.start,
-                })
-                .collect(),
+            epochs: super::divergence::to_wire(self.store.epochs()),
         };
         let _ = to_master
             .send(pb::ReplicaMessage {

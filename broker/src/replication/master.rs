@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use mq_proto::replication::v1 as pb;
 use mq_store::MessageStore;
-use mq_store::epochs::Epoch;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::CHUNK_BYTES;
-use super::divergence::{Agreement, agree, covering};
+use super::divergence::{Agreement, agree, covering, from_wire, to_wire};
 use super::replicas::Replicas;
 use super::state_sync::BrokerState;
 
@@ -70,14 +69,7 @@ impl pb::replication_server::Replication for ReplicationService {
             self.store.commitlog_min_offset(),
             self.store.commitlog_max_offset(),
         );
-        let replica_epochs: Vec<Epoch> = request
-            .epochs
-            .iter()
-            .map(|e| Epoch {
-                epoch: e.epoch,
-                start: e.start_offset,
-            })
-            .collect();
+        let replica_epochs = from_wire(&request.epochs);
         match agree(
             &self.store.epochs(),
             end,
@@ -209,13 +201,7 @@ async fn stream_log(
         match chunk {
             Some(data) => {
                 let next = offset + data.len() as u64;
-                let epochs = covering(&store.epochs(), offset, next)
-                    .into_iter()
-                    .map(|e| pb::Epoch {
-                        epoch: e.epoch,
-                        start_offset: e.start,
-                    })
-                    .collect();
+                let epochs = to_wire(covering(&store.epochs(), offset, next));
                 let chunk = pb::LogChunk {
                     offset,
                     data,
