@@ -130,7 +130,13 @@ pub async fn run(
         .map_err(|_| ServeError::Advertise(advertised.clone()))?;
 
     let store_dir = config.store_dir.clone();
-    let store_config = config.store.clone();
+    let mut store_config = config.store.clone();
+    if Role::of(&config) != Role::Master {
+        // A replica writes whole chunks with positioned writes
+        // (`append_raw`), which need no zero-filled pages: pre-warming
+        // would only add the zero-filling.
+        store_config.prewarm = false;
+    }
     let (store, report) = tokio::task::spawn_blocking(move || {
         MessageStore::open(&store_dir, store_config, store_host)
     })

@@ -106,12 +106,12 @@ impl CommitLog {
             _ => self.new_segment(base)?,
         };
         segment
-            .append_with(bytes.len(), |buf| {
-                buf.copy_from_slice(bytes);
-                Ok::<_, std::convert::Infallible>(())
-            })
+            .append_bytes(bytes)
             .ok_or_else(|| refuse("the segment has no room for them".into()))?
-            .unwrap_or_else(|never| match never {});
+            .map_err(|source| StoreError::Io {
+                context: format!("writing replicated bytes at {offset}"),
+                source,
+            })?;
         for (topic, queue_id, next) in next_offsets {
             let queues = queue_offsets.entry(topic.to_owned()).or_default();
             let slot = queues.entry(queue_id).or_insert(0);

@@ -283,6 +283,34 @@ impl MappedFile {
         Some(Ok(pos))
     }
 
+    /// Appends `bytes` with a positioned write to the file rather than a
+    /// copy into the mapping, then publishes them: the kernel takes each
+    /// whole page as written instead of zero-filling it in a page fault
+    /// first (which on a VM is also the hypervisor backing fresh memory),
+    /// and the mapping sees the same page cache. For large appends (a
+    /// replica's chunks); with a staging buffer, they go there as any
+    /// append. Returns the position, or `None` when they do not fit.
+    pub fn append_bytes(&self, bytes: &[u8]) -> Option<io::Result<usize>> {
+        if self.staging.is_some() {
+            return self.append_with(bytes.len(), |buf| {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            });
+        }
+        let _writer = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = self.write_pos.load(Ordering::Acquire);
+        if bytes.len() > self.size() - pos {
+            return None;
+        }
+        use std::os::unix::fs::FileExt;
+        if let Err(err) = self.file.write_all_at(bytes, pos as u64) {
+            // Nothing is published: the bytes stay beyond the write position.
+            return Some(Err(err));
+        }
+        self.write_pos.store(pos + bytes.len(), Ordering::Release);
+        Some(Ok(pos))
+    }
+
     /// The written bytes `pos..pos + len`, sharing the mapping; `None` if
     /// any of them is beyond the readable position.
     pub fn read(&self, pos: usize, len: usize) -> Option<Bytes> {
@@ -520,6 +548,32 @@ mod tests {
         );
         assert_eq!(file.append_with(3, |_| Err("nope")).unwrap(), Err("nope"));
         assert_eq!(file.write_pos(), 5, "a failed fill publishes nothing");
+    }
+
+    #[test]
+    fn written_appends_are_seen_through_the_mapping_and_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = MappedFile::create(dir.path(), 0, 8192, MapOptions::default()).unwrap();
+        file.append_with(3, |b| {
+            b.copy_from_slice(b"abc");
+            Ok::<_, ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        let page = vec![7u8; 4096];
+        assert_eq!(file.append_bytes(&page).unwrap().unwrap(), 3);
+        assert_eq!(file.write_pos(), 4099);
+        let read = file.read(0, 4099).unwrap();
+        assert_eq!(&read[..3], b"abc");
+        assert!(
+            read[3..].iter().all(|&b| b == 7),
+            "the mapping sees the write"
+        );
+        assert!(file.append_bytes(&[1; 4094]).is_none(), "does not fit");
+        assert_eq!(file.write_pos(), 4099);
+        file.flush().unwrap();
+        let on_disk = std::fs::read(file.path()).unwrap();
+        assert_eq!(&on_disk[..4099], &read[..]);
     }
 
     #[test]
