@@ -130,8 +130,9 @@ pub async fn run(
         .map_err(|_| ServeError::Advertise(advertised.clone()))?;
 
     let store_dir = config.store_dir.clone();
+    let role = Role::of(&config);
     let mut store_config = config.store.clone();
-    if Role::of(&config) != Role::Master {
+    if role != Role::Master {
         // A replica writes whole chunks with positioned writes
         // (`append_raw`), which need no zero-filled pages: pre-warming
         // would only add the zero-filling.
@@ -146,7 +147,6 @@ pub async fn run(
         tracing::warn!(truncation = ?report.truncation, "store recovered from a crash");
     }
     let store = Arc::new(store);
-    let role = Role::of(&config);
     if role == Role::Master {
         begin_epoch(&store).await?;
     }
