@@ -1,0 +1,11 @@
+//! The controller (RocketMQ 5's controller mode): per broker group it holds
+//! the members, the master, the master's epoch and the SyncStateSet (the
+//! replicas in sync with the master), and elects a new master from the
+//! SyncStateSet when the master dies. Its state is replicated by Raft; this
+//! crate's [`state`] is the deterministic state machine every controller
+//! applies the same commands to, in the Raft log's order.
+//!
+//! May depend on nothing of ours but what it is given: brokers and the
+//! nameserver talk to it over gRPC.
+
+pub mod state;
