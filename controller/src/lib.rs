@@ -5,7 +5,10 @@
 //! crate's [`state`] is the deterministic state machine every controller
 //! applies the same commands to, in the Raft log's order.
 //!
-//! May depend on nothing of ours but what it is given: brokers and the
-//! nameserver talk to it over gRPC.
+//! [`raft`] keeps the Raft log and snapshots on disk for openraft (no
+//! home-made consensus). May depend on `mq-store` for its atomic file
+//! writes, nothing else of ours: brokers and the nameserver will talk to it
+//! over gRPC.
 
+pub mod raft;
 pub mod state;
