@@ -25,6 +25,15 @@ pub mod broker {
     }
 }
 
+/// `mq.controller.v1`: Raft between controllers.
+pub mod controller {
+    /// Version 1 of the controller protocols.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("mq.controller.v1");
+    }
+}
+
 /// `mq.replication.v1`: replicas following their master's CommitLog.
 pub mod replication {
     /// Version 1 of the replication protocol.
