@@ -10,5 +10,6 @@
 //! writes, nothing else of ours: brokers and the nameserver will talk to it
 //! over gRPC.
 
+pub mod liveness;
 pub mod raft;
 pub mod state;

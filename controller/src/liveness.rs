@@ -1,0 +1,160 @@
+//! The controller leader's view of which brokers live. Brokers heartbeat
+//! the leader; a broker not heard from for `timeout` is dead. This view is
+//! not replicated (it would put a log entry per heartbeat): a new leader
+//! starts with nobody heard and judges nobody for one whole `timeout`, so
+//! that a change of leader never looks like every master dying at once.
+//!
+//! From it the leader decides which elections to propose: a group whose
+//! master is silent, or a group left without a master (no candidate last
+//! time) once any member is heard again. The state machine then picks the
+//! master by its rules; this only says when to ask.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::state::{BrokerId, Command, ControllerState};
+
+#[derive(Debug)]
+pub struct Liveness {
+    timeout: Duration,
+    /// When this controller became leader.
+    since: Instant,
+    heard: HashMap<(String, BrokerId), Instant>,
+}
+
+impl Liveness {
+    pub fn new(timeout: Duration, now: Instant) -> Self {
+        Liveness {
+            timeout,
+            since: now,
+            heard: HashMap::new(),
+        }
+    }
+
+    /// Broker `id` of `group` was heard from at `now`.
+    pub fn heard(&mut self, group: &str, id: BrokerId, now: Instant) {
+        self.heard.insert((group.to_owned(), id), now);
+    }
+
+    /// The members of `group` heard from within the timeout.
+    pub fn alive(&self, group: &str, now: Instant) -> BTreeSet<BrokerId> {
+        self.heard
+            .iter()
+            .filter(|((g, _), at)| g == group && now.saturating_duration_since(**at) < self.timeout)
+            .map(|((_, id), _)| *id)
+            .collect()
+    }
+
+    /// The elections to propose now: for each group whose master is not
+    /// alive, or that has no master while some member is.
+    pub fn elections(
+        &self,
+        state: &ControllerState,
+        now: Instant,
+        allow_unclean: bool,
+    ) -> Vec<Command> {
+        if now.saturating_duration_since(self.since) < self.timeout {
+            return Vec::new();
+        }
+        state
+            .groups
+            .iter()
+            .filter_map(|(name, group)| {
+                let alive = self.alive(name, now);
+                let wanted = match group.master {
+                    Some(master) => !alive.contains(&master),
+                    None => !alive.is_empty(),
+                };
+                wanted.then(|| Command::ElectMaster {
+                    group: name.clone(),
+                    alive,
+                    preferred: None,
+                    allow_unclean,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(3);
+
+    fn state_with_master(master: BrokerId, members: &[BrokerId]) -> ControllerState {
+        let mut state = ControllerState::default();
+        for &id in std::iter::once(&master).chain(members) {
+            state.apply(Command::Register {
+                group: "g".into(),
+                id,
+                addr: format!("a{id}"),
+            });
+        }
+        state
+    }
+
+    #[test]
+    fn a_new_leader_judges_nobody_for_one_timeout() {
+        let start = Instant::now();
+        let liveness = Liveness::new(TIMEOUT, start);
+        let state = state_with_master(0, &[1]);
+        assert!(
+            liveness
+                .elections(&state, start + TIMEOUT / 2, false)
+                .is_empty()
+        );
+        // A whole timeout without hearing the master: it is silent.
+        let proposed = liveness.elections(&state, start + TIMEOUT, false);
+        assert_eq!(proposed.len(), 1);
+    }
+
+    #[test]
+    fn a_silent_master_gets_an_election_with_the_members_heard_from() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(TIMEOUT, start);
+        let state = state_with_master(0, &[1, 2]);
+        let later = start + TIMEOUT * 2;
+        liveness.heard("g", 0, later - Duration::from_secs(1));
+        liveness.heard("g", 1, later - Duration::from_secs(1));
+        liveness.heard("g", 2, later - TIMEOUT - Duration::from_secs(1));
+        assert!(
+            liveness.elections(&state, later, false).is_empty(),
+            "the master is alive"
+        );
+
+        let silent = later + TIMEOUT;
+        liveness.heard("g", 1, silent - Duration::from_millis(10));
+        assert_eq!(
+            liveness.elections(&state, silent, true),
+            [Command::ElectMaster {
+                group: "g".into(),
+                alive: BTreeSet::from([1]),
+                preferred: None,
+                allow_unclean: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_group_left_without_a_master_is_retried_once_a_member_is_heard() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(TIMEOUT, start);
+        let mut state = state_with_master(0, &[1]);
+        let now = start + TIMEOUT;
+        // Only the out-of-sync replica is alive: no candidate.
+        liveness.heard("g", 1, now);
+        for command in liveness.elections(&state, now, false) {
+            state.apply(command);
+        }
+        assert_eq!(state.groups["g"].master, None);
+        // The old master returns: the next election makes it master again.
+        liveness.heard("g", 0, now + Duration::from_secs(1));
+        let proposed = liveness.elections(&state, now + Duration::from_secs(1), false);
+        assert_eq!(proposed.len(), 1);
+        for command in proposed {
+            state.apply(command);
+        }
+        assert_eq!(state.groups["g"].master, Some(0));
+    }
+}
