@@ -25,6 +25,26 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The JSON value saved at `path`, or `None` when nothing was saved; bad
+/// JSON is an `InvalidData` error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Atomically and durably replaces `path` with `value` as (pretty) JSON.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    write(
+        path,
+        &serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -35,5 +55,20 @@ mod tests {
         super::write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn json_round_trips_and_nothing_saved_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.json");
+        assert_eq!(super::read_json::<Vec<u32>>(&path).unwrap(), None);
+        super::write_json(&path, &vec![1u32, 2]).unwrap();
+        assert_eq!(
+            super::read_json::<Vec<u32>>(&path).unwrap(),
+            Some(vec![1, 2])
+        );
+        std::fs::write(&path, "garbage").unwrap();
+        let err = super::read_json::<Vec<u32>>(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     }
 }

@@ -143,25 +143,16 @@ pub(crate) fn cut(dir: &Path, to: u64) -> Result<(), StoreError> {
 }
 
 fn read(path: &Path) -> Result<Vec<Epoch>, StoreError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice::<Persisted>(&bytes)
-            .map(|p| p.epochs)
-            .map_err(|e| StoreError::Io {
-                context: format!("parsing {}", path.display()),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(err) => Err(err).context(|| format!("reading {}", path.display())),
-    }
+    let persisted: Option<Persisted> =
+        atomic_file::read_json(path).context(|| format!("reading {}", path.display()))?;
+    Ok(persisted.map(|p| p.epochs).unwrap_or_default())
 }
 
 fn write(path: &Path, list: &[Epoch]) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec_pretty(&Persisted {
+    let persisted = Persisted {
         epochs: list.to_vec(),
-    })
-    .map_err(std::io::Error::other)
-    .context(|| format!("encoding {}", path.display()))?;
-    atomic_file::write(path, &bytes).context(|| format!("writing {}", path.display()))
+    };
+    atomic_file::write_json(path, &persisted).context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

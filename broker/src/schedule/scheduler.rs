@@ -50,18 +50,12 @@ pub struct Progress {
 impl Progress {
     /// The progress saved at `path`; none saved is nothing fired yet.
     pub fn load(path: &Path) -> std::io::Result<Progress> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Progress::default()),
-            Err(err) => Err(err),
-        }
+        Ok(atomic_file::read_json(path)?.unwrap_or_default())
     }
 
     /// Replaces what is saved at `path`, atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        atomic_file::write(path, &bytes)
+        atomic_file::write_json(path, self)
     }
 }
 

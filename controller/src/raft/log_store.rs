@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use mq_store::atomic_file;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, RaftLogId, StorageIOError, Vote};
-use serde::{Deserialize, Serialize};
 
 use super::{NodeId, StorageError, TypeConfig, io_error};
 
@@ -65,9 +64,9 @@ impl LogStore {
             dir: dir.to_owned(),
             file,
             entries,
-            last_purged: read_json(&dir.join(PURGED_FILE))?,
-            vote: read_json(&dir.join(VOTE_FILE))?,
-            committed: read_json(&dir.join(COMMITTED_FILE))?,
+            last_purged: atomic_file::read_json(&dir.join(PURGED_FILE))?,
+            vote: atomic_file::read_json(&dir.join(VOTE_FILE))?,
+            committed: atomic_file::read_json(&dir.join(COMMITTED_FILE))?,
         };
         Ok(LogStore {
             inner: Arc::new(Mutex::new(inner)),
@@ -124,18 +123,6 @@ fn decode_all(bytes: &[u8]) -> (BTreeMap<u64, Entry<TypeConfig>>, usize) {
     (entries, at)
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io_error),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    atomic_file::write(path, &serde_json::to_vec(value).map_err(io_error)?)
-}
-
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + std::fmt::Debug + Send>(
         &mut self,
@@ -173,7 +160,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        write_json(&inner.dir.join(VOTE_FILE), vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        atomic_file::write_json(&inner.dir.join(VOTE_FILE), vote)
+            .map_err(|e| StorageIOError::write_vote(&e))?;
         inner.vote = Some(*vote);
         Ok(())
     }
@@ -187,7 +175,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        write_json(&inner.dir.join(COMMITTED_FILE), &committed)
+        atomic_file::write_json(&inner.dir.join(COMMITTED_FILE), &committed)
             .map_err(|e| StorageIOError::write(&e))?;
         inner.committed = committed;
         Ok(())
@@ -240,7 +228,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut inner = self.lock();
         // The purge mark first: a crash after it leaves entries Raft will
         // not ask for, never a hole.
-        write_json(&inner.dir.join(PURGED_FILE), &log_id)
+        atomic_file::write_json(&inner.dir.join(PURGED_FILE), &log_id)
             .map_err(|e| StorageIOError::write_logs(&e))?;
         inner.last_purged = Some(log_id);
         inner.entries.retain(|&index, _| index > log_id.index);

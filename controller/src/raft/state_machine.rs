@@ -51,11 +51,7 @@ impl StateMachine {
     /// Opens the state machine of `dir`: the last snapshot's state.
     pub fn open(dir: &Path) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
-        let snapshot: Option<StoredSnapshot> = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(io_error)?),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => return Err(err),
-        };
+        let snapshot: Option<StoredSnapshot> = atomic_file::read_json(&dir.join(SNAPSHOT_FILE))?;
         let applied = match &snapshot {
             Some(s) => serde_json::from_slice(&s.data).map_err(io_error)?,
             None => Applied::default(),
