@@ -9,7 +9,7 @@
 //! time) once any member is heard again. The state machine then picks the
 //! master by its rules; this only says when to ask.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::state::{BrokerId, Command, ControllerState};
@@ -19,7 +19,8 @@ pub struct Liveness {
     timeout: Duration,
     /// When this controller became leader.
     since: Instant,
-    heard: HashMap<(String, BrokerId), Instant>,
+    /// When each member was last heard, and the end of its log then.
+    heard: HashMap<(String, BrokerId), (Instant, u64)>,
 }
 
 impl Liveness {
@@ -31,17 +32,21 @@ impl Liveness {
         }
     }
 
-    /// Broker `id` of `group` was heard from at `now`.
-    pub fn heard(&mut self, group: &str, id: BrokerId, now: Instant) {
-        self.heard.insert((group.to_owned(), id), now);
+    /// Broker `id` of `group`, whose log ends at `max_offset`, was heard
+    /// from at `now`.
+    pub fn heard(&mut self, group: &str, id: BrokerId, max_offset: u64, now: Instant) {
+        self.heard.insert((group.to_owned(), id), (now, max_offset));
     }
 
-    /// The members of `group` heard from within the timeout.
-    pub fn alive(&self, group: &str, now: Instant) -> BTreeSet<BrokerId> {
+    /// The members of `group` heard from within the timeout, with the end
+    /// of each one's log.
+    pub fn alive(&self, group: &str, now: Instant) -> BTreeMap<BrokerId, u64> {
         self.heard
             .iter()
-            .filter(|((g, _), at)| g == group && now.saturating_duration_since(**at) < self.timeout)
-            .map(|((_, id), _)| *id)
+            .filter(|((g, _), (at, _))| {
+                g == group && now.saturating_duration_since(*at) < self.timeout
+            })
+            .map(|((_, id), (_, offset))| (*id, *offset))
             .collect()
     }
 
@@ -62,7 +67,7 @@ impl Liveness {
             .filter_map(|(name, group)| {
                 let alive = self.alive(name, now);
                 let wanted = match group.master {
-                    Some(master) => !alive.contains(&master),
+                    Some(master) => !alive.contains_key(&master),
                     None => !alive.is_empty(),
                 };
                 wanted.then(|| Command::ElectMaster {
@@ -89,6 +94,8 @@ mod tests {
                 group: "g".into(),
                 id,
                 addr: format!("a{id}"),
+                max_offset: 0,
+                last_log_epoch: 0,
             });
         }
         state
@@ -115,21 +122,21 @@ mod tests {
         let mut liveness = Liveness::new(TIMEOUT, start);
         let state = state_with_master(0, &[1, 2]);
         let later = start + TIMEOUT * 2;
-        liveness.heard("g", 0, later - Duration::from_secs(1));
-        liveness.heard("g", 1, later - Duration::from_secs(1));
-        liveness.heard("g", 2, later - TIMEOUT - Duration::from_secs(1));
+        liveness.heard("g", 0, 10, later - Duration::from_secs(1));
+        liveness.heard("g", 1, 10, later - Duration::from_secs(1));
+        liveness.heard("g", 2, 10, later - TIMEOUT - Duration::from_secs(1));
         assert!(
             liveness.elections(&state, later, false).is_empty(),
             "the master is alive"
         );
 
         let silent = later + TIMEOUT;
-        liveness.heard("g", 1, silent - Duration::from_millis(10));
+        liveness.heard("g", 1, 20, silent - Duration::from_millis(10));
         assert_eq!(
             liveness.elections(&state, silent, true),
             [Command::ElectMaster {
                 group: "g".into(),
-                alive: BTreeSet::from([1]),
+                alive: BTreeMap::from([(1, 20)]),
                 preferred: None,
                 allow_unclean: true,
             }]
@@ -143,13 +150,13 @@ mod tests {
         let mut state = state_with_master(0, &[1]);
         let now = start + TIMEOUT;
         // Only the out-of-sync replica is alive: no candidate.
-        liveness.heard("g", 1, now);
+        liveness.heard("g", 1, 0, now);
         for command in liveness.elections(&state, now, false) {
             state.apply(command);
         }
         assert_eq!(state.groups["g"].master, None);
         // The old master returns: the next election makes it master again.
-        liveness.heard("g", 0, now + Duration::from_secs(1));
+        liveness.heard("g", 0, 0, now + Duration::from_secs(1));
         let proposed = liveness.elections(&state, now + Duration::from_secs(1), false);
         assert_eq!(proposed.len(), 1);
         for command in proposed {

@@ -8,7 +8,9 @@
 //! - an epoch never decreases, and every new master gets a new epoch;
 //! - a master is elected from the SyncStateSet only (members known to hold
 //!   every acknowledged message), unless the operator allowed an unclean
-//!   election and no member of the set is alive;
+//!   election and no member of the set is alive; among the candidates the
+//!   one with the longest CommitLog wins (the least unacknowledged data is
+//!   cut from the others), then the lowest id;
 //! - after an election the SyncStateSet is the new master alone: the others
 //!   may hold a tail the new master lacks, and rejoin it by catching up;
 //! - only the current master, in its current epoch, may change the
@@ -32,6 +34,9 @@ pub struct Group {
     pub master: Option<BrokerId>,
     /// Grows with every election.
     pub epoch: u64,
+    /// Where the master's epoch begins in the CommitLog (its log's end
+    /// when elected, as last heard).
+    pub epoch_start_offset: u64,
     /// Members holding every acknowledged message; the master among them.
     pub sync_state_set: BTreeSet<BrokerId>,
     /// Grows with every change of the SyncStateSet.
@@ -53,6 +58,11 @@ pub enum Command {
         group: String,
         id: BrokerId,
         addr: String,
+        /// The end of its CommitLog.
+        max_offset: u64,
+        /// The highest epoch its CommitLog holds: a new group's first
+        /// epoch is above it.
+        last_log_epoch: u64,
     },
     /// The master changes its SyncStateSet (a replica fell behind or
     /// caught up).
@@ -69,7 +79,8 @@ pub enum Command {
     /// to `preferred`.
     ElectMaster {
         group: String,
-        alive: BTreeSet<BrokerId>,
+        /// The members heard from, with the end of each one's CommitLog.
+        alive: BTreeMap<BrokerId, u64>,
         preferred: Option<BrokerId>,
         allow_unclean: bool,
     },
@@ -136,7 +147,13 @@ impl ControllerState {
     /// Applies one command.
     pub fn apply(&mut self, command: Command) -> Outcome {
         match command {
-            Command::Register { group, id, addr } => self.register(group, id, addr),
+            Command::Register {
+                group,
+                id,
+                addr,
+                max_offset,
+                last_log_epoch,
+            } => self.register(group, id, addr, max_offset, last_log_epoch),
             Command::AlterSyncStateSet {
                 group,
                 master,
@@ -153,13 +170,22 @@ impl ControllerState {
         }
     }
 
-    fn register(&mut self, name: String, id: BrokerId, addr: String) -> Outcome {
+    fn register(
+        &mut self,
+        name: String,
+        id: BrokerId,
+        addr: String,
+        max_offset: u64,
+        last_log_epoch: u64,
+    ) -> Outcome {
         let group = self.groups.entry(name).or_default();
         group.members.insert(id, addr);
         if group.master.is_none() && group.epoch == 0 {
-            // A new group: its first member is the master of epoch 1.
+            // A new group: its first member is the master, in an epoch
+            // above any its log holds.
             group.master = Some(id);
-            group.epoch = 1;
+            group.epoch = last_log_epoch.saturating_add(1);
+            group.epoch_start_offset = max_offset;
             group.sync_state_set = BTreeSet::from([id]);
             group.sync_state_epoch += 1;
         }
@@ -217,14 +243,20 @@ impl ControllerState {
     fn elect(
         &mut self,
         name: &str,
-        alive: &BTreeSet<BrokerId>,
+        alive: &BTreeMap<BrokerId, u64>,
         preferred: Option<BrokerId>,
         allow_unclean: bool,
     ) -> Outcome {
         let Some(group) = self.groups.get_mut(name) else {
             return Outcome::Refused(Refusal::UnknownGroup(name.to_owned()));
         };
-        let alive_member = |id: &BrokerId| alive.contains(id) && group.members.contains_key(id);
+        let alive_member =
+            |id: &BrokerId| alive.contains_key(id) && group.members.contains_key(id);
+        // The longest log first, then the lowest id.
+        let best = |ids: &mut dyn Iterator<Item = BrokerId>| {
+            ids.filter(|id| alive_member(id))
+                .max_by_key(|id| (alive[id], std::cmp::Reverse(*id)))
+        };
         let chosen = match preferred {
             Some(id) if !alive_member(&id) => {
                 return Outcome::Refused(Refusal::NotElectable {
@@ -242,9 +274,9 @@ impl ControllerState {
             }
             Some(id) => Some((id, false)),
             None => {
-                // The master stays if it is alive; else the lowest id of
-                // the alive SyncStateSet, else (unclean, if allowed) the
-                // lowest alive member.
+                // The master stays if it is alive; else the best of the
+                // alive SyncStateSet, else (unclean, if allowed) the best
+                // alive member.
                 if let Some(master) = group.master.filter(|m| alive_member(m)) {
                     return Outcome::Elected {
                         master,
@@ -252,15 +284,11 @@ impl ControllerState {
                         unclean: false,
                     };
                 }
-                group
-                    .sync_state_set
-                    .iter()
-                    .copied()
-                    .find(|id| alive_member(id))
+                best(&mut group.sync_state_set.iter().copied())
                     .map(|id| (id, false))
                     .or_else(|| {
                         allow_unclean
-                            .then(|| group.members.keys().copied().find(|id| alive_member(id)))
+                            .then(|| best(&mut group.members.keys().copied()))
                             .flatten()
                             .map(|id| (id, true))
                     })
@@ -279,6 +307,7 @@ impl ControllerState {
         }
         group.master = Some(master);
         group.epoch += 1;
+        group.epoch_start_offset = alive.get(&master).copied().unwrap_or_default();
         group.sync_state_set = BTreeSet::from([master]);
         group.sync_state_epoch += 1;
         Outcome::Elected {

@@ -1,4 +1,4 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
@@ -9,13 +9,20 @@ fn register(state: &mut ControllerState, id: BrokerId) -> Outcome {
         group: "g".into(),
         id,
         addr: format!("10.0.0.{id}:10911"),
+        max_offset: 0,
+        last_log_epoch: 0,
     })
+}
+
+/// Every member in `alive` with a log of the same length.
+fn heard(alive: &[BrokerId]) -> BTreeMap<BrokerId, u64> {
+    alive.iter().map(|&id| (id, 100)).collect()
 }
 
 fn elect(state: &mut ControllerState, alive: &[BrokerId], unclean: bool) -> Outcome {
     state.apply(Command::ElectMaster {
         group: "g".into(),
-        alive: alive.iter().copied().collect(),
+        alive: heard(alive),
         preferred: None,
         allow_unclean: unclean,
     })
@@ -170,6 +177,68 @@ fn stale_or_foreign_changes_of_the_sync_state_set_are_refused() {
 }
 
 #[test]
+fn the_in_sync_member_with_the_longest_log_wins_and_its_end_starts_the_epoch() {
+    let mut state = ControllerState::default();
+    for id in [1, 2, 3, 4] {
+        register(&mut state, id);
+    }
+    alter(&mut state, 1, &[1, 2, 3]);
+    // 4 has the longest log but is not in sync; 2 and 3 tie on length.
+    let outcome = state.apply(Command::ElectMaster {
+        group: "g".into(),
+        alive: BTreeMap::from([(2, 700), (3, 700), (4, 900)]),
+        preferred: None,
+        allow_unclean: false,
+    });
+    assert_eq!(
+        outcome,
+        Outcome::Elected {
+            master: 2,
+            epoch: 2,
+            unclean: false
+        }
+    );
+    assert_eq!(state.groups["g"].epoch_start_offset, 700);
+    register(&mut state, 1);
+    alter(&mut state, 2, &[1, 2]);
+    let outcome = state.apply(Command::ElectMaster {
+        group: "g".into(),
+        alive: BTreeMap::from([(1, 800), (3, 900)]),
+        preferred: None,
+        allow_unclean: false,
+    });
+    assert_eq!(
+        outcome,
+        Outcome::Elected {
+            master: 1,
+            epoch: 3,
+            unclean: false
+        },
+        "3 left the set at the last election"
+    );
+}
+
+#[test]
+fn a_new_group_begins_above_every_epoch_its_first_members_log_holds() {
+    let mut state = ControllerState::default();
+    let outcome = state.apply(Command::Register {
+        group: "g".into(),
+        id: 1,
+        addr: "a1".into(),
+        max_offset: 4096,
+        last_log_epoch: 1_700_000_000_000,
+    });
+    assert_eq!(
+        outcome,
+        Outcome::Registered {
+            master: Some(1),
+            epoch: 1_700_000_000_001
+        }
+    );
+    assert_eq!(state.groups["g"].epoch_start_offset, 4096);
+}
+
+#[test]
 fn a_switch_over_goes_to_an_alive_in_sync_member_only() {
     let mut state = ControllerState::default();
     register(&mut state, 0);
@@ -179,7 +248,7 @@ fn a_switch_over_goes_to_an_alive_in_sync_member_only() {
     let switch = |state: &mut ControllerState, id| {
         state.apply(Command::ElectMaster {
             group: "g".into(),
-            alive: BTreeSet::from([0, 1, 2]),
+            alive: heard(&[0, 1, 2]),
             preferred: Some(id),
             allow_unclean: false,
         })
@@ -211,7 +280,8 @@ enum Step {
         set: BTreeSet<BrokerId>,
     },
     Elect {
-        alive: BTreeSet<BrokerId>,
+        /// Alive members with the end of their logs.
+        alive: BTreeMap<BrokerId, u64>,
         preferred: Option<BrokerId>,
         unclean: bool,
     },
@@ -237,7 +307,7 @@ fn step() -> impl Strategy<Value = Step> {
                 set
             }),
         (
-            ids(),
+            proptest::collection::btree_map(0u64..4, 0u64..3, 0..=4),
             proptest::option::of(0u64..4),
             proptest::bool::weighted(0.2)
         )
@@ -256,7 +326,7 @@ proptest! {
         for step in steps {
             let before = state.groups.get("g").cloned().unwrap_or_default();
             let command = match &step {
-                Step::Register(id) => Command::Register { group: "g".into(), id: *id, addr: format!("a{id}") },
+                Step::Register(id) => Command::Register { group: "g".into(), id: *id, addr: format!("a{id}"), max_offset: 0, last_log_epoch: 0 },
                 Step::Alter { master, stale_epoch, stale_set, set } => Command::AlterSyncStateSet {
                     group: "g".into(),
                     master: master.or(before.master).unwrap_or(0),
@@ -285,17 +355,23 @@ proptest! {
             }
             match (&outcome, &step) {
                 (Outcome::Refused(_), _) => prop_assert_eq!(&before, after, "a refusal changed the state"),
-                (Outcome::Elected { master, epoch, unclean }, Step::Elect { alive, unclean: allowed, .. }) => {
-                    prop_assert!(alive.contains(master), "elected a dead broker");
+                (Outcome::Elected { master, epoch, unclean }, Step::Elect { alive, unclean: allowed, preferred }) => {
+                    prop_assert!(alive.contains_key(master), "elected a dead broker");
                     if *epoch > before.epoch {
                         prop_assert_eq!(*epoch, before.epoch + 1);
                         if *unclean {
                             prop_assert!(*allowed, "unclean without leave");
-                            prop_assert!(!before.sync_state_set.iter().any(|id| alive.contains(id)),
+                            prop_assert!(!before.sync_state_set.iter().any(|id| alive.contains_key(id) && before.members.contains_key(id)),
                                 "unclean while an in-sync member was alive");
                         } else {
                             prop_assert!(before.sync_state_set.contains(master),
                                 "elected {master} outside {:?}", before.sync_state_set);
+                            if preferred.is_none() {
+                                // No alive candidate had a longer log.
+                                let longest = before.sync_state_set.iter()
+                                    .filter_map(|id| alive.get(id)).max();
+                                prop_assert_eq!(alive.get(master), longest);
+                            }
                         }
                         prop_assert_eq!(&after.sync_state_set, &BTreeSet::from([*master]));
                     } else {

@@ -75,6 +75,8 @@ fn register(id: u64) -> Command {
         group: "broker-a".into(),
         id,
         addr: format!("10.0.0.{id}:10911"),
+        max_offset: 0,
+        last_log_epoch: 0,
     }
 }
 

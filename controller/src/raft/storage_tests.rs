@@ -33,6 +33,8 @@ fn entry(term: u64, index: u64, id: u64) -> Entry<TypeConfig> {
             group: "g".into(),
             id,
             addr: format!("a{id}"),
+            max_offset: 0,
+            last_log_epoch: 0,
         }),
     }
 }
