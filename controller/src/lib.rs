@@ -6,10 +6,17 @@
 //! applies the same commands to, in the Raft log's order.
 //!
 //! [`raft`] keeps the Raft log and snapshots on disk for openraft (no
-//! home-made consensus). May depend on `mq-store` for its atomic file
-//! writes, nothing else of ours: brokers and the nameserver will talk to it
-//! over gRPC.
+//! home-made consensus); [`leader`] is what the Raft leader does (hear
+//! brokers, propose elections); [`service`] is the gRPC API brokers and
+//! operators call, and [`client`] the side they call it with. May depend
+//! on `mq-store` (atomic file writes), `mq-common` and `mq-proto`.
 
+pub mod client;
+pub mod config;
+pub mod leader;
 pub mod liveness;
+pub mod metrics;
 pub mod raft;
+pub mod server;
+pub mod service;
 pub mod state;

@@ -51,7 +51,9 @@ impl Liveness {
     }
 
     /// The elections to propose now: for each group whose master is not
-    /// alive, or that has no master while some member is.
+    /// alive, or that has no master while a member that may become master
+    /// is (so that a group nobody can lead does not log an election per
+    /// check).
     pub fn elections(
         &self,
         state: &ControllerState,
@@ -68,7 +70,11 @@ impl Liveness {
                 let alive = self.alive(name, now);
                 let wanted = match group.master {
                     Some(master) => !alive.contains_key(&master),
-                    None => !alive.is_empty(),
+                    // Masterless: worth asking once someone could win.
+                    None => alive.keys().any(|id| {
+                        group.sync_state_set.contains(id)
+                            || (allow_unclean && group.members.contains_key(id))
+                    }),
                 };
                 wanted.then(|| Command::ElectMaster {
                     group: name.clone(),
@@ -155,6 +161,12 @@ mod tests {
             state.apply(command);
         }
         assert_eq!(state.groups["g"].master, None);
+        assert!(
+            liveness
+                .elections(&state, now + Duration::from_millis(500), false)
+                .is_empty(),
+            "nobody alive may win: no new election"
+        );
         // The old master returns: the next election makes it master again.
         liveness.heard("g", 0, 0, now + Duration::from_secs(1));
         let proposed = liveness.elections(&state, now + Duration::from_secs(1), false);

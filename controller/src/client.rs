@@ -1,0 +1,170 @@
+//! The client brokers and `mqadmin` use: it knows every controller's
+//! address, sends each call to the one it believes leads, and on an
+//! `UNAVAILABLE` naming another leader (or none) tries the next. Lazy
+//! channels: a controller that is down costs a connect timeout, not an
+//! error at start.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mq_proto::controller::v1 as pb;
+use mq_proto::controller::v1::controller_client::ControllerClient as Stub;
+use tonic::transport::{Channel, Endpoint};
+
+/// The response header naming the leader's address.
+pub const LEADER_HEADER: &str = "mq-controller-leader";
+
+/// How long one call to one controller may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerClientError {
+    #[error("controller list {0:?} names no controller (host:port;host:port;...)")]
+    EmptyList(String),
+    #[error("controller address {addr:?}: {source}")]
+    BadAddress {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+}
+
+/// Talks to a controller group.
+#[derive(Debug, Clone)]
+pub struct ControllerClient {
+    peers: Vec<(String, Stub<Channel>)>,
+    /// Which peer to try first: the last one that answered as leader.
+    /// Shared by clones.
+    preferred: std::sync::Arc<AtomicUsize>,
+}
+
+impl ControllerClient {
+    /// From `host:port;host:port;...` (commas work too).
+    pub fn from_list(list: &str) -> Result<Self, ControllerClientError> {
+        let mut peers = Vec::new();
+        for addr in list
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|source| ControllerClientError::BadAddress {
+                    addr: addr.to_owned(),
+                    source,
+                })?
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(CALL_TIMEOUT)
+                .tcp_nodelay(true);
+            peers.push((addr.to_owned(), Stub::new(endpoint.connect_lazy())));
+        }
+        if peers.is_empty() {
+            return Err(ControllerClientError::EmptyList(list.to_owned()));
+        }
+        Ok(ControllerClient {
+            peers,
+            preferred: std::sync::Arc::default(),
+        })
+    }
+
+    /// The addresses this client knows.
+    pub fn addrs(&self) -> impl Iterator<Item = &str> {
+        self.peers.iter().map(|(addr, _)| addr.as_str())
+    }
+
+    pub async fn register(&self, hb: pb::BrokerHeartbeat) -> Result<pb::GroupView, tonic::Status> {
+        self.call(|mut stub| {
+            let hb = hb.clone();
+            async move { stub.register_broker(hb).await }
+        })
+        .await
+    }
+
+    pub async fn heartbeat(&self, hb: pb::BrokerHeartbeat) -> Result<pb::GroupView, tonic::Status> {
+        self.call(|mut stub| {
+            let hb = hb.clone();
+            async move { stub.heartbeat(hb).await }
+        })
+        .await
+    }
+
+    pub async fn alter_sync_state_set(
+        &self,
+        request: pb::AlterSyncStateSetRequest,
+    ) -> Result<pb::GroupView, tonic::Status> {
+        self.call(|mut stub| {
+            let request = request.clone();
+            async move { stub.alter_sync_state_set(request).await }
+        })
+        .await
+    }
+
+    pub async fn elect_master(
+        &self,
+        request: pb::ElectMasterRequest,
+    ) -> Result<pb::ElectMasterResponse, tonic::Status> {
+        self.call(|mut stub| {
+            let request = request.clone();
+            async move { stub.elect_master(request).await }
+        })
+        .await
+    }
+
+    /// The leader's status (or, with no leader, the first answer).
+    pub async fn status(&self) -> Result<pb::ControllerStatus, tonic::Status> {
+        self.call(|mut stub| async move { stub.get_status(pb::GetStatusRequest {}).await })
+            .await
+    }
+
+    /// The status as each controller sees it, in list order.
+    pub async fn status_of_each(&self) -> Vec<(String, Result<pb::ControllerStatus, tonic::Status>)> {
+        let mut all = Vec::new();
+        for (addr, stub) in &self.peers {
+            let mut stub = stub.clone();
+            let answer = stub
+                .get_status(pb::GetStatusRequest {})
+                .await
+                .map(tonic::Response::into_inner);
+            all.push((addr.clone(), answer));
+        }
+        all
+    }
+
+    /// Tries the preferred peer, then each other once; the last error if
+    /// none answers as leader.
+    async fn call<T, F, Fut>(&self, mut rpc: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut(Stub<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let first = self.preferred.load(Ordering::Relaxed) % self.peers.len();
+        let mut last = None;
+        for step in 0..self.peers.len() {
+            let at = (first + step) % self.peers.len();
+            match rpc(self.peers[at].1.clone()).await {
+                Ok(response) => {
+                    self.preferred.store(at, Ordering::Relaxed);
+                    return Ok(response.into_inner());
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    // Not the leader (or down): go where it points, if it
+                    // names a leader we know, else to the next.
+                    if let Some(leader) = status
+                        .metadata()
+                        .get(LEADER_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|addr| self.peers.iter().position(|(a, _)| a == addr))
+                        && leader != at
+                    {
+                        self.preferred.store(leader, Ordering::Relaxed);
+                        if let Ok(response) = rpc(self.peers[leader].1.clone()).await {
+                            return Ok(response.into_inner());
+                        }
+                    }
+                    last = Some(status);
+                }
+                Err(status) => return Err(status),
+            }
+        }
+        Err(last.unwrap_or_else(|| tonic::Status::unavailable("no controller answered")))
+    }
+}

@@ -1,0 +1,153 @@
+//! A running controller: its Raft (log and snapshots on disk), one gRPC
+//! listener for Raft between controllers and the controller API (with
+//! health and reflection), the leader's election loop, metrics, and a
+//! graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use mq_proto::controller::v1::controller_server::ControllerServer;
+use mq_proto::controller::v1::raft_server::RaftServer;
+use openraft::BasicNode;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, ControllerConfig};
+use crate::leader::{LeaderView, Shared, run_elections};
+use crate::metrics::ControllerMetrics;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{Network, Raft, RaftService};
+use crate::raft::state_machine::StateMachine;
+use crate::service::ControllerService;
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot listen for metrics on {addr}: {source}; each server on a host needs its own --metrics-listen"
+    )]
+    MetricsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("data directory {dir}: {source}")]
+    Storage {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Grpc(#[from] mq_common::grpc::GrpcError),
+}
+
+/// How often the leader looks for silent masters, as a part of the broker
+/// timeout.
+const CHECKS_PER_TIMEOUT: u32 = 6;
+
+/// Runs a controller until `shutdown`.
+pub async fn run(
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let peers = config.peer_map()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let storage = |source| ServeError::Storage {
+        dir: config.data_dir.clone(),
+        source,
+    };
+    let log = LogStore::open(&config.data_dir).map_err(storage)?;
+    let machine = StateMachine::open(&config.data_dir).map_err(storage)?;
+    let raft_config = Arc::new(
+        config
+            .raft_config()
+            .validate()
+            .map_err(|e| ServeError::Raft(e.to_string()))?,
+    );
+    let raft = Raft::new(config.id, raft_config, Network, log, machine.clone())
+        .await
+        .map_err(|e| ServeError::Raft(e.to_string()))?;
+    let members: std::collections::BTreeMap<u64, BasicNode> = peers
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+        .collect();
+    // Every controller initializes with the same members: safe, Raft's
+    // vote picks one leader; one already initialized just says so.
+    match raft.initialize(members).await {
+        Ok(()) => tracing::info!(peers = ?peers, "initialized a new controller group"),
+        Err(err) => tracing::debug!(error = %err, "controller group already initialized"),
+    }
+
+    let metrics = ControllerMetrics::default();
+    let shared = Shared {
+        id: config.id,
+        raft: raft.clone(),
+        machine,
+        view: Arc::new(Mutex::new(LeaderView::new(config.broker_timeout))),
+        allow_unclean: config.allow_unclean_election,
+        metrics: metrics.clone(),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let elections = tokio::spawn(run_elections(
+        shared.clone(),
+        config.broker_timeout / CHECKS_PER_TIMEOUT,
+        stop_rx.clone(),
+    ));
+
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .map_err(|source| ServeError::MetricsBind {
+            addr: config.metrics_listen,
+            source,
+        })?;
+    tracing::info!(addr = %metrics_listener.local_addr().map_or(config.metrics_listen, |a| a), "metrics endpoint ready (/metrics, /healthz)");
+    let metrics_server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(mq_common::metrics_http::serve(
+            metrics_listener,
+            Arc::new(metrics.exporter(shared.clone())),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
+    };
+
+    tracing::info!(
+        id = config.id,
+        addr = %config.listen,
+        broker_timeout = %humantime::format_duration(config.broker_timeout),
+        allow_unclean_election = config.allow_unclean_election,
+        "controller listening"
+    );
+    let routes = tonic::service::Routes::new(RaftServer::new(RaftService { raft: raft.clone() }))
+        .add_service(ControllerServer::new(ControllerService { shared }));
+    let served = mq_common::grpc::serve(
+        listener,
+        mq_common::incoming::ConnectionLimits::default(),
+        &["mq.controller.v1.Controller", "mq.controller.v1.Raft"],
+        routes,
+        shutdown,
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let _ = elections.await;
+    let _ = metrics_server.await;
+    if let Err(err) = raft.shutdown().await {
+        tracing::warn!(error = %err, "raft did not stop cleanly");
+    }
+    tracing::info!("controller stopped");
+    Ok(served?)
+}
