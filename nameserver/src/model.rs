@@ -36,6 +36,8 @@ pub struct Registration {
     pub instance: BrokerInstance,
     pub topics: BTreeMap<String, QueueConfig>,
     pub data_version: DataVersion,
+    /// Controller mode: the epoch of a master's election (0 otherwise).
+    pub master_epoch: u64,
 }
 
 /// What the nameserver answers to a registration.

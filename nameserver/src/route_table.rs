@@ -102,6 +102,7 @@ struct Liveness {
     instance: BrokerInstance,
     data_version: DataVersion,
     last_heartbeat_ms: u64,
+    master_epoch: u64,
 }
 
 /// The nameserver's whole state. Cheap to share behind an `Arc`.
@@ -147,7 +148,8 @@ impl RouteTable {
         }
 
         // Two live brokers in one slot (two masters of one group) would fork
-        // it: the second is refused while the first is heard from.
+        // it: the second is refused while the first is heard from, unless
+        // a controller elected it in a later epoch (the first is deposed).
         if let Some(existing_addr) = routes
             .brokers
             .get(name)
@@ -155,12 +157,18 @@ impl RouteTable {
             && *existing_addr != reg.instance.addr
             && let Some(existing) = live.get(existing_addr)
         {
-            return Err(RouteError::SlotTaken {
+            if reg.master_epoch > existing.master_epoch {
+                let deposed = existing.instance.clone();
+                live.remove(&deposed.addr);
+                routes.remove_instance(&deposed);
+            } else {
+                return Err(RouteError::SlotTaken {
                 broker_name: name.clone(),
                 broker_id: reg.instance.broker_id,
                 existing_addr: existing_addr.clone(),
-                silent_for_ms: now_ms.saturating_sub(existing.last_heartbeat_ms),
-            });
+                    silent_for_ms: now_ms.saturating_sub(existing.last_heartbeat_ms),
+                });
+            }
         }
 
         // The address may have belonged to another instance before (a
@@ -193,6 +201,7 @@ impl RouteTable {
                 instance: reg.instance,
                 data_version: reg.data_version,
                 last_heartbeat_ms: now_ms,
+                master_epoch: reg.master_epoch,
             },
         );
         self.install(routes);

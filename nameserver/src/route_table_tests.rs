@@ -36,6 +36,7 @@ fn registration(instance: BrokerInstance, topics: &[(&str, u32)], version: u64) 
             timestamp_ms: 1,
             counter: version,
         },
+        master_epoch: 0,
     }
 }
 
@@ -271,6 +272,29 @@ fn a_second_broker_in_a_live_slot_is_refused_until_the_first_expires() {
         .unwrap();
     let route = table.query_route("orders").unwrap();
     assert_eq!(route.brokers[0].addrs[&0], "10.0.0.7:10911");
+}
+
+#[test]
+fn a_master_elected_in_a_later_epoch_takes_the_slot_of_a_live_deposed_one() {
+    let table = RouteTable::new();
+    let elected = |instance, epoch| Registration {
+        master_epoch: epoch,
+        ..registration(instance, &[("orders", 4)], 1)
+    };
+    table.register(elected(broker_a(), 3), 0).unwrap();
+    let new_master = instance("DefaultCluster", "broker-a", 0, "10.0.0.7:10911");
+    // An older epoch (a stale master re-registering) is refused...
+    let err = table
+        .register(elected(new_master.clone(), 2), 10)
+        .unwrap_err();
+    assert!(matches!(err, RouteError::SlotTaken { .. }), "{err}");
+    // ...a later one deposes the live master at once.
+    table.register(elected(new_master, 4), 10).unwrap();
+    let route = table.query_route("orders").unwrap();
+    assert_eq!(route.brokers[0].addrs[&0], "10.0.0.7:10911");
+    assert_eq!(table.live_instances().len(), 1, "the deposed one is gone");
+    // The deposed master cannot take the slot back in its old epoch.
+    assert!(table.register(elected(broker_a(), 3), 20).is_err());
 }
 
 #[test]

@@ -44,6 +44,7 @@ pub fn registration(req: pb::RegisterBrokerRequest) -> Result<Registration, Fiel
         instance,
         topics,
         data_version: data_version(version),
+        master_epoch: req.master_epoch,
     })
 }
 

@@ -69,5 +69,6 @@ pub fn registration(
             timestamp_ms: 1,
             counter: version,
         }),
+        master_epoch: 0,
     }
 }
