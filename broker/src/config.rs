@@ -35,11 +35,21 @@ pub struct BrokerConfig {
     pub store_dir: PathBuf,
     pub cluster: String,
     pub broker_name: String,
-    /// 0 for a master, above 0 for a replica.
+    /// 0 for a master, above 0 for a replica. In controller mode this
+    /// broker's member id (1 and above), whatever its role.
     pub broker_id: u64,
     /// A replica's master (`host:port` of its broker port), whose
-    /// CommitLog it follows. Required for a replica, refused for a master.
+    /// CommitLog it follows. Required for a replica, refused for a master
+    /// and in controller mode.
     pub master_addr: Option<String>,
+    /// Controller mode: the controllers (`host:port;host:port;...`), which
+    /// say who is master, elect a new one when it dies, and hold the
+    /// SyncStateSet.
+    pub controller_addr: Option<String>,
+    /// Controller mode: how often the broker heartbeats the controller
+    /// (and learns a new master or SyncStateSet).
+    #[serde(with = "humantime_serde")]
+    pub controller_heartbeat_interval: Duration,
     /// How often the broker registers (heartbeats) with the nameservers.
     #[serde(with = "humantime_serde")]
     pub register_interval: Duration,
@@ -178,6 +188,9 @@ pub struct Args {
     /// A replica's master, host:port of its broker port (replicas only)
     #[arg(long, value_name = "ADDR")]
     pub master_addr: Option<String>,
+    /// Controller mode: the controllers, host:port;host:port;... (they pick the master)
+    #[arg(long, value_name = "LIST")]
+    pub controller_addr: Option<String>,
     /// When a send is acknowledged: sync (on disk) or async (in memory) [default: async]
     #[arg(long, value_name = "sync|async")]
     pub flush: Option<String>,
@@ -219,6 +232,7 @@ impl BrokerConfig {
             .set_default("broker_name", "broker-a")?
             .set_default("broker_id", 0)?
             .set_default("register_interval", "30s")?
+            .set_default("controller_heartbeat_interval", "500ms")?
             .set_default("default_topic_queues", 4)?
             .set_default("max_queued_bytes", 64 * 1024 * 1024)?
             .set_default("max_queue_wait", "1s")?
@@ -281,6 +295,7 @@ impl BrokerConfig {
             .set_override_option("broker_name", args.broker_name.clone())?
             .set_override_option("broker_id", args.broker_id)?
             .set_override_option("master_addr", args.master_addr.clone())?
+            .set_override_option("controller_addr", args.controller_addr.clone())?
             .set_override_option("store.flush", args.flush.clone())?
             .set_override_option("replication", args.replication.clone())?
             .set_override_option("auto_create_topic", args.auto_create_topic)?
@@ -335,7 +350,28 @@ impl BrokerConfig {
                 }
             })?;
         }
+        if let Some(list) = &self.controller_addr {
+            mq_controller::client::ControllerClient::from_list(list).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "controller_addr".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+            if self.master_addr.is_some() {
+                return invalid(
+                    "master_addr",
+                    "is not set in controller mode: the controller names the master",
+                );
+            }
+            if self.broker_id == 0 {
+                return invalid(
+                    "broker_id",
+                    "must be 1 or above in controller mode (each member's own id; the master takes slot 0 in routes whoever it is)",
+                );
+            }
+        }
         match (&self.master_addr, self.broker_id) {
+            _ if self.controller_addr.is_some() => {}
             (None, 0) => {}
             (Some(_), 0) => {
                 return invalid(
@@ -386,16 +422,23 @@ impl BrokerConfig {
                 key: "default_topic_queues".into(),
                 reason: e.reason,
             })?;
-        if self.replication == ReplicationMode::Sync && self.min_in_sync_replicas == 0 {
+        if self.replication == ReplicationMode::Sync
+            && self.min_in_sync_replicas == 0
+            && self.controller_addr.is_none()
+        {
             return invalid(
                 "min_in_sync_replicas",
-                "must be at least 1 with sync replication",
+                "must be at least 1 with sync replication (0 only in controller mode, where every member of the SyncStateSet must have a send)",
             );
         }
         for (key, value) in [
             ("replication_timeout", self.replication_timeout),
             ("in_sync_lag_time", self.in_sync_lag_time),
             ("register_interval", self.register_interval),
+            (
+                "controller_heartbeat_interval",
+                self.controller_heartbeat_interval,
+            ),
             ("consumer_expire", self.consumer_expire),
             ("queue_lock_expire", self.queue_lock_expire),
             ("offset_persist_interval", self.offset_persist_interval),
@@ -447,10 +490,13 @@ impl BrokerConfig {
         }
     }
 
-    /// Sync replication's settings, when this broker is a master that
-    /// waits for its replicas.
-    pub fn sync_replication(&self) -> Option<crate::replication::SyncReplication> {
-        (self.replication == ReplicationMode::Sync && self.broker_id == 0).then_some(
+    /// Sync replication's settings, when this broker, as `role`, is a
+    /// master that waits for its replicas.
+    pub fn sync_replication(
+        &self,
+        role: &crate::replication::Role,
+    ) -> Option<crate::replication::SyncReplication> {
+        (self.replication == ReplicationMode::Sync && *role == crate::replication::Role::Master).then_some(
             crate::replication::SyncReplication {
                 min_in_sync: self.min_in_sync_replicas,
                 timeout: self.replication_timeout,

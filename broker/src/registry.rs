@@ -23,6 +23,9 @@ pub struct Identity {
     pub broker_name: String,
     pub broker_id: u64,
     pub addr: String,
+    /// Controller mode: the epoch in which this master was elected (0
+    /// otherwise); it deposes a master of an older epoch in the routes.
+    pub master_epoch: u64,
 }
 
 #[derive(Debug)]
@@ -94,6 +97,7 @@ impl Registry {
                 timestamp_ms: self.started_ms,
                 counter: version,
             }),
+            master_epoch: self.identity.master_epoch,
         }
     }
 

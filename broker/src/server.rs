@@ -27,6 +27,7 @@ use crate::replication::follower::Follower;
 use crate::replication::master::ReplicationService;
 use crate::replication::replicas::Replicas;
 use crate::replication::state_sync::{BrokerState, StateSync};
+use crate::replication::controlled::{self, ControllerLink, LinkStatus, Member};
 use crate::replication::{ReadAdvice, ReplicationView, Restart, Role};
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
@@ -97,6 +98,7 @@ pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stopped, ServeError> {
+    tokio::pin!(shutdown);
     // Stopped in order: registration (which unregisters from the embedded
     // nameserver, if any) first, then the embedded nameserver.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -130,9 +132,8 @@ pub async fn run(
         .map_err(|_| ServeError::Advertise(advertised.clone()))?;
 
     let store_dir = config.store_dir.clone();
-    let role = Role::of(&config);
     let mut store_config = config.store.clone();
-    if role != Role::Master {
+    if Role::of(&config) != Role::Master {
         // A replica writes whole chunks with positioned writes
         // (`append_raw`), which need no zero-filled pages: pre-warming
         // would only add the zero-filling.
@@ -147,8 +148,42 @@ pub async fn run(
         tracing::warn!(truncation = ?report.truncation, "store recovered from a crash");
     }
     let store = Arc::new(store);
-    if role == Role::Master {
-        begin_epoch(&store).await?;
+
+    // Controller mode: the controller names the role.
+    let controller = config
+        .controller_addr
+        .as_deref()
+        .map(mq_controller::client::ControllerClient::from_list)
+        .transpose()
+        .map_err(|e| ServeError::Registration(e.to_string()))?;
+    let member = Member {
+        group: config.broker_name.clone(),
+        id: config.broker_id,
+        addr: advertised.clone(),
+    };
+    let joined = match &controller {
+        Some(client) => {
+            let interval = config.controller_heartbeat_interval;
+            tokio::select! {
+                view = controlled::join(client, &member, &store, interval) => Some(view),
+                () = &mut shutdown => {
+                    tokio::task::spawn_blocking(move || store.shutdown())
+                        .await
+                        .map_err(|e| ServeError::Task(e.to_string()))??;
+                    return Ok(Stopped::Shutdown);
+                }
+            }
+        }
+        None => None,
+    };
+    let role = match &joined {
+        Some(view) => member.role_in(view),
+        None => Role::of(&config),
+    };
+    match (&role, &joined) {
+        (Role::Master, Some(view)) => begin_elected_epoch(&store, view.epoch).await?,
+        (Role::Master, None) => begin_epoch(&store).await?,
+        _ => {}
     }
     let topics = Arc::new(TopicTable::load(&config.store_dir.join("topics.json"))?);
 
@@ -322,7 +357,7 @@ pub async fn run(
             metrics: metrics.clone(),
             role: role.clone(),
             broker_name: config.broker_name.clone(),
-            sync_replication: config.sync_replication(),
+            sync_replication: config.sync_replication(&role),
             replicas: Arc::clone(&replicas),
         },
         retry: RetryPath {
@@ -343,8 +378,16 @@ pub async fn run(
         identity: Identity {
             cluster: config.cluster.clone(),
             broker_name: config.broker_name.clone(),
-            broker_id: config.broker_id,
+            // In controller mode the master, whoever it is, takes slot 0.
+            broker_id: match (&role, &joined) {
+                (Role::Master, Some(_)) => 0,
+                _ => config.broker_id,
+            },
             addr: advertised.clone(),
+            master_epoch: match (&role, &joined) {
+                (Role::Master, Some(view)) => view.epoch,
+                _ => 0,
+            },
         },
         topics: Arc::clone(&topics),
         started_ms,
@@ -355,6 +398,27 @@ pub async fn run(
     };
     let (registered_tx, registered) = tokio::sync::oneshot::channel();
     let registration = tokio::spawn(registry.run(stop_rx.clone(), registered_tx));
+    let link = match (controller, joined) {
+        (Some(client), Some(joined)) => {
+            if role == Role::Master {
+                // Before the first send is served.
+                controlled::require_sync_state_set(&replicas, &joined, member.id);
+            }
+            let link = ControllerLink {
+                client,
+                member: member.clone(),
+                store: Arc::clone(&store),
+                role: role.clone(),
+                joined,
+                replicas: Arc::clone(&replicas),
+                restart: Arc::clone(&restart),
+                interval: config.controller_heartbeat_interval,
+                status: Arc::new(LinkStatus::default()),
+            };
+            Some(tokio::spawn(link.run(stop_rx.clone())))
+        }
+        _ => None,
+    };
     // Ready means routable: wait for the first registration round (a
     // nameserver that is down only delays this by its connect timeout).
     if let Ok(Ok(Err(why))) =
@@ -377,7 +441,8 @@ pub async fn run(
         store: Arc::clone(&store),
         broker_name: config.broker_name.clone(),
         broker_id: config.broker_id,
-        replicas,
+        role: role.clone(),
+        replicas: Arc::clone(&replicas),
         state,
         linger: match config.replication {
             crate::config::ReplicationMode::Async => crate::replication::master::ASYNC_LINGER,
@@ -394,7 +459,7 @@ pub async fn run(
         tonic::service::Routes::new(HoldUntilSent(broker)).add_service(replication),
         async {
             tokio::select! {
-                () = shutdown => {}
+                () = &mut shutdown => {}
                 () = restart.requested() => {}
             }
         },
@@ -402,6 +467,9 @@ pub async fn run(
     .await;
 
     let _ = stop_tx.send(true);
+    if let Some(link) = link {
+        let _ = link.await;
+    }
     let _ = background.await;
     let _ = metrics_server.await;
     let _ = registration.await;
@@ -442,6 +510,33 @@ async fn begin_epoch(store: &Arc<MessageStore>) -> Result<(), ServeError> {
             start = store.commitlog_max_offset(),
             "began a new epoch of the CommitLog"
         );
+        Ok(())
+    })
+    .await
+    .map_err(|e| ServeError::Task(e.to_string()))?
+}
+
+/// In controller mode a master's epoch is the one it was elected in: begun
+/// at its log's end, or continued after a restart within the same epoch.
+async fn begin_elected_epoch(store: &Arc<MessageStore>, epoch: u64) -> Result<(), ServeError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        let last = store.epochs().last().map_or(0, |e| e.epoch);
+        if last > epoch {
+            return Err(ServeError::Registration(format!(
+                "the CommitLog holds epoch {last}, above the epoch {epoch} the controller elected this broker in: this store was written outside this controller's group"
+            )));
+        }
+        if last < epoch {
+            store.begin_epoch(epoch)?;
+            tracing::info!(
+                epoch,
+                start = store.commitlog_max_offset(),
+                "master: began the epoch the controller elected it in"
+            );
+        } else {
+            tracing::info!(epoch, "master: continues its epoch");
+        }
         Ok(())
     })
     .await

@@ -27,6 +27,9 @@ pub struct ReplicationService {
     pub store: Arc<MessageStore>,
     pub broker_name: String,
     pub broker_id: u64,
+    /// Only a master serves replicas (in controller mode any member may
+    /// be the master).
+    pub role: crate::replication::Role,
     pub replicas: Arc<Replicas>,
     pub state: BrokerState,
     /// How long a live stream waits after new records arrive before it
@@ -137,13 +140,13 @@ impl pb::replication_server::Replication for ReplicationService {
 impl ReplicationService {
     /// Refuses a caller that is not a replica of this master.
     fn check_replica(&self, broker_name: &str, broker_id: u64) -> Result<(), Status> {
-        if self.broker_id != 0 {
+        if let crate::replication::Role::Replica { master_addr, .. } = &self.role {
             return Err(Status::failed_precondition(format!(
-                "this broker is replica {} of {}, not a master",
+                "this broker is replica {} of {}, not a master; its master is {master_addr}",
                 self.broker_id, self.broker_name
             )));
         }
-        if broker_name != self.broker_name || broker_id == 0 {
+        if broker_name != self.broker_name || broker_id == 0 || broker_id == self.broker_id {
             return Err(Status::failed_precondition(format!(
                 "broker_name/broker_id: {broker_name} {broker_id} is not a replica of {} (same broker name, id above 0)",
                 self.broker_name

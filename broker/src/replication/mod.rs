@@ -9,8 +9,10 @@
 //!
 //! `master.rs` serves the stream; `follower.rs` is the replica's side;
 //! `state_sync.rs` syncs what is not in the log (topics, consumer offsets,
-//! schedule progress).
+//! schedule progress); `controlled.rs` is controller mode, where the
+//! controller names the master and elects a new one when it dies.
 
+pub mod controlled;
 pub mod divergence;
 pub mod follower;
 pub mod master;

@@ -1,10 +1,12 @@
 //! The master's view of its replicas: which are connected and how far each
 //! acknowledged the log. Sync replication waits here: a send is
-//! acknowledged once `min_in_sync` replicas reached its end. Every ack
+//! acknowledged once `min_in_sync` replicas reached its end, or in
+//! controller mode once every required replica did (the SyncStateSet, see
+//! [`Replicas::require`]), and at least `min_in_sync` are required. Every ack
 //! wakes all waiters at once, so one replica round trip settles every send
 //! it covers (group commit, as the store's flush does for fsync).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,9 @@ pub struct Replicas {
     connected: Mutex<HashMap<u64, Following>>,
     changed: Notify,
     connections: std::sync::atomic::AtomicU64,
+    /// Controller mode: the replicas every send must reach; `None` outside
+    /// it (any `min_in_sync` will do).
+    required: Mutex<Option<BTreeSet<u64>>>,
 }
 
 /// How far one connected replica is.
@@ -73,7 +78,39 @@ impl Replicas {
             connected: Mutex::new(HashMap::new()),
             changed: Notify::new(),
             connections: std::sync::atomic::AtomicU64::new(0),
+            required: Mutex::new(None),
         }
+    }
+
+    /// Controller mode: from now on a send waits for every replica in
+    /// `ids` (the SyncStateSet without the master, plus any member being
+    /// added; a member being removed stays until the controller confirms).
+    pub fn require(&self, ids: BTreeSet<u64>) {
+        *self.required.lock().unwrap_or_else(|e| e.into_inner()) = Some(ids);
+        self.changed.notify_waiters();
+    }
+
+    /// The replicas a send waits for, in controller mode.
+    pub fn required(&self) -> Option<BTreeSet<u64>> {
+        self.required
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How far replica `id` acknowledged, if connected.
+    pub fn acked(&self, id: u64) -> Option<u64> {
+        self.lock().get(&id).map(|f| f.acked)
+    }
+
+    /// The connected replicas in sync with the log ending at `end`.
+    pub fn in_sync_ids(&self, end: u64) -> BTreeSet<u64> {
+        let now = Instant::now();
+        self.lock()
+            .iter()
+            .filter(|(_, f)| self.is_in_sync(f, end, now))
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     /// Replica `id` is connected from `end` on; it counts until the
@@ -164,18 +201,36 @@ impl Replicas {
         all
     }
 
-    /// Waits until `min` replicas acknowledged `end`, at most `timeout`.
+    /// Waits until `min` replicas (in controller mode: every required one,
+    /// at least `min`) acknowledged `end`, at most `timeout`.
     pub async fn wait_for(&self, end: u64, min: usize, timeout: Duration) -> ReplicaWait {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if self.lock().values().filter(|f| f.acked >= end).count() >= min {
+            let required = self.required();
+            let acked = {
+                let connected = self.lock();
+                match &required {
+                    Some(ids) => {
+                        ids.len() >= min
+                            && ids
+                                .iter()
+                                .all(|id| connected.get(id).is_some_and(|f| f.acked >= end))
+                    }
+                    None => connected.values().filter(|f| f.acked >= end).count() >= min,
+                }
+            };
+            if acked {
                 return ReplicaWait::Acked;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return if self.in_sync(end) >= min {
+                let available = match &required {
+                    Some(ids) => ids.len() >= min && ids.is_subset(&self.in_sync_ids(end)),
+                    None => self.in_sync(end) >= min,
+                };
+                return if available {
                     ReplicaWait::TimedOut
                 } else {
                     ReplicaWait::NotAvailable
@@ -288,6 +343,42 @@ mod tests {
         assert!(!report[0].in_sync, "1500 bytes behind, 1000 allowed");
         drop(one);
         assert!(replicas.report(0).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_controller_mode_a_send_waits_for_every_required_replica() {
+        let replicas = Arc::new(Replicas::new(RULE));
+        let second = Duration::from_secs(1);
+        let _one = replicas.connect(1, 0);
+        let _two = replicas.connect(2, 0);
+        replicas.require(BTreeSet::from([1, 2]));
+        let waiting = {
+            let replicas = Arc::clone(&replicas);
+            tokio::spawn(async move { replicas.wait_for(100, 1, second).await })
+        };
+        replicas.ack(1, 100);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "2 is required and has not acked");
+        // The controller confirmed 2 left the SyncStateSet: 1 is enough.
+        replicas.require(BTreeSet::from([1]));
+        assert_eq!(waiting.await.unwrap(), ReplicaWait::Acked);
+        // An empty set with min 0: the master alone acknowledges.
+        replicas.require(BTreeSet::new());
+        assert_eq!(replicas.wait_for(500, 0, second).await, ReplicaWait::Acked);
+        assert_eq!(
+            replicas.wait_for(500, 1, second).await,
+            ReplicaWait::NotAvailable,
+            "fewer required than min_in_sync"
+        );
+        // A required replica that is not connected: not available.
+        replicas.require(BTreeSet::from([1, 3]));
+        assert_eq!(
+            replicas.wait_for(100, 1, second).await,
+            ReplicaWait::NotAvailable
+        );
+        assert_eq!(replicas.in_sync_ids(100), BTreeSet::from([1, 2]));
+        assert_eq!(replicas.acked(1), Some(100));
+        assert_eq!(replicas.acked(3), None);
     }
 
     #[test]
