@@ -351,7 +351,7 @@ impl BrokerConfig {
             })?;
         }
         if let Some(list) = &self.controller_addr {
-            mq_controller::client::ControllerClient::from_list(list).map_err(|e| {
+            mq_controller::client::ControllerClient::parse_list(list).map_err(|e| {
                 ConfigError::Invalid {
                     key: "controller_addr".into(),
                     reason: e.to_string(),

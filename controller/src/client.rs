@@ -39,26 +39,39 @@ pub struct ControllerClient {
 }
 
 impl ControllerClient {
-    /// From `host:port;host:port;...` (commas work too).
-    pub fn from_list(list: &str) -> Result<Self, ControllerClientError> {
-        let mut peers = Vec::new();
+    /// The endpoints of `host:port;host:port;...` (commas work too),
+    /// checked; usable outside a runtime (configuration checks).
+    pub fn parse_list(list: &str) -> Result<Vec<(String, Endpoint)>, ControllerClientError> {
+        let mut endpoints = Vec::new();
         for addr in list
             .split([';', ','])
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|source| ControllerClientError::BadAddress {
+            let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|source| {
+                ControllerClientError::BadAddress {
                     addr: addr.to_owned(),
                     source,
-                })?
+                }
+            })?;
+            endpoints.push((addr.to_owned(), endpoint));
+        }
+        if endpoints.is_empty() {
+            return Err(ControllerClientError::EmptyList(list.to_owned()));
+        }
+        Ok(endpoints)
+    }
+
+    /// From `host:port;host:port;...` (commas work too). Within a Tokio
+    /// runtime.
+    pub fn from_list(list: &str) -> Result<Self, ControllerClientError> {
+        let mut peers = Vec::new();
+        for (addr, endpoint) in Self::parse_list(list)? {
+            let endpoint = endpoint
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(CALL_TIMEOUT)
                 .tcp_nodelay(true);
-            peers.push((addr.to_owned(), Stub::new(endpoint.connect_lazy())));
-        }
-        if peers.is_empty() {
-            return Err(ControllerClientError::EmptyList(list.to_owned()));
+            peers.push((addr, Stub::new(endpoint.connect_lazy())));
         }
         Ok(ControllerClient {
             peers,

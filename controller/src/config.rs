@@ -92,7 +92,7 @@ pub struct Args {
     /// Raft election timeout [default: 1s]
     #[arg(long, value_name = "DURATION")]
     pub raft_election_timeout: Option<humantime::Duration>,
-    /// Log filter [default: info]
+    /// Log filter [default: info,openraft=warn]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
     /// Log line format: text or json [default: text]
@@ -112,7 +112,7 @@ impl ControllerConfig {
             .set_default("broker_timeout", "3s")?
             .set_default("allow_unclean_election", false)?
             .set_default("raft_election_timeout", "1s")?
-            .set_default("log_level", "info")?
+            .set_default("log_level", "info,openraft=warn")?
             .set_default("log_format", "text")?;
         if let Some(path) = &args.config {
             builder = builder.add_source(

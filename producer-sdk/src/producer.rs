@@ -443,9 +443,27 @@ impl Inner {
                         })
                         .collect());
                 }
-                Err(status) if retryable(status.code()) => {
+                Err(status)
+                    if retryable(status.code())
+                        || status.code() == tonic::Code::FailedPrecondition =>
+                {
                     let busy = status.code() == tonic::Code::ResourceExhausted;
-                    if self.options.fault_tolerance && !busy {
+                    // Gone, or no longer the master (a failover): the
+                    // route may name a new master by now, which is not
+                    // the machine that failed.
+                    let moved = matches!(
+                        status.code(),
+                        tonic::Code::Unavailable | tonic::Code::FailedPrecondition
+                    ) && self
+                        .routes
+                        .suspect(&topic)
+                        .await
+                        .and_then(|r| r.brokers.get(&queue.broker_name).cloned())
+                        .is_some_and(|now| now != addr);
+                    if moved {
+                        tracing::info!(broker = %queue.broker_name, old = %addr, "the broker's master moved; sending to the new one");
+                        self.faults.recovered(&queue.broker_name);
+                    } else if self.options.fault_tolerance && !busy {
                         self.faults
                             .record_failure(&queue.broker_name, &addr, self.now_ms());
                     }
@@ -453,7 +471,7 @@ impl Inner {
                     if busy && attempt < attempts {
                         tokio::time::sleep(self.options.busy_backoff * attempt).await;
                     }
-                    avoid = Some(queue.broker_name.clone());
+                    avoid = (!moved).then(|| queue.broker_name.clone());
                     last = Some((queue.broker_name, status));
                 }
                 Err(status) => {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use mq_common::AUTO_CREATE_TOPIC;
 use mq_nameserver_client::NameServerClient;
@@ -12,10 +13,16 @@ use tonic::Code;
 use crate::error::ProducerError;
 use crate::route::PublishRoute;
 
+/// A route fetched less than this long ago is not fetched again when a
+/// send suggests it is stale: a broker that is down makes every send fail
+/// at once, and they should not all ask the nameservers.
+const SUSPECT_REFETCH_AFTER: Duration = Duration::from_millis(300);
+
 #[derive(Debug)]
 pub struct RouteCache {
     namesrv: NameServerClient,
-    routes: RwLock<HashMap<String, Arc<PublishRoute>>>,
+    /// Each topic's route and when it was fetched.
+    routes: RwLock<HashMap<String, (Arc<PublishRoute>, Instant)>>,
 }
 
 impl RouteCache {
@@ -39,7 +46,33 @@ impl RouteCache {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(topic)
-            .cloned()
+            .map(|(route, _)| Arc::clone(route))
+    }
+
+    /// A send failed in a way a stale route explains (the broker is gone,
+    /// or is no longer its group's master after a failover): refetches the
+    /// route unless it is fresh, keeping the cached one if no nameserver
+    /// answers.
+    /// Returns the route as it is now.
+    pub async fn suspect(&self, topic: &str) -> Option<Arc<PublishRoute>> {
+        let cached = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .cloned();
+        if let Some((route, at)) = &cached
+            && at.elapsed() < SUSPECT_REFETCH_AFTER
+        {
+            return Some(Arc::clone(route));
+        }
+        match self.fetch(topic).await {
+            Ok(route) => Some(route),
+            Err(err) => {
+                tracing::debug!(topic, error = %err, "route refetch failed; keeping the cached route");
+                cached.map(|(route, _)| route)
+            }
+        }
     }
 
     async fn fetch(&self, topic: &str) -> Result<Arc<PublishRoute>, ProducerError> {
@@ -71,7 +104,7 @@ impl RouteCache {
         self.routes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(topic.to_owned(), Arc::clone(&route));
+            .insert(topic.to_owned(), (Arc::clone(&route), Instant::now()));
         Ok(route)
     }
 

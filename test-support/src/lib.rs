@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod cluster;
+pub mod controllers;
 pub mod tmpfs;
 
 use std::io::{BufRead, BufReader};
