@@ -186,6 +186,12 @@ pub async fn run(
         _ => {}
     }
     let topics = Arc::new(TopicTable::load(&config.store_dir.join("topics.json"))?);
+    if role == Role::Master && joined.is_some() {
+        let adopted = controlled::adopt_logged_topics(&store, &topics)?;
+        if !adopted.is_empty() {
+            tracing::warn!(?adopted, "serving topics found in the log but not yet in the topic table (created just before the failover)");
+        }
+    }
 
     let mut embedded = None;
     let namesrv = match (&config.namesrv, config.standalone) {

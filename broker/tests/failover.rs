@@ -78,23 +78,24 @@ async fn wait_group(
     }
 }
 
-/// Waits (bounded) until `broker` restarted in its process and listens
-/// again.
-async fn restarted(broker: &ServerProcess, role: &str) {
+/// Waits (bounded) until `broker` logged a line with `event` and, after
+/// it, that it listens (it may have restarted in its process on the way).
+async fn listening_after(broker: &ServerProcess, event: &str) {
     mq_test_support::cluster::wait_until(
-        &format!("the broker listens again {role}"),
+        &format!("the broker listens after {event:?}"),
         Duration::from_secs(20),
         || {
-            broker
-                .logs()
-                .iter()
-                .filter(|l| l.contains("broker listening"))
-                .count()
-                >= 2
+            let logs = broker.logs();
+            logs.iter()
+                .position(|l| l.contains(event))
+                .is_some_and(|at| logs[at..].iter().any(|l| l.contains("broker listening")))
         },
     )
     .await;
 }
+
+/// A new master logs this once its epoch began.
+const MASTER_EPOCH_BEGAN: &str = "began the epoch the controller elected it in";
 
 fn mqbench(args: &[&str]) -> String {
     let (status, out, err) = run_to_end(workspace_binary("mqbench"), args, &[]);
@@ -178,7 +179,7 @@ async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_on
     assert_eq!(view.sync_state_set, [2], "the new master alone is in sync");
     b.wait_for_log("elected master in epoch 2", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("{}", b.logs().join("\n")));
-    restarted(&b, "as master").await;
+    listening_after(&b, MASTER_EPOCH_BEGAN).await;
     // Producers follow the route to the new master by themselves.
     let after = dir.path().join("after.log");
     assert_eq!(produce(&namesrv, 500, &after), 500);
@@ -191,5 +192,111 @@ async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_on
         .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
     wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
     verify_all_consumed(&namesrv, dir.path(), &[&before, &after], 1500);
+    drop(controllers);
+}
+
+fn signal(process: &ServerProcess, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &process.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+async fn log_end(broker: &ServerProcess) -> u64 {
+    use mq_proto::broker::v1::broker_client::BrokerClient;
+    let mut client = BrokerClient::connect(broker.url()).await.unwrap();
+    client
+        .get_broker_stats(mq_proto::broker::v1::GetBrokerStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .commitlog_max_offset
+}
+
+/// apache/rocketmq#3015: a replica promoted while the old master held data
+/// it never replicated. That tail was never acknowledged (sync replication
+/// waits for the replica), the new master does not have it, and the old
+/// master, back as a replica, cuts it durably instead of serving it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
+    let client = ControllerClient::from_list(&controllers.list()).unwrap();
+    let nameserver =
+        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
+    let namesrv = nameserver.addr.to_string();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a_listen = format!("127.0.0.1:{}", free_port());
+    let mut a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
+    let b_addr = format!("127.0.0.1:{}", free_port());
+    let mut b = start_member(&b_dir, 2, &b_addr, &namesrv, &controllers.list());
+    wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
+    mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
+    let acked = dir.path().join("acked.log");
+    assert_eq!(produce(&namesrv, 200, &acked), 200);
+
+    // The replica freezes; sends reach the master's log but are never
+    // acknowledged (the replica in the SyncStateSet does not confirm).
+    signal(&b, "STOP");
+    let replicated_end = log_end(&a).await;
+    let unacked = dir.path().join("unacked.log");
+    let (_, out, _) = run_to_end(
+        workspace_binary("mqbench"),
+        &[
+            "produce",
+            "--namesrv",
+            &namesrv,
+            "--topic",
+            "failover",
+            "--size",
+            "500",
+            "--count",
+            "5",
+            "--flush-wait",
+            "--verify-log",
+            unacked.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let unacked_count = std::fs::read_to_string(&unacked)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert_eq!(unacked_count, 0, "nothing acknowledged: {out}");
+    let master_end = log_end(&a).await;
+    assert!(master_end > replicated_end, "the tail is in the master's log");
+
+    // The master dies with that tail. The frozen replica may hold the
+    // tail's chunks in its socket buffer: it dies before reading them,
+    // comes back without them and is elected.
+    a.kill();
+    b.kill();
+    let b = start_member(&b_dir, 2, &b_addr, &namesrv, &controllers.list());
+    let view = wait_group(&client, "2 elected", |g| g.master_id == 2).await;
+    assert!(
+        view.epoch_start_offset < master_end,
+        "the new epoch starts at {} , before the old master's end {master_end}",
+        view.epoch_start_offset
+    );
+    listening_after(&b, MASTER_EPOCH_BEGAN).await;
+    assert!(log_end(&b).await < master_end);
+
+    // The old master comes back: it cuts its tail durably and follows.
+    let a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
+    a.wait_for_log("diverged from the master's; cut recorded", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
+    listening_after(&a, "CommitLog cut back as recorded").await;
+    wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
+    let more = dir.path().join("more.log");
+    assert_eq!(produce(&namesrv, 100, &more), 100);
+    verify_all_consumed(&namesrv, dir.path(), &[&acked, &more], 300);
+    let consumed = std::fs::read_to_string(dir.path().join("consumed.log")).unwrap();
+    assert_eq!(
+        consumed.lines().count(),
+        300,
+        "only acknowledged messages are served; the cut tail never is"
+    );
+    assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
     drop(controllers);
 }

@@ -275,6 +275,34 @@ impl ControllerLink {
     }
 }
 
+/// A member that becomes master may not yet have its old master's topic
+/// configs (they are synced every few seconds, not carried in the log):
+/// every topic whose messages its log holds is served, with as many
+/// queues as it has, so that a topic created just before a failover keeps
+/// its route. Returns the topics adopted.
+pub fn adopt_logged_topics(
+    store: &MessageStore,
+    topics: &crate::topic_table::TopicTable,
+) -> Result<Vec<String>, crate::topic_table::TopicTableError> {
+    let mut queues: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    for (topic, queue_id) in store.queues() {
+        if topic == mq_common::AUTO_CREATE_TOPIC || topic == mq_common::system_topics::SCHEDULE_TOPIC
+        {
+            continue;
+        }
+        let count = queues.entry(topic).or_default();
+        *count = (*count).max(queue_id + 1);
+    }
+    let mut adopted = Vec::new();
+    for (topic, count) in queues {
+        if topics.get(&topic).is_none() {
+            topics.get_or_create(crate::topic_table::TopicConfig::new(&topic, count))?;
+            adopted.push(topic);
+        }
+    }
+    Ok(adopted)
+}
+
 /// A master requires the replicas of `view`'s SyncStateSet: before it
 /// serves a send, and whenever the controller confirms a change.
 pub fn require_sync_state_set(replicas: &Replicas, view: &pb::GroupView, master: u64) {
