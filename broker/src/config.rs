@@ -46,6 +46,11 @@ pub struct BrokerConfig {
     /// say who is master, elect a new one when it dies, and hold the
     /// SyncStateSet.
     pub controller_addr: Option<String>,
+    /// Controller mode: `host:port` where the other members of the group
+    /// reach this broker (to follow it when it is master); defaults to the
+    /// advertised address, which is for clients and may not be reachable
+    /// from the other members (containers publishing ports).
+    pub replication_addr: Option<String>,
     /// Controller mode: how often the broker heartbeats the controller
     /// (and learns a new master or SyncStateSet).
     #[serde(with = "humantime_serde")]
@@ -346,6 +351,14 @@ impl BrokerConfig {
             mq_common::validate::host_port("advertise_addr", addr).map_err(|e| {
                 ConfigError::Invalid {
                     key: "advertise_addr".into(),
+                    reason: e.reason,
+                }
+            })?;
+        }
+        if let Some(addr) = &self.replication_addr {
+            mq_common::validate::host_port("replication_addr", addr).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "replication_addr".into(),
                     reason: e.reason,
                 }
             })?;

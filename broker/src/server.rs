@@ -159,7 +159,10 @@ pub async fn run(
     let member = Member {
         group: config.broker_name.clone(),
         id: config.broker_id,
-        addr: advertised.clone(),
+        addr: config
+            .replication_addr
+            .clone()
+            .unwrap_or_else(|| advertised.clone()),
     };
     let joined = match &controller {
         Some(client) => {

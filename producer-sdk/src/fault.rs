@@ -117,6 +117,15 @@ impl FaultTable {
         }
     }
 
+    /// Whether new sends may go to `broker`, whose master the route says
+    /// is at `addr`, now: a fault recorded against another address (a
+    /// master that failed over since) does not count.
+    pub fn is_available_at(&self, broker: &str, addr: &str, now_ms: u64) -> bool {
+        self.lock()
+            .get(broker)
+            .is_none_or(|item| item.addr != addr || item.available(now_ms))
+    }
+
     pub fn is_available(&self, broker: &str, now_ms: u64) -> bool {
         self.lock()
             .get(broker)
@@ -213,6 +222,17 @@ mod tests {
         table.record_failure("b", "10.0.0.2:1", 7_000);
         table.record_latency("b", "10.0.0.2:1", 5, 8_000);
         assert!(table.is_available("b", 8_000));
+    }
+
+    #[test]
+    fn a_fault_of_an_old_master_does_not_hold_back_the_new_one() {
+        let table = FaultTable::new(FaultPolicy::default());
+        table.record_failure("a", "10.0.0.1:10911", 1_000);
+        assert!(!table.is_available_at("a", "10.0.0.1:10911", 2_000));
+        assert!(
+            table.is_available_at("a", "10.0.0.2:10911", 2_000),
+            "the route names a new master"
+        );
     }
 
     #[test]

@@ -609,7 +609,13 @@ async fn probe_isolated(inner: Arc<Inner>) {
     let mut ticks = tokio::time::interval(inner.options.probe_interval);
     loop {
         ticks.tick().await;
-        for item in inner.faults.isolated(inner.now_ms()) {
+        let isolated = inner.faults.isolated(inner.now_ms());
+        if !isolated.is_empty() {
+            // A broker that died may have failed over to another machine:
+            // routes naming it move sends there (see `is_available_at`).
+            inner.routes.refresh_all().await;
+        }
+        for item in isolated {
             let Ok(endpoint) = Endpoint::from_shared(format!("http://{}", item.addr)) else {
                 continue;
             };

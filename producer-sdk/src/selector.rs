@@ -25,7 +25,11 @@ pub fn select<'r>(
             .or_else(|| candidates.clone().next());
     };
     if let Some(queue) = candidates.clone().find(|q| {
-        Some(q.broker_name.as_str()) != avoid_broker && faults.is_available(&q.broker_name, now_ms)
+        Some(q.broker_name.as_str()) != avoid_broker
+            && route
+                .brokers
+                .get(&q.broker_name)
+                .is_none_or(|addr| faults.is_available_at(&q.broker_name, addr, now_ms))
     }) {
         return Some(queue);
     }

@@ -5,6 +5,7 @@
 mod client;
 mod cluster;
 mod consumer;
+mod controller;
 mod message;
 mod offset;
 mod output;
@@ -52,6 +53,12 @@ pub enum Command {
     /// Messages: get by id, query by key, resend dead letters.
     #[command(subcommand)]
     Message(message::MessageCommand),
+    /// Controllers (controller mode): status.
+    #[command(subcommand)]
+    Controller(controller::ControllerCommand),
+    /// Broker groups (controller mode): switch-over.
+    #[command(subcommand)]
+    Broker(controller::BrokerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +76,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consumer(command) => consumer::run(&admin, command).await,
         Command::Offset(command) => offset::run(&admin, command).await,
         Command::Message(command) => message::run(&admin, command).await,
+        Command::Controller(controller::ControllerCommand::Status(at)) => {
+            controller::status(&at, cli.json).await
+        }
+        Command::Broker(controller::BrokerCommand::ElectMaster {
+            at,
+            broker_name,
+            broker_id,
+        }) => controller::elect_master(&at, &broker_name, broker_id, cli.json).await,
     }
 }
 

@@ -70,22 +70,41 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
             Arc::clone(&done),
         )
     });
+    // SIGINT or SIGTERM end the run early and cleanly: no new sends, the
+    // ones in flight finish, the report and verify log are whole.
+    let stopping = Arc::new(AtomicBool::new(false));
+    {
+        let stopping = Arc::clone(&stopping);
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut interrupt, mut terminate) =
+            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            stopping.store(true, Ordering::Release);
+        });
+    }
     stats.restart_clock();
     let started = Instant::now();
     let senders: Vec<_> = (0..args.producers)
         .map(|_| {
-            let (producer, stats, next, body, log, args) =
-                (Arc::clone(&producer), Arc::clone(&stats), Arc::clone(&next), body.clone(), log.clone(), args.clone());
+            let (producer, stats, next, body, log, args, stopping) =
+                (Arc::clone(&producer), Arc::clone(&stats), Arc::clone(&next), body.clone(), log.clone(), args.clone(), Arc::clone(&stopping));
             tokio::spawn(async move {
                 loop {
                     let first = next.fetch_add(args.batch as u64, Ordering::AcqRel);
-                    if first >= args.count {
+                    if first >= args.count || stopping.load(Ordering::Acquire) {
                         return;
                     }
                     let last = (first + args.batch as u64).min(args.count);
                     if args.rate > 0 {
                         let due = started + Duration::from_secs_f64(first as f64 / args.rate as f64);
                         tokio::time::sleep_until(due.into()).await;
+                        if stopping.load(Ordering::Acquire) {
+                            return;
+                        }
                     }
                     let messages: Vec<Message> = (first..last)
                         .map(|seq| {
@@ -125,6 +144,7 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
                                 for (seq, r) in (first..last).zip(&results).filter(|(_, r)| acked(r)) {
                                     log.write(&json!({
                                         "id": r.message_id, "key": format!("k{seq}"), "topic": args.common.topic,
+                                        "acked_ms": mq_common::clock::unix_millis(),
                                         "broker": r.broker_name, "queue": r.queue_id, "offset": r.queue_offset,
                                     }));
                                 }
