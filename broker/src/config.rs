@@ -509,12 +509,11 @@ impl BrokerConfig {
         &self,
         role: &crate::replication::Role,
     ) -> Option<crate::replication::SyncReplication> {
-        (self.replication == ReplicationMode::Sync && *role == crate::replication::Role::Master).then_some(
-            crate::replication::SyncReplication {
+        (self.replication == ReplicationMode::Sync && *role == crate::replication::Role::Master)
+            .then_some(crate::replication::SyncReplication {
                 min_in_sync: self.min_in_sync_replicas,
                 timeout: self.replication_timeout,
-            },
-        )
+            })
     }
 
     pub fn flush(&self) -> FlushMode {

@@ -22,12 +22,12 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::metrics::BrokerMetrics;
 use crate::registry::{Identity, Registry};
+use crate::replication::controlled::{self, ControllerLink, LinkStatus, Member};
 use crate::replication::follower::FollowStatus;
 use crate::replication::follower::Follower;
 use crate::replication::master::ReplicationService;
 use crate::replication::replicas::Replicas;
 use crate::replication::state_sync::{BrokerState, StateSync};
-use crate::replication::controlled::{self, ControllerLink, LinkStatus, Member};
 use crate::replication::{ReadAdvice, ReplicationView, Restart, Role};
 use crate::schedule::scheduler::Scheduler;
 use crate::service::BrokerService;
@@ -79,6 +79,10 @@ pub enum ServeError {
 /// How often a replica syncs its master's topics, consumer offsets and
 /// schedule progress (and hands over the offsets committed on it).
 const STATE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long requests in flight get when the broker restarts in its
+/// process (a new role, a cut of its log).
+const RESTART_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Why [`run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +196,10 @@ pub async fn run(
     if role == Role::Master && joined.is_some() {
         let adopted = controlled::adopt_logged_topics(&store, &topics)?;
         if !adopted.is_empty() {
-            tracing::warn!(?adopted, "serving topics found in the log but not yet in the topic table (created just before the failover)");
+            tracing::warn!(
+                ?adopted,
+                "serving topics found in the log but not yet in the topic table (created just before the failover)"
+            );
         }
     }
 
@@ -458,7 +465,7 @@ pub async fn run(
             crate::config::ReplicationMode::Sync => std::time::Duration::ZERO,
         },
     });
-    let served = mq_common::grpc::serve(
+    let served = mq_common::grpc::serve_with_grace(
         listener,
         mq_common::incoming::ConnectionLimits {
             max_connections: config.max_connections,
@@ -468,8 +475,11 @@ pub async fn run(
         tonic::service::Routes::new(HoldUntilSent(broker)).add_service(replication),
         async {
             tokio::select! {
-                () = &mut shutdown => {}
-                () = restart.requested() => {}
+                () = &mut shutdown => mq_common::shutdown::DRAIN_GRACE,
+                // Clients keep connections open and would hold the full
+                // grace; requests in flight finish within this one, and
+                // the controller and the group's peers wait on the restart.
+                () = restart.requested() => RESTART_DRAIN_GRACE,
             }
         },
     )

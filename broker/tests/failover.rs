@@ -25,6 +25,25 @@ fn start_member(
     namesrv: &str,
     controllers: &str,
 ) -> ServerProcess {
+    start_member_with(dir, id, listen, namesrv, controllers, &[])
+}
+
+/// [`start_member`] with more `MQ_BROKER_*` settings.
+fn start_member_with(
+    dir: &Path,
+    id: u64,
+    listen: &str,
+    namesrv: &str,
+    controllers: &str,
+    env: &[(&str, &str)],
+) -> ServerProcess {
+    let mut settings = vec![
+        ("MQ_BROKER_MIN_IN_SYNC_REPLICAS", "0"),
+        ("MQ_BROKER_REPLICATION_TIMEOUT", "1s"),
+        ("MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE", "1048576"),
+        ("MQ_BROKER_STORE__MAX_MESSAGE_SIZE", "65536"),
+    ];
+    settings.extend_from_slice(env);
     ServerProcess::start_until(
         workspace_binary("broker"),
         &[
@@ -45,12 +64,7 @@ fn start_member(
             "--replication",
             "sync",
         ],
-        &[
-            ("MQ_BROKER_MIN_IN_SYNC_REPLICAS", "0"),
-            ("MQ_BROKER_REPLICATION_TIMEOUT", "1s"),
-            ("MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE", "1048576"),
-            ("MQ_BROKER_STORE__MAX_MESSAGE_SIZE", "65536"),
-        ],
+        &settings,
         "broker listening",
     )
 }
@@ -165,7 +179,11 @@ async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_on
     let mut a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
     let b = start_member(&b_dir, 2, "127.0.0.1:0", &namesrv, &controllers.list());
     let view = wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
-    assert_eq!((view.master_id, view.epoch), (1, 1), "the first member leads");
+    assert_eq!(
+        (view.master_id, view.epoch),
+        (1, 1),
+        "the first member leads"
+    );
     mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
 
     let before = dir.path().join("before.log");
@@ -183,13 +201,19 @@ async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_on
     // Producers follow the route to the new master by themselves.
     let after = dir.path().join("after.log");
     assert_eq!(produce(&namesrv, 500, &after), 500);
-    eprintln!("failover: first send acknowledged after {:?}", killed.elapsed());
+    eprintln!(
+        "failover: first send acknowledged after {:?}",
+        killed.elapsed()
+    );
 
     // The old master returns as a replica of the new one and catches up.
     let a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
-    a.wait_for_log("joined the group through the controller", Duration::from_secs(10))
-        .filter(|line| line.contains("master=2"))
-        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
+    a.wait_for_log(
+        "joined the group through the controller",
+        Duration::from_secs(10),
+    )
+    .filter(|line| line.contains("master=2"))
+    .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
     wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
     verify_all_consumed(&namesrv, dir.path(), &[&before, &after], 1500);
     drop(controllers);
@@ -265,7 +289,10 @@ async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_serv
         .count();
     assert_eq!(unacked_count, 0, "nothing acknowledged: {out}");
     let master_end = log_end(&a).await;
-    assert!(master_end > replicated_end, "the tail is in the master's log");
+    assert!(
+        master_end > replicated_end,
+        "the tail is in the master's log"
+    );
 
     // The master dies with that tail. The frozen replica may hold the
     // tail's chunks in its socket buffer: it dies before reading them,
@@ -284,8 +311,11 @@ async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_serv
 
     // The old master comes back: it cuts its tail durably and follows.
     let a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
-    a.wait_for_log("diverged from the master's; cut recorded", Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
+    a.wait_for_log(
+        "diverged from the master's; cut recorded",
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
     listening_after(&a, "CommitLog cut back as recorded").await;
     wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
     let more = dir.path().join("more.log");
@@ -299,4 +329,191 @@ async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_serv
     );
     assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
     drop(controllers);
+}
+
+/// One send straight to `broker` (not through the routes), queue 0.
+async fn send_direct(broker: &ServerProcess, body: &str) -> Result<i32, tonic::Status> {
+    use mq_proto::broker::v1 as bpb;
+    let mut client = bpb::broker_client::BrokerClient::connect(broker.url())
+        .await
+        .unwrap();
+    let answer = client
+        .send_message(bpb::SendMessageRequest {
+            message: Some(bpb::Message {
+                topic: "failover".into(),
+                body: body.as_bytes().to_vec().into(),
+                ..Default::default()
+            }),
+            queue_id: 0,
+        })
+        .await?
+        .into_inner();
+    Ok(answer.result.map_or(-1, |r| r.status))
+}
+
+/// A master cut off from the controllers and its replica while clients
+/// still reach it: it acknowledges nothing from then on (its replica does
+/// not confirm and it cannot drop it from the SyncStateSet), the replica
+/// is elected and acknowledges in the next epoch, and once the partition
+/// heals the old master becomes a replica, cuts what it wrote alone and
+/// catches up. Nothing acknowledged is lost, nothing unacknowledged served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_master_acknowledges_nothing_once_cut_off_and_rejoins_as_a_replica() {
+    use mq_proto::broker::v1::SendStatus;
+    use mq_test_support::proxy::Proxy;
+    let dir = tempfile::tempdir().unwrap();
+    let controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
+    let client = ControllerClient::from_list(&controllers.list()).unwrap();
+    let nameserver =
+        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
+    let namesrv = nameserver.addr.to_string();
+    // Everything between A and the controllers, and B's following of A,
+    // goes through proxies the test cuts.
+    let mut to_controllers = Vec::new();
+    for addr in controllers.list().split(';') {
+        to_controllers.push(Proxy::start(addr.parse().unwrap()).await);
+    }
+    let a_controllers = to_controllers
+        .iter()
+        .map(|p| p.addr.to_string())
+        .collect::<Vec<_>>()
+        .join(";");
+    let a_listen: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let to_a = Proxy::start(a_listen).await;
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a = start_member_with(
+        &a_dir,
+        1,
+        &a_listen.to_string(),
+        &namesrv,
+        &a_controllers,
+        &[("MQ_BROKER_REPLICATION_ADDR", &to_a.addr.to_string())],
+    );
+    let b = start_member(&b_dir, 2, "127.0.0.1:0", &namesrv, &controllers.list());
+    wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
+    mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
+    let acked = dir.path().join("acked.log");
+    assert_eq!(produce(&namesrv, 300, &acked), 300);
+    assert_eq!(
+        send_direct(&a, "before").await.unwrap(),
+        SendStatus::SendOk as i32
+    );
+
+    // The partition: A reaches neither the controllers nor B.
+    for proxy in to_controllers.iter().chain([&to_a]) {
+        proxy.cut();
+    }
+    let ok = SendStatus::SendOk as i32;
+    for i in 0..3 {
+        let status = send_direct(&a, &format!("cut off {i}")).await;
+        assert!(status.as_ref().is_ok_and(|s| *s != ok), "{status:?}");
+    }
+    let view = wait_group(&client, "2 elected", |g| g.master_id == 2).await;
+    listening_after(&b, MASTER_EPOCH_BEGAN).await;
+    a.wait_for_log("cannot reach the controller leader", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
+    // Two masters now, each in its own epoch: only the new one acknowledges.
+    let more = dir.path().join("more.log");
+    assert_eq!(produce(&namesrv, 200, &more), 200);
+    for i in 0..3 {
+        let status = send_direct(&a, &format!("deposed {i}")).await;
+        assert!(status.as_ref().is_ok_and(|s| *s != ok), "{status:?}");
+    }
+
+    // Healed: A hears of epoch {view.epoch}, cuts its lone tail and follows.
+    for proxy in to_controllers.iter().chain([&to_a]) {
+        proxy.heal();
+    }
+    listening_after(&a, "CommitLog cut back as recorded").await;
+    wait_group(&client, "1 back in sync", |g| {
+        g.sync_state_set == [1, 2] && g.epoch == view.epoch
+    })
+    .await;
+    verify_all_consumed(&namesrv, dir.path(), &[&acked, &more], 500);
+    let consumed = std::fs::read_to_string(dir.path().join("consumed.log")).unwrap();
+    // 500 through mqbench, plus the one direct send acknowledged before the cut.
+    assert_eq!(
+        consumed.lines().count(),
+        501,
+        "nothing unacknowledged is served"
+    );
+    assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
+    drop(controllers);
+}
+
+/// The id of the controller the Raft leader is, as the group reports it.
+async fn controller_leader(client: &ControllerClient) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(status) = client.status().await
+            && status.leader_id != 0
+        {
+            return status.leader_id;
+        }
+        assert!(Instant::now() < deadline, "no controller leads");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two of three controllers down: no election is possible, the masters
+/// keep serving (and say they cannot reach the controller). Back up, a
+/// master and the controller leader die together (apache/rocketmq#7689):
+/// the next controller leader waits one broker timeout before judging
+/// anyone, then elects the in-sync replica; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masters_outlive_a_lost_controller_majority_and_fail_over_when_master_and_leader_die_together()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let mut controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
+    let client = ControllerClient::from_list(&controllers.list()).unwrap();
+    let nameserver =
+        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
+    let namesrv = nameserver.addr.to_string();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a_listen = format!("127.0.0.1:{}", free_port());
+    let mut a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
+    let b = start_member(&b_dir, 2, "127.0.0.1:0", &namesrv, &controllers.list());
+    wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
+    mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
+    let first = dir.path().join("first.log");
+    assert_eq!(produce(&namesrv, 200, &first), 200);
+
+    // Two of three controllers die: no quorum, no election; writes go on.
+    let leader = controller_leader(&client).await;
+    let other = (1..=3).find(|id| *id != leader).unwrap();
+    controllers.kill(leader);
+    controllers.kill(other);
+    a.wait_for_log(
+        "cannot reach the controller leader",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
+    let without = dir.path().join("without.log");
+    assert_eq!(
+        produce(&namesrv, 200, &without),
+        200,
+        "the master serves without the controllers"
+    );
+    controllers.start_one(leader);
+    controllers.start_one(other);
+    a.wait_for_log("controller reachable again", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
+    let view = wait_group(&client, "still in sync", |g| g.sync_state_set == [1, 2]).await;
+    assert_eq!((view.master_id, view.epoch), (1, 1), "nobody was elected");
+
+    // The master and the controller leader die together.
+    let leader = controller_leader(&client).await;
+    controllers.kill(leader);
+    a.kill();
+    let view = wait_group(&client, "2 elected", |g| g.master_id == 2).await;
+    assert_eq!(view.epoch, 2);
+    listening_after(&b, MASTER_EPOCH_BEGAN).await;
+    let after = dir.path().join("after.log");
+    assert_eq!(produce(&namesrv, 200, &after), 200);
+
+    controllers.start_one(leader);
+    let a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
+    wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
+    verify_all_consumed(&namesrv, dir.path(), &[&first, &without, &after], 600);
+    assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
 }

@@ -535,6 +535,8 @@ fn start_master_at(dir: &Path, addr: &str) -> (ServerProcess, String) {
     (master, namesrv)
 }
 
+/// Also apache/rocketmq#10666: a cut that happened only in memory would
+/// come back after a crash; here the process dies right after applying it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_tail_diverged_cuts_it_back_durably_and_follows_again() {
     let dir = tempfile::tempdir().unwrap();

@@ -68,6 +68,23 @@ pub async fn serve(
     routes: Routes,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GrpcError> {
+    serve_with_grace(listener, limits, service_names, routes, async {
+        shutdown.await;
+        DRAIN_GRACE
+    })
+    .await
+}
+
+/// As [`serve`], with the drain grace chosen when the stop comes:
+/// `shutdown` resolves to it (a broker restarting in its process for a new
+/// role drains briefly: its peers and the controller wait on it).
+pub async fn serve_with_grace(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    service_names: &'static [&'static str],
+    routes: Routes,
+    shutdown: impl Future<Output = std::time::Duration>,
+) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in service_names {
         health
@@ -104,7 +121,6 @@ pub async fn serve(
                 })
         },
         shutdown,
-        DRAIN_GRACE,
     )
     .await?;
     Ok(())

@@ -23,15 +23,14 @@ pub fn signal() -> std::io::Result<impl Future<Output = ()>> {
 /// before open connections are closed.
 pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Runs a server until `shutdown`, then lets in-flight requests finish for
-/// at most `grace`. `serve` gets the future that tells it to stop
+/// Runs a server until `shutdown` resolves, then lets in-flight requests
+/// finish for at most the grace it resolved to. `serve` gets the future that tells it to stop
 /// accepting; it is what tonic's `serve_with_incoming_shutdown` wants.
 /// Idle client connections (producers keep theirs open) would otherwise
 /// hold a graceful shutdown forever.
 pub async fn serve_gracefully<F, E>(
     serve: impl FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F,
-    shutdown: impl Future<Output = ()>,
-    grace: std::time::Duration,
+    shutdown: impl Future<Output = std::time::Duration>,
 ) -> Result<(), E>
 where
     F: Future<Output = Result<(), E>>,
@@ -41,10 +40,10 @@ where
         let _ = drain_rx.await;
     }));
     tokio::pin!(server);
-    tokio::select! {
+    let grace = tokio::select! {
         result = &mut server => return result,
-        () = shutdown => {}
-    }
+        grace = shutdown => grace,
+    };
     let _ = drain_tx.send(());
     match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => result,

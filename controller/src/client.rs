@@ -129,7 +129,9 @@ impl ControllerClient {
     }
 
     /// The status as each controller sees it, in list order.
-    pub async fn status_of_each(&self) -> Vec<(String, Result<pb::ControllerStatus, tonic::Status>)> {
+    pub async fn status_of_each(
+        &self,
+    ) -> Vec<(String, Result<pb::ControllerStatus, tonic::Status>)> {
         let mut all = Vec::new();
         for (addr, stub) in &self.peers {
             let mut stub = stub.clone();

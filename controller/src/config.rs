@@ -173,8 +173,7 @@ impl ControllerConfig {
                 .trim()
                 .parse()
                 .map_err(|_| bad(format!("entry {entry:?}: {id:?} is not an id")))?;
-            mq_common::validate::host_port("peers", addr.trim())
-                .map_err(|e| bad(e.to_string()))?;
+            mq_common::validate::host_port("peers", addr.trim()).map_err(|e| bad(e.to_string()))?;
             if peers.insert(id, addr.trim().to_owned()).is_some() {
                 return Err(bad(format!("id {id} appears twice")));
             }
@@ -185,7 +184,10 @@ impl ControllerConfig {
             ));
         }
         if !peers.contains_key(&self.id) {
-            return Err(bad(format!("does not list this controller's id {}", self.id)));
+            return Err(bad(format!(
+                "does not list this controller's id {}",
+                self.id
+            )));
         }
         Ok(peers)
     }
@@ -204,7 +206,10 @@ impl ControllerConfig {
             if d < Duration::from_millis(100) {
                 return Err(ConfigError::Invalid {
                     key,
-                    reason: format!("{} is too short; at least 100ms", humantime::format_duration(d)),
+                    reason: format!(
+                        "{} is too short; at least 100ms",
+                        humantime::format_duration(d)
+                    ),
                 });
             }
         }

@@ -101,7 +101,12 @@ impl Shared {
                     .elected_at
                     .insert(group.to_owned(), Instant::now());
                 if *unclean {
-                    tracing::error!(group, master, epoch, "UNCLEAN election: acknowledged messages the new master lacks are lost");
+                    tracing::error!(
+                        group,
+                        master,
+                        epoch,
+                        "UNCLEAN election: acknowledged messages the new master lacks are lost"
+                    );
                 } else {
                     tracing::warn!(group, master, epoch, "elected a new master");
                 }

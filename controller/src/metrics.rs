@@ -36,7 +36,11 @@ impl ControllerMetrics {
             "1 on the Raft leader, 0 elsewhere",
             leader.clone(),
         );
-        registry.register("group_epoch", "Each broker group's master epoch", epoch.clone());
+        registry.register(
+            "group_epoch",
+            "Each broker group's master epoch",
+            epoch.clone(),
+        );
         registry.register(
             "sync_state_set_size",
             "Members of each group's SyncStateSet (master included)",
@@ -62,8 +66,7 @@ impl ControllerMetrics {
                     set_size
                         .get_or_create(&labels)
                         .set(gauge(group.sync_state_set.len() as u64));
-                    if leading
-                        && let Some(elapsed) = shared.lock_view().since_election(&name, now)
+                    if leading && let Some(elapsed) = shared.lock_view().since_election(&name, now)
                     {
                         since.get_or_create(&labels).set(elapsed.as_secs_f64());
                     }

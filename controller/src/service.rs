@@ -146,14 +146,18 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         request: Request<pb::BrokerHeartbeat>,
     ) -> Result<Response<pb::GroupView>, Status> {
-        self.hear(request.into_inner(), true).await.map(Response::new)
+        self.hear(request.into_inner(), true)
+            .await
+            .map(Response::new)
     }
 
     async fn heartbeat(
         &self,
         request: Request<pb::BrokerHeartbeat>,
     ) -> Result<Response<pb::GroupView>, Status> {
-        self.hear(request.into_inner(), false).await.map(Response::new)
+        self.hear(request.into_inner(), false)
+            .await
+            .map(Response::new)
     }
 
     async fn alter_sync_state_set(
@@ -168,7 +172,11 @@ impl pb::controller_server::Controller for ControllerService {
                 master: r.master_id,
                 master_epoch: r.master_epoch,
                 sync_state_epoch: r.sync_state_epoch,
-                new_set: r.new_sync_state_set.iter().copied().collect::<BTreeSet<_>>(),
+                new_set: r
+                    .new_sync_state_set
+                    .iter()
+                    .copied()
+                    .collect::<BTreeSet<_>>(),
             })
             .await?;
         match outcome {
@@ -229,7 +237,10 @@ impl pb::controller_server::Controller for ControllerService {
                         let mut view = self.shared.lock_view();
                         let view = view.of_term(term, now);
                         let since = view.since_election(name, now);
-                        (view.liveness().alive(name, now).into_keys().collect(), since)
+                        (
+                            view.liveness().alive(name, now).into_keys().collect(),
+                            since,
+                        )
                     }
                     None => (Vec::new(), None),
                 };

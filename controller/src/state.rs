@@ -250,8 +250,7 @@ impl ControllerState {
         let Some(group) = self.groups.get_mut(name) else {
             return Outcome::Refused(Refusal::UnknownGroup(name.to_owned()));
         };
-        let alive_member =
-            |id: &BrokerId| alive.contains_key(id) && group.members.contains_key(id);
+        let alive_member = |id: &BrokerId| alive.contains_key(id) && group.members.contains_key(id);
         // The longest log first, then the lowest id.
         let best = |ids: &mut dyn Iterator<Item = BrokerId>| {
             ids.filter(|id| alive_member(id))

@@ -13,9 +13,9 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
     PATH="$PATH:$(python3 -m site --user-base)/bin"
 fi
-kubernetes-validate --strict --quiet namespace.yaml nameserver.yaml broker.yaml
+kubernetes-validate --strict --quiet namespace.yaml nameserver.yaml controller.yaml broker.yaml
 
-(cd "$ROOT" && cargo build -q --bin broker --bin nameserver)
+(cd "$ROOT" && cargo build -q --bin broker --bin nameserver --bin controller)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # Writes the file `key` of the ConfigMap in `manifest` to $WORK/key.
@@ -43,12 +43,16 @@ starts() {
 }
 extract nameserver.yaml nameserver.toml
 extract broker.yaml broker.toml
+extract controller.yaml controller.toml
 # Only what differs outside a pod is overridden (environment beats file).
 MQ_NAMESRV_LISTEN=127.0.0.1:0 MQ_NAMESRV_METRICS_LISTEN=127.0.0.1:0 starts "$ROOT/target/debug/nameserver" --config "$WORK/nameserver.toml"
+MQ_CONTROLLER_LISTEN=127.0.0.1:0 MQ_CONTROLLER_METRICS_LISTEN=127.0.0.1:0 MQ_CONTROLLER_DATA_DIR="$WORK/controller" \
+    starts "$ROOT/target/debug/controller" --config "$WORK/controller.toml" --id 1
+# The brokers wait for the controllers (not there: they keep trying).
 MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_METRICS_LISTEN=127.0.0.1:0 MQ_BROKER_STORE_DIR="$WORK/store" MQ_BROKER_BROKER_NAME=mq-broker-0 \
-    starts "$ROOT/target/debug/broker" --config "$WORK/broker.toml"
-# The replica StatefulSet's command, as its pod mq-broker-replica-0 runs it
-# (its master is not there: it starts and keeps trying).
+    starts "$ROOT/target/debug/broker" --config "$WORK/broker.toml" --broker-id 1
+# The second member's StatefulSet command, as its pod mq-broker-replica-0
+# runs it (the controllers are not there: it starts and keeps trying).
 command=$(python3 - "$PWD/broker.yaml" <<'PY'
 import sys, yaml
 for doc in yaml.safe_load_all(open(sys.argv[1])):
@@ -60,5 +64,5 @@ PY
 command=${command//\/etc\/mq\/broker.toml/$WORK\/broker.toml}
 PATH="$ROOT/target/debug:$PATH" POD_NAME=mq-broker-replica-0 MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_METRICS_LISTEN=127.0.0.1:0 \
     MQ_BROKER_STORE_DIR="$WORK/replica-store" starts sh -c "$command"
-grep -q 'following\|cannot follow the master' "$WORK/out" || { echo "validate: the replica command did not follow:" >&2; cat "$WORK/out" >&2; exit 1; }
+grep -q 'cannot register with the controller' "$WORK/out" || { echo "validate: the second member's command did not ask the controllers:" >&2; cat "$WORK/out" >&2; exit 1; }
 echo "validate: manifests and their configuration files are valid"

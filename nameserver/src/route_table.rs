@@ -163,9 +163,9 @@ impl RouteTable {
                 routes.remove_instance(&deposed);
             } else {
                 return Err(RouteError::SlotTaken {
-                broker_name: name.clone(),
-                broker_id: reg.instance.broker_id,
-                existing_addr: existing_addr.clone(),
+                    broker_name: name.clone(),
+                    broker_id: reg.instance.broker_id,
+                    existing_addr: existing_addr.clone(),
                     silent_for_ms: now_ms.saturating_sub(existing.last_heartbeat_ms),
                 });
             }

@@ -152,6 +152,7 @@ impl ProducerBuilder {
         let mut tasks = vec![
             tokio::spawn(refresh_routes(Arc::clone(&inner))),
             tokio::spawn(probe_isolated(Arc::clone(&inner))),
+            tokio::spawn(follow_failovers(Arc::clone(&inner))),
         ];
         if inner.accumulator.is_some() {
             tasks.push(tokio::spawn(send_batches(Arc::clone(&inner))));
@@ -601,6 +602,24 @@ async fn refresh_routes(inner: Arc<Inner>) {
     }
 }
 
+/// How often routes are refetched while a broker is isolated.
+const FAILOVER_RECHECK: Duration = Duration::from_millis(500);
+
+/// While a broker is isolated, refetches routes every [`FAILOVER_RECHECK`]:
+/// a group whose master died may have a new one elsewhere (controller
+/// mode), and a route naming it moves sends there at once (see
+/// `FaultTable::is_available_at`).
+async fn follow_failovers(inner: Arc<Inner>) {
+    let mut ticks = tokio::time::interval(FAILOVER_RECHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if !inner.faults.isolated(inner.now_ms()).is_empty() {
+            inner.routes.refresh_all().await;
+        }
+    }
+}
+
 /// Probes isolated brokers every `probe_interval` with a gRPC health check
 /// and lets each back as soon as it answers.
 async fn probe_isolated(inner: Arc<Inner>) {
@@ -609,13 +628,7 @@ async fn probe_isolated(inner: Arc<Inner>) {
     let mut ticks = tokio::time::interval(inner.options.probe_interval);
     loop {
         ticks.tick().await;
-        let isolated = inner.faults.isolated(inner.now_ms());
-        if !isolated.is_empty() {
-            // A broker that died may have failed over to another machine:
-            // routes naming it move sends there (see `is_available_at`).
-            inner.routes.refresh_all().await;
-        }
-        for item in isolated {
+        for item in inner.faults.isolated(inner.now_ms()) {
             let Ok(endpoint) = Endpoint::from_shared(format!("http://{}", item.addr)) else {
                 continue;
             };

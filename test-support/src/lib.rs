@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod controllers;
+pub mod proxy;
 pub mod tmpfs;
 
 use std::io::{BufRead, BufReader};

@@ -83,7 +83,10 @@ pub async fn join(
                 );
                 return view;
             }
-            Ok(_) => "the group has no master: no member of its SyncStateSet is alive; waiting for one".to_owned(),
+            Ok(_) => {
+                "the group has no master: no member of its SyncStateSet is alive; waiting for one"
+                    .to_owned()
+            }
             Err(status) => format!("cannot register with the controller: {}", status.message()),
         };
         if problem != last_problem {
@@ -123,7 +126,9 @@ impl ControllerLink {
     /// names another master or epoch (then asks for a restart).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         use std::sync::atomic::Ordering;
-        self.status.epoch.store(self.joined.epoch, Ordering::Relaxed);
+        self.status
+            .epoch
+            .store(self.joined.epoch, Ordering::Relaxed);
         self.status.reachable.store(true, Ordering::Relaxed);
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -218,9 +223,7 @@ impl ControllerLink {
     /// whole log, through the controller.
     async fn tend_sync_state_set(&self, view: &pb::GroupView) {
         let committed = self.others(&view.sync_state_set);
-        let in_sync = self
-            .replicas
-            .in_sync_ids(self.store.commitlog_max_offset());
+        let in_sync = self.replicas.in_sync_ids(self.store.commitlog_max_offset());
         let keep: BTreeSet<u64> = committed.intersection(&in_sync).copied().collect();
         let candidates: BTreeSet<u64> = in_sync.difference(&committed).copied().collect();
         if keep == committed && candidates.is_empty() {
@@ -254,7 +257,8 @@ impl ControllerLink {
         };
         // Until the answer, the union stays required: a shrink is not
         // relied on before the controller has it.
-        self.replicas.require(committed.union(&new).copied().collect());
+        self.replicas
+            .require(committed.union(&new).copied().collect());
         match self.client.alter_sync_state_set(request).await {
             Ok(view) => {
                 tracing::info!(
@@ -286,7 +290,8 @@ pub fn adopt_logged_topics(
 ) -> Result<Vec<String>, crate::topic_table::TopicTableError> {
     let mut queues: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
     for (topic, queue_id) in store.queues() {
-        if topic == mq_common::AUTO_CREATE_TOPIC || topic == mq_common::system_topics::SCHEDULE_TOPIC
+        if topic == mq_common::AUTO_CREATE_TOPIC
+            || topic == mq_common::system_topics::SCHEDULE_TOPIC
         {
             continue;
         }

@@ -93,10 +93,9 @@ pub async fn status(at: &ControllerAddr, json_output: bool) -> anyhow::Result<()
         ("ALIVE", "alive"),
         ("SINCE ELECTION", "since_election"),
     ]);
-    let shown = leader_status.clone().or_else(|| {
-        each.iter()
-            .find_map(|(_, a)| a.as_ref().ok().cloned())
-    });
+    let shown = leader_status
+        .clone()
+        .or_else(|| each.iter().find_map(|(_, a)| a.as_ref().ok().cloned()));
     for group in shown.iter().flat_map(|s| &s.groups) {
         let Some(view) = &group.view else { continue };
         groups.push(group_row(view, group, leader_status.is_some()));
@@ -120,7 +119,11 @@ pub async fn status(at: &ControllerAddr, json_output: bool) -> anyhow::Result<()
     Ok(())
 }
 
-fn group_row(view: &pb::GroupView, group: &pb::GroupStatus, from_leader: bool) -> serde_json::Value {
+fn group_row(
+    view: &pb::GroupView,
+    group: &pb::GroupStatus,
+    from_leader: bool,
+) -> serde_json::Value {
     let mut members: Vec<_> = view.members.iter().collect();
     members.sort();
     json!({
@@ -151,7 +154,12 @@ pub async fn elect_master(
             broker_id,
         })
         .await
-        .map_err(|s| anyhow::anyhow!("cannot elect broker {broker_id} of {broker_name}: {}", s.message()))?;
+        .map_err(|s| {
+            anyhow::anyhow!(
+                "cannot elect broker {broker_id} of {broker_name}: {}",
+                s.message()
+            )
+        })?;
     let view = answer.group.unwrap_or_default();
     if json_output {
         println!(

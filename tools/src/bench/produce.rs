@@ -76,8 +76,10 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
     {
         let stopping = Arc::clone(&stopping);
         use tokio::signal::unix::{SignalKind, signal};
-        let (mut interrupt, mut terminate) =
-            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+        let (mut interrupt, mut terminate) = (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        );
         tokio::spawn(async move {
             tokio::select! {
                 _ = interrupt.recv() => {}
