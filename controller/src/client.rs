@@ -14,6 +14,10 @@ use tonic::transport::{Channel, Endpoint};
 /// The response header naming the leader's address.
 pub const LEADER_HEADER: &str = "mq-controller-leader";
 
+/// How long a call goes on trying while no controller answers as leader
+/// (an election takes about one Raft election timeout).
+const LEADER_WAIT: Duration = Duration::from_millis(1500);
+
 /// How long one call to one controller may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -144,9 +148,32 @@ impl ControllerClient {
         all
     }
 
-    /// Tries the preferred peer, then each other once; the last error if
-    /// none answers as leader.
+    /// Goes round the controllers until one answers as leader, a few
+    /// times while a leader is being elected (within [`LEADER_WAIT`]); the
+    /// last error if none does.
     async fn call<T, F, Fut>(&self, mut rpc: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut(Stub<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.round(&mut rpc).await {
+                Err(status)
+                    if status.code() == tonic::Code::Unavailable
+                        && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Tries the preferred peer, then each other once.
+    async fn round<T, F, Fut>(&self, rpc: &mut F) -> Result<T, tonic::Status>
     where
         F: FnMut(Stub<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,

@@ -228,3 +228,7 @@ impl ControllerConfig {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
