@@ -130,3 +130,58 @@ fn bad_delay_settings_name_their_key() {
     .unwrap();
     assert_eq!(fine.delay_table().unwrap().level_count(), 2);
 }
+
+#[test]
+fn controller_mode_takes_member_ids_and_refuses_a_configured_master() {
+    let base = ["--namesrv", "ns:9876", "--controller-addr", "c1:9878;c2:9878"];
+    let ok = |extra: &[&str], environment: &[(&str, &str)]| {
+        let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
+        BrokerConfig::load(&args(&argv), env(environment))
+    };
+    let config = ok(
+        &["--broker-id", "2", "--replication", "sync"],
+        &[
+            ("MQ_BROKER_MIN_IN_SYNC_REPLICAS", "0"),
+            ("MQ_BROKER_REPLICATION_ADDR", "broker-a-2:10911"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.controller_addr.as_deref(), Some("c1:9878;c2:9878"));
+    assert_eq!(
+        config.controller_heartbeat_interval,
+        Duration::from_millis(500)
+    );
+    assert_eq!(config.min_in_sync_replicas, 0, "0 is allowed in controller mode");
+
+    for (extra, environment, says) in [
+        (&["--broker-id", "0"][..], &[][..], "broker_id must be 1 or above"),
+        (
+            &["--broker-id", "1", "--master-addr", "m:10911"][..],
+            &[][..],
+            "master_addr is not set in controller mode",
+        ),
+        (
+            &["--broker-id", "1"][..],
+            &[("MQ_BROKER_REPLICATION_ADDR", "nowhere")][..],
+            "replication_addr",
+        ),
+    ] {
+        let err = ok(extra, environment).unwrap_err().to_string();
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+    let err = BrokerConfig::load(
+        &args(&["--namesrv", "ns:9876", "--controller-addr", " ; ", "--broker-id", "1"]),
+        env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("controller_addr") && err.contains("names no controller"), "{err}");
+    // Outside controller mode, sync replication still needs a replica.
+    let err = BrokerConfig::load(
+        &args(&["--namesrv", "ns:9876", "--replication", "sync"]),
+        env(&[("MQ_BROKER_MIN_IN_SYNC_REPLICAS", "0")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("min_in_sync_replicas"), "{err}");
+}

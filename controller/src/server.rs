@@ -84,12 +84,30 @@ pub async fn run(
         .iter()
         .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
         .collect();
-    // Every controller initializes with the same members: safe, Raft's
-    // vote picks one leader; one already initialized just says so.
-    match raft.initialize(members).await {
-        Ok(()) => tracing::info!(peers = ?peers, "initialized a new controller group"),
-        Err(err) => tracing::debug!(error = %err, "controller group already initialized"),
-    }
+    // A new group forms around the lowest id; the others initialize it
+    // themselves (with the same members: safe, Raft's vote picks one
+    // leader) only if nobody reached them within a few election timeouts,
+    // so a missing first controller does not stop a group from forming,
+    // and a normal start does not elect twice.
+    let lowest = peers.keys().next().copied() == Some(config.id);
+    let wait = if lowest {
+        std::time::Duration::ZERO
+    } else {
+        config.raft_election_timeout * 4
+    };
+    let forming = {
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if !lowest && raft.metrics().borrow().current_leader.is_some() {
+                return;
+            }
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(peers = ?peers, "initialized a new controller group"),
+                Err(err) => tracing::debug!(error = %err, "controller group already initialized"),
+            }
+        })
+    };
 
     let metrics = ControllerMetrics::default();
     let shared = Shared {
@@ -143,6 +161,7 @@ pub async fn run(
     )
     .await;
     let _ = stop_tx.send(true);
+    forming.abort();
     let _ = elections.await;
     let _ = metrics_server.await;
     if let Err(err) = raft.shutdown().await {

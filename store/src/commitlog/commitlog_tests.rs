@@ -39,6 +39,7 @@ fn plan(mode: RecoveryMode) -> Plan {
         tail: TailScan::Whole,
         flushed: Flushed::BeforeLastSegment,
         mode,
+        clean_end: None,
     }
 }
 
@@ -479,6 +480,36 @@ fn after_a_clean_shutdown_damage_in_the_last_segment_is_corruption_too() {
     };
     let err = open_with(dir.path(), &clean).unwrap_err();
     assert!(matches!(err, StoreError::Corrupted { .. }), "{err}");
+}
+
+#[test]
+fn a_clean_end_from_the_checkpoint_still_finds_a_hole_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let appended = four_segments(dir.path());
+    let end = appended.last().unwrap().end_offset();
+    let clean = Plan {
+        tail: TailScan::UntilZeroPage,
+        flushed: Flushed::Everything,
+        clean_end: Some(end),
+        ..plan(RecoveryMode::Fail)
+    };
+    let (log, recovered) = open_with(dir.path(), &clean).unwrap();
+    assert_eq!((recovered.end_offset, recovered.truncation), (end, None));
+    drop(log);
+    // A hole (zeroed record) before the recorded end: the data stops
+    // short of it, so the rest is searched and the records after the hole
+    // are found: corruption, not a silent cut.
+    let hole = appended[17].physical_offset;
+    let file = segment_path(dir.path(), hole);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = (hole % SEGMENT) as usize;
+    bytes[at..at + 64].fill(0);
+    std::fs::write(&file, &bytes).unwrap();
+    let err = open_with(dir.path(), &clean).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupted { offset, .. } if offset == hole),
+        "{err}"
+    );
 }
 
 #[test]

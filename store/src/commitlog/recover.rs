@@ -62,6 +62,12 @@ pub struct Plan {
     pub tail: TailScan,
     pub flushed: Flushed,
     pub mode: RecoveryMode,
+    /// After a clean shutdown: where the data ended (the final
+    /// checkpoint). Data found ending exactly there has no hole before
+    /// it, so the rest of the segment is not searched for records (a
+    /// search that touches every page: seconds for a 1 GiB segment, paid
+    /// by every restart, including a broker's restart into a new role).
+    pub clean_end: Option<u64>,
 }
 
 enum SegmentEnd {
@@ -123,7 +129,11 @@ pub fn recover(files: &mut Vec<MappedFile>, plan: &Plan) -> Result<Recovered, St
             SegmentEnd::Corrupt(at, damage) => (at, Some(damage)),
         };
         let offset = base + at as u64;
-        let resume = find_valid_after(files, index, at);
+        let resume = if damage.is_none() && plan.clean_end == Some(offset) {
+            None
+        } else {
+            find_valid_after(files, index, at)
+        };
         match resume {
             Some(resume) if offset < unflushed_from => {
                 let damage = damage.unwrap_or(Damage::Zeros);
