@@ -133,7 +133,12 @@ fn bad_delay_settings_name_their_key() {
 
 #[test]
 fn controller_mode_takes_member_ids_and_refuses_a_configured_master() {
-    let base = ["--namesrv", "ns:9876", "--controller-addr", "c1:9878;c2:9878"];
+    let base = [
+        "--namesrv",
+        "ns:9876",
+        "--controller-addr",
+        "c1:9878;c2:9878",
+    ];
     let ok = |extra: &[&str], environment: &[(&str, &str)]| {
         let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
         BrokerConfig::load(&args(&argv), env(environment))
@@ -151,10 +156,17 @@ fn controller_mode_takes_member_ids_and_refuses_a_configured_master() {
         config.controller_heartbeat_interval,
         Duration::from_millis(500)
     );
-    assert_eq!(config.min_in_sync_replicas, 0, "0 is allowed in controller mode");
+    assert_eq!(
+        config.min_in_sync_replicas, 0,
+        "0 is allowed in controller mode"
+    );
 
     for (extra, environment, says) in [
-        (&["--broker-id", "0"][..], &[][..], "broker_id must be 1 or above"),
+        (
+            &["--broker-id", "0"][..],
+            &[][..],
+            "broker_id must be 1 or above",
+        ),
         (
             &["--broker-id", "1", "--master-addr", "m:10911"][..],
             &[][..],
@@ -170,12 +182,22 @@ fn controller_mode_takes_member_ids_and_refuses_a_configured_master() {
         assert!(err.contains(says), "{extra:?}: {err}");
     }
     let err = BrokerConfig::load(
-        &args(&["--namesrv", "ns:9876", "--controller-addr", " ; ", "--broker-id", "1"]),
+        &args(&[
+            "--namesrv",
+            "ns:9876",
+            "--controller-addr",
+            " ; ",
+            "--broker-id",
+            "1",
+        ]),
         env(&[]),
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("controller_addr") && err.contains("names no controller"), "{err}");
+    assert!(
+        err.contains("controller_addr") && err.contains("names no controller"),
+        "{err}"
+    );
     // Outside controller mode, sync replication still needs a replica.
     let err = BrokerConfig::load(
         &args(&["--namesrv", "ns:9876", "--replication", "sync"]),

@@ -148,9 +148,14 @@ impl ControllerConfig {
             .set_override_option("log_level", args.log_level.clone())?
             .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?;
         let config: ControllerConfig = builder.build()?.try_deserialize()?;
-        config.peer_map()?;
-        config.check()?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Refuses settings that cannot work, naming them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.peer_map()?;
+        self.check()
     }
 
     /// The peers by id.

@@ -30,7 +30,10 @@ fn help_documents_every_option() {
         "--log-level",
         "MQ_CONTROLLER_",
     ] {
-        assert!(stdout.contains(option), "--help does not mention {option}:\n{stdout}");
+        assert!(
+            stdout.contains(option),
+            "--help does not mention {option}:\n{stdout}"
+        );
     }
 }
 
@@ -39,12 +42,29 @@ fn bad_settings_fail_with_one_line_naming_them() {
     for (args, needle) in [
         (&["--peers", "1=127.0.0.1:1"][..], "id"),
         (&["--id", "1"][..], "peers"),
-        (&["--id", "1", "--peers", "2=127.0.0.1:1"][..], "does not list this controller's id 1"),
-        (&["--id", "1", "--peers", "1=127.0.0.1:1", "--broker-timeout", "1ms"][..], "broker_timeout"),
+        (
+            &["--id", "1", "--peers", "2=127.0.0.1:1"][..],
+            "does not list this controller's id 1",
+        ),
+        (
+            &[
+                "--id",
+                "1",
+                "--peers",
+                "1=127.0.0.1:1",
+                "--broker-timeout",
+                "1ms",
+            ][..],
+            "broker_timeout",
+        ),
     ] {
         let (status, _, stderr) = run_to_end(BINARY, args, &[]);
         assert!(!status.success(), "{args:?} should fail");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line expected:\n{stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line expected:\n{stderr}"
+        );
         assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
     }
 }
@@ -75,7 +95,10 @@ async fn the_group_outlives_a_restart_of_every_controller_and_sigterm_stops_them
     let mut controllers = Controllers::start(dir.path(), 3, &[]);
     let client = ControllerClient::from_list(&controllers.list()).unwrap();
     let view = register(&client).await;
-    assert_eq!((view.master_id, view.epoch, view.epoch_start_offset), (1, 1, 4096));
+    assert_eq!(
+        (view.master_id, view.epoch, view.epoch_start_offset),
+        (1, 1, 4096)
+    );
 
     let status = client.status().await.unwrap();
     let leader = status.leader_id;
@@ -85,14 +108,28 @@ async fn the_group_outlives_a_restart_of_every_controller_and_sigterm_stops_them
         .unwrap();
     let (_, body) = mq_test_support::http_get(metrics_addr, "/metrics");
     assert!(body.contains("mq_controller_is_leader 1"), "{body}");
-    assert!(body.contains("mq_controller_group_epoch{group=\"broker-a\"} 1"), "{body}");
-    assert!(body.contains("mq_controller_sync_state_set_size{group=\"broker-a\"} 1"), "{body}");
+    assert!(
+        body.contains("mq_controller_group_epoch{group=\"broker-a\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("mq_controller_sync_state_set_size{group=\"broker-a\"} 1"),
+        "{body}"
+    );
 
     for id in 1..=3 {
         let process = controllers.running.get_mut(&id).unwrap();
         let status = process.terminate(Duration::from_secs(10)).unwrap();
-        assert!(status.success(), "controller {id} stops cleanly: {status:?}");
-        assert!(process.logs().iter().any(|l| l.contains("controller stopped")));
+        assert!(
+            status.success(),
+            "controller {id} stops cleanly: {status:?}"
+        );
+        assert!(
+            process
+                .logs()
+                .iter()
+                .any(|l| l.contains("controller stopped"))
+        );
     }
     controllers.running.clear();
     for id in 1..=3 {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use config::{Config, Environment, File, FileFormat};
 use mq_common::telemetry::LogFormat;
+use mq_controller::config::ControllerConfig;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -34,6 +35,17 @@ pub struct NameServerConfig {
     pub log_level: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// An embedded controller (RocketMQ's `enableControllerInNamesrv`):
+    /// `controller_peers` (with `controller_id`) runs one in this process,
+    /// on its own port; the other `controller_*` keys as the `controller`
+    /// binary's.
+    pub controller_peers: Option<String>,
+    pub controller_id: Option<u64>,
+    pub controller_listen: Option<SocketAddr>,
+    pub controller_metrics_listen: Option<SocketAddr>,
+    pub controller_data_dir: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub controller_broker_timeout: Option<Duration>,
 }
 
 impl Default for NameServerConfig {
@@ -45,6 +57,12 @@ impl Default for NameServerConfig {
             scan_interval: Duration::from_secs(5),
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            controller_peers: None,
+            controller_id: None,
+            controller_listen: None,
+            controller_metrics_listen: None,
+            controller_data_dir: None,
+            controller_broker_timeout: None,
         }
     }
 }
@@ -88,6 +106,24 @@ pub struct Args {
     /// Log line format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Embedded controller: every controller, id=host:port;... (runs one in this process)
+    #[arg(long, value_name = "LIST")]
+    pub controller_peers: Option<String>,
+    /// Embedded controller: this one's id among --controller-peers
+    #[arg(long, value_name = "ID")]
+    pub controller_id: Option<u64>,
+    /// Embedded controller: gRPC listen address [default: 0.0.0.0:9878]
+    #[arg(long, value_name = "ADDR")]
+    pub controller_listen: Option<SocketAddr>,
+    /// Embedded controller: /metrics address [default: 0.0.0.0:5559]
+    #[arg(long, value_name = "ADDR")]
+    pub controller_metrics_listen: Option<SocketAddr>,
+    /// Embedded controller: Raft log and snapshots [default: ./controller-data]
+    #[arg(long, value_name = "DIR")]
+    pub controller_data_dir: Option<PathBuf>,
+    /// Embedded controller: a broker silent this long is dead [default: 3s]
+    #[arg(long, value_name = "DURATION")]
+    pub controller_broker_timeout: Option<humantime::Duration>,
 }
 
 impl NameServerConfig {
@@ -130,10 +166,75 @@ impl NameServerConfig {
             .set_override_option("broker_expire", args.broker_expire.map(|d| d.to_string()))?
             .set_override_option("scan_interval", args.scan_interval.map(|d| d.to_string()))?
             .set_override_option("log_level", args.log_level.clone())?
-            .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?;
+            .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?
+            .set_override_option("controller_peers", args.controller_peers.clone())?
+            .set_override_option("controller_id", args.controller_id)?
+            .set_override_option(
+                "controller_listen",
+                args.controller_listen.map(|a| a.to_string()),
+            )?
+            .set_override_option(
+                "controller_metrics_listen",
+                args.controller_metrics_listen.map(|a| a.to_string()),
+            )?
+            .set_override_option(
+                "controller_data_dir",
+                args.controller_data_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string()),
+            )?
+            .set_override_option(
+                "controller_broker_timeout",
+                args.controller_broker_timeout.map(|d| d.to_string()),
+            )?;
         let config: NameServerConfig = builder.build()?.try_deserialize()?;
         config.check()?;
+        config.controller()?;
         Ok(config)
+    }
+
+    /// The embedded controller's configuration, if one is configured.
+    pub fn controller(&self) -> Result<Option<ControllerConfig>, ConfigError> {
+        let Some(peers) = &self.controller_peers else {
+            return match self.controller_id {
+                Some(_) => Err(ConfigError::Invalid {
+                    key: "controller_peers",
+                    reason: "is required with controller_id: every controller, id=host:port;..."
+                        .into(),
+                }),
+                None => Ok(None),
+            };
+        };
+        let id = self.controller_id.ok_or_else(|| ConfigError::Invalid {
+            key: "controller_id",
+            reason: "is required with controller_peers: this controller's id among them".into(),
+        })?;
+        let config = ControllerConfig {
+            id,
+            peers: peers.clone(),
+            listen: self
+                .controller_listen
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9878))),
+            metrics_listen: self
+                .controller_metrics_listen
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 5559))),
+            data_dir: self
+                .controller_data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./controller-data")),
+            broker_timeout: self
+                .controller_broker_timeout
+                .unwrap_or(Duration::from_secs(3)),
+            allow_unclean_election: false,
+            raft_election_timeout: Duration::from_secs(1),
+            log_level: self.log_level.clone(),
+            log_format: self.log_format,
+        };
+        config.validate().map_err(|e| ConfigError::Invalid {
+            key: "controller",
+            reason: e.to_string(),
+        })?;
+        Ok(Some(config))
     }
 
     fn check(&self) -> Result<(), ConfigError> {

@@ -137,3 +137,56 @@ fn foreign_environment_variables_are_ignored() {
     .unwrap();
     assert_eq!(config.listen.to_string(), "0.0.0.0:9876");
 }
+
+#[test]
+fn an_embedded_controller_is_configured_by_controller_keys_or_not_at_all() {
+    let none = NameServerConfig::load(&Args::default(), no_env()).unwrap();
+    assert!(none.controller().unwrap().is_none());
+
+    let peers = "1=127.0.0.1:9878;2=127.0.0.1:9879;3=127.0.0.1:9880";
+    let with = NameServerConfig::load(
+        &Args {
+            controller_peers: Some(peers.into()),
+            ..Args::default()
+        },
+        env(&[
+            ("MQ_NAMESRV_CONTROLLER_ID", "2"),
+            ("MQ_NAMESRV_CONTROLLER_BROKER_TIMEOUT", "5s"),
+        ]),
+    )
+    .unwrap();
+    let controller = with.controller().unwrap().unwrap();
+    assert_eq!(controller.id, 2);
+    assert_eq!(controller.broker_timeout, Duration::from_secs(5));
+    assert_eq!(controller.listen.to_string(), "0.0.0.0:9878");
+
+    for (args, says) in [
+        (
+            Args {
+                controller_id: Some(1),
+                ..Args::default()
+            },
+            "controller_peers",
+        ),
+        (
+            Args {
+                controller_peers: Some(peers.into()),
+                ..Args::default()
+            },
+            "controller_id",
+        ),
+        (
+            Args {
+                controller_peers: Some(peers.into()),
+                controller_id: Some(7),
+                ..Args::default()
+            },
+            "does not list this controller's id 7",
+        ),
+    ] {
+        let err = NameServerConfig::load(&args, no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{err}");
+    }
+}

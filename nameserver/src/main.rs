@@ -22,7 +22,26 @@ fn main() -> ExitCode {
             Ok(config)
         },
         |config, shutdown| async move {
-            NameServer::bind(config).await?.serve(shutdown).await?;
+            let Some(controller) = config.controller()? else {
+                NameServer::bind(config).await?.serve(shutdown).await?;
+                return Ok(());
+            };
+            // With an embedded controller: both stop on the one signal.
+            let (stop_tx, stop) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            });
+            let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let nameserver = NameServer::bind(config).await?;
+            let (served, controlled) = tokio::join!(
+                nameserver.serve(stopped(stop.clone())),
+                mq_controller::server::run(controller, stopped(stop)),
+            );
+            served?;
+            controlled?;
             Ok(())
         },
     )

@@ -119,3 +119,73 @@ fn sigterm_stops_the_server_gracefully() {
             .is_some()
     );
 }
+
+/// RocketMQ's `enableControllerInNamesrv`: three nameservers, each with a
+/// controller inside, form one controller group that brokers can use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nameservers_with_embedded_controllers_form_one_controller_group() {
+    use mq_controller::client::ControllerClient;
+    use mq_proto::controller::v1 as pb;
+    use mq_test_support::controllers::free_port;
+    let dir = tempfile::tempdir().unwrap();
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let peers = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(";");
+    let mut nameservers = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let data = dir.path().join(format!("c{i}"));
+        let id = (i + 1).to_string();
+        nameservers.push(ServerProcess::start_until(
+            BINARY,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--controller-peers",
+                &peers,
+                "--controller-id",
+                &id,
+                "--controller-listen",
+                addr,
+                "--controller-metrics-listen",
+                "127.0.0.1:0",
+                "--controller-data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[],
+            "nameserver listening",
+        ));
+    }
+    for nameserver in &nameservers {
+        nameserver
+            .wait_for_log("controller listening", Duration::from_secs(10))
+            .unwrap();
+    }
+    let client = ControllerClient::from_list(&addrs.join(";")).unwrap();
+    let view = client
+        .register(pb::BrokerHeartbeat {
+            group: "broker-a".into(),
+            broker_id: 1,
+            addr: "127.0.0.1:10911".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((view.master_id, view.epoch), (1, 1));
+    let status = client.status().await.unwrap();
+    assert_eq!(status.controllers.len(), 3);
+    assert_ne!(status.leader_id, 0);
+    // SIGTERM stops both servers of the process cleanly.
+    let mut first = nameservers.remove(0);
+    assert!(first.terminate(Duration::from_secs(10)).unwrap().success());
+    let logs = first.logs().join("\n");
+    assert!(
+        logs.contains("nameserver stopped") && logs.contains("controller stopped"),
+        "{logs}"
+    );
+}

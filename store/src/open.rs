@@ -112,9 +112,7 @@ pub fn open_dir(
             None => Flushed::BeforeLastSegment,
         },
         mode: config.recovery_mode,
-        clean_end: checkpoint
-            .filter(|_| !crashed)
-            .map(|c| c.commitlog_flushed),
+        clean_end: checkpoint.filter(|_| !crashed).map(|c| c.commitlog_flushed),
     };
     let (log, recovered) = CommitLog::open(&dir.join(COMMITLOG_DIR), options, headroom, &plan)?;
     if let Some(t) = &recovered.truncation {
