@@ -199,8 +199,32 @@ pub fn exporter(
     offsets: Arc<ConsumerOffsets>,
     pull_budget: Arc<crate::service::pull_budget::PullBudget>,
     replication: crate::replication::ReplicationView,
+    controller: Option<Arc<crate::replication::controlled::LinkStatus>>,
 ) -> mq_common::metrics_http::Exporter {
     let mut registry = Registry::with_prefix("mq_broker");
+    let controller_gauges = controller.map(|status| {
+        let (reachable, epoch, set_size) = (
+            Gauge::<i64>::default(),
+            Gauge::<i64>::default(),
+            Gauge::<i64>::default(),
+        );
+        registry.register(
+            "controller_reachable",
+            "Controller mode: 1 while the controller leader answers this broker's heartbeats",
+            reachable.clone(),
+        );
+        registry.register(
+            "group_epoch",
+            "Controller mode: the epoch of the group's master this broker runs under",
+            epoch.clone(),
+        );
+        registry.register(
+            "sync_state_set_size",
+            "Controller mode: members of the group's SyncStateSet (master included), as last heard",
+            set_size.clone(),
+        );
+        (status, reachable, epoch, set_size)
+    });
     let m = metrics.clone();
     registry.register(
         "messages_in",
@@ -389,6 +413,18 @@ pub fn exporter(
                     catch_up_rate.set(f64::from_bits(status.catch_up_rate.load(Ordering::Acquire)));
                     replicated.set(gauge(status.bytes.load(Ordering::Relaxed)));
                 }
+            }
+            if let Some((status, reachable, epoch, set_size)) = &controller_gauges {
+                use std::sync::atomic::Ordering;
+                reachable.set(i64::from(status.reachable.load(Ordering::Relaxed)));
+                epoch.set(gauge(status.epoch.load(Ordering::Relaxed)));
+                set_size.set(gauge(
+                    status
+                        .sync_state_set
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .len() as u64,
+                ));
             }
             dispatch_lag.set(i64::try_from(store.dispatch_lag()).unwrap_or(i64::MAX));
             let size = store.log_end().saturating_sub(store.log_start());

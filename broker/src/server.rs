@@ -82,7 +82,7 @@ const STATE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 
 /// How long requests in flight get when the broker restarts in its
 /// process (a new role, a cut of its log).
-const RESTART_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+const RESTART_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why [`run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +285,7 @@ pub async fn run(
         }
     };
     let started_ms = mq_common::clock::unix_millis();
+    let link_status = Arc::new(LinkStatus::default());
     let metrics = BrokerMetrics::default();
     let pull_budget = Arc::new(PullBudget::new(
         config.pull_bytes_in_flight,
@@ -304,6 +305,7 @@ pub async fn run(
         Arc::clone(&offsets),
         Arc::clone(&pull_budget),
         replication_view.clone(),
+        joined.as_ref().map(|_| Arc::clone(&link_status)),
     ));
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await
@@ -429,7 +431,8 @@ pub async fn run(
                 replicas: Arc::clone(&replicas),
                 restart: Arc::clone(&restart),
                 interval: config.controller_heartbeat_interval,
-                status: Arc::new(LinkStatus::default()),
+                status: Arc::clone(&link_status),
+                following: Arc::clone(&follow_status),
             };
             Some(tokio::spawn(link.run(stop_rx.clone())))
         }

@@ -49,9 +49,10 @@ pub enum ServeError {
     Grpc(#[from] mq_common::grpc::GrpcError),
 }
 
-/// How often the leader looks for silent masters, as a part of the broker
-/// timeout.
-const CHECKS_PER_TIMEOUT: u32 = 6;
+/// How often the leader looks for silent masters: a look is a walk over
+/// an in-memory map, and every interval between the timeout's end and the
+/// look adds to the group's unavailability.
+const ELECTION_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Runs a controller until `shutdown`.
 pub async fn run(
@@ -121,7 +122,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let elections = tokio::spawn(run_elections(
         shared.clone(),
-        config.broker_timeout / CHECKS_PER_TIMEOUT,
+        ELECTION_CHECK,
         stop_rx.clone(),
     ));
 

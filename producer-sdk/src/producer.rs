@@ -603,7 +603,7 @@ async fn refresh_routes(inner: Arc<Inner>) {
 }
 
 /// How often routes are refetched while a broker is isolated.
-const FAILOVER_RECHECK: Duration = Duration::from_millis(500);
+const FAILOVER_RECHECK: Duration = Duration::from_millis(200);
 
 /// While a broker is isolated, refetches routes every [`FAILOVER_RECHECK`]:
 /// a group whose master died may have a new one elsewhere (controller

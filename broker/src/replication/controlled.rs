@@ -108,9 +108,15 @@ pub struct ControllerLink {
     pub replicas: Arc<Replicas>,
     pub restart: Arc<Restart>,
     pub interval: Duration,
-    /// When the last heartbeat was answered (for metrics and status).
+    /// What the link last heard (for metrics).
     pub status: Arc<LinkStatus>,
+    /// A replica's following: while it has lost its master it heartbeats
+    /// every [`MASTERLESS_INTERVAL`], to learn of its own election at once.
+    pub following: Arc<crate::replication::follower::FollowStatus>,
 }
+
+/// How often a replica that lost its master heartbeats.
+const MASTERLESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the link last heard, for metrics and admin.
 #[derive(Debug, Default)]
@@ -130,12 +136,24 @@ impl ControllerLink {
             .epoch
             .store(self.joined.epoch, Ordering::Relaxed);
         self.status.reachable.store(true, Ordering::Relaxed);
-        let mut ticks = tokio::time::interval(self.interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        *self
+            .status
+            .sync_state_set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.joined.sync_state_set.clone();
         let mut reachable = true;
+        let mut first = true;
         loop {
+            let lost_master = matches!(self.role, Role::Replica { .. })
+                && !self.following.connected.load(Ordering::Acquire);
+            let wait = match () {
+                () if first => Duration::ZERO,
+                () if lost_master => MASTERLESS_INTERVAL,
+                () => self.interval,
+            };
+            first = false;
             tokio::select! {
-                _ = ticks.tick() => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
             let heartbeat = self.member.heartbeat(&self.store, self.joined.epoch);
