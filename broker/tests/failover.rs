@@ -198,6 +198,21 @@ async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_on
     b.wait_for_log("elected master in epoch 2", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("{}", b.logs().join("\n")));
     listening_after(&b, MASTER_EPOCH_BEGAN).await;
+    let metrics_addr = b
+        .logs()
+        .iter()
+        .rev()
+        .find(|l| l.contains("metrics endpoint ready"))
+        .and_then(|l| mq_test_support::parse_addr(l))
+        .unwrap();
+    let (_, metrics) = mq_test_support::http_get(metrics_addr, "/metrics");
+    for line in [
+        "mq_broker_group_epoch 2",
+        "mq_broker_controller_reachable 1",
+        "mq_broker_sync_state_set_size 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in:\n{metrics}");
+    }
     // Producers follow the route to the new master by themselves.
     let after = dir.path().join("after.log");
     assert_eq!(produce(&namesrv, 500, &after), 500);
