@@ -133,11 +133,17 @@ for round in $(seq "$ROUNDS"); do
     master=$(group broker-a master) || fail "round $round: no controller leader"
     epoch=$(group broker-a epoch)
     victim=$(container "broker-a-$master")
-    # The window runs from before the kill; acks count from after it (the
-    # old master is dead once docker kill returns).
     killed_at=$(now_ms)
     docker kill "$victim" >/dev/null
-    echo "$killed_at $(now_ms)" >>"$WORK/kills"
+    # The window runs from the moment the engine saw the process die (not
+    # from the docker command, whose own latency is no part of it); acks
+    # count from when docker kill returned (the old master is dead by then).
+    died_at=$(python3 -c 'import datetime, sys
+t = sys.argv[1].rstrip("Z")
+whole, _, frac = t.partition(".")
+at = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc)
+print(int(at.timestamp() * 1000) + int((frac + "000")[:3]))' "$(docker inspect -f '{{.State.FinishedAt}}' "$victim")")
+    echo "$died_at $(now_ms)" >>"$WORK/kills"
     until next=$(group broker-a master 2>/dev/null) && [[ $next != "$master" && $next != null ]]; do
         (($(now_ms) - killed_at < 30000)) || fail "round $round: no new master 30 s after killing broker-a-$master"
         sleep 0.2
@@ -165,7 +171,7 @@ for broker in broker-a broker-b; do
     ((acked > 0)) || fail "no send was acknowledged by $broker"
     step "$broker acknowledged $acked sends"
 done
-# The window of each round: from just before the kill to the first send
+# The window of each round: from the master's death to the first send
 # broker-a acknowledged after docker kill returned.
 python3 - "$WORK/kills" "$WORK/produced.jsonl" >"$WORK/windows" <<'PY' || fail "cannot measure the windows"
 import json, statistics, sys

@@ -18,17 +18,7 @@ use mq_test_support::{ServerProcess, run_to_end, workspace_binary};
 /// Fast failure detection for tests: a broker silent for 2 s is dead.
 const CONTROLLER_ARGS: &[&str] = &["--broker-timeout", "2s"];
 
-fn start_member(
-    dir: &Path,
-    id: u64,
-    listen: &str,
-    namesrv: &str,
-    controllers: &str,
-) -> ServerProcess {
-    start_member_with(dir, id, listen, namesrv, controllers, &[])
-}
-
-/// [`start_member`] with more `MQ_BROKER_*` settings.
+/// A member of broker-a in controller mode, with more `MQ_BROKER_*` settings.
 fn start_member_with(
     dir: &Path,
     id: u64,
@@ -67,6 +57,63 @@ fn start_member_with(
         &settings,
         "broker listening",
     )
+}
+
+/// Three controllers, a nameserver, and where broker-a's two members keep
+/// their stores and listen (the same across restarts).
+struct Cluster {
+    dir: tempfile::TempDir,
+    controllers: Controllers,
+    client: ControllerClient,
+    _nameserver: ServerProcess,
+    namesrv: String,
+    /// Member id -> (store, listen address).
+    members: [(std::path::PathBuf, String); 2],
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
+        let client = ControllerClient::from_list(&controllers.list()).unwrap();
+        let nameserver =
+            ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
+        let namesrv = nameserver.addr.to_string();
+        let member = |name: &str| (dir.path().join(name), format!("127.0.0.1:{}", free_port()));
+        let members = [member("a"), member("b")];
+        Cluster {
+            dir,
+            controllers,
+            client,
+            _nameserver: nameserver,
+            namesrv,
+            members,
+        }
+    }
+
+    /// Starts member `id` (1 or 2).
+    fn member(&self, id: u64) -> ServerProcess {
+        self.member_via(id, &self.controllers.list(), &[])
+    }
+
+    /// Starts member `id` reaching the controllers at `controllers`, with
+    /// more settings.
+    fn member_via(&self, id: u64, controllers: &str, env: &[(&str, &str)]) -> ServerProcess {
+        let (dir, listen) = &self.members[usize::try_from(id - 1).unwrap()];
+        start_member_with(dir, id, listen, &self.namesrv, controllers, env)
+    }
+
+    /// Waits until both members are in the SyncStateSet; creates the topic
+    /// on `master`.
+    async fn in_sync_with_topic(&self, master: &ServerProcess) -> pb::GroupView {
+        let view = wait_group(&self.client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
+        mq_test_support::cluster::create_topic(&master.url(), "failover", 4).await;
+        view
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 /// The group as the controller leader has it.
@@ -168,31 +215,24 @@ fn verify_all_consumed(namesrv: &str, dir: &Path, produced: &[&Path], expected: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_one_losing_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
-    let client = ControllerClient::from_list(&controllers.list()).unwrap();
-    let nameserver =
-        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
-    let namesrv = nameserver.addr.to_string();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let a_listen = format!("127.0.0.1:{}", free_port());
-    let mut a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
-    let b = start_member(&b_dir, 2, "127.0.0.1:0", &namesrv, &controllers.list());
-    let view = wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
+    let c = Cluster::start();
+    let (client, namesrv) = (&c.client, &c.namesrv);
+    let mut a = c.member(1);
+    let b = c.member(2);
+    let view = c.in_sync_with_topic(&a).await;
     assert_eq!(
         (view.master_id, view.epoch),
         (1, 1),
         "the first member leads"
     );
-    mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
 
-    let before = dir.path().join("before.log");
-    assert_eq!(produce(&namesrv, 1000, &before), 1000);
+    let before = c.path("before.log");
+    assert_eq!(produce(namesrv, 1000, &before), 1000);
 
     // The master dies; its in-sync replica takes over within seconds.
     let killed = Instant::now();
     a.kill();
-    let view = wait_group(&client, "2 elected", |g| g.master_id == 2).await;
+    let view = wait_group(client, "2 elected", |g| g.master_id == 2).await;
     assert_eq!(view.epoch, 2);
     assert_eq!(view.sync_state_set, [2], "the new master alone is in sync");
     b.wait_for_log("elected master in epoch 2", Duration::from_secs(10))
@@ -211,27 +251,29 @@ async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_on
         "mq_broker_controller_reachable 1",
         "mq_broker_sync_state_set_size 1",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line:?} in:\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in:\n{metrics}"
+        );
     }
     // Producers follow the route to the new master by themselves.
-    let after = dir.path().join("after.log");
-    assert_eq!(produce(&namesrv, 500, &after), 500);
+    let after = c.path("after.log");
+    assert_eq!(produce(namesrv, 500, &after), 500);
     eprintln!(
         "failover: first send acknowledged after {:?}",
         killed.elapsed()
     );
 
     // The old master returns as a replica of the new one and catches up.
-    let a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
+    let a = c.member(1);
     a.wait_for_log(
         "joined the group through the controller",
         Duration::from_secs(10),
     )
     .filter(|line| line.contains("master=2"))
     .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
-    wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
-    verify_all_consumed(&namesrv, dir.path(), &[&before, &after], 1500);
-    drop(controllers);
+    wait_group(client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
+    verify_all_consumed(namesrv, c.dir.path(), &[&before, &after], 1500);
 }
 
 fn signal(process: &ServerProcess, signal: &str) {
@@ -259,33 +301,25 @@ async fn log_end(broker: &ServerProcess) -> u64 {
 /// master, back as a replica, cuts it durably instead of serving it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
-    let client = ControllerClient::from_list(&controllers.list()).unwrap();
-    let nameserver =
-        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
-    let namesrv = nameserver.addr.to_string();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let a_listen = format!("127.0.0.1:{}", free_port());
-    let mut a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
-    let b_addr = format!("127.0.0.1:{}", free_port());
-    let mut b = start_member(&b_dir, 2, &b_addr, &namesrv, &controllers.list());
-    wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
-    mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
-    let acked = dir.path().join("acked.log");
-    assert_eq!(produce(&namesrv, 200, &acked), 200);
+    let c = Cluster::start();
+    let (client, namesrv) = (&c.client, &c.namesrv);
+    let mut a = c.member(1);
+    let mut b = c.member(2);
+    c.in_sync_with_topic(&a).await;
+    let acked = c.path("acked.log");
+    assert_eq!(produce(namesrv, 200, &acked), 200);
 
     // The replica freezes; sends reach the master's log but are never
     // acknowledged (the replica in the SyncStateSet does not confirm).
     signal(&b, "STOP");
     let replicated_end = log_end(&a).await;
-    let unacked = dir.path().join("unacked.log");
+    let unacked = c.path("unacked.log");
     let (_, out, _) = run_to_end(
         workspace_binary("mqbench"),
         &[
             "produce",
             "--namesrv",
-            &namesrv,
+            namesrv,
             "--topic",
             "failover",
             "--size",
@@ -314,8 +348,8 @@ async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_serv
     // comes back without them and is elected.
     a.kill();
     b.kill();
-    let b = start_member(&b_dir, 2, &b_addr, &namesrv, &controllers.list());
-    let view = wait_group(&client, "2 elected", |g| g.master_id == 2).await;
+    let b = c.member(2);
+    let view = wait_group(client, "2 elected", |g| g.master_id == 2).await;
     assert!(
         view.epoch_start_offset < master_end,
         "the new epoch starts at {} , before the old master's end {master_end}",
@@ -325,25 +359,24 @@ async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_serv
     assert!(log_end(&b).await < master_end);
 
     // The old master comes back: it cuts its tail durably and follows.
-    let a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
+    let a = c.member(1);
     a.wait_for_log(
         "diverged from the master's; cut recorded",
         Duration::from_secs(20),
     )
     .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
     listening_after(&a, "CommitLog cut back as recorded").await;
-    wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
-    let more = dir.path().join("more.log");
-    assert_eq!(produce(&namesrv, 100, &more), 100);
-    verify_all_consumed(&namesrv, dir.path(), &[&acked, &more], 300);
-    let consumed = std::fs::read_to_string(dir.path().join("consumed.log")).unwrap();
+    wait_group(client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
+    let more = c.path("more.log");
+    assert_eq!(produce(namesrv, 100, &more), 100);
+    verify_all_consumed(namesrv, c.dir.path(), &[&acked, &more], 300);
+    let consumed = std::fs::read_to_string(c.path("consumed.log")).unwrap();
     assert_eq!(
         consumed.lines().count(),
         300,
         "only acknowledged messages are served; the cut tail never is"
     );
     assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
-    drop(controllers);
 }
 
 /// One send straight to `broker` (not through the routes), queue 0.
@@ -376,12 +409,8 @@ async fn send_direct(broker: &ServerProcess, body: &str) -> Result<i32, tonic::S
 async fn a_partitioned_master_acknowledges_nothing_once_cut_off_and_rejoins_as_a_replica() {
     use mq_proto::broker::v1::SendStatus;
     use mq_test_support::proxy::Proxy;
-    let dir = tempfile::tempdir().unwrap();
-    let controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
-    let client = ControllerClient::from_list(&controllers.list()).unwrap();
-    let nameserver =
-        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
-    let namesrv = nameserver.addr.to_string();
+    let c = Cluster::start();
+    let (client, namesrv, controllers) = (&c.client, &c.namesrv, &c.controllers);
     // Everything between A and the controllers, and B's following of A,
     // goes through proxies the test cuts.
     let mut to_controllers = Vec::new();
@@ -393,22 +422,16 @@ async fn a_partitioned_master_acknowledges_nothing_once_cut_off_and_rejoins_as_a
         .map(|p| p.addr.to_string())
         .collect::<Vec<_>>()
         .join(";");
-    let a_listen: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let to_a = Proxy::start(a_listen).await;
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let a = start_member_with(
-        &a_dir,
+    let to_a = Proxy::start(c.members[0].1.parse().unwrap()).await;
+    let a = c.member_via(
         1,
-        &a_listen.to_string(),
-        &namesrv,
         &a_controllers,
         &[("MQ_BROKER_REPLICATION_ADDR", &to_a.addr.to_string())],
     );
-    let b = start_member(&b_dir, 2, "127.0.0.1:0", &namesrv, &controllers.list());
-    wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
-    mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
-    let acked = dir.path().join("acked.log");
-    assert_eq!(produce(&namesrv, 300, &acked), 300);
+    let b = c.member(2);
+    c.in_sync_with_topic(&a).await;
+    let acked = c.path("acked.log");
+    assert_eq!(produce(namesrv, 300, &acked), 300);
     assert_eq!(
         send_direct(&a, "before").await.unwrap(),
         SendStatus::SendOk as i32
@@ -423,13 +446,13 @@ async fn a_partitioned_master_acknowledges_nothing_once_cut_off_and_rejoins_as_a
         let status = send_direct(&a, &format!("cut off {i}")).await;
         assert!(status.as_ref().is_ok_and(|s| *s != ok), "{status:?}");
     }
-    let view = wait_group(&client, "2 elected", |g| g.master_id == 2).await;
+    let view = wait_group(client, "2 elected", |g| g.master_id == 2).await;
     listening_after(&b, MASTER_EPOCH_BEGAN).await;
     a.wait_for_log("cannot reach the controller leader", Duration::from_secs(5))
         .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
     // Two masters now, each in its own epoch: only the new one acknowledges.
-    let more = dir.path().join("more.log");
-    assert_eq!(produce(&namesrv, 200, &more), 200);
+    let more = c.path("more.log");
+    assert_eq!(produce(namesrv, 200, &more), 200);
     for i in 0..3 {
         let status = send_direct(&a, &format!("deposed {i}")).await;
         assert!(status.as_ref().is_ok_and(|s| *s != ok), "{status:?}");
@@ -440,12 +463,12 @@ async fn a_partitioned_master_acknowledges_nothing_once_cut_off_and_rejoins_as_a
         proxy.heal();
     }
     listening_after(&a, "CommitLog cut back as recorded").await;
-    wait_group(&client, "1 back in sync", |g| {
+    wait_group(client, "1 back in sync", |g| {
         g.sync_state_set == [1, 2] && g.epoch == view.epoch
     })
     .await;
-    verify_all_consumed(&namesrv, dir.path(), &[&acked, &more], 500);
-    let consumed = std::fs::read_to_string(dir.path().join("consumed.log")).unwrap();
+    verify_all_consumed(namesrv, c.dir.path(), &[&acked, &more], 500);
+    let consumed = std::fs::read_to_string(c.path("consumed.log")).unwrap();
     // 500 through mqbench, plus the one direct send acknowledged before the cut.
     assert_eq!(
         consumed.lines().count(),
@@ -453,7 +476,6 @@ async fn a_partitioned_master_acknowledges_nothing_once_cut_off_and_rejoins_as_a
         "nothing unacknowledged is served"
     );
     assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
-    drop(controllers);
 }
 
 /// The id of the controller the Raft leader is, as the group reports it.
@@ -478,39 +500,33 @@ async fn controller_leader(client: &ControllerClient) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn masters_outlive_a_lost_controller_majority_and_fail_over_when_master_and_leader_die_together()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let mut controllers = Controllers::start(dir.path(), 3, CONTROLLER_ARGS);
-    let client = ControllerClient::from_list(&controllers.list()).unwrap();
-    let nameserver =
-        ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
-    let namesrv = nameserver.addr.to_string();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let a_listen = format!("127.0.0.1:{}", free_port());
-    let mut a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
-    let b = start_member(&b_dir, 2, "127.0.0.1:0", &namesrv, &controllers.list());
-    wait_group(&client, "both in sync", |g| g.sync_state_set == [1, 2]).await;
-    mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
-    let first = dir.path().join("first.log");
+    let mut c = Cluster::start();
+    let client = c.client.clone();
+    let namesrv = c.namesrv.clone();
+    let mut a = c.member(1);
+    let b = c.member(2);
+    c.in_sync_with_topic(&a).await;
+    let first = c.path("first.log");
     assert_eq!(produce(&namesrv, 200, &first), 200);
 
     // Two of three controllers die: no quorum, no election; writes go on.
     let leader = controller_leader(&client).await;
     let other = (1..=3).find(|id| *id != leader).unwrap();
-    controllers.kill(leader);
-    controllers.kill(other);
+    c.controllers.kill(leader);
+    c.controllers.kill(other);
     a.wait_for_log(
         "cannot reach the controller leader",
         Duration::from_secs(10),
     )
     .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
-    let without = dir.path().join("without.log");
+    let without = c.path("without.log");
     assert_eq!(
         produce(&namesrv, 200, &without),
         200,
         "the master serves without the controllers"
     );
-    controllers.start_one(leader);
-    controllers.start_one(other);
+    c.controllers.start_one(leader);
+    c.controllers.start_one(other);
     a.wait_for_log("controller reachable again", Duration::from_secs(20))
         .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
     let view = wait_group(&client, "still in sync", |g| g.sync_state_set == [1, 2]).await;
@@ -518,17 +534,17 @@ async fn masters_outlive_a_lost_controller_majority_and_fail_over_when_master_an
 
     // The master and the controller leader die together.
     let leader = controller_leader(&client).await;
-    controllers.kill(leader);
+    c.controllers.kill(leader);
     a.kill();
     let view = wait_group(&client, "2 elected", |g| g.master_id == 2).await;
     assert_eq!(view.epoch, 2);
     listening_after(&b, MASTER_EPOCH_BEGAN).await;
-    let after = dir.path().join("after.log");
+    let after = c.path("after.log");
     assert_eq!(produce(&namesrv, 200, &after), 200);
 
-    controllers.start_one(leader);
-    let a = start_member(&a_dir, 1, &a_listen, &namesrv, &controllers.list());
+    c.controllers.start_one(leader);
+    let a = c.member(1);
     wait_group(&client, "1 back in sync", |g| g.sync_state_set == [1, 2]).await;
-    verify_all_consumed(&namesrv, dir.path(), &[&first, &without, &after], 600);
+    verify_all_consumed(&namesrv, c.dir.path(), &[&first, &without, &after], 600);
     assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
 }

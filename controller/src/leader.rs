@@ -97,9 +97,11 @@ impl Shared {
                 unclean,
             } if *epoch > before_epoch => {
                 self.metrics.elections.inc();
-                self.lock_view()
-                    .elected_at
-                    .insert(group.to_owned(), Instant::now());
+                let now = Instant::now();
+                let mut view = self.lock_view();
+                view.elected_at.insert(group.to_owned(), now);
+                view.liveness.elected(group, *master, now);
+                drop(view);
                 if *unclean {
                     tracing::error!(
                         group,

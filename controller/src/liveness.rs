@@ -38,6 +38,19 @@ impl Liveness {
         self.heard.insert((group.to_owned(), id), (now, max_offset));
     }
 
+    /// Broker `id` of `group` was just elected master: it restarts into
+    /// its new role (its store closes and opens again), which may take
+    /// a while on a loaded machine, so it is judged alive for one more
+    /// timeout than its last heartbeat gives it.
+    pub fn elected(&mut self, group: &str, id: BrokerId, now: Instant) {
+        let offset = self
+            .heard
+            .get(&(group.to_owned(), id))
+            .map_or(0, |(_, offset)| *offset);
+        self.heard
+            .insert((group.to_owned(), id), (now + self.timeout, offset));
+    }
+
     /// The members of `group` heard from within the timeout, with the end
     /// of each one's log.
     pub fn alive(&self, group: &str, now: Instant) -> BTreeMap<BrokerId, u64> {
@@ -147,6 +160,27 @@ mod tests {
                 allow_unclean: true,
             }]
         );
+    }
+
+    #[test]
+    fn a_new_master_has_one_more_timeout_to_restart_into_its_role() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(TIMEOUT, start);
+        let mut state = state_with_master(0, &[1]);
+        let now = start + TIMEOUT;
+        liveness.heard("g", 1, 0, now);
+        for command in liveness.elections(&state, now, false) {
+            state.apply(command);
+        }
+        assert_eq!(state.groups["g"].master, Some(1));
+        liveness.elected("g", 1, now);
+        // Silent while it restarts: still alive one timeout later...
+        let restarting = now + TIMEOUT + TIMEOUT / 2;
+        assert!(liveness.alive("g", restarting).contains_key(&1));
+        assert!(liveness.elections(&state, restarting, false).is_empty());
+        // ...but not forever.
+        let gone = now + TIMEOUT * 2;
+        assert_eq!(liveness.elections(&state, gone, false).len(), 1);
     }
 
     #[test]
