@@ -167,6 +167,13 @@ mod tests {
         let start = Instant::now();
         let mut liveness = Liveness::new(TIMEOUT, start);
         let mut state = state_with_master(0, &[1]);
+        state.apply(Command::AlterSyncStateSet {
+            group: "g".into(),
+            master: 0,
+            master_epoch: 1,
+            sync_state_epoch: 1,
+            new_set: [0, 1].into(),
+        });
         let now = start + TIMEOUT;
         liveness.heard("g", 1, 0, now);
         for command in liveness.elections(&state, now, false) {
