@@ -46,6 +46,11 @@ pub enum BrokerError {
         id: u64,
         master_addr: String,
     },
+    /// A read from a replica whose log its master has not yet confirmed.
+    #[error(
+        "replica {id} of {broker_name} serves no reads until its master confirms its log (it may hold a tail the group never had); read from the master"
+    )]
+    ReplicaNotConfirmed { broker_name: String, id: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -62,6 +67,7 @@ impl From<BrokerError> for Status {
             | BrokerError::NoMessage(_) => Status::not_found(message),
             BrokerError::NoPermission { .. } => Status::permission_denied(message),
             BrokerError::ReadOnlyReplica { .. } => Status::failed_precondition(message),
+            BrokerError::ReplicaNotConfirmed { .. } => Status::unavailable(message),
             BrokerError::Busy { .. } | BrokerError::PullBacklog { .. } => {
                 Status::resource_exhausted(message)
             }

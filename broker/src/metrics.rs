@@ -165,6 +165,7 @@ impl BrokerMetrics {
             BrokerError::NoMessage(_) => "no_message",
             BrokerError::NoPermission { .. } => "no_permission",
             BrokerError::ReadOnlyReplica { .. } => "read_only_replica",
+            BrokerError::ReplicaNotConfirmed { .. } => "replica_not_confirmed",
             BrokerError::Busy { .. } => "busy",
             BrokerError::PullBacklog { .. } => "pull_backlog",
             BrokerError::Store(store) if store.is_disk_full() => "disk_full",

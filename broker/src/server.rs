@@ -344,6 +344,11 @@ pub async fn run(
                     far_behind: config.replica_read_behind_bytes,
                 },
             },
+            following: match &role {
+                Role::Master => None,
+                Role::Replica { .. } => Some(Arc::clone(&follow_status)),
+            },
+            broker_name: config.broker_name.clone(),
         },
         admin: AdminPath {
             store: Arc::clone(&store),

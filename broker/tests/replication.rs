@@ -25,18 +25,26 @@ const SETTINGS: &[(&str, &str)] = &[
 ];
 
 fn replica_settings(master: &ServerProcess) -> Vec<(String, String)> {
+    replica_settings_of(&master.addr.to_string())
+}
+
+fn replica_settings_of(master_addr: &str) -> Vec<(String, String)> {
     SETTINGS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .chain([
             ("MQ_BROKER_BROKER_ID".to_string(), "1".to_string()),
-            ("MQ_BROKER_MASTER_ADDR".to_string(), master.addr.to_string()),
+            ("MQ_BROKER_MASTER_ADDR".to_string(), master_addr.to_string()),
         ])
         .collect()
 }
 
 fn start_replica(dir: &Path, master: &ServerProcess) -> ServerProcess {
-    let env = replica_settings(master);
+    start_replica_of(dir, &master.addr.to_string())
+}
+
+fn start_replica_of(dir: &Path, master_addr: &str) -> ServerProcess {
+    let env = replica_settings_of(master_addr);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     standalone_broker_with_env(dir, &env).0
 }
@@ -794,4 +802,54 @@ fn a_replica_pointed_at_the_wrong_master_says_why_it_cannot_follow() {
         .wait_for_log("cannot follow the master", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("{}", lost.logs().join("\n")));
     assert!(line.contains(&nowhere), "{line}");
+}
+
+/// A replica serves no reads until its master confirmed its log: a deposed
+/// master back as a replica may hold a tail the group never had, and a
+/// consumer reading queue offsets there would skip the group's messages
+/// at the same offsets (found by the cluster test's repeated failovers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_no_reads_until_its_master_confirms_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    let addr = format!("127.0.0.1:{}", mq_test_support::controllers::free_port());
+    let (mut master, namesrv) = start_master_at(&master_dir, &addr);
+    produce(&namesrv, 200);
+    let replica = start_replica(&replica_dir, &master);
+    let end = caught_up(&master, &replica).await;
+    assert!(end > 0);
+    assert!(master.terminate(Duration::from_secs(20)).unwrap().success());
+    drop(replica);
+
+    // Started again while its master is away: it cannot learn whether its
+    // log is the group's, so it refuses reads, saying why.
+    let replica = start_replica_of(&replica_dir, &addr);
+    let mut client = BrokerClient::connect(replica.url()).await.unwrap();
+    let pull = pb::PullMessageRequest {
+        group: "reader".into(),
+        topic: "replicated".into(),
+        queue_id: 0,
+        max_messages: 16,
+        ..Default::default()
+    };
+    let refused = client.pull_message(pull.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("until its master confirms its log"),
+        "{}",
+        refused.message()
+    );
+
+    // The master returns and confirms it: reads are served.
+    let (_master, _) = start_master_at(&master_dir, &addr);
+    replica
+        .wait_for_log(
+            "the master agrees with this replica's log",
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|| panic!("{}", replica.logs().join("\n")));
+    let served = client.pull_message(pull).await.unwrap().into_inner();
+    assert_eq!(served.messages.len(), 16);
 }

@@ -143,8 +143,15 @@ pub fn get_messages(
                     bytes += entry.size as usize;
                     messages.push(msg);
                 }
-                // Removed by retention since the entry was read.
-                Ok(None) => {}
+                // Removed by retention since the entry was read: passed over.
+                Ok(None) if entry.physical_offset < log.min_offset() => {}
+                // Past the log's end (not readable yet, or an entry a
+                // recovery has yet to drop): never passed over, or a reader
+                // would skip the message written there.
+                Ok(None) => {
+                    next = queue_offset;
+                    break 'scan;
+                }
                 Err(err) => {
                     tracing::error!(topic, queue_id, queue_offset, physical_offset = entry.physical_offset, error = %err, "damaged message skipped");
                     unreadable.push(queue_offset);

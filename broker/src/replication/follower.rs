@@ -39,6 +39,10 @@ pub struct Follower {
 pub struct FollowStatus {
     /// 1 while a stream from the master is open.
     pub connected: AtomicBool,
+    /// The master said this replica's log agrees with its own (in this
+    /// run): until then the replica serves no reads, since its tail may be
+    /// one the group never had (a deposed master's).
+    pub agreed: AtomicBool,
     /// The master's CommitLog end with the last chunk.
     pub master_end: AtomicU64,
     /// Bytes appended from the master since start.
@@ -55,6 +59,7 @@ impl Default for FollowStatus {
     fn default() -> Self {
         FollowStatus {
             connected: AtomicBool::new(false),
+            agreed: AtomicBool::new(false),
             master_end: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             caught_up: Mutex::new(Instant::now()),
@@ -194,6 +199,12 @@ impl Follower {
                     .request_truncation(to)
                     .map_err(|e| FollowError::Transient(e.to_string()))?;
                 return Err(FollowError::CutBack(to));
+            }
+            if !self.status.agreed.swap(true, Ordering::AcqRel) {
+                tracing::info!(master = %self.master_addr, "the master agrees with this replica's log; serving reads");
+            }
+            if chunk.data.is_empty() {
+                continue;
             }
             // In sync-flush mode the append waits for the disk, so what is
             // acknowledged is flushed.

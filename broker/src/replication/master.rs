@@ -108,6 +108,15 @@ impl pb::replication_server::Replication for ReplicationService {
             "replica following"
         );
         let (tx, rx) = mpsc::channel(2);
+        // First, that the replica's log agrees with this one up to its end:
+        // an empty chunk. Until it has one, a replica serves no reads (its
+        // tail may be one the group never had).
+        let agreed = pb::LogChunk {
+            offset: request.from_offset,
+            master_end: end,
+            ..Default::default()
+        };
+        let _ = tx.try_send(Ok(agreed));
         let (store, replicas) = (Arc::clone(&self.store), Arc::clone(&self.replicas));
         let (id, from) = (request.broker_id, request.from_offset.max(start));
         let linger = self.linger;

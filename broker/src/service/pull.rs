@@ -34,6 +34,10 @@ pub struct PullPath {
     pub store_host: SocketAddr,
     pub metrics: crate::metrics::BrokerMetrics,
     pub advice: crate::replication::ReadAdvice,
+    /// On a replica: its following, which says whether its master
+    /// confirmed its log (reads wait for that).
+    pub following: Option<Arc<crate::replication::follower::FollowStatus>>,
+    pub broker_name: String,
 }
 
 impl PullPath {
@@ -44,6 +48,15 @@ impl PullPath {
         request: pb::PullMessageRequest,
         client: Option<SocketAddr>,
     ) -> Result<(pb::PullMessageResponse, BytesInFlight), BrokerError> {
+        if let (Some(following), crate::replication::ReadAdvice::Replica { id, .. }) =
+            (&self.following, &self.advice)
+            && !following.agreed.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(BrokerError::ReplicaNotConfirmed {
+                broker_name: self.broker_name.clone(),
+                id: *id,
+            });
+        }
         let response = self.read_or_hold(request).await?;
         let size = prost::Message::encoded_len(&response);
         let held = self.budget.reserve(client, size, BUDGET_PATIENCE).await?;
