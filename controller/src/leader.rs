@@ -69,7 +69,9 @@ pub struct Shared {
 impl Shared {
     /// The current term if this controller leads.
     pub fn leading_term(&self) -> Option<u64> {
-        let metrics = self.raft.metrics().borrow().clone();
+        // Read in place: every heartbeat asks.
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
         (metrics.state == ServerState::Leader).then_some(metrics.current_term)
     }
 
