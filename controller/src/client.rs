@@ -15,8 +15,9 @@ use tonic::transport::{Channel, Endpoint};
 pub const LEADER_HEADER: &str = "mq-controller-leader";
 
 /// How long a call goes on trying while no controller answers as leader
-/// (an election takes about one Raft election timeout).
-const LEADER_WAIT: Duration = Duration::from_millis(1500);
+/// (an election takes one to two Raft election timeouts, 1 s by default,
+/// and a first one after a start may take two rounds).
+const LEADER_WAIT: Duration = Duration::from_secs(3);
 
 /// How long one call to one controller may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -130,6 +131,29 @@ impl ControllerClient {
     pub async fn status(&self) -> Result<pb::ControllerStatus, tonic::Status> {
         self.call(|mut stub| async move { stub.get_status(pb::GetStatusRequest {}).await })
             .await
+    }
+
+    /// The status as the Raft leader reports it, waiting (within a few
+    /// seconds) while a leader is being elected.
+    pub async fn leader_status(&self) -> Result<pb::ControllerStatus, tonic::Status> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let each = self.status_of_each().await;
+            if let Some(status) = each.iter().find_map(|(_, answer)| {
+                answer
+                    .as_ref()
+                    .ok()
+                    .filter(|s| s.leader_id != 0 && s.leader_id == s.node_id)
+            }) {
+                return Ok(status.clone());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(tonic::Status::unavailable(
+                    "no controller leads (an election is under way, or too few controllers are up)",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The status as each controller sees it, in list order.

@@ -100,7 +100,7 @@ async fn the_group_outlives_a_restart_of_every_controller_and_sigterm_stops_them
         (1, 1, 4096)
     );
 
-    let status = client.status().await.unwrap();
+    let status = client.leader_status().await.unwrap();
     let leader = status.leader_id;
     assert!(controllers.running.contains_key(&leader), "{status:?}");
     let metrics_addr = controllers.running[&leader]

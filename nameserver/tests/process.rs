@@ -167,17 +167,25 @@ async fn three_nameservers_with_embedded_controllers_form_one_controller_group()
             .unwrap();
     }
     let client = ControllerClient::from_list(&addrs.join(";")).unwrap();
-    let view = client
-        .register(pb::BrokerHeartbeat {
-            group: "broker-a".into(),
-            broker_id: 1,
-            addr: "127.0.0.1:10911".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // The group elects its first leader (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let answer = client
+            .register(pb::BrokerHeartbeat {
+                group: "broker-a".into(),
+                broker_id: 1,
+                addr: "127.0.0.1:10911".into(),
+                ..Default::default()
+            })
+            .await;
+        match answer {
+            Ok(view) => break view,
+            Err(status) => assert!(std::time::Instant::now() < deadline, "{status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!((view.master_id, view.epoch), (1, 1));
-    let status = client.status().await.unwrap();
+    let status = client.leader_status().await.unwrap();
     assert_eq!(status.controllers.len(), 3);
     assert_ne!(status.leader_id, 0);
     // SIGTERM stops both servers of the process cleanly.

@@ -253,7 +253,7 @@ async fn the_controller_api_refuses_bad_requests_by_name_and_followers_point_at_
     }
 
     // A follower answers UNAVAILABLE and names the leader.
-    let leader = client.status().await.unwrap();
+    let leader = client.leader_status().await.unwrap();
     let follower = leader
         .controllers
         .iter()
