@@ -508,13 +508,9 @@ pub async fn run(
     if let Some(nameserver) = embedded {
         let _ = nameserver.await;
     }
-    let closing = Arc::clone(&store);
-    tokio::task::spawn_blocking(move || closing.shutdown())
+    tokio::task::spawn_blocking(move || store.shutdown())
         .await
         .map_err(|e| ServeError::Task(e.to_string()))??;
-    if restart.is_requested() {
-        released(store).await;
-    }
     tracing::info!("broker stopped");
     served?;
     Ok(if restart.is_requested() {
@@ -546,19 +542,6 @@ async fn begin_epoch(store: &Arc<MessageStore>) -> Result<(), ServeError> {
     .await
     .map_err(|e| ServeError::Task(e.to_string()))?
 }
-
-/// Waits, at most [`RELEASE_WAIT`], until nothing else holds the store
-/// (replication streams end once they find their connection gone), so
-/// that the next run in this process can lock its directory.
-async fn released(store: Arc<MessageStore>) {
-    let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
-    while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
-/// How long a restart waits for the store's last other holders.
-const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// In controller mode a master's epoch is the one it was elected in: begun
 /// at its log's end, or continued after a restart within the same epoch.
