@@ -67,7 +67,10 @@ pub struct MessageStore {
     flusher: Worker,
     housekeeping: Worker,
     closed: AtomicBool,
-    _lock: File,
+    /// The directory lock, released by `shutdown` (not only on drop): a
+    /// broker restarting in its process opens the store again while
+    /// leftover tasks of its last run may still hold this one.
+    lock: std::sync::Mutex<Option<File>>,
 }
 
 impl MessageStore {
@@ -141,7 +144,7 @@ impl MessageStore {
             flusher,
             housekeeping,
             closed: AtomicBool::new(false),
-            _lock: recovered.lock,
+            lock: std::sync::Mutex::new(Some(recovered.lock)),
         };
         // Know the disk's state before the first append.
         store.run_retention()?;
@@ -547,6 +550,7 @@ impl MessageStore {
         housekeeping::write_checkpoint(&self.core)?;
         let abort = self.core.dir.join(ABORT_FILE);
         std::fs::remove_file(&abort).context(|| format!("removing {}", abort.display()))?;
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
         tracing::info!(dir = %self.core.dir.display(), "message store shut down cleanly");
         Ok(())
     }
