@@ -165,21 +165,36 @@ fn mqbench(args: &[&str]) -> String {
 }
 
 fn produce(namesrv: &str, count: u32, log: &Path) -> usize {
-    mqbench(&[
-        "produce",
-        "--namesrv",
-        namesrv,
-        "--topic",
-        "failover",
-        "--size",
-        "500",
-        "--count",
-        &count.to_string(),
-        "--flush-wait",
-        "--verify-log",
-        log.to_str().unwrap(),
-    ]);
+    let (status, out, err) = produce_unchecked(namesrv, count, log);
+    assert!(status.success(), "mqbench produce: {out}\n{err}");
     std::fs::read_to_string(log).unwrap().lines().count()
+}
+
+/// Sends `count` messages with `--flush-wait`, logging the acknowledged
+/// ones to `log`; whether any failed is for the caller to judge.
+fn produce_unchecked(
+    namesrv: &str,
+    count: u32,
+    log: &Path,
+) -> (std::process::ExitStatus, String, String) {
+    run_to_end(
+        workspace_binary("mqbench"),
+        &[
+            "produce",
+            "--namesrv",
+            namesrv,
+            "--topic",
+            "failover",
+            "--size",
+            "500",
+            "--count",
+            &count.to_string(),
+            "--flush-wait",
+            "--verify-log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    )
 }
 
 /// Consumes the topic from the start and checks every line of `produced`
@@ -314,24 +329,7 @@ async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_serv
     signal(&b, "STOP");
     let replicated_end = log_end(&a).await;
     let unacked = c.path("unacked.log");
-    let (_, out, _) = run_to_end(
-        workspace_binary("mqbench"),
-        &[
-            "produce",
-            "--namesrv",
-            namesrv,
-            "--topic",
-            "failover",
-            "--size",
-            "500",
-            "--count",
-            "5",
-            "--flush-wait",
-            "--verify-log",
-            unacked.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (_, out, _) = produce_unchecked(namesrv, 5, &unacked);
     let unacked_count = std::fs::read_to_string(&unacked)
         .unwrap_or_default()
         .lines()
