@@ -82,6 +82,7 @@ impl From<BrokerError> for Status {
                 StoreError::DiskFull { .. }
                 | StoreError::NoSpace { .. }
                 | StoreError::Behind { .. }
+                | StoreError::Sealed
                 | StoreError::Closed => Status::unavailable(message),
                 _ => Status::internal(message),
             },

@@ -70,11 +70,20 @@ impl ControllerClient {
     /// From `host:port;host:port;...` (commas work too). Within a Tokio
     /// runtime.
     pub fn from_list(list: &str) -> Result<Self, ControllerClientError> {
+        Self::with_call_timeout(list, CALL_TIMEOUT)
+    }
+
+    /// As [`ControllerClient::from_list`], for calls that may take longer
+    /// than a heartbeat (a graceful switch-over waits for a replica).
+    pub fn with_call_timeout(
+        list: &str,
+        call_timeout: Duration,
+    ) -> Result<Self, ControllerClientError> {
         let mut peers = Vec::new();
         for (addr, endpoint) in Self::parse_list(list)? {
             let endpoint = endpoint
                 .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(CALL_TIMEOUT)
+                .timeout(call_timeout)
                 .tcp_nodelay(true);
             peers.push((addr, Stub::new(endpoint.connect_lazy())));
         }

@@ -22,6 +22,17 @@ pub struct LeaderView {
     liveness: Liveness,
     /// When each group last got a new master, this term.
     elected_at: HashMap<String, Instant>,
+    /// Operators' switch-overs under way, by group.
+    handovers: HashMap<String, Handover>,
+}
+
+/// A graceful switch-over under way (see `handover.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handover {
+    pub master: BrokerId,
+    pub target: BrokerId,
+    /// Where the master sealed its log, once it said so.
+    pub sealed_at: Option<u64>,
 }
 
 impl LeaderView {
@@ -31,6 +42,7 @@ impl LeaderView {
             term: 0,
             liveness: Liveness::new(timeout, Instant::now()),
             elected_at: HashMap::new(),
+            handovers: HashMap::new(),
         }
     }
 
@@ -40,12 +52,21 @@ impl LeaderView {
             self.term = term;
             self.liveness = Liveness::new(self.timeout, now);
             self.elected_at.clear();
+            self.handovers.clear();
         }
         self
     }
 
     pub fn liveness(&mut self) -> &mut Liveness {
         &mut self.liveness
+    }
+
+    pub fn handover(&self, group: &str) -> Option<Handover> {
+        self.handovers.get(group).copied()
+    }
+
+    pub fn handovers(&mut self) -> &mut HashMap<String, Handover> {
+        &mut self.handovers
     }
 
     pub fn since_election(&self, group: &str, now: Instant) -> Option<Duration> {
@@ -79,15 +100,45 @@ impl Shared {
         self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a heartbeat, when leading.
-    pub fn heard(&self, group: &str, id: BrokerId, max_offset: u64) {
+    /// Records a heartbeat, when leading: `sealed` says the broker's log
+    /// is sealed for a switch-over and ends at `max_offset` for good.
+    pub fn heard(&self, group: &str, id: BrokerId, max_offset: u64, sealed: bool) {
         if let Some(term) = self.leading_term() {
             let now = Instant::now();
-            self.lock_view()
-                .of_term(term, now)
-                .liveness()
-                .heard(group, id, max_offset, now);
+            let mut view = self.lock_view();
+            let view = view.of_term(term, now);
+            view.liveness().heard(group, id, max_offset, now);
+            if let Some(handover) = view.handovers.get_mut(group)
+                && sealed
+                && handover.master == id
+            {
+                handover.sealed_at = Some(max_offset);
+            }
         }
+    }
+
+    /// The members of `group` heard from, with the end of each one's log
+    /// (nobody when not leading).
+    pub fn alive(&self, group: &str) -> std::collections::BTreeMap<BrokerId, u64> {
+        let Some(term) = self.leading_term() else {
+            return std::collections::BTreeMap::new();
+        };
+        let now = Instant::now();
+        self.lock_view()
+            .of_term(term, now)
+            .liveness()
+            .alive(group, now)
+    }
+
+    /// The member a switch-over of `group` hands over to, or 0.
+    pub fn handover_to(&self, group: &str) -> u64 {
+        let Some(term) = self.leading_term() else {
+            return 0;
+        };
+        self.lock_view()
+            .of_term(term, Instant::now())
+            .handover(group)
+            .map_or(0, |h| h.target)
     }
 
     /// Logs and counts what an election did.

@@ -7,12 +7,14 @@
 //!
 //! [`raft`] keeps the Raft log and snapshots on disk for openraft (no
 //! home-made consensus); [`leader`] is what the Raft leader does (hear
-//! brokers, propose elections); [`service`] is the gRPC API brokers and
+//! brokers, propose elections); [`handover`] an operator's graceful
+//! switch-over; [`service`] is the gRPC API brokers and
 //! operators call, and [`client`] the side they call it with. May depend
 //! on `mq-store` (atomic file writes), `mq-common` and `mq-proto`.
 
 pub mod client;
 pub mod config;
+pub mod handover;
 pub mod leader;
 pub mod liveness;
 pub mod metrics;

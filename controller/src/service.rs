@@ -38,6 +38,7 @@ pub fn group_view(name: &str, group: &Group) -> pb::GroupView {
             .iter()
             .map(|(id, addr)| (*id, addr.clone()))
             .collect(),
+        handover_to: 0,
     }
 }
 
@@ -75,7 +76,7 @@ impl ControllerService {
     }
 
     /// Commits `command`; its outcome, or why it could not be committed.
-    async fn write(&self, command: Command) -> Result<Outcome, Status> {
+    pub(crate) async fn write(&self, command: Command) -> Result<Outcome, Status> {
         match self.shared.raft.client_write(command).await {
             Ok(written) => written
                 .data
@@ -89,19 +90,46 @@ impl ControllerService {
         }
     }
 
-    fn view_of(&self, group: &str) -> Result<pb::GroupView, Status> {
+    /// The group as committed, with the switch-over under way if any.
+    pub(crate) fn view_of(&self, group: &str) -> Result<pb::GroupView, Status> {
         let state = self.shared.machine.state();
-        state
+        let mut view = state
             .groups
             .get(group)
             .map(|g| group_view(group, g))
-            .ok_or_else(|| Status::not_found(format!("no broker group {group:?}")))
+            .ok_or_else(|| Status::not_found(format!("no broker group {group:?}")))?;
+        view.handover_to = self.shared.handover_to(group);
+        Ok(view)
+    }
+
+    /// Elects `target` now, from the members alive as the leader sees them.
+    pub(crate) async fn elect_now(
+        &self,
+        group: &str,
+        target: u64,
+    ) -> Result<pb::GroupView, Status> {
+        let alive = self.shared.alive(group);
+        let before = self.view_of(group)?.epoch;
+        let outcome = self
+            .write(Command::ElectMaster {
+                group: group.to_owned(),
+                alive,
+                preferred: Some(target),
+                allow_unclean: false,
+            })
+            .await?;
+        self.shared.elected(group, before, &outcome);
+        match outcome {
+            Outcome::Refused(why) => Err(Status::failed_precondition(why.to_string())),
+            _ => self.view_of(group),
+        }
     }
 
     async fn hear(&self, hb: pb::BrokerHeartbeat, register: bool) -> Result<pb::GroupView, Status> {
         check_heartbeat(&hb)?;
         self.require_leader()?;
-        self.shared.heard(&hb.group, hb.broker_id, hb.max_offset);
+        self.shared
+            .heard(&hb.group, hb.broker_id, hb.max_offset, hb.sealed);
         let known = self
             .shared
             .machine
@@ -194,28 +222,21 @@ impl pb::controller_server::Controller for ControllerService {
     ) -> Result<Response<pb::ElectMasterResponse>, Status> {
         let r = request.into_inner();
         self.require_leader()?;
-        let term = self.shared.leading_term().unwrap_or_default();
-        let alive = {
-            let now = Instant::now();
-            let mut view = self.shared.lock_view();
-            view.of_term(term, now).liveness().alive(&r.group, now)
-        };
-        let before = self.view_of(&r.group)?.epoch;
-        let outcome = self
-            .write(Command::ElectMaster {
-                group: r.group.clone(),
-                alive,
-                preferred: Some(r.broker_id),
-                allow_unclean: false,
-            })
-            .await?;
-        self.shared.elected(&r.group, before, &outcome);
-        match outcome {
-            Outcome::Refused(why) => Err(Status::failed_precondition(why.to_string())),
-            _ => Ok(Response::new(pb::ElectMasterResponse {
-                group: Some(self.view_of(&r.group)?),
-            })),
+        if r.force {
+            tracing::warn!(group = %r.group, broker_id = r.broker_id, "forced switch-over: no drain");
+            let view = self.elect_now(&r.group, r.broker_id).await?;
+            return Ok(Response::new(pb::ElectMasterResponse {
+                group: Some(view),
+                sealed_at: None,
+            }));
         }
+        let timeout = match r.timeout_ms {
+            0 => crate::handover::DEFAULT_TIMEOUT,
+            ms => std::time::Duration::from_millis(ms),
+        };
+        self.switch_over(&r.group, r.broker_id, timeout)
+            .await
+            .map(Response::new)
     }
 
     async fn get_status(
@@ -245,7 +266,10 @@ impl pb::controller_server::Controller for ControllerService {
                     None => (Vec::new(), None),
                 };
                 pb::GroupStatus {
-                    view: Some(group_view(name, group)),
+                    view: Some(pb::GroupView {
+                        handover_to: self.shared.handover_to(name),
+                        ..group_view(name, group)
+                    }),
                     alive,
                     since_last_election_ms: since
                         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),

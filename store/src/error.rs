@@ -27,6 +27,12 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// Appends are refused while the broker hands its mastership over
+    /// (see `MessageStore::seal`).
+    #[error(
+        "appends are paused: this broker is handing over mastership to another member of its group; retry on the new master"
+    )]
+    Sealed,
     #[error("the store directory {0} is used by another process")]
     Locked(PathBuf),
     #[error(

@@ -181,6 +181,23 @@ impl MessageStore {
         Ok(PutResult { status, appended })
     }
 
+    /// Refuses appends from now on ([`StoreError::Sealed`]) and returns
+    /// the CommitLog's end, final until [`MessageStore::unseal`]: a master
+    /// handing over to a replica stops here and waits for it to catch up.
+    /// Replicated appends (`append_raw`) are not affected.
+    pub fn seal(&self) -> u64 {
+        self.core.log.seal()
+    }
+
+    /// Takes appends again.
+    pub fn unseal(&self) {
+        self.core.log.unseal();
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.core.log.is_sealed()
+    }
+
     /// Bytes of the CommitLog from `offset` on, whole records only, for a
     /// replica (see [`CommitLog::read_raw`](crate::commitlog::CommitLog::read_raw)).
     pub fn read_raw(&self, offset: u64, max: usize) -> Result<Option<bytes::Bytes>, StoreError> {

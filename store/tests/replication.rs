@@ -244,3 +244,66 @@ fn an_epoch_begun_on_a_full_disk_is_saved_before_anything_else_is_written() {
         ]
     );
 }
+
+/// A master handing over seals its log: appends racing the seal either
+/// land before the end it returns or are refused, nothing lands after it,
+/// and a replica fed up to that end holds every acknowledged message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_log_ends_where_the_seal_says_until_it_is_unsealed() {
+    let (master_dir, replica_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (master, _) = open(master_dir.path(), FlushMode::Async);
+    let master = std::sync::Arc::new(master);
+    let (replica, _) = open(replica_dir.path(), FlushMode::Async);
+
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let master = std::sync::Arc::clone(&master);
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..2_000u32 {
+                    match master.put(message("sealed", w, None, vec![7; 64])).await {
+                        Ok(put) => acked.push(put.appended[0].end_offset()),
+                        Err(StoreError::Sealed) => return (acked, i),
+                        Err(other) => panic!("{other}"),
+                    }
+                    tokio::task::yield_now().await;
+                }
+                (acked, 2_000)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let end = master.seal();
+    assert!(master.is_sealed());
+    let mut refused = 0;
+    for writer in writers {
+        let (acked, stopped_at) = writer.await.unwrap();
+        assert!(
+            acked.iter().all(|a| *a <= end),
+            "an append acknowledged past the sealed end {end}"
+        );
+        refused += usize::from(stopped_at < 2_000);
+    }
+    assert!(refused > 0, "no writer was still running at the seal");
+    assert_eq!(
+        master.commitlog_max_offset(),
+        end,
+        "the end moved after the seal"
+    );
+
+    // Replicated appends still work on a sealed store.
+    replica.seal();
+    catch_up(&master, &replica, 64 * 1024).await;
+    assert_eq!(replica.commitlog_max_offset(), end);
+    assert!(matches!(
+        master.put(message("sealed", 0, None, vec![1])).await,
+        Err(StoreError::Sealed)
+    ));
+
+    master.unseal();
+    let put = master
+        .put(message("sealed", 0, None, vec![1]))
+        .await
+        .unwrap();
+    assert_eq!(put.appended[0].physical_offset, end);
+}

@@ -69,6 +69,26 @@ fn wait_group_a(controllers: &str, ok: impl Fn(&serde_json::Value) -> bool) -> s
     }
 }
 
+/// `mqadmin broker elect-master` of member `id` of `group`, with more
+/// options.
+fn elect(
+    controllers: &str,
+    group: &str,
+    id: &str,
+    more: &[&str],
+) -> (std::process::ExitStatus, String, String) {
+    let mut args = vec![
+        "broker",
+        "elect-master",
+        "--broker-name",
+        group,
+        "--broker-id",
+        id,
+    ];
+    args.extend_from_slice(more);
+    admin(controllers, &args)
+}
+
 fn assert_one_line_error(status: std::process::ExitStatus, stderr: &str, needle: &str) {
     assert!(!status.success(), "expected a failure: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -101,47 +121,22 @@ async fn status_shows_the_leader_and_groups_and_elect_master_switches_over() {
     assert!(out.contains("broker-a") && out.contains("1,2"), "{out}");
 
     // Bad inputs: one line each, non-zero exit.
-    let (status, _, err) = admin(
-        &list,
-        &[
-            "broker",
-            "elect-master",
-            "--broker-name",
-            "broker-a",
-            "--broker-id",
-            "7",
-        ],
-    );
+    let (status, _, err) = elect(&list, "broker-a", "7", &[]);
     assert_one_line_error(status, &err, "not an alive member");
-    let (status, _, err) = admin(
-        &list,
-        &[
-            "broker",
-            "elect-master",
-            "--broker-name",
-            "nope",
-            "--broker-id",
-            "1",
-        ],
-    );
+    let (status, _, err) = elect(&list, "nope", "1", &[]);
     assert_one_line_error(status, &err, "no broker group");
+    let (status, _, err) = elect(&list, "broker-a", "2", &["--timeout", "0s"]);
+    assert_one_line_error(status, &err, "--timeout must be above 0");
     let (status, _, err) = admin("127.0.0.1:1", &["controller", "status"]);
     assert_one_line_error(status, &err, "no controller answers");
 
     // A switch-over to the in-sync member.
-    let (status, out, err) = admin(
-        &list,
-        &[
-            "broker",
-            "elect-master",
-            "--broker-name",
-            "broker-a",
-            "--broker-id",
-            "2",
-        ],
-    );
+    let (status, out, err) = elect(&list, "broker-a", "2", &[]);
     assert!(status.success(), "{err}");
-    assert!(out.contains("broker 2") && out.contains("epoch 2"), "{out}");
+    assert!(
+        out.contains("broker 2") && out.contains("epoch 2") && out.contains("sealed at offset"),
+        "{out}"
+    );
     a.wait_for_log(
         "the controller made broker 2 master",
         Duration::from_secs(10),
@@ -194,6 +189,26 @@ async fn status_shows_the_leader_and_groups_and_elect_master_switches_over() {
         &[],
     );
     assert!(status.success(), "{out}{err}");
+
+    // A forced switch-over back: elected at once, nothing sealed.
+    let (status, out, err) = elect(&list, "broker-a", "1", &["--json", "--force"]);
+    assert!(status.success(), "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&answer["master"], &answer["epoch"], &answer["sealed_at"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(3),
+            &serde_json::Value::Null
+        ),
+        "{out}"
+    );
+    assert!(
+        !b.logs().iter().any(|l| l.contains("log sealed")),
+        "a forced switch-over seals nothing"
+    );
+    a.wait_for_log("elected master in epoch 3", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

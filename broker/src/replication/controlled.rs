@@ -46,6 +46,7 @@ impl Member {
             max_offset: store.commitlog_max_offset(),
             epoch,
             last_log_epoch: store.epochs().last().map_or(0, |e| e.epoch),
+            sealed: store.is_sealed(),
         }
     }
 
@@ -111,12 +112,13 @@ pub struct ControllerLink {
     /// What the link last heard (for metrics).
     pub status: Arc<LinkStatus>,
     /// A replica's following: while it has lost its master it heartbeats
-    /// every [`MASTERLESS_INTERVAL`], to learn of its own election at once.
+    /// every [`FAST_INTERVAL`], to learn of its own election at once.
     pub following: Arc<crate::replication::follower::FollowStatus>,
 }
 
-/// How often a replica that lost its master heartbeats.
-const MASTERLESS_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a replica that lost its master heartbeats, and every member
+/// while a switch-over is under way (the controller waits on them).
+const FAST_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the link last heard, for metrics and admin.
 #[derive(Debug, Default)]
@@ -142,16 +144,17 @@ impl ControllerLink {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = self.joined.sync_state_set.clone();
         let mut reachable = true;
-        let mut first = true;
+        let mut at_once = true;
+        let mut handing_over = false;
         loop {
             let lost_master = matches!(self.role, Role::Replica { .. })
                 && !self.following.connected.load(Ordering::Acquire);
             let wait = match () {
-                () if first => Duration::ZERO,
-                () if lost_master => MASTERLESS_INTERVAL,
+                () if at_once => Duration::ZERO,
+                () if lost_master || handing_over => FAST_INTERVAL,
                 () => self.interval,
             };
-            first = false;
+            at_once = false;
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => return,
@@ -193,9 +196,39 @@ impl ControllerLink {
                 self.restart.request();
                 return;
             }
+            handing_over = view.handover_to != 0;
             if self.role == Role::Master {
+                // Tell the controller where the sealed log ends at once.
+                at_once = self.follow_handover(&view);
                 self.tend_sync_state_set(&view).await;
             }
+        }
+    }
+
+    /// An operator's switch-over (see `mq_controller::handover`): while
+    /// the controller hands the group over to another member, the master's
+    /// log is sealed, so that the member can catch up with all of it and
+    /// no send is in flight when it is elected; called off, the log takes
+    /// sends again. Cut off from the controller, a sealed master stays
+    /// sealed: it cannot know whether the member was elected meanwhile.
+    /// Returns whether it just sealed the log.
+    fn follow_handover(&self, view: &pb::GroupView) -> bool {
+        match (view.handover_to, self.store.is_sealed()) {
+            (0, true) => {
+                self.store.unseal();
+                tracing::warn!("the switch-over was called off: taking sends again");
+                false
+            }
+            (to, false) if to != 0 => {
+                let sealed_at = self.store.seal();
+                tracing::warn!(
+                    to,
+                    sealed_at,
+                    "switch-over to broker {to}: log sealed, sends are refused until it is elected"
+                );
+                true
+            }
+            _ => false,
         }
     }
 

@@ -93,6 +93,9 @@ pub struct CommitLog {
     committed_offset: AtomicU64,
     /// Warns once when the pool runs dry.
     pool_dry_warned: std::sync::atomic::AtomicBool,
+    /// Set (under the writer lock) by [`CommitLog::seal`]: appends are
+    /// refused, so the end no longer moves.
+    sealed: std::sync::atomic::AtomicBool,
 }
 
 impl CommitLog {
@@ -127,6 +130,7 @@ impl CommitLog {
             pool,
             committed_offset: AtomicU64::new(recovered.end_offset),
             pool_dry_warned: std::sync::atomic::AtomicBool::new(false),
+            sealed: std::sync::atomic::AtomicBool::new(false),
         };
         Ok((log, recovered))
     }
@@ -162,6 +166,9 @@ impl CommitLog {
         }
 
         let mut queue_offsets = self.lock_writer();
+        if self.sealed.load(Ordering::Acquire) {
+            return Err(StoreError::Sealed);
+        }
         let segment = self.segment_with_room(total)?;
         // Holding the writer lock, nobody else moves the write position.
         let start = segment.base_offset() + segment.write_pos() as u64;
@@ -435,6 +442,25 @@ impl CommitLog {
         let mut table = self.lock_writer();
         table.remove(topic);
         self.max_offset()
+    }
+
+    /// Refuses appends from now on and returns the end they leave: once
+    /// this returns, no append is half done and none follows (a master
+    /// handing over to a replica waits for it to reach this end).
+    pub fn seal(&self) -> u64 {
+        let _writer = self.lock_writer();
+        self.sealed.store(true, Ordering::Release);
+        self.max_offset.load(Ordering::Acquire)
+    }
+
+    /// Takes appends again (a hand-over was called off).
+    pub fn unseal(&self) {
+        let _writer = self.lock_writer();
+        self.sealed.store(false, Ordering::Release);
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, QueueOffsets> {

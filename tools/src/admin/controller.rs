@@ -27,7 +27,7 @@ pub enum ControllerCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BrokerCommand {
-    /// Switch a group's master to another member of its SyncStateSet (it holds every acknowledged message).
+    /// Switch a group's master to another member of its SyncStateSet: the master stops taking sends, the member catches up with it, then it is elected.
     ElectMaster {
         #[command(flatten)]
         at: ControllerAddr,
@@ -37,8 +37,17 @@ pub enum BrokerCommand {
         /// The member to make master.
         #[arg(long)]
         broker_id: u64,
+        /// How long the member may take to catch up before the switch-over is called off.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Elect at once without draining the master (sends in flight fail; with async replication acknowledged messages the member lacks are lost).
+        #[arg(long)]
+        force: bool,
     },
 }
+
+/// Beyond the switch-over's own timeout, for the election and the answer.
+const CALL_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn client(at: &ControllerAddr) -> anyhow::Result<ControllerClient> {
     ControllerClient::from_list(&at.controller)
@@ -141,17 +150,38 @@ fn group_row(
     })
 }
 
+/// What `mqadmin broker elect-master` was asked.
+#[derive(Debug)]
+pub struct SwitchOver<'a> {
+    pub broker_name: &'a str,
+    pub broker_id: u64,
+    pub timeout: std::time::Duration,
+    pub force: bool,
+}
+
 pub async fn elect_master(
     at: &ControllerAddr,
-    broker_name: &str,
-    broker_id: u64,
+    switch: SwitchOver<'_>,
     json_output: bool,
 ) -> anyhow::Result<()> {
-    let client = client(at)?;
+    let SwitchOver {
+        broker_name,
+        broker_id,
+        timeout,
+        force,
+    } = switch;
+    if timeout.is_zero() {
+        bail!("--timeout must be above 0");
+    }
+    // The controller answers once the member caught up and was elected.
+    let client = ControllerClient::with_call_timeout(&at.controller, timeout + CALL_MARGIN)
+        .with_context(|| format!("--controller {:?}", at.controller))?;
     let answer = client
         .elect_master(pb::ElectMasterRequest {
             group: broker_name.to_owned(),
             broker_id,
+            force,
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         })
         .await
         .map_err(|s| {
@@ -164,7 +194,13 @@ pub async fn elect_master(
     if json_output {
         println!(
             "{}",
-            json!({"group": view.group, "master": view.master_id, "epoch": view.epoch})
+            json!({"group": view.group, "master": view.master_id, "epoch": view.epoch,
+                   "sealed_at": answer.sealed_at})
+        );
+    } else if let Some(sealed_at) = answer.sealed_at {
+        println!(
+            "{}: broker {} ({}) is master in epoch {}; it held the old master's whole log (sealed at offset {}) when elected, and the old master turns replica within a heartbeat",
+            view.group, view.master_id, view.master_addr, view.epoch, sealed_at
         );
     } else {
         println!(

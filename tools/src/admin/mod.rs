@@ -83,7 +83,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             at,
             broker_name,
             broker_id,
-        }) => controller::elect_master(&at, &broker_name, broker_id, cli.json).await,
+            timeout,
+            force,
+        }) => {
+            let switch = controller::SwitchOver {
+                broker_name: &broker_name,
+                broker_id,
+                timeout,
+                force,
+            };
+            controller::elect_master(&at, switch, cli.json).await
+        }
     }
 }
 
