@@ -211,6 +211,8 @@ async fn status_shows_the_leader_and_groups_and_elect_master_switches_over() {
         .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
 }
 
+/// Bad requests are refused naming what is wrong, racing SyncStateSet
+/// changes commit one at a time, and followers point at the leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_api_refuses_bad_requests_by_name_and_followers_point_at_the_leader() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,6 +267,51 @@ async fn the_controller_api_refuses_bad_requests_by_name_and_followers_point_at_
             "{says}: {}",
             status.message()
         );
+    }
+
+    // apache/rocketmq#5663: changes of the SyncStateSet racing each other
+    // (a shrink and an expansion computed from the same set) through the
+    // real Raft group: exactly one commits, the other is refused as
+    // stale, and the set is the winner's.
+    for (id, addr) in [(2, "127.0.0.1:10912"), (3, "127.0.0.1:10913")] {
+        client.register(heartbeat("g", id, addr)).await.unwrap();
+    }
+    let alter_at = |sync_state_epoch: u64, set: Vec<u64>| pb::AlterSyncStateSetRequest {
+        sync_state_epoch,
+        ..alter(1, 1, set)
+    };
+    let mut set_epoch = 1;
+    for round in 0..10 {
+        let view = client
+            .alter_sync_state_set(alter_at(set_epoch, vec![1, 2]))
+            .await
+            .unwrap();
+        set_epoch = view.sync_state_epoch;
+        let (shrink, expand) = tokio::join!(
+            client.alter_sync_state_set(alter_at(set_epoch, vec![1])),
+            client.alter_sync_state_set(alter_at(set_epoch, vec![1, 2, 3])),
+        );
+        let winner = match (&shrink, &expand) {
+            (Ok(_), Err(lost)) | (Err(lost), Ok(_)) => {
+                assert_eq!(lost.code(), tonic::Code::FailedPrecondition, "{lost:?}");
+                assert!(lost.message().contains("stale"), "{}", lost.message());
+                if shrink.is_ok() {
+                    vec![1]
+                } else {
+                    vec![1, 2, 3]
+                }
+            }
+            _ => panic!("round {round}: both or neither committed: {shrink:?} {expand:?}"),
+        };
+        let now = client.leader_status().await.unwrap();
+        let group = now
+            .groups
+            .iter()
+            .find_map(|g| g.view.as_ref().filter(|v| v.group == "g"))
+            .unwrap();
+        assert_eq!(group.sync_state_set, winner, "round {round}");
+        assert_eq!(group.sync_state_epoch, set_epoch + 1, "round {round}");
+        set_epoch = group.sync_state_epoch;
     }
 
     // A follower answers UNAVAILABLE and names the leader.
