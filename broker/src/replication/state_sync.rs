@@ -167,15 +167,29 @@ impl StateSync {
                 _ = ticks.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if let Err(why) = self.sync_once(master.clone()).await {
+            // A master cut off by the network answers nothing until the
+            // call times out: a stop (a restart into a new role, perhaps
+            // as master) must not wait for that.
+            let unsynced = self.state.offsets.take_unsynced();
+            let answer = tokio::select! {
+                answer = self.ask(master.clone(), &unsynced) => answer,
+                _ = stop.wait_for(|s| *s) => {
+                    self.state.offsets.restore_unsynced(unsynced);
+                    return;
+                }
+            };
+            if let Err(why) = self.settle(answer, unsynced) {
                 tracing::warn!(master = %self.master_addr, error = %why, "cannot sync state with the master");
             }
         }
     }
 
-    async fn sync_once(&self, master: ReplicationClient<Channel>) -> Result<(), String> {
-        let unsynced = self.state.offsets.take_unsynced();
-        let answer = self.ask(master, &unsynced).await;
+    /// Adopts the master's answer, or keeps the commits to send again.
+    fn settle(
+        &self,
+        answer: Result<pb::SyncStateResponse, String>,
+        unsynced: BTreeMap<QueueKey, Commit>,
+    ) -> Result<(), String> {
         match answer {
             Ok(answer) => self.state.adopt(answer),
             Err(why) => {
