@@ -289,14 +289,15 @@ cut_at=$(now_ms)
 # Sends straight to the cut-off master: it cannot reach the replica its
 # SyncStateSet requires, nor the controller to drop it, so it
 # acknowledges none, before and after the replica is elected.
-for i in 1 2; do
-    answer=$(send_a)
-    grep -q '"status": "SEND_OK"' <<<"$answer" && fail "the cut-off master acknowledged a send: $answer"
-done
+send_a >"$WORK/cut-off-send" &
+cut_off_send=$!
 until next=$(group broker-a master 2>/dev/null) && [[ $next == "$replica" ]]; do
     (($(now_ms) - cut_at < 30000)) || fail "broker-a-$replica was not elected 30 s after the partition"
     sleep 0.2
 done
+wait "$cut_off_send"
+grep -q '"status": "SEND_OK"' "$WORK/cut-off-send" &&
+    fail "the cut-off master acknowledged a send: $(cat "$WORK/cut-off-send")"
 elected_at=$(now_ms)
 new_epoch=$(group broker-a epoch)
 # One election: a second one would mean the replica's restart into the
