@@ -15,9 +15,9 @@ use std::time::Duration;
 use controlled::*;
 use mq_test_support::{run_to_end, workspace_binary};
 
-/// Members are judged alive for 5 s: a frozen member stays a candidate
-/// long enough for the called-off switch-over below.
-const CONTROLLER_ARGS: &[&str] = &["--broker-timeout", "5s"];
+/// Members are judged alive for 8 s: a frozen member stays a candidate
+/// long enough for the called-off switch-overs below.
+const CONTROLLER_ARGS: &[&str] = &["--broker-timeout", "8s"];
 
 fn elect_master(controllers: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let mut all = vec![
@@ -68,10 +68,26 @@ async fn a_switch_over_under_load_drains_the_master_first_and_loses_nothing_with
         err.contains("called off") && err.contains("broker 2 reached"),
         "{err}"
     );
-    a.wait_for_log("log sealed", Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
-    a.wait_for_log("switch-over was called off", Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("{}", a.logs().join("\n")));
+    let logged = |needle: &str| a.logs().iter().filter(|l| l.contains(needle)).count();
+    let wait_logged = |needle: &'static str, times: usize| {
+        mq_test_support::cluster::wait_until(needle, Duration::from_secs(5), move || {
+            logged(needle) == times
+        })
+    };
+    wait_logged("log sealed", 1).await;
+    wait_logged("switch-over was called off", 1).await;
+    // An operator who gives up half way (the call dropped) calls it off too.
+    let mut impatient = std::process::Command::new(workspace_binary("mqadmin"))
+        .args(["--namesrv", "127.0.0.1:1", "broker", "elect-master"])
+        .args(["--controller", &list, "--broker-name", "broker-a"])
+        .args(["--broker-id", "2", "--timeout", "60s"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_logged("log sealed", 2).await;
+    impatient.kill().unwrap();
+    impatient.wait().unwrap();
+    wait_logged("switch-over was called off", 2).await;
     let again = c.path("again.log");
     assert_eq!(
         produce(namesrv, 20, &again),

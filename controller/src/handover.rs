@@ -68,7 +68,7 @@ impl ControllerService {
             let view = self.elect_now(group, target).await?;
             return Ok(answer(view, None));
         };
-        self.begin(term, group, master, target)?;
+        let _marked = self.begin(term, group, master, target)?;
         tracing::info!(
             group,
             master,
@@ -78,11 +78,6 @@ impl ControllerService {
         let outcome = self
             .await_caught_up(term, group, current.epoch, target, timeout)
             .await;
-        self.shared
-            .lock_view()
-            .of_term(term, Instant::now())
-            .handovers()
-            .remove(group);
         match &outcome {
             Ok(done) => {
                 tracing::info!(group, target, sealed_at = ?done.sealed_at, "switch-over done")
@@ -92,13 +87,16 @@ impl ControllerService {
         outcome
     }
 
+    /// Marks the switch-over; the mark goes when the returned guard drops
+    /// (also when the operator's call is dropped half way: a mark left
+    /// behind would keep the master sealed).
     fn begin(
         &self,
         term: u64,
         group: &str,
         master: BrokerId,
         target: BrokerId,
-    ) -> Result<(), Status> {
+    ) -> Result<Marked<'_>, Status> {
         let mut view = self.shared.lock_view();
         let handovers = view.of_term(term, Instant::now()).handovers();
         if let Some(under_way) = handovers.get(group) {
@@ -115,7 +113,11 @@ impl ControllerService {
                 sealed_at: None,
             },
         );
-        Ok(())
+        Ok(Marked {
+            shared: &self.shared,
+            term,
+            group: group.to_owned(),
+        })
     }
 
     async fn await_caught_up(
@@ -148,8 +150,7 @@ impl ControllerService {
             let sealed_at = self
                 .shared
                 .lock_view()
-                .of_term(term, Instant::now())
-                .handover(group)
+                .handover_in(term, group)
                 .and_then(|h| h.sealed_at);
             let reached = self.shared.alive(group).get(&target).copied();
             if let (Some(end), Some(reached)) = (sealed_at, reached)
@@ -176,6 +177,19 @@ impl ControllerService {
             }
             tokio::time::sleep(CHECK_EVERY).await;
         }
+    }
+}
+
+/// A switch-over's mark in the leader's view, removed on drop.
+struct Marked<'a> {
+    shared: &'a crate::leader::Shared,
+    term: u64,
+    group: String,
+}
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        self.shared.lock_view().end_handover(self.term, &self.group);
     }
 }
 

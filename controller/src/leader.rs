@@ -65,6 +65,19 @@ impl LeaderView {
         self.handovers.get(group).copied()
     }
 
+    /// The switch-over of `group` marked in `term`, if this view is still
+    /// that term's (looking never starts a new term's view).
+    pub fn handover_in(&self, term: u64, group: &str) -> Option<Handover> {
+        (self.term == term).then(|| self.handover(group)).flatten()
+    }
+
+    /// Removes the mark of `term`'s switch-over of `group`.
+    pub fn end_handover(&mut self, term: u64, group: &str) {
+        if self.term == term {
+            self.handovers.remove(group);
+        }
+    }
+
     pub fn handovers(&mut self) -> &mut HashMap<String, Handover> {
         &mut self.handovers
     }

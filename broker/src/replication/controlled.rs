@@ -39,6 +39,8 @@ pub struct Member {
 
 impl Member {
     fn heartbeat(&self, store: &MessageStore, epoch: u64) -> pb::BrokerHeartbeat {
+        // Sealed first: once sealed, the end read after it is final.
+        let sealed = store.is_sealed();
         pb::BrokerHeartbeat {
             group: self.group.clone(),
             broker_id: self.id,
@@ -46,7 +48,7 @@ impl Member {
             max_offset: store.commitlog_max_offset(),
             epoch,
             last_log_epoch: store.epochs().last().map_or(0, |e| e.epoch),
-            sealed: store.is_sealed(),
+            sealed,
         }
     }
 
