@@ -534,3 +534,94 @@ async fn a_topic_deletion_waits_for_the_dispatcher_and_says_when_it_is_behind() 
         .unwrap();
     assert_eq!(store.queue_offsets("gone", 0), None, "its queue is gone");
 }
+
+/// Time-to-offset search (`--from-time`, reset by time) over real
+/// timestamps: 400 messages on one queue, two queues interleaved, over
+/// many CommitLog segments, several stored in the same millisecond. A
+/// time finds the first message stored at or after it, before and after
+/// the ConsumeQueue is rebuilt at open.
+#[tokio::test]
+async fn a_time_finds_the_first_message_stored_at_or_after_it_across_segments() {
+    use mq_store::env::{ManualClock, StoreEnv};
+    const T0: u64 = 1_700_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let env = || StoreEnv {
+        clock: clock.clone(),
+        ..StoreEnv::default()
+    };
+    let (store, _) = MessageStore::open_with_env(
+        dir.path(),
+        small_config(FlushMode::Async),
+        store_host(),
+        env(),
+    )
+    .unwrap();
+    // Queue 0's message i is stored at T0 + 10 * (i / 3): three per
+    // millisecond step, 10 ms apart; queue 1 gets one between steps.
+    let stored_at = |i: u64| T0 + 10 * (i / 3);
+    for i in 0..400u64 {
+        clock.set(stored_at(i));
+        store
+            .put(message("timed", 0, None, vec![i as u8; 600]))
+            .await
+            .unwrap();
+        if i % 3 == 2 {
+            clock.set(stored_at(i) + 5);
+            store
+                .put(message("timed", 1, None, vec![1; 600]))
+                .await
+                .unwrap();
+        }
+    }
+    let segments =
+        store.commitlog_max_offset() / small_config(FlushMode::Async).commitlog_segment_size;
+    assert!(segments >= 5, "{segments} segments");
+
+    let expect = |store: &MessageStore| {
+        let at = |t: u64| store.offset_for_time("timed", 0, t).unwrap();
+        assert_eq!(at(0), 0, "before everything: the first message");
+        assert_eq!(at(T0), 0);
+        for step in [1u64, 7, 50, 99, 132] {
+            let t = T0 + 10 * step;
+            assert_eq!(
+                at(t),
+                3 * step,
+                "exactly at step {step}: the first of its three"
+            );
+            assert_eq!(at(t - 4), 3 * step, "between steps: the next step's first");
+            assert_eq!(at(t + 1), 3 * step + 3, "just after step {step}");
+        }
+        assert_eq!(
+            at(stored_at(399)),
+            399,
+            "the last step holds only the last message"
+        );
+        assert_eq!(
+            at(stored_at(399) + 1),
+            400,
+            "after everything: the queue's end"
+        );
+        assert_eq!(at(u64::MAX), 400);
+        // Queue 1: message j at T0 + 10 * j + 5.
+        let at1 = |t: u64| store.offset_for_time("timed", 1, t).unwrap();
+        assert_eq!(at1(T0 + 10 * 40 + 5), 40);
+        assert_eq!(at1(T0 + 10 * 40 + 6), 41);
+        assert_eq!(store.offset_for_time("timed", 7, T0), None, "no such queue");
+    };
+    assert!(store.indexed_up_to_now(Duration::from_secs(10)).await);
+    expect(&store);
+
+    store.shutdown().unwrap();
+    drop(store);
+    std::fs::remove_dir_all(dir.path().join("consumequeue")).unwrap();
+    let (store, _) = MessageStore::open_with_env(
+        dir.path(),
+        small_config(FlushMode::Async),
+        store_host(),
+        env(),
+    )
+    .unwrap();
+    assert!(store.indexed_up_to_now(Duration::from_secs(10)).await);
+    expect(&store);
+}

@@ -42,12 +42,19 @@ fn body(seq: u64) -> Vec<u8> {
 fn crash_child() {
     let dir = std::env::var(DIR_ENV).expect("run by the crash test");
     let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
+    let pool = std::env::var(POOL_ENV).unwrap() == "1";
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
-        let (store, _) =
-            MessageStore::open(dir.as_ref(), small_config(FlushMode::Sync), store_host()).unwrap();
+        let config = mq_store::StoreConfig {
+            transient_store_pool: pool,
+            transient_store_pool_buffers: 2,
+            ..small_config(FlushMode::Sync)
+        };
+        let (store, _) = MessageStore::open(dir.as_ref(), config, store_host()).unwrap();
         let store = Arc::new(store);
-        println!("READY");
+        // Says how it writes, so that the test knows the round is what it
+        // claims to be.
+        println!("READY pool={pool}");
         let tasks: Vec<_> = (0..APPENDERS)
             .map(|task| {
                 let store = Arc::clone(&store);
@@ -121,7 +128,14 @@ fn run_child_and_kill(
         );
         match received.recv_timeout(Duration::from_millis(1)) {
             // libtest prints "test crash_child ... " before the first line.
-            Ok(line) if line.ends_with("READY") => ready_at = Some(Instant::now()),
+            Ok(line) if line.contains("READY pool=") => {
+                let pool = round % 2 == 1;
+                assert!(
+                    line.ends_with(&format!("READY pool={pool}")),
+                    "round {round} should write with pool={pool}: {line}"
+                );
+                ready_at = Some(Instant::now());
+            }
             Ok(line) => record_ack(&line, &mut acks),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
