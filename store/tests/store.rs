@@ -546,17 +546,17 @@ async fn a_time_finds_the_first_message_stored_at_or_after_it_across_segments() 
     const T0: u64 = 1_700_000_000_000;
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let env = || StoreEnv {
-        clock: clock.clone(),
-        ..StoreEnv::default()
+    let open = || {
+        let env = StoreEnv {
+            clock: clock.clone(),
+            ..StoreEnv::default()
+        };
+        let config = small_config(FlushMode::Async);
+        MessageStore::open_with_env(dir.path(), config, store_host(), env)
+            .unwrap()
+            .0
     };
-    let (store, _) = MessageStore::open_with_env(
-        dir.path(),
-        small_config(FlushMode::Async),
-        store_host(),
-        env(),
-    )
-    .unwrap();
+    let store = open();
     // Queue 0's message i is stored at T0 + 10 * (i / 3): three per
     // millisecond step, 10 ms apart; queue 1 gets one between steps.
     let stored_at = |i: u64| T0 + 10 * (i / 3);
@@ -615,13 +615,7 @@ async fn a_time_finds_the_first_message_stored_at_or_after_it_across_segments() 
     store.shutdown().unwrap();
     drop(store);
     std::fs::remove_dir_all(dir.path().join("consumequeue")).unwrap();
-    let (store, _) = MessageStore::open_with_env(
-        dir.path(),
-        small_config(FlushMode::Async),
-        store_host(),
-        env(),
-    )
-    .unwrap();
+    let store = open();
     assert!(store.indexed_up_to_now(Duration::from_secs(10)).await);
     expect(&store);
 }
