@@ -292,6 +292,7 @@ pub fn exporter(
     let disk_used = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     let disk_full = Gauge::<i64>::default();
     let unexpired_deleted = Gauge::<i64>::default();
+    let mlock_refused = Gauge::<i64>::default();
     registry.register(
         "store_disk_used_ratio",
         "Used fraction of the store's disk at the last housekeeping run",
@@ -306,6 +307,11 @@ pub fn exporter(
         "store_unexpired_bytes_deleted",
         "Unexpired CommitLog bytes deleted to make room since start (disk_full_policy = delete_oldest)",
         unexpired_deleted.clone(),
+    );
+    registry.register(
+        "store_mlock_refused",
+        "mlock calls the OS refused since start (mlock = true; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK)",
+        mlock_refused.clone(),
     );
     registry.register(
         "dispatch_lag_bytes",
@@ -438,6 +444,7 @@ pub fn exporter(
             disk_used.set(disk.used_ratio);
             disk_full.set(i64::from(disk.refusing_appends));
             unexpired_deleted.set(i64::try_from(disk.unexpired_bytes_deleted).unwrap_or(i64::MAX));
+            mlock_refused.set(i64::try_from(store.mlock_refusals()).unwrap_or(i64::MAX));
             consumer_lag.clear();
             for (group, topic_name, queue, committed) in offsets.all() {
                 let end = store

@@ -141,6 +141,7 @@ async fn broker_metrics_count_a_known_workload() {
         value(&scrape, "mq_broker_store_unexpired_bytes_deleted", &[]),
         0.0
     );
+    assert_eq!(value(&scrape, "mq_broker_store_mlock_refused", &[]), 0.0);
     let used = value(&scrape, "mq_broker_store_disk_used_ratio", &[]);
     assert!(used > 0.0 && used < 1.0, "{used}");
     assert!(value(&scrape, "mq_broker_commitlog_bytes", &[]) > 35.0);

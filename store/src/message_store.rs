@@ -252,6 +252,11 @@ impl MessageStore {
         }
     }
 
+    /// `mlock` calls refused (with `mlock` on) in this process.
+    pub fn mlock_refusals(&self) -> u64 {
+        crate::mapped_file::locking::refusals()
+    }
+
     /// CommitLog flushes done and the time they took.
     pub fn flush_totals(&self) -> (u64, std::time::Duration) {
         self.group.flush_totals()

@@ -22,8 +22,9 @@ impl TransientPool {
         let mut buffers = Vec::with_capacity(count);
         for _ in 0..count {
             let buffer = MmapMut::map_anon(size)?;
-            if mlock && let Err(err) = buffer.lock() {
-                tracing::warn!(error = %err, size, "mlock of a transient store buffer refused; going on without it");
+            if mlock {
+                let what = format!("a transient store buffer of {size} bytes");
+                crate::mapped_file::locking::lock_or_warn(&what, || buffer.lock());
             }
             buffers.push(buffer);
         }

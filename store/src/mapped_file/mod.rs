@@ -19,6 +19,7 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use crate::commitlog::transient_pool::PooledBuffer;
 use crate::space;
 
+pub mod locking;
 mod staging;
 
 use staging::Staging;
@@ -212,14 +213,8 @@ impl MappedFile {
 
     fn prepare(&self, options: MapOptions) {
         // mlock faults every page in by itself.
-        if options.mlock
-            && let Err(err) = self.map.lock()
-        {
-            tracing::warn!(
-                file = %self.path.display(),
-                error = %err,
-                "mlock refused (raise RLIMIT_MEMLOCK, `ulimit -l`); going on without it"
-            );
+        if options.mlock {
+            locking::lock_or_warn(&self.path.display(), || self.map.lock());
         }
     }
 
