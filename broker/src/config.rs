@@ -150,8 +150,9 @@ pub enum ConfigError {
 /// commitlog_segment_size, max_message_size, flush, sync_flush_timeout,
 /// async_flush_interval, async_flush_least_pages,
 /// consume_queue_entries_per_file, index_slots_per_file,
-/// index_entries_per_file, prewarm, mlock, transient_store_pool,
-/// transient_store_pool_buffers, commit_interval, file_reserved_time,
+/// index_entries_per_file, prewarm, mlock, preallocate_segments,
+/// transient_store_pool, transient_store_pool_buffers, commit_interval,
+/// file_reserved_time,
 /// delete_hour, disk_soft_ratio, disk_hard_ratio, housekeeping_interval,
 /// checkpoint_interval. Precedence: defaults < file < environment < flags.
 #[derive(Debug, Clone, Default, Parser)]

@@ -86,6 +86,9 @@ pub struct StoreConfig {
     pub prewarm: bool,
     /// `mlock` CommitLog segments (needs RLIMIT_MEMLOCK).
     pub mlock: bool,
+    /// CommitLog segments made ahead of the writer (RocketMQ's allocate
+    /// service prepares two): a rollover takes one that is waiting.
+    pub preallocate_segments: u32,
     /// Write appends into a pool of locked buffers, committed to the
     /// files by a background task (see BENCHMARKS.md for when it pays).
     pub transient_store_pool: bool,
@@ -131,6 +134,7 @@ impl Default for StoreConfig {
             index_entries_per_file: 20_000_000,
             prewarm: true,
             mlock: false,
+            preallocate_segments: 2,
             checkpoint_interval: Duration::from_secs(1),
             transient_store_pool: false,
             transient_store_pool_buffers: 5,

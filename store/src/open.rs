@@ -86,6 +86,7 @@ pub fn open_dir(
             prewarm: config.prewarm,
             mlock: config.mlock,
         },
+        preallocate: config.preallocate_segments as usize,
         store_host,
         transient_pool_buffers: config
             .transient_store_pool
@@ -201,6 +202,9 @@ fn check(config: &StoreConfig) -> Result<(), StoreError> {
     }
     if u64::from(config.max_message_size) + 8 > config.commitlog_segment_size {
         return bad("max_message_size must be smaller than commitlog_segment_size");
+    }
+    if config.preallocate_segments == 0 || config.preallocate_segments > 16 {
+        return bad("preallocate_segments must be between 1 and 16");
     }
     if config.consume_queue_entries_per_file == 0 {
         return bad("consume_queue_entries_per_file must be at least 1");

@@ -207,4 +207,10 @@ fn settings_the_store_cannot_use_are_refused_by_name() {
     config.max_message_size = 1 << 20;
     let err = MessageStore::open(dir.path(), config, store_host()).unwrap_err();
     assert!(err.to_string().contains("max_message_size"), "{err}");
+    for preallocate in [0, 17] {
+        let mut config = small_config(FlushMode::Async);
+        config.preallocate_segments = preallocate;
+        let err = MessageStore::open(dir.path(), config, store_host()).unwrap_err();
+        assert!(err.to_string().contains("preallocate_segments"), "{err}");
+    }
 }

@@ -1,7 +1,9 @@
 //! Pre-allocation of CommitLog segments. Creating, sizing and mapping a
 //! segment takes long enough to stall appends, so a background thread
-//! prepares the next segment while the current one fills: a rollover then
-//! only takes a file that is already waiting. With `prewarm` the same thread
+//! prepares the next segments (`preallocate_segments`, two by default, as
+//! RocketMQ's AllocateMappedFileService) while the current one fills: a
+//! rollover then only takes a file that is already waiting, even when the
+//! writer fills a segment faster than one is made. With `prewarm` the same thread
 //! then faults the segment's pages in, a chunk at a time, after handing it
 //! out: a segment taken at once (the first one) is warmed ahead of the writer
 //! instead of making it wait.
@@ -11,6 +13,7 @@
 //! rollover that needed the segment, which the store turns into a refused
 //! append, never a write into a page the disk cannot hold.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -21,21 +24,31 @@ use crate::worker::{Wake, Worker};
 
 #[derive(Debug, Default)]
 struct State {
-    /// The segment the thread should prepare next.
-    wanted: Option<u64>,
+    /// The segments the thread should prepare, lowest first.
+    wanted: BTreeSet<u64>,
     /// The segment the thread is preparing now.
     in_progress: Option<u64>,
-    /// A prepared segment (or why it could not be).
-    ready: Option<(u64, io::Result<MappedFile>)>,
+    /// Prepared segments (or why one could not be), by base offset.
+    ready: BTreeMap<u64, io::Result<MappedFile>>,
     /// An appender is blocked in `take`: warming must make way.
     waiting: bool,
     shutdown: bool,
+}
+
+impl State {
+    /// Asks for `base` unless it is ready, being made or asked for.
+    fn want(&mut self, base: u64) -> bool {
+        let queued = self.ready.contains_key(&base) || self.in_progress == Some(base);
+        !queued && self.wanted.insert(base)
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
     segment_size: usize,
+    /// Segments prepared ahead of the one in use.
+    ahead: usize,
     options: MapOptions,
     headroom: Headroom,
     state: Mutex<State>,
@@ -55,10 +68,12 @@ impl Allocator {
         segment_size: usize,
         options: MapOptions,
         headroom: Headroom,
+        ahead: usize,
     ) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             dir,
             segment_size,
+            ahead: ahead.max(1),
             options,
             headroom,
             state: Mutex::new(State::default()),
@@ -82,33 +97,29 @@ impl Allocator {
     }
 
     /// The segment starting at `base`: the prepared one if it is waiting,
-    /// else made now. Once it is taken, the one after it is prepared next.
-    /// A preparation that failed before this call is tried again (space
-    /// may have been freed since); one that fails during it is the answer.
+    /// else made now. Once it is taken, the ones after it are prepared
+    /// next. A preparation that failed before this call is tried again
+    /// (space may have been freed since); one that fails during it is the
+    /// answer.
     pub fn take(&self, base: u64) -> io::Result<MappedFile> {
-        let next = base + self.shared.segment_size as u64;
         let mut state = self.lock();
-        if matches!(state.ready, Some((_, Err(_)))) {
-            state.ready = None;
-        }
+        state.ready.retain(|_, file| file.is_ok());
         loop {
-            match state.ready.take() {
-                Some((ready, file)) if ready == base => {
-                    if file.is_ok() {
-                        state.wanted = Some(next);
-                        self.shared.changed.notify_all();
-                    }
-                    return file;
-                }
-                Some((stale, Ok(file))) => {
-                    // Prepared for a position the log did not reach; unused.
+            // Prepared for positions the log did not reach; unused.
+            let stale: Vec<u64> = state.ready.range(..base).map(|(b, _)| *b).collect();
+            for stale in stale {
+                if let Some(Ok(file)) = state.ready.remove(&stale) {
                     tracing::debug!(base = stale, "discarding a pre-allocated segment");
                     let _ = file.delete();
                 }
-                Some((_, Err(_))) | None => {}
             }
-            if state.wanted != Some(base) && state.in_progress != Some(base) {
-                state.wanted = Some(base);
+            if let Some(file) = state.ready.remove(&base) {
+                if file.is_ok() {
+                    self.want_after(&mut state, base);
+                }
+                return file;
+            }
+            if state.want(base) {
                 self.shared.changed.notify_all();
             }
             state.waiting = true;
@@ -121,12 +132,22 @@ impl Allocator {
         }
     }
 
-    /// Asks for `base` to be prepared without waiting for it.
+    /// Asks for `base` and the segments after it, as many as are prepared
+    /// ahead, without waiting for them.
     pub fn prepare(&self, base: u64) {
         let mut state = self.lock();
-        let queued = [state.ready.as_ref().map(|(b, _)| *b), state.in_progress];
-        if !queued.contains(&Some(base)) {
-            state.wanted = Some(base);
+        let size = self.shared.segment_size as u64;
+        self.want_after(&mut state, base.saturating_sub(size));
+    }
+
+    /// Asks for the segments after the one at `base`.
+    fn want_after(&self, state: &mut State, base: u64) {
+        let size = self.shared.segment_size as u64;
+        let mut asked = false;
+        for n in 1..=self.shared.ahead as u64 {
+            asked |= state.want(base + n * size);
+        }
+        if asked {
             self.shared.changed.notify_all();
         }
     }
@@ -139,9 +160,9 @@ impl Allocator {
 impl Drop for Allocator {
     fn drop(&mut self) {
         self.worker.stop();
-        // A prepared but unused segment is left in place: recovery treats a
-        // blank segment after the data as empty and reuses it.
-        drop(self.lock().ready.take());
+        // Prepared but unused segments are left in place: recovery treats
+        // blank segments after the data as empty.
+        self.lock().ready.clear();
     }
 }
 
@@ -153,14 +174,14 @@ fn prepare_segments(shared: &Shared) {
         if state.shutdown {
             return;
         }
-        let Some(base) = state.wanted.take() else {
+        let Some(base) = state.wanted.pop_first() else {
             state = shared
                 .changed
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
             continue;
         };
-        if matches!(state.ready, Some((ready, Ok(_))) if ready == base) {
+        if matches!(state.ready.get(&base), Some(Ok(_))) {
             continue;
         }
         state.in_progress = Some(base);
@@ -187,7 +208,7 @@ fn prepare_segments(shared: &Shared) {
         }
         state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.in_progress = None;
-        if let Some((_, Ok(stale))) = state.ready.replace((base, file)) {
+        if let Some(Ok(stale)) = state.ready.insert(base, file) {
             let _ = stale.delete();
         }
         // A waiting appender is served (or waits again, and says so).
@@ -241,6 +262,14 @@ mod tests {
     }
 
     fn start_on(prewarm: bool, used: f64) -> (tempfile::TempDir, Allocator, Arc<FixedDiskUsage>) {
+        start_ahead(prewarm, used, 2)
+    }
+
+    fn start_ahead(
+        prewarm: bool,
+        used: f64,
+        ahead: usize,
+    ) -> (tempfile::TempDir, Allocator, Arc<FixedDiskUsage>) {
         let dir = tempfile::tempdir().unwrap();
         let options = MapOptions {
             prewarm,
@@ -252,8 +281,44 @@ mod tests {
             max_used_ratio: 0.90,
         };
         let allocator =
-            Allocator::start(dir.path().to_owned(), SEGMENT, options, headroom).unwrap();
+            Allocator::start(dir.path().to_owned(), SEGMENT, options, headroom, ahead).unwrap();
         (dir, allocator, disk)
+    }
+
+    /// Waits (bounded) until the segment files in `dir` are `expected`
+    /// (the thread prepares in the background), then checks that no more
+    /// follow.
+    fn assert_files(dir: &std::path::Path, expected: &[u64]) {
+        let list = || {
+            let mut bases: Vec<u64> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+                .collect();
+            bases.sort_unstable();
+            bases
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while list() != expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(list(), expected);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(list(), expected, "more than asked for");
+    }
+
+    #[test]
+    fn as_many_segments_as_asked_are_prepared_ahead_of_the_one_in_use() {
+        let seg = SEGMENT as u64;
+        for ahead in [1usize, 2, 3] {
+            let (dir, allocator, _) = start_ahead(false, 0.10, ahead);
+            let _first = allocator.take(0).unwrap();
+            let expected: Vec<u64> = (0..=ahead as u64).map(|n| n * seg).collect();
+            assert_files(dir.path(), &expected);
+            // Taking the next one asks for one more at the far end.
+            let _second = allocator.take(seg).unwrap();
+            let expected: Vec<u64> = (0..=ahead as u64 + 1).map(|n| n * seg).collect();
+            assert_files(dir.path(), &expected);
+        }
     }
 
     #[test]

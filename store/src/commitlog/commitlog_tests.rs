@@ -14,6 +14,7 @@ fn options() -> CommitLogOptions {
         segment_size: SEGMENT,
         max_message_size: 2048,
         map: MapOptions::default(),
+        preallocate: 2,
         store_host: "10.0.0.1:10911".parse().unwrap(),
         transient_pool_buffers: None,
         on_damage: RecoveryMode::Fail,

@@ -67,6 +67,8 @@ pub struct CommitLogOptions {
     pub segment_size: u64,
     pub max_message_size: u32,
     pub map: MapOptions,
+    /// Segments made ahead of the writer (at least 1).
+    pub preallocate: usize,
     pub store_host: SocketAddr,
     /// Buffers of the transient store pool; `None` writes through the
     /// mappings.
@@ -113,8 +115,14 @@ impl CommitLog {
         let mut files =
             Segments::load(dir, segment_size).context(|| format!("loading {}", dir.display()))?;
         let recovered = recover(&mut files, plan)?;
-        let allocator = Allocator::start(dir.to_owned(), segment_size, options.map, headroom)
-            .context(|| "starting the segment allocator".to_owned())?;
+        let allocator = Allocator::start(
+            dir.to_owned(),
+            segment_size,
+            options.map,
+            headroom,
+            options.preallocate,
+        )
+        .context(|| "starting the segment allocator".to_owned())?;
         let pool = options
             .transient_pool_buffers
             .map(|count| TransientPool::new(count, segment_size, options.map.mlock))
