@@ -27,22 +27,7 @@ fn locked_config() -> StoreConfig {
 
 /// The `Locked:` kilobytes of every mapping of `file` in this process.
 fn locked_kb(file: &Path) -> Vec<u64> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let name = file.to_str().unwrap();
-    let mut locked = Vec::new();
-    let mut in_file = false;
-    for line in smaps.lines() {
-        let is_header = line
-            .split_whitespace()
-            .next()
-            .is_some_and(|range| range.contains('-') && !range.ends_with(':'));
-        if is_header {
-            in_file = line.ends_with(name);
-        } else if in_file && let Some(kb) = line.strip_prefix("Locked:") {
-            locked.push(kb.trim().trim_end_matches("kB").trim().parse().unwrap());
-        }
-    }
-    locked
+    smaps_kb(file, "Locked")
 }
 
 #[tokio::test]

@@ -85,3 +85,26 @@ pub fn keyed_message(topic: &str, keys: &str, id: &str, body: impl Into<Bytes>) 
     msg.unique_id = Some(id.into());
     msg
 }
+
+/// The kilobytes `field` (e.g. `Locked`, `Private_Dirty`) of every mapping
+/// of `file` in this process, as the kernel counts them in
+/// /proc/self/smaps.
+pub fn smaps_kb(file: &Path, field: &str) -> Vec<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = file.to_str().unwrap();
+    let prefix = format!("{field}:");
+    let mut found = Vec::new();
+    let mut in_file = false;
+    for line in smaps.lines() {
+        let is_header = line
+            .split_whitespace()
+            .next()
+            .is_some_and(|range| range.contains('-') && !range.ends_with(':'));
+        if is_header {
+            in_file = line.ends_with(name);
+        } else if in_file && let Some(kb) = line.strip_prefix(&prefix) {
+            found.push(kb.trim().trim_end_matches("kB").trim().parse().unwrap());
+        }
+    }
+    found
+}
