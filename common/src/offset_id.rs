@@ -67,7 +67,25 @@ pub fn decode(field: &str, id: &str) -> Result<(SocketAddr, u64), FieldError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Fuzzing: any text is decoded or refused, never a panic; any
+        /// host and offset round-trip.
+        #[test]
+        fn any_text_decodes_or_is_refused(id in "\\PC{0,80}", hex in "[0-9A-Fa-f]{0,80}") {
+            let _ = decode("id", &id);
+            let _ = decode("id", &hex);
+        }
+
+        #[test]
+        fn any_host_and_offset_round_trip(ip in any::<std::net::IpAddr>(), port in any::<u16>(), offset in any::<u64>()) {
+            let host = SocketAddr::new(ip, port);
+            prop_assert_eq!(decode("id", &encode(host, offset)).unwrap(), (host, offset));
+        }
+    }
 
     #[test]
     fn ids_round_trip_and_match_rocketmq_for_ipv4() {
