@@ -132,14 +132,6 @@ impl Allocator {
         }
     }
 
-    /// Asks for `base` and the segments after it, as many as are prepared
-    /// ahead, without waiting for them.
-    pub fn prepare(&self, base: u64) {
-        let mut state = self.lock();
-        let size = self.shared.segment_size as u64;
-        self.want_after(&mut state, base.saturating_sub(size));
-    }
-
     /// Asks for the segments after the one at `base`.
     fn want_after(&self, state: &mut State, base: u64) {
         let size = self.shared.segment_size as u64;

@@ -274,7 +274,6 @@ impl CommitLog {
             .push(Arc::clone(&file))
             .context(|| "adding a CommitLog segment".to_owned())?;
         self.max_offset.store(base, Ordering::Release);
-        self.allocator.prepare(base + self.options.segment_size);
         Ok(file)
     }
 
