@@ -568,6 +568,9 @@ impl MessageStore {
         }
         self.dispatcher.stop();
         self.flusher.stop();
+        // Before anything that may fail: whatever still holds this store,
+        // its directory is the next run's from here on.
+        self.core.log.stop_allocating();
         self.core.log.flush()?;
         housekeeping::write_checkpoint(&self.core)?;
         let abort = self.core.dir.join(ABORT_FILE);

@@ -10,8 +10,9 @@
 //! `MessageStore::shutdown` stops them in this order, each after the
 //! producers of its input: housekeeping (checkpoints, retention), the
 //! committer (staging buffers into files), the dispatcher (files into
-//! ConsumeQueues), the flusher (files onto disk); the segment allocator
-//! goes with the CommitLog.
+//! ConsumeQueues), the flusher (files onto disk), then the segment
+//! allocator (a shut-down store never makes another file, even while
+//! something still holds it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

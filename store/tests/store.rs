@@ -619,3 +619,55 @@ async fn a_time_finds_the_first_message_stored_at_or_after_it_across_segments() 
     assert!(store.indexed_up_to_now(Duration::from_secs(10)).await);
     expect(&store);
 }
+
+/// Threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+/// A broker restarting in its process opens its store again while the
+/// last run's store may still be held (by requests in flight). Once shut
+/// down, that store must never touch the directory again: its segment
+/// allocator, preparing segments ahead, once made a segment after the new
+/// run's recovery had deleted the blank ones, leaving a gap that stopped
+/// the broker at its next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shut_down_store_makes_no_more_files_while_still_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), FlushMode::Async);
+    let store = Arc::new(store);
+    let held = Arc::clone(&store);
+    for i in 0..100u32 {
+        store
+            .put(message("held", 0, None, vec![i as u8; 900]))
+            .await
+            .unwrap();
+    }
+    assert!(threads_named("commitlog-alloc") >= 1);
+    store.shutdown().unwrap();
+    assert_eq!(
+        threads_named("commitlog-alloc"),
+        0,
+        "the allocator outlived the shutdown"
+    );
+    let files = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("commitlog"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(files(), before);
+    assert!(matches!(
+        held.put(message("held", 0, None, "late")).await,
+        Err(StoreError::Closed)
+    ));
+    drop(held);
+}

@@ -105,6 +105,11 @@ impl Allocator {
         let mut state = self.lock();
         state.ready.retain(|_, file| file.is_ok());
         loop {
+            if state.shutdown {
+                return Err(io::Error::other(
+                    "the CommitLog is shut down: no new segment is made",
+                ));
+            }
             // Prepared for positions the log did not reach; unused.
             let stale: Vec<u64> = state.ready.range(..base).map(|(b, _)| *b).collect();
             for stale in stale {
@@ -130,6 +135,14 @@ impl Allocator {
                 .unwrap_or_else(|e| e.into_inner());
             state.waiting = false;
         }
+    }
+
+    /// Stops preparing segments, for good: a store that was shut down
+    /// must not touch its directory again, even while something still
+    /// holds it (the next run in the same process recovers that
+    /// directory, and deletes the blank segments it finds).
+    pub fn stop(&self) {
+        self.worker.stop();
     }
 
     /// Asks for the segments after the one at `base`.

@@ -470,6 +470,11 @@ impl CommitLog {
         self.sealed.load(Ordering::Acquire)
     }
 
+    /// Stops making segments ahead (see [`Allocator::stop`]).
+    pub fn stop_allocating(&self) {
+        self.allocator.stop();
+    }
+
     fn lock_writer(&self) -> MutexGuard<'_, QueueOffsets> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
