@@ -425,6 +425,7 @@ pub async fn run(
         (Some(client), Some(joined)) => {
             if role == Role::Master {
                 // Before the first send is served.
+                replicas.confine_reads(Arc::clone(&store));
                 controlled::require_sync_state_set(&replicas, &joined, member.id);
             }
             let link = ControllerLink {

@@ -24,4 +24,6 @@ pub(crate) struct Core {
     /// Unexpired CommitLog bytes deleted to make room, since start.
     pub unexpired_bytes_deleted: AtomicU64,
     pub epochs: crate::epochs::Epochs,
+    /// How far reads by queue may go.
+    pub read_limit: crate::read_limit::ReadLimit,
 }

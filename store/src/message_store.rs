@@ -23,6 +23,7 @@ use crate::layout::ABORT_FILE;
 use crate::message::{MessageToStore, StoredMessage};
 use crate::open::{OpenReport, open_dir};
 use crate::read::{GetResult, TagFilter, get_messages};
+use crate::read_limit::ReadLimit;
 use crate::retention::RetentionReport;
 use crate::worker::Worker;
 
@@ -133,6 +134,7 @@ impl MessageStore {
             disk_ratio_bits: AtomicU64::new(0),
             unexpired_bytes_deleted: AtomicU64::new(0),
             epochs: recovered.epochs,
+            read_limit: crate::read_limit::ReadLimit::default(),
         });
         let housekeeping = housekeeping::start(Arc::clone(&core))
             .context(|| "starting housekeeping".to_owned())?;
@@ -350,8 +352,22 @@ impl MessageStore {
     ) -> GetResult {
         let (log, queues) = (&self.core.log, &self.core.targets.queues);
         get_messages(
-            log, queues, topic, queue_id, offset, max_count, max_bytes, filter,
+            log,
+            queues,
+            &self.core.read_limit,
+            topic,
+            queue_id,
+            offset,
+            max_count,
+            max_bytes,
+            filter,
         )
+    }
+
+    /// How far reads by queue may go (see [`ReadLimit`]); unlimited until
+    /// the broker sets it.
+    pub fn read_limit(&self) -> &ReadLimit {
+        &self.core.read_limit
     }
 
     /// The message whose record starts at `physical_offset`.
@@ -426,7 +442,10 @@ impl MessageStore {
     /// unknown queue. Binary search: store times rise along a queue.
     pub fn offset_for_time(&self, topic: &str, queue_id: u32, timestamp_ms: u64) -> Option<u64> {
         let queue = self.core.targets.queues.get(topic, queue_id)?;
-        let (mut low, mut high) = (queue.min_offset(), queue.max_offset());
+        let (mut low, mut high) = (
+            queue.min_offset(),
+            self.core.read_limit.readable_max(&queue),
+        );
         while low < high {
             let mid = low + (high - low) / 2;
             let stored_at = queue
@@ -462,10 +481,14 @@ impl MessageStore {
         queues
     }
 
-    /// (min, max) queue offsets of a queue, if it exists.
+    /// (min, max) queue offsets of a queue, if it exists; max is the
+    /// readable end (see [`ReadLimit`]).
     pub fn queue_offsets(&self, topic: &str, queue_id: u32) -> Option<(u64, u64)> {
         let queue = self.core.targets.queues.get(topic, queue_id)?;
-        Some((queue.min_offset(), queue.max_offset()))
+        Some((
+            queue.min_offset(),
+            self.core.read_limit.readable_max(&queue),
+        ))
     }
 
     /// Every record below this CommitLog offset is indexed.

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use crate::commitlog::CommitLog;
 use crate::consume_queue::registry::ConsumeQueues;
 use crate::message::{StoredMessage, tag_hash};
+use crate::read_limit::ReadLimit;
 
 /// At most this many entries are examined per call when a filter skips
 /// messages, so that one read never scans a whole queue.
@@ -50,7 +51,7 @@ impl TagFilter {
 pub enum GetStatus {
     /// `messages` holds at least one message.
     Found,
-    /// The offset is the queue's end: nothing new yet.
+    /// The offset is the queue's readable end: nothing new yet.
     NoNewMessage,
     /// Messages were there but none matched the filter; go on from `next_offset`.
     NoMatchedMessage,
@@ -68,9 +69,14 @@ pub struct GetResult {
     /// Where the next read should start.
     pub next_offset: u64,
     pub min_offset: u64,
+    /// The queue's readable end: entries from here on wait for the
+    /// group to confirm them (see [`ReadLimit`]).
     pub max_offset: u64,
     /// Queue offsets passed over because their records are damaged.
     pub unreadable: Vec<u64>,
+    /// The read stopped at entries the group has not confirmed yet: wait
+    /// for [`ReadLimit::raised`] rather than for new messages.
+    pub held_back: bool,
 }
 
 impl GetResult {
@@ -83,16 +89,18 @@ impl GetResult {
             min_offset,
             max_offset,
             unreadable: Vec::new(),
+            held_back: false,
         }
     }
 }
 
 /// Up to `max_count` messages (and about `max_bytes` of records, at least
-/// one message) of a queue from `offset` on.
+/// one message) of a queue from `offset` on, short of `limit`.
 #[allow(clippy::too_many_arguments)]
 pub fn get_messages(
     log: &CommitLog,
     queues: &ConsumeQueues,
+    limit: &ReadLimit,
     topic: &str,
     queue_id: u32,
     offset: u64,
@@ -103,16 +111,22 @@ pub fn get_messages(
     let Some(queue) = queues.get(topic, queue_id) else {
         return GetResult::empty(GetStatus::QueueNotFound, 0, 0, 0);
     };
-    let (min_offset, max_offset) = (queue.min_offset(), queue.max_offset());
-    let result =
-        |status, next_offset| GetResult::empty(status, next_offset, min_offset, max_offset);
+    let (min_offset, indexed) = (queue.min_offset(), queue.max_offset());
+    let max_offset = limit.readable_max(&queue);
+    let held_back = max_offset < indexed;
+    let result = |status, next_offset| GetResult {
+        held_back,
+        ..GetResult::empty(status, next_offset, min_offset, max_offset)
+    };
     if offset < min_offset {
         return result(GetStatus::OffsetIllegal, min_offset);
     }
-    if offset > max_offset {
+    if offset > indexed {
         return result(GetStatus::OffsetIllegal, max_offset);
     }
-    if offset == max_offset {
+    // Up to the indexed end, an offset past the readable one (a consumer
+    // that read before a limit was set) waits: it is not illegal.
+    if offset >= max_offset {
         return result(GetStatus::NoNewMessage, offset);
     }
 
@@ -129,7 +143,8 @@ pub fn get_messages(
         }
         for (queue_offset, entry) in entries {
             scanned += 1;
-            if messages.len() >= max_count
+            if queue_offset >= max_offset
+                || messages.len() >= max_count
                 || (!messages.is_empty() && bytes + entry.size as usize > max_bytes)
             {
                 break 'scan;

@@ -203,6 +203,12 @@ impl Follower {
             if !self.status.agreed.swap(true, Ordering::AcqRel) {
                 tracing::info!(master = %self.master_addr, "the master agrees with this replica's log; serving reads");
             }
+            // Reads here stop where the master's do: at what every
+            // replica of the SyncStateSet has (the master says so).
+            match chunk.confirmed_end {
+                Some(end) => self.store.read_limit().raise_to(end),
+                None => self.store.read_limit().lift(),
+            }
             if chunk.data.is_empty() {
                 continue;
             }

@@ -114,6 +114,7 @@ impl pb::replication_server::Replication for ReplicationService {
         let agreed = pb::LogChunk {
             offset: request.from_offset,
             master_end: end,
+            confirmed_end: self.replicas.confirmed(),
             ..Default::default()
         };
         let _ = tx.try_send(Ok(agreed));
@@ -184,11 +185,15 @@ async fn stream_log(
     linger: Duration,
 ) {
     let arrivals = store.arrivals();
+    let mut told_confirmed = replicas.confirmed();
     loop {
         // Registered before reading, so a ring in between is not missed.
         let grown = arrivals.any().notified();
         tokio::pin!(grown);
         grown.as_mut().enable();
+        let acked = replicas.changes();
+        tokio::pin!(acked);
+        acked.as_mut().enable();
         let (read_at, end) = (std::time::Instant::now(), store.commitlog_max_offset());
         let behind = end.saturating_sub(offset);
         let read = if behind > CHUNK_BYTES as u64 {
@@ -214,12 +219,14 @@ async fn stream_log(
             Some(data) => {
                 let next = offset + data.len() as u64;
                 let epochs = to_wire(covering(&store.epochs(), offset, next));
+                told_confirmed = replicas.confirmed();
                 let chunk = pb::LogChunk {
                     offset,
                     data,
                     master_end: store.commitlog_max_offset(),
                     epochs,
                     truncate_to: None,
+                    confirmed_end: told_confirmed,
                 };
                 if tx.send(Ok(chunk)).await.is_err() {
                     return;
@@ -227,8 +234,23 @@ async fn stream_log(
                 replicas.sent(id, next, next >= end, read_at);
                 offset = next;
             }
+            // Nothing to send but a rise of the confirmed end (the
+            // replicas acknowledged the last chunk).
+            None if replicas.confirmed() != told_confirmed => {
+                told_confirmed = replicas.confirmed();
+                let chunk = pb::LogChunk {
+                    offset,
+                    master_end: end,
+                    confirmed_end: told_confirmed,
+                    ..Default::default()
+                };
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
             None => {
                 tokio::select! {
+                    () = &mut acked => {}
                     () = &mut grown => {
                         // Let more records come, so that one chunk (and one
                         // ack) carries many.

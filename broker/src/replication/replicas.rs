@@ -5,11 +5,17 @@
 //! [`Replicas::require`]), and at least `min_in_sync` are required. Every ack
 //! wakes all waiters at once, so one replica round trip settles every send
 //! it covers (group commit, as the store's flush does for fsync).
+//!
+//! In controller mode the master also holds its reads to what every
+//! required replica acknowledged ([`Replicas::confine_reads`]): a message
+//! read from the master alone could vanish in a failover while a consumer
+//! moved past its queue offset, which the new master gives to another.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mq_store::MessageStore;
 use tokio::sync::Notify;
 
 /// How waiting for replicas ended.
@@ -43,6 +49,20 @@ pub struct Replicas {
     /// Controller mode: the replicas every send must reach; `None` outside
     /// it (any `min_in_sync` will do).
     required: Mutex<Option<BTreeSet<u64>>>,
+    /// Controller mode: the store whose reads stop at what the required
+    /// replicas acknowledged.
+    confined: Mutex<Option<Confined>>,
+}
+
+/// A store whose reads are held to the replicas' acknowledgements.
+#[derive(Debug)]
+struct Confined {
+    store: Arc<MessageStore>,
+    /// The log's end when replicas were first required (since start or
+    /// since the master was last alone): what a required replica that has
+    /// not connected yet is taken to have. Everything below it was
+    /// acknowledged by the group as it then was.
+    floor: Option<u64>,
 }
 
 /// How far one connected replica is.
@@ -79,7 +99,55 @@ impl Replicas {
             changed: Notify::new(),
             connections: std::sync::atomic::AtomicU64::new(0),
             required: Mutex::new(None),
+            confined: Mutex::new(None),
         }
+    }
+
+    /// Controller mode: reads by queue of `store` go only as far as every
+    /// required replica acknowledged; with none required, to the log's
+    /// end.
+    pub fn confine_reads(&self, store: Arc<MessageStore>) {
+        *self.confined.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Confined { store, floor: None });
+        self.confirm();
+    }
+
+    /// The end every required replica acknowledged, when reads are held
+    /// to it (replicas stop their own reads there too).
+    pub fn confirmed(&self) -> Option<u64> {
+        self.confined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|c| c.store.read_limit().get())
+    }
+
+    /// Moves the confined store's read limit to what the required
+    /// replicas acknowledged. Never called with `connected` locked.
+    fn confirm(&self) {
+        let mut confined = self.confined.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(confined) = confined.as_mut() else {
+            return;
+        };
+        let limit = confined.store.read_limit();
+        let required = self.required();
+        let Some(ids) = required.filter(|ids| !ids.is_empty()) else {
+            confined.floor = None;
+            limit.lift();
+            return;
+        };
+        let store = &confined.store;
+        let floor = *confined
+            .floor
+            .get_or_insert_with(|| store.commitlog_max_offset());
+        let connected = self.lock();
+        let acked = ids
+            .iter()
+            .map(|id| connected.get(id).map_or(floor, |f| f.acked))
+            .min()
+            .unwrap_or(floor);
+        drop(connected);
+        limit.raise_to(acked);
     }
 
     /// Controller mode: from now on a send waits for every replica in
@@ -87,7 +155,14 @@ impl Replicas {
     /// added; a member being removed stays until the controller confirms).
     pub fn require(&self, ids: BTreeSet<u64>) {
         *self.required.lock().unwrap_or_else(|e| e.into_inner()) = Some(ids);
+        self.confirm();
         self.changed.notify_waiters();
+    }
+
+    /// Resolves at the next ack, connection, disconnection or change of
+    /// the required replicas.
+    pub fn changes(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// The replicas a send waits for, in controller mode.
@@ -128,6 +203,7 @@ impl Replicas {
                 live_sent: VecDeque::new(),
             },
         );
+        self.confirm();
         self.changed.notify_waiters();
         Connected {
             replicas: self,
@@ -161,6 +237,7 @@ impl Replicas {
                 f.live_sent.pop_front();
             }
         }
+        self.confirm();
         self.changed.notify_waiters();
     }
 
@@ -282,6 +359,7 @@ impl Drop for Connected<'_> {
             connected.remove(&self.id);
         }
         drop(connected);
+        self.replicas.confirm();
         self.replicas.changed.notify_waiters();
     }
 }
@@ -379,6 +457,56 @@ mod tests {
         assert_eq!(replicas.in_sync_ids(100), BTreeSet::from([1, 2]));
         assert_eq!(replicas.acked(1), Some(100));
         assert_eq!(replicas.acked(3), None);
+    }
+
+    #[tokio::test]
+    async fn reads_stop_at_what_every_required_replica_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = MessageStore::open(
+            dir.path(),
+            mq_store::StoreConfig::default(),
+            "127.0.0.1:1".parse().unwrap(),
+        )
+        .unwrap();
+        let store = Arc::new(store);
+        let put = |body: &'static str| {
+            let store = Arc::clone(&store);
+            async move {
+                let msg = mq_store::MessageToStore::new("t", 0, body);
+                store.put(msg).await.unwrap().appended[0].end_offset()
+            }
+        };
+        let first = put("a").await;
+        let replicas = Replicas::new(RULE);
+        replicas.confine_reads(Arc::clone(&store));
+        assert_eq!(replicas.confirmed(), None, "no replica required");
+
+        // Required but not connected yet: what was there when it became
+        // required counts as confirmed, nothing written after.
+        replicas.require(BTreeSet::from([1]));
+        assert_eq!(replicas.confirmed(), Some(first));
+        let second = put("b").await;
+        assert_eq!(replicas.confirmed(), Some(first));
+        let _one = replicas.connect(1, 0);
+        assert_eq!(replicas.confirmed(), Some(first), "it never falls");
+        replicas.ack(1, second);
+        assert_eq!(replicas.confirmed(), Some(second));
+
+        // Two required: the one further behind decides.
+        let third = put("c").await;
+        let _two = replicas.connect(2, second);
+        replicas.require(BTreeSet::from([1, 2]));
+        replicas.ack(1, third);
+        assert_eq!(replicas.confirmed(), Some(second));
+        replicas.ack(2, third);
+        assert_eq!(replicas.confirmed(), Some(third));
+        store.indexed_up_to_now(Duration::from_secs(10)).await;
+        assert_eq!(store.queue_offsets("t", 0).map(|(_, max)| max), Some(3));
+
+        // Alone again: reads go to the end.
+        replicas.require(BTreeSet::new());
+        assert_eq!(replicas.confirmed(), None);
+        assert_eq!(store.read_limit().get(), None);
     }
 
     #[test]

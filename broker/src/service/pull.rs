@@ -1,6 +1,7 @@
 //! Pulls with long polling: read what is there; if nothing is, hold the
 //! request (as a waiting future, not a thread) until the dispatcher rings
-//! the topic's bell or the suspend timeout passes.
+//! the topic's bell, the group confirms messages held back (see
+//! `mq_store::ReadLimit`), or the suspend timeout passes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,6 +139,10 @@ impl PullPath {
             let rung = bell.notified();
             tokio::pin!(rung);
             rung.as_mut().enable();
+            // Messages may be there but not yet confirmed by the group.
+            let confirmed = self.store.read_limit().raised().notified();
+            tokio::pin!(confirmed);
+            confirmed.as_mut().enable();
             let result = self.read(
                 &request.topic,
                 request.queue_id,
@@ -162,6 +167,7 @@ impl PullPath {
             self.metrics.hold(true);
             tokio::select! {
                 () = &mut rung => {}
+                () = &mut confirmed, if result.held_back => {}
                 () = tokio::time::sleep(left) => {}
             }
             self.metrics.hold(false);

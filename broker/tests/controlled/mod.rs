@@ -70,8 +70,8 @@ pub struct Cluster {
     pub client: ControllerClient,
     _nameserver: ServerProcess,
     pub namesrv: String,
-    /// Member id -> (store, listen address).
-    pub members: [(std::path::PathBuf, String); 2],
+    /// Member id - 1 -> (store, listen address).
+    pub members: Vec<(std::path::PathBuf, String)>,
     /// `--replication` of the members: sync or async.
     replication: &'static str,
 }
@@ -83,6 +83,11 @@ impl Cluster {
     }
 
     pub fn start_with(replication: &'static str, controller_args: &[&str]) -> Cluster {
+        Cluster::sized(2, replication, controller_args)
+    }
+
+    /// A group of `members` members.
+    pub fn sized(members: u64, replication: &'static str, controller_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let controllers = Controllers::start(dir.path(), 3, controller_args);
         let client = ControllerClient::from_list(&controllers.list()).unwrap();
@@ -90,7 +95,9 @@ impl Cluster {
             ServerProcess::start(workspace_binary("nameserver"), &["--listen", "127.0.0.1:0"]);
         let namesrv = nameserver.addr.to_string();
         let member = |name: &str| (dir.path().join(name), format!("127.0.0.1:{}", free_port()));
-        let members = [member("a"), member("b")];
+        let members = (0..members)
+            .map(|i| member(&char::from(b'a' + u8::try_from(i).unwrap()).to_string()))
+            .collect();
         Cluster {
             dir,
             controllers,
@@ -102,7 +109,7 @@ impl Cluster {
         }
     }
 
-    /// Starts member `id` (1 or 2).
+    /// Starts member `id` (from 1).
     pub fn member(&self, id: u64) -> ServerProcess {
         self.member_via(id, &self.controllers.list(), &[])
     }
