@@ -279,6 +279,12 @@ pub fn exporter(
     );
 
     let dispatch_lag = Gauge::<i64>::default();
+    let unconfirmed = Gauge::<i64>::default();
+    registry.register(
+        "unconfirmed_bytes",
+        "CommitLog bytes past the group's confirmed end, held back from reads (controller mode)",
+        unconfirmed.clone(),
+    );
     let commitlog_bytes = Gauge::<i64>::default();
     let flushes = Gauge::<i64>::default();
     let flush_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -434,6 +440,11 @@ pub fn exporter(
                 ));
             }
             dispatch_lag.set(i64::try_from(store.dispatch_lag()).unwrap_or(i64::MAX));
+            let held_back = store
+                .read_limit()
+                .get()
+                .map_or(0, |end| store.log_end().saturating_sub(end));
+            unconfirmed.set(i64::try_from(held_back).unwrap_or(i64::MAX));
             let size = store.log_end().saturating_sub(store.log_start());
             commitlog_bytes.set(i64::try_from(size).unwrap_or(i64::MAX));
             let (count, took) = store.flush_totals();

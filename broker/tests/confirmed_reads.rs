@@ -66,6 +66,10 @@ async fn no_member_serves_a_message_an_in_sync_replica_lacks_until_it_has_it() {
         assert!(held.messages.is_empty());
         assert_eq!(max_offset(member).await, 1, "the readable end");
     }
+    assert!(
+        unconfirmed_bytes(&a) > 0,
+        "the metric shows the held-back bytes"
+    );
 
     // Pulls held on both; the frozen member thaws, catches up and the
     // held pulls are answered at once (they would wait out 30 s).
@@ -93,6 +97,7 @@ async fn no_member_serves_a_message_an_in_sync_replica_lacks_until_it_has_it() {
         );
     }
     assert_eq!(max_offset(&a).await, 2);
+    assert_eq!(unconfirmed_bytes(&a), 0);
     drop(third);
 }
 
@@ -173,4 +178,22 @@ async fn max_offset(broker: &ServerProcess) -> u64 {
         .unwrap()
         .into_inner()
         .max_offset
+}
+
+/// `mq_broker_unconfirmed_bytes` of `broker`.
+fn unconfirmed_bytes(broker: &ServerProcess) -> u64 {
+    let metrics_addr = broker
+        .logs()
+        .iter()
+        .rev()
+        .find(|l| l.contains("metrics endpoint ready"))
+        .and_then(|l| mq_test_support::parse_addr(l))
+        .unwrap();
+    let (_, metrics) = mq_test_support::http_get(metrics_addr, "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mq_broker_unconfirmed_bytes "))
+        .unwrap_or_else(|| panic!("no mq_broker_unconfirmed_bytes in:\n{metrics}"))
+        .parse()
+        .unwrap()
 }
