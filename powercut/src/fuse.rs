@@ -185,7 +185,7 @@ impl Filesystem for PowerCutFs {
         reply: ReplyData,
     ) {
         match self.model().read(ino.0, offset, size) {
-            Ok(bytes) => reply.data(bytes),
+            Ok(bytes) => reply.data(&bytes),
             Err(e) => reply.error(errno(e)),
         }
     }

@@ -40,7 +40,6 @@ impl Disk {
             fuser::MountOption::RW,
             fuser::MountOption::NoAtime,
         ];
-        config.n_threads = Some(2);
         let fs = fuse::PowerCutFs {
             model: Arc::clone(&self.model),
         };
@@ -79,6 +78,15 @@ impl Mounted {
     /// processes using it first (they could not outlive a power cut).
     pub fn power_cut(mut self) -> std::io::Result<()> {
         self.disk.lock().power_cut();
+        // Pages the dead processes left dirty are written back now (and
+        // dropped), while the file system still answers: left for the
+        // unmount, their writeback could wait on a session already gone.
+        let root = std::fs::File::open(&self.at)?;
+        // SAFETY: syncfs on a descriptor we own.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        drop(root);
         self.unmount()
     }
 

@@ -36,10 +36,69 @@ pub struct Attr {
     pub mtime: SystemTime,
 }
 
+/// A file's bytes, sparse: pages never written read as zeros, so that a
+/// large preallocated file costs nothing.
+#[derive(Debug, Clone, Default)]
+struct Pages {
+    len: u64,
+    pages: BTreeMap<u64, Box<[u8]>>,
+}
+
+impl Pages {
+    fn read(&self, offset: u64, size: u32) -> Vec<u8> {
+        let end = offset.saturating_add(u64::from(size)).min(self.len);
+        if offset >= end {
+            return Vec::new();
+        }
+        let mut out = vec![0; to_usize(end - offset)];
+        for (&page, bytes) in self.pages.range(offset / PAGE..=(end - 1) / PAGE) {
+            let start = page * PAGE;
+            let (from, to) = (offset.max(start), end.min(start + PAGE));
+            out[to_usize(from - offset)..to_usize(to - offset)]
+                .copy_from_slice(&bytes[to_usize(from - start)..to_usize(to - start)]);
+        }
+        out
+    }
+
+    /// Writes `bytes` (not empty) at `offset`; returns the pages touched.
+    fn write(&mut self, offset: u64, bytes: &[u8]) -> std::ops::RangeInclusive<u64> {
+        let end = offset + bytes.len() as u64;
+        let touched = offset / PAGE..=(end - 1) / PAGE;
+        for page in touched.clone() {
+            let start = page * PAGE;
+            let (from, to) = (offset.max(start), end.min(start + PAGE));
+            let stored = self
+                .pages
+                .entry(page)
+                .or_insert_with(|| vec![0; PAGE as usize].into_boxed_slice());
+            stored[to_usize(from - start)..to_usize(to - start)]
+                .copy_from_slice(&bytes[to_usize(from - offset)..to_usize(to - offset)]);
+        }
+        self.len = self.len.max(end);
+        touched
+    }
+
+    /// Sets the length; bytes a shrink cut off read as zeros if the file
+    /// grows again.
+    fn set_len(&mut self, len: u64) {
+        if len < self.len {
+            self.pages.retain(|&page, _| page * PAGE < len);
+            if let Some(last) = self.pages.get_mut(&(len / PAGE)) {
+                last[to_usize(len % PAGE)..].fill(0);
+            }
+        }
+        self.len = len;
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 #[derive(Debug)]
 struct FileData {
-    current: Vec<u8>,
-    durable: Vec<u8>,
+    current: Pages,
+    durable: Pages,
     /// Pages written since the last fsync.
     dirty: BTreeSet<u64>,
 }
@@ -110,7 +169,7 @@ impl Model {
     pub fn attr(&self, ino: Ino) -> Result<Attr, Errno> {
         let node = self.nodes.get(&ino).ok_or(libc::ENOENT)?;
         let (kind, size) = match &node.data {
-            Data::File(f) => (Kind::File, f.current.len() as u64),
+            Data::File(f) => (Kind::File, f.current.len),
             Data::Dir(d) => (Kind::Dir, d.current.len() as u64),
         };
         Ok(Attr {
@@ -149,8 +208,8 @@ impl Model {
             name,
             mode,
             Data::File(FileData {
-                current: Vec::new(),
-                durable: Vec::new(),
+                current: Pages::default(),
+                durable: Pages::default(),
                 dirty: BTreeSet::new(),
             }),
         )
@@ -240,13 +299,8 @@ impl Model {
         Ok(())
     }
 
-    pub fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<&[u8], Errno> {
-        let data = &self.file(ino)?.current;
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
-        let end = start.saturating_add(size as usize).min(data.len());
-        Ok(&data[start..end])
+    pub fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        Ok(self.file(ino)?.current.read(offset, size))
     }
 
     pub fn write(&mut self, ino: Ino, offset: u64, bytes: &[u8]) -> Result<usize, Errno> {
@@ -255,14 +309,10 @@ impl Model {
             return Ok(bytes.len());
         }
         let file = self.file_mut(ino)?;
-        let start = usize::try_from(offset).map_err(|_| libc::EFBIG)?;
-        let end = start.checked_add(bytes.len()).ok_or(libc::EFBIG)?;
-        if file.current.len() < end {
-            file.current.resize(end, 0);
-        }
-        file.current[start..end].copy_from_slice(bytes);
+        offset.checked_add(bytes.len() as u64).ok_or(libc::EFBIG)?;
         if !bytes.is_empty() {
-            file.dirty.extend(offset / PAGE..=(end as u64 - 1) / PAGE);
+            let touched = file.current.write(offset, bytes);
+            file.dirty.extend(touched);
         }
         self.touch(ino);
         Ok(bytes.len())
@@ -274,11 +324,10 @@ impl Model {
             return Ok(());
         }
         let file = self.file_mut(ino)?;
-        let len = usize::try_from(len).map_err(|_| libc::EFBIG)?;
-        if grow_only && len <= file.current.len() {
+        if grow_only && len <= file.current.len {
             return Ok(());
         }
-        file.current.resize(len, 0);
+        file.current.set_len(len);
         self.touch(ino);
         Ok(())
     }
@@ -290,13 +339,17 @@ impl Model {
         }
         match &mut self.nodes.get_mut(&ino).ok_or(libc::ENOENT)?.data {
             Data::File(file) => {
-                file.durable.resize(file.current.len(), 0);
+                file.durable.set_len(file.current.len);
                 for page in std::mem::take(&mut file.dirty) {
-                    let start = usize::try_from(page * PAGE).unwrap_or(usize::MAX);
-                    let end = start.saturating_add(PAGE as usize).min(file.current.len());
-                    if start < end {
-                        file.durable[start..end].copy_from_slice(&file.current[start..end]);
-                    }
+                    match file.current.pages.get(&page) {
+                        Some(bytes) => file.durable.pages.insert(page, bytes.clone()),
+                        None => file.durable.pages.remove(&page),
+                    };
+                }
+                // A shrink zeroed the tail of the last page in memory.
+                let last = file.current.len / PAGE;
+                if let Some(bytes) = file.current.pages.get(&last) {
+                    file.durable.pages.insert(last, bytes.clone());
                 }
                 self.counts.file_syncs += 1;
             }
@@ -495,7 +548,7 @@ mod tests {
         assert_eq!(fs.create(d, name("f"), 0o644), Err(libc::EEXIST));
         assert_eq!(fs.rmdir(ROOT, name("d")), Err(libc::ENOTEMPTY));
         assert_eq!(fs.unlink(ROOT, name("d")), Err(libc::EISDIR));
-        assert_eq!(fs.read(d, 0, 1).map(<[u8]>::len), Err(libc::EISDIR));
+        assert_eq!(fs.read(d, 0, 1).map(|b| b.len()), Err(libc::EISDIR));
         assert_eq!(fs.lookup(f, name("x")), Err(libc::ENOTDIR));
         assert_eq!(
             fs.rename(d, name("f"), ROOT, name("d"), false),

@@ -19,6 +19,7 @@ pub mod config;
 pub mod consume_queue;
 mod core;
 pub mod dispatch;
+pub mod durable;
 pub mod env;
 pub mod epochs;
 pub mod error;

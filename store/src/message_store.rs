@@ -597,7 +597,7 @@ impl MessageStore {
         self.core.log.flush()?;
         housekeeping::write_checkpoint(&self.core)?;
         let abort = self.core.dir.join(ABORT_FILE);
-        std::fs::remove_file(&abort).context(|| format!("removing {}", abort.display()))?;
+        crate::durable::remove_file(&abort).context(|| format!("removing {}", abort.display()))?;
         drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
         tracing::info!(dir = %self.core.dir.display(), "message store shut down cleanly");
         Ok(())

@@ -62,7 +62,7 @@ pub fn open_dir(
     env: &StoreEnv,
 ) -> Result<Opened, StoreError> {
     check(config)?;
-    std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    crate::durable::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let lock = lock_dir(dir)?;
     let cut_back_to = crate::truncate::apply_pending(dir)?;
     let abort = dir.join(ABORT_FILE);
@@ -175,7 +175,9 @@ pub fn open_dir(
         }
         written => written?,
     }
-    File::create(&abort).context(|| format!("creating {}", abort.display()))?;
+    // Durably: a store whose marker a power cut took would pass for one
+    // that shut down cleanly, and skip the checks of its tail.
+    crate::durable::create_file(&abort).context(|| format!("creating {}", abort.display()))?;
 
     Ok(Opened {
         log,

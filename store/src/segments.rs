@@ -21,7 +21,7 @@ impl Segments {
     /// files follow each other without a gap. Files are returned unshared
     /// so that recovery can scan and truncate them.
     pub fn load(dir: &Path, segment_size: usize) -> io::Result<Vec<MappedFile>> {
-        std::fs::create_dir_all(dir)?;
+        crate::durable::create_dir_all(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;

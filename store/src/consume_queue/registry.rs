@@ -25,7 +25,7 @@ impl ConsumeQueues {
         entries_per_file: u64,
         commitlog_end: u64,
     ) -> Result<(Self, Option<u64>), StoreError> {
-        std::fs::create_dir_all(root).context(|| format!("creating {}", root.display()))?;
+        crate::durable::create_dir_all(root).context(|| format!("creating {}", root.display()))?;
         let mut queues = Queues::new();
         let mut replay_from: Option<u64> = None;
         for topic_dir in read_dirs(root)? {

@@ -93,6 +93,7 @@ impl IndexFile {
         let prepared = file
             .set_len(len as u64)
             .and_then(|()| space::allocate(&file, 0, allocated as u64))
+            .and_then(|()| crate::durable::sync_parent(path))
             .and_then(|()| MmapOptions::new().len(len).map_raw(&file));
         let map = match prepared {
             Ok(map) => map,

@@ -41,7 +41,7 @@ impl IndexFiles {
     /// Opens every index file in `dir`; a damaged file is set aside with a
     /// warning (renamed `*.damaged`): lookups lose its entries, nothing else.
     pub fn open(dir: &Path, slots: u32, capacity: u32) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        crate::durable::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(dir).context(|| format!("reading {}", dir.display()))? {
             let path = entry

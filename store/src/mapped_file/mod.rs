@@ -87,6 +87,9 @@ impl MappedFile {
             let _ = std::fs::remove_file(&path);
             return Err(err);
         }
+        // The name, too, must survive a power cut: msync makes the
+        // bytes durable, not the directory entry.
+        crate::durable::sync_dir(dir)?;
         let map = MmapOptions::new().len(size).map_raw(&file)?;
         let mapped = MappedFile::new(path, base_offset, file, map, false);
         mapped.prepare(options);
