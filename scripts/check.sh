@@ -16,6 +16,13 @@ if ! command -v grpcurl >/dev/null 2>&1; then
 fi
 command -v grpcurl >/dev/null 2>&1 || { echo "check: grpcurl is not on PATH after installing it" >&2; exit 1; }
 
+# The power-cut tests mount a FUSE file system: fusermount3 comes with fuse3.
+if ! command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "check: installing fuse3 (apt-get install fuse3)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null; }
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The broker is built with its fail points (crash tests inject faults into

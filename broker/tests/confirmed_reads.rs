@@ -32,7 +32,10 @@ async fn no_member_serves_a_message_an_in_sync_replica_lacks_until_it_has_it() {
     })
     .await;
     mq_test_support::cluster::create_topic(&a.url(), "failover", 4).await;
-    assert_eq!(send(&a, "acked").await, bpb::SendStatus::SendOk as i32);
+    assert_eq!(
+        send_direct(&a, "acked").await.unwrap(),
+        bpb::SendStatus::SendOk as i32
+    );
     assert_eq!(bodies(&pull(&a, 0, 0).await), ["acked"]);
     // Topics reach replicas by the periodic state sync.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -44,7 +47,7 @@ async fn no_member_serves_a_message_an_in_sync_replica_lacks_until_it_has_it() {
     // The third member freezes: the next send reaches the master and the
     // second member, but not every member of the SyncStateSet.
     signal(&third, "STOP");
-    let status = send(&a, "unconfirmed").await;
+    let status = send_direct(&a, "unconfirmed").await.unwrap();
     assert_ne!(status, bpb::SendStatus::SendOk as i32, "not acknowledged");
     let end = log_end(&a).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -99,27 +102,6 @@ async fn no_member_serves_a_message_an_in_sync_replica_lacks_until_it_has_it() {
     assert_eq!(max_offset(&a).await, 2);
     assert_eq!(unconfirmed_bytes(&a), 0);
     drop(third);
-}
-
-/// One send straight to `broker`, queue 0; its status.
-async fn send(broker: &ServerProcess, body: &str) -> i32 {
-    let mut client = bpb::broker_client::BrokerClient::connect(broker.url())
-        .await
-        .unwrap();
-    let answer = client
-        .send_message(bpb::SendMessageRequest {
-            message: Some(bpb::Message {
-                topic: "failover".into(),
-                body: body.as_bytes().to_vec().into(),
-                ..Default::default()
-            }),
-            queue_id: 0,
-        })
-        .await;
-    match answer {
-        Ok(answer) => answer.into_inner().result.map_or(-1, |r| r.status),
-        Err(status) => panic!("send {body:?}: {status}"),
-    }
 }
 
 async fn pull(broker: &ServerProcess, offset: u64, suspend_ms: u64) -> bpb::PullMessageResponse {

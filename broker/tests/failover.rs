@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use controlled::*;
 use mq_controller::client::ControllerClient;
-use mq_test_support::ServerProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_one_losing_nothing() {
@@ -143,26 +142,6 @@ async fn an_unreplicated_tail_of_a_dead_master_is_cut_when_it_returns_never_serv
         "only acknowledged messages are served; the cut tail never is"
     );
     assert_eq!(log_end(&a).await, log_end(&b).await, "one log again");
-}
-
-/// One send straight to `broker` (not through the routes), queue 0.
-async fn send_direct(broker: &ServerProcess, body: &str) -> Result<i32, tonic::Status> {
-    use mq_proto::broker::v1 as bpb;
-    let mut client = bpb::broker_client::BrokerClient::connect(broker.url())
-        .await
-        .unwrap();
-    let answer = client
-        .send_message(bpb::SendMessageRequest {
-            message: Some(bpb::Message {
-                topic: "failover".into(),
-                body: body.as_bytes().to_vec().into(),
-                ..Default::default()
-            }),
-            queue_id: 0,
-        })
-        .await?
-        .into_inner();
-    Ok(answer.result.map_or(-1, |r| r.status))
 }
 
 /// A master cut off from the controllers and its replica while clients

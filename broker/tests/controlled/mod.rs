@@ -277,3 +277,23 @@ pub async fn log_end(broker: &ServerProcess) -> u64 {
         .into_inner()
         .commitlog_max_offset
 }
+
+/// One send straight to `broker` (not through the routes), queue 0.
+pub async fn send_direct(broker: &ServerProcess, body: &str) -> Result<i32, tonic::Status> {
+    use mq_proto::broker::v1 as bpb;
+    let mut client = bpb::broker_client::BrokerClient::connect(broker.url())
+        .await
+        .unwrap();
+    let answer = client
+        .send_message(bpb::SendMessageRequest {
+            message: Some(bpb::Message {
+                topic: "failover".into(),
+                body: body.as_bytes().to_vec().into(),
+                ..Default::default()
+            }),
+            queue_id: 0,
+        })
+        .await?
+        .into_inner();
+    Ok(answer.result.map_or(-1, |r| r.status))
+}
