@@ -164,14 +164,7 @@ async fn max_offset(broker: &ServerProcess) -> u64 {
 
 /// `mq_broker_unconfirmed_bytes` of `broker`.
 fn unconfirmed_bytes(broker: &ServerProcess) -> u64 {
-    let metrics_addr = broker
-        .logs()
-        .iter()
-        .rev()
-        .find(|l| l.contains("metrics endpoint ready"))
-        .and_then(|l| mq_test_support::parse_addr(l))
-        .unwrap();
-    let (_, metrics) = mq_test_support::http_get(metrics_addr, "/metrics");
+    let metrics = metrics_of(broker);
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("mq_broker_unconfirmed_bytes "))

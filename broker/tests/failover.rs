@@ -39,14 +39,7 @@ async fn a_killed_master_is_replaced_by_its_in_sync_replica_and_comes_back_as_on
     b.wait_for_log("elected master in epoch 2", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("{}", b.logs().join("\n")));
     listening_after(&b, MASTER_EPOCH_BEGAN).await;
-    let metrics_addr = b
-        .logs()
-        .iter()
-        .rev()
-        .find(|l| l.contains("metrics endpoint ready"))
-        .and_then(|l| mq_test_support::parse_addr(l))
-        .unwrap();
-    let (_, metrics) = mq_test_support::http_get(metrics_addr, "/metrics");
+    let metrics = metrics_of(&b);
     for line in [
         "mq_broker_group_epoch 2",
         "mq_broker_controller_reachable 1",

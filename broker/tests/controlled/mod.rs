@@ -297,3 +297,16 @@ pub async fn send_direct(broker: &ServerProcess, body: &str) -> Result<i32, toni
         .into_inner();
     Ok(answer.result.map_or(-1, |r| r.status))
 }
+
+/// The `/metrics` text of `broker`'s current run (its last logged metrics
+/// address: a broker may have restarted in its process).
+pub fn metrics_of(broker: &ServerProcess) -> String {
+    let addr = broker
+        .logs()
+        .iter()
+        .rev()
+        .find(|l| l.contains("metrics endpoint ready"))
+        .and_then(|l| mq_test_support::parse_addr(l))
+        .unwrap_or_else(|| panic!("no metrics address logged:\n{}", broker.logs().join("\n")));
+    mq_test_support::http_get(addr, "/metrics").1
+}
