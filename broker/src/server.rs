@@ -107,6 +107,9 @@ pub async fn run(
     // nameserver, if any) first, then the embedded nameserver.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (nameserver_stop_tx, nameserver_stop_rx) = watch::channel(false);
+    // Set when draining begins: long-lived streams end so that the drain
+    // does not wait on them.
+    let (draining_tx, draining_rx) = watch::channel(false);
 
     // Bind first, so that a taken port fails before anything else happens.
     let listener = TcpListener::bind(config.listen)
@@ -366,6 +369,7 @@ pub async fn run(
             topics: Arc::clone(&topics),
             offsets: Arc::clone(&offsets),
             groups,
+            draining: draining_rx,
         },
         send: SendPath {
             store: Arc::clone(&store),
@@ -483,13 +487,15 @@ pub async fn run(
         &["mq.broker.v1.Broker", "mq.replication.v1.Replication"],
         tonic::service::Routes::new(HoldUntilSent(broker)).add_service(replication),
         async {
-            tokio::select! {
+            let grace = tokio::select! {
                 () = &mut shutdown => mq_common::shutdown::DRAIN_GRACE,
                 // Clients keep connections open and would hold the full
                 // grace; requests in flight finish within this one, and
                 // the controller and the group's peers wait on the restart.
                 () = restart.requested() => RESTART_DRAIN_GRACE,
-            }
+            };
+            let _ = draining_tx.send(true);
+            grace
         },
     )
     .await;

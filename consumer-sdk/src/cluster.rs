@@ -147,6 +147,14 @@ impl Cluster {
     /// Every reachable member of the cached routes of `topics`, as
     /// (broker name, address).
     pub fn broker_addrs(&self, topics: &[String]) -> Vec<(String, String)> {
+        let mut addrs = self.all_broker_addrs(topics);
+        addrs.retain(|(_, a)| self.reachable(a));
+        addrs
+    }
+
+    /// Every member of the cached routes of `topics`, reachable or not, as
+    /// (broker name, address), sorted.
+    pub fn all_broker_addrs(&self, topics: &[String]) -> Vec<(String, String)> {
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
         let mut addrs: Vec<(String, String)> = topics
             .iter()
@@ -160,7 +168,6 @@ impl Cluster {
         drop(routes);
         addrs.sort();
         addrs.dedup();
-        addrs.retain(|(_, a)| self.reachable(a));
         addrs
     }
 

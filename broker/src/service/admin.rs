@@ -149,6 +149,8 @@ impl AdminPath {
             offsets.push((queue_id, offset));
         }
         let version = self.offsets.reset(&request.group, &request.topic, &offsets);
+        // Members with a session reread their offsets at once.
+        self.groups.notify();
         if let Err(err) = self.offsets.persist() {
             tracing::error!(error = %err, "cannot save consumer offsets after a reset");
         }

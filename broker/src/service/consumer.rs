@@ -22,6 +22,8 @@ pub struct ConsumerPath {
     pub topics: Arc<TopicTable>,
     pub offsets: Arc<ConsumerOffsets>,
     pub groups: Arc<ConsumerGroups>,
+    /// True once the broker stops: open sessions end.
+    pub draining: tokio::sync::watch::Receiver<bool>,
 }
 
 fn client_id(id: &str) -> Result<(), FieldError> {
@@ -125,6 +127,21 @@ impl ConsumerPath {
         request: pb::HeartbeatRequest,
         now_ms: u64,
     ) -> Result<pb::HeartbeatResponse, BrokerError> {
+        let (group, member) = self.member(request, now_ms)?;
+        let group_version = self.groups.heartbeat(&group, member);
+        Ok(pb::HeartbeatResponse {
+            group_version,
+            offset_reset_version: self.offsets.reset_version(&group),
+        })
+    }
+
+    /// The group and member a heartbeat or session request describes, each
+    /// field checked; makes sure the group's retry topic exists.
+    pub(super) fn member(
+        &self,
+        request: pb::HeartbeatRequest,
+        now_ms: u64,
+    ) -> Result<(String, Member), BrokerError> {
         validate::topic("group", &request.group)?;
         client_id(&request.client_id)?;
         let broadcasting = match pb::ConsumeModel::try_from(request.consume_model) {
@@ -160,25 +177,18 @@ impl ConsumerPath {
                 tracing::warn!(group = %request.group, error = %err, "cannot create the group's retry topic yet");
             }
         }
-        let offset_reset_version = self.offsets.reset_version(&request.group);
-        let group_version = self.groups.heartbeat(
-            &request.group,
-            Member {
-                client_id: request.client_id,
-                subscriptions,
-                broadcasting,
-                last_heartbeat_ms: now_ms,
-                held: request
-                    .held
-                    .into_iter()
-                    .map(|q| (q.topic, q.broker_name, q.queue_id))
-                    .collect(),
-            },
-        );
-        Ok(pb::HeartbeatResponse {
-            group_version,
-            offset_reset_version,
-        })
+        let member = Member {
+            client_id: request.client_id,
+            subscriptions,
+            broadcasting,
+            last_heartbeat_ms: now_ms,
+            held: request
+                .held
+                .into_iter()
+                .map(|q| (q.topic, q.broker_name, q.queue_id))
+                .collect(),
+        };
+        Ok((request.group, member))
     }
 
     pub fn unregister(&self, request: pb::UnregisterConsumerRequest) -> Result<(), BrokerError> {

@@ -7,6 +7,7 @@ pub mod pull;
 pub mod pull_budget;
 pub mod retry;
 pub mod send;
+pub mod session;
 pub mod topics;
 pub mod wire;
 
@@ -269,6 +270,16 @@ impl Broker for BrokerService {
         );
         let _entered = span.enter();
         Ok(Response::new(self.consumers.heartbeat(request, now_ms())?))
+    }
+
+    type ConsumerSessionStream = session::SessionStream;
+
+    async fn consumer_session(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> RpcResult<Self::ConsumerSessionStream> {
+        let request = request.into_inner();
+        Ok(Response::new(self.consumers.session(request, now_ms())?))
     }
 
     async fn unregister_consumer(

@@ -1,7 +1,8 @@
 //! Membership: heartbeats to every broker of the subscribed topics (which
-//! renew the locks of the queues held), and what comes back in their
-//! answers: a changed group version asks the coordinator to rebalance, a
-//! newer offset-reset version makes the broker's queues reread offsets.
+//! renew the locks of the queues held), the [`Sessions`] beside them, and
+//! what comes back from both: a changed group version asks the coordinator
+//! to rebalance, a newer offset-reset version makes the broker's queues
+//! reread offsets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,14 +11,18 @@ use mq_proto::broker::v1 as pb;
 use tokio::sync::{mpsc, watch};
 
 use super::coordinator::{Assignment, Command};
+use super::session::{Heard, Sessions};
 use super::{Engine, queue_ref};
 
 pub(crate) struct Membership {
     engine: Arc<Engine>,
     coordinator: mpsc::UnboundedSender<Command>,
     assignment: watch::Receiver<Assignment>,
-    /// Group version last seen, by broker name.
+    /// Group version last seen, by broker address (each member of a broker
+    /// group counts its consumers' joins on its own).
     versions: HashMap<String, u64>,
+    sessions: Sessions,
+    heard: mpsc::UnboundedReceiver<Heard>,
 }
 
 impl Membership {
@@ -25,21 +30,32 @@ impl Membership {
         engine: Arc<Engine>,
         coordinator: mpsc::UnboundedSender<Command>,
         assignment: watch::Receiver<Assignment>,
+        sessions_stop: watch::Receiver<()>,
     ) -> Self {
+        let (heard_tx, heard) = mpsc::unbounded_channel();
         Membership {
+            sessions: Sessions::new(Arc::clone(&engine), heard_tx, sessions_stop),
             engine,
             coordinator,
             assignment,
             versions: HashMap::new(),
+            heard,
         }
     }
 
-    /// Heartbeats every `heartbeat_interval`, forever (the consumer stops
-    /// the task).
+    /// Heartbeats every `heartbeat_interval` and hears the sessions,
+    /// forever (the consumer stops the task).
     pub async fn run(mut self) {
+        let next = tokio::time::sleep(self.engine.settings.heartbeat_interval);
+        tokio::pin!(next);
         loop {
-            tokio::time::sleep(self.engine.settings.heartbeat_interval).await;
-            self.heartbeat().await;
+            tokio::select! {
+                () = &mut next => {
+                    self.heartbeat().await;
+                    next.as_mut().reset(tokio::time::Instant::now() + self.engine.settings.heartbeat_interval);
+                }
+                Some((broker, addr, versions)) = self.heard.recv() => self.heard(&broker, &addr, versions),
+            }
         }
     }
 
@@ -68,12 +84,16 @@ impl Membership {
             } as i32,
             held: held.iter().map(|l| queue_ref(&l.queue)).collect(),
         };
+        self.sessions.keep(
+            &engine.cluster.all_broker_addrs(&engine.topics()),
+            request.clone(),
+        );
         for (broker, addr) in engine.cluster.broker_addrs(&engine.topics()) {
             let Ok(mut client) = engine.cluster.client(&addr) else {
                 continue;
             };
             match client.heartbeat(request.clone()).await {
-                Ok(response) => self.heard(&broker, response.into_inner()),
+                Ok(response) => self.heard(&broker, &addr, response.into_inner()),
                 Err(status) => {
                     engine.cluster.failed(&addr, &status);
                     tracing::debug!(broker, error = %status.message(), "heartbeat failed")
@@ -96,7 +116,7 @@ impl Membership {
         }
     }
 
-    fn heard(&mut self, broker: &str, response: pb::HeartbeatResponse) {
+    fn heard(&mut self, broker: &str, addr: &str, response: pb::HeartbeatResponse) {
         let reset = response.offset_reset_version;
         if self
             .engine
@@ -108,7 +128,7 @@ impl Membership {
             });
         }
         let version = response.group_version;
-        let previous = self.versions.insert(broker.to_owned(), version);
+        let previous = self.versions.insert(addr.to_owned(), version);
         if previous.is_some_and(|p| p != version) {
             let _ = self.coordinator.send(Command::Rebalance);
         }

@@ -36,6 +36,7 @@ mod delivery;
 mod membership;
 mod queue_task;
 mod rebalance;
+mod session;
 
 use coordinator::{Assignment, Command, Coordinator};
 use membership::Membership;
@@ -240,6 +241,8 @@ pub(crate) struct Running {
     assignment: watch::Receiver<Assignment>,
     coordinator: JoinHandle<()>,
     membership: JoinHandle<()>,
+    /// Dropped last: ends the sessions once the consumer has left.
+    _sessions_stop: watch::Sender<()>,
 }
 
 impl Running {
@@ -263,8 +266,13 @@ impl Running {
         }
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (published, assignment) = watch::channel(Assignment::default());
-        let mut membership =
-            Membership::new(Arc::clone(&engine), commands.clone(), assignment.clone());
+        let (sessions_stop, sessions_stopped) = watch::channel(());
+        let mut membership = Membership::new(
+            Arc::clone(&engine),
+            commands.clone(),
+            assignment.clone(),
+            sessions_stopped,
+        );
         membership.heartbeat().await;
         let coordinator = Coordinator::new(Arc::clone(&engine), commands_rx, published);
         Ok(Running {
@@ -272,6 +280,7 @@ impl Running {
             assignment,
             coordinator: tokio::spawn(coordinator.run()),
             membership: tokio::spawn(membership.run()),
+            _sessions_stop: sessions_stop,
         })
     }
 
@@ -304,7 +313,7 @@ impl Running {
     }
 
     /// Finishes in-flight work (bounded), commits, releases the queues and
-    /// leaves the group.
+    /// leaves the group; the sessions end with `self`, after.
     pub async fn shutdown(self) {
         self.membership.abort();
         self.ask(Command::Close).await;

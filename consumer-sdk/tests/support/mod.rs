@@ -15,6 +15,21 @@ pub fn start_broker(name: &str, namesrv: &str, root: &Path, listen: &str) -> Ser
     start_member(name, 0, None, namesrv, root, listen)
 }
 
+/// A broker whose consumers expire and queue locks lapse only after ten
+/// minutes: within a test, a member leaves only by unregistering or when
+/// its session ends.
+pub fn start_broker_without_expiry(name: &str, namesrv: &str, root: &Path) -> ServerProcess {
+    start_with_expiry(
+        name,
+        0,
+        None,
+        namesrv,
+        root,
+        "127.0.0.1:0",
+        ("600s", "600s"),
+    )
+}
+
 /// Member `id` of broker group `name` (a replica of `master` when given),
 /// stored under `root/<name>-<id>` (`root/<name>` for a lone master).
 pub fn start_member(
@@ -24,6 +39,19 @@ pub fn start_member(
     namesrv: &str,
     root: &Path,
     listen: &str,
+) -> ServerProcess {
+    start_with_expiry(name, id, master, namesrv, root, listen, ("3s", "6s"))
+}
+
+/// As [`start_member`], with (consumer expiry, queue lock expiry).
+fn start_with_expiry(
+    name: &str,
+    id: u64,
+    master: Option<&str>,
+    namesrv: &str,
+    root: &Path,
+    listen: &str,
+    (consumer_expire, lock_expire): (&str, &str),
 ) -> ServerProcess {
     let store = match master {
         None if id == 0 => root.join(name),
@@ -45,7 +73,7 @@ pub fn start_member(
         "--register-interval",
         "500ms",
         "--consumer-expire",
-        "3s",
+        consumer_expire,
         "--store-set",
         "commitlog_segment_size=16777216",
     ];
@@ -55,8 +83,10 @@ pub fn start_member(
     let config = root.join(format!("{name}-{id}.toml"));
     std::fs::write(
         &config,
-        "queue_lock_expire = \"6s\"\noffset_persist_interval = \"200ms\"\n\
-         delay_levels = \"100ms 200ms 300ms 400ms 500ms 600ms\"\n",
+        format!(
+            "queue_lock_expire = \"{lock_expire}\"\noffset_persist_interval = \"200ms\"\n\
+             delay_levels = \"100ms 200ms 300ms 400ms 500ms 600ms\"\n"
+        ),
     )
     .unwrap();
     let config = config.to_str().unwrap().to_owned();
