@@ -462,6 +462,7 @@ pub async fn run(
         advertised = %advertised,
         namesrv = %namesrv,
         flush = ?config.flush(),
+        transient_store_pool = config.store.transient_store_pool,
         auto_create_topic = config.auto_create_topic(),
         "broker listening"
     );

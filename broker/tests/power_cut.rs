@@ -7,8 +7,9 @@
 //!
 //! Sync flush: twenty cuts, not one acknowledged message lost, every
 //! recovery clean (a broker that does not start, or serves a damaged
-//! record, fails the test). Async flush: the loss is measured and printed
-//! (bounded by the flush interval), not asserted away.
+//! record, fails the test); every other run writes through the transient
+//! store pool. Async flush: the loss is measured and printed (bounded by
+//! the flush interval), not asserted away.
 //!
 //! `POWER_CUT_SEED` replays a run's cut points (the seed is printed).
 
@@ -90,13 +91,29 @@ impl Machine {
     /// (topics are not created on first use here, so a lost topic config
     /// fails the test).
     fn boot(&self) -> (Mounted, ServerProcess, String) {
+        self.boot_with(false)
+    }
+
+    /// As [`boot`](Self::boot), writing through the transient store pool
+    /// when `pool` is set (checked: the broker says how it writes).
+    fn boot_with(&self, pool: bool) -> (Mounted, ServerProcess, String) {
         let first = !self.store().exists();
         let mounted = self.disk.mount(self.mount_at.path()).unwrap();
         let mut env = STORE.to_vec();
         env.push(("MQ_BROKER_STORE__FLUSH", self.flush));
         env.push(("MQ_BROKER_AUTO_CREATE_TOPIC", "false"));
         env.push(("MQ_BROKER_OFFSET_PERSIST_INTERVAL", "100ms"));
+        env.push((
+            "MQ_BROKER_STORE__TRANSIENT_STORE_POOL",
+            if pool { "true" } else { "false" },
+        ));
         let (broker, namesrv) = standalone_broker_with_env(&self.store(), &env);
+        let says = format!("transient_store_pool={pool}");
+        assert!(
+            broker.logs().iter().any(|l| l.contains(&says)),
+            "the broker does not say {says}: {:?}",
+            broker.logs()
+        );
         let admin = |args: &[&str]| {
             let mut all = vec!["--namesrv", &namesrv];
             all.extend_from_slice(args);
@@ -171,12 +188,26 @@ fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
 }
 
+/// How a run's brokers write.
+#[derive(Clone, Copy, PartialEq)]
+enum Writes {
+    Direct,
+    /// Odd runs through the transient store pool.
+    PoolEveryOtherRun,
+}
+
 /// Runs `cuts` rounds of produce, kill, cut; then consumes everything and
 /// returns (acknowledged, acknowledged but not consumed).
-fn cut_again_and_again(machine: &Machine, cuts: usize, rng: &mut Lcg) -> (usize, usize) {
+fn cut_again_and_again(
+    machine: &Machine,
+    cuts: usize,
+    writes: Writes,
+    rng: &mut Lcg,
+) -> (usize, usize) {
     let mut produced = Vec::new();
     for cut in 0..cuts {
-        let (mounted, mut broker, namesrv) = machine.boot();
+        let pool = writes == Writes::PoolEveryOtherRun && cut % 2 == 1;
+        let (mounted, mut broker, namesrv) = machine.boot_with(pool);
         let log = machine.log(&format!("produced-{cut}.log"));
         let producer = start_producing(&namesrv, &log);
         std::thread::sleep(Duration::from_millis(rng.between(300, 1500)));
@@ -185,7 +216,10 @@ fn cut_again_and_again(machine: &Machine, cuts: usize, rng: &mut Lcg) -> (usize,
         broker.kill();
         stop_producing(producer);
         mounted.power_cut().unwrap();
-        eprintln!("cut {cut}: {} acknowledged before it", lines(&log));
+        eprintln!(
+            "cut {cut} (pool: {pool}): {} acknowledged before it",
+            lines(&log)
+        );
         produced.push(log);
     }
     let (_mounted, _broker, namesrv) = machine.boot();
@@ -236,14 +270,63 @@ fn cut_again_and_again(machine: &Machine, cuts: usize, rng: &mut Lcg) -> (usize,
     if failed > 0 {
         eprintln!("{out}");
     }
+    found_by_key(&namesrv, &all, &consumed, rng);
     (acknowledged, failed)
+}
+
+/// Ten messages that were consumed, picked at random, are found by their
+/// key too: the IndexFile lost what was not synced with the CommitLog and
+/// recovery indexed it again.
+fn found_by_key(namesrv: &str, acknowledged: &Path, consumed: &Path, rng: &mut Lcg) {
+    let ids = |path: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let consumed: std::collections::HashSet<String> = ids(consumed)
+        .into_iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let candidates: Vec<serde_json::Value> = ids(acknowledged)
+        .into_iter()
+        .filter(|m| consumed.contains(m["id"].as_str().unwrap()))
+        .collect();
+    for _ in 0..10 {
+        let m = &candidates[rng.between(0, candidates.len() as u64) as usize];
+        let (id, key) = (m["id"].as_str().unwrap(), m["key"].as_str().unwrap());
+        let (status, out, err) = run_to_end(
+            workspace_binary("mqadmin"),
+            &[
+                "--namesrv",
+                namesrv,
+                "--json",
+                "message",
+                "query",
+                "--topic",
+                TOPIC,
+                "--key",
+                key,
+                "--max",
+                "256",
+            ],
+            &[],
+        );
+        assert!(status.success(), "{out}\n{err}");
+        assert!(
+            out.contains(id),
+            "message {id} (key {key}) was consumed but is not found by its key:\n{out}"
+        );
+    }
 }
 
 #[test]
 fn sync_flush_loses_no_acknowledged_message_to_twenty_power_cuts() {
     let machine = Machine::new("sync");
     let mut rng = Lcg::from_env();
-    let (acknowledged, lost) = cut_again_and_again(&machine, 20, &mut rng);
+    let (acknowledged, lost) =
+        cut_again_and_again(&machine, 20, Writes::PoolEveryOtherRun, &mut rng);
     let counts = machine.disk.counts();
     eprintln!(
         "sync flush: {acknowledged} acknowledged, {lost} lost over 20 power cuts; {counts:?}"
@@ -260,7 +343,7 @@ fn sync_flush_loses_no_acknowledged_message_to_twenty_power_cuts() {
 fn async_flush_loses_what_was_not_yet_flushed_and_recovers_cleanly() {
     let machine = Machine::new("async");
     let mut rng = Lcg::from_env();
-    let (acknowledged, lost) = cut_again_and_again(&machine, 5, &mut rng);
+    let (acknowledged, lost) = cut_again_and_again(&machine, 5, Writes::Direct, &mut rng);
     eprintln!(
         "async flush: {lost} of {acknowledged} acknowledged lost over 5 power cuts ({:.2} %)",
         lost as f64 * 100.0 / acknowledged as f64
@@ -348,5 +431,75 @@ fn persisted_consumer_offsets_survive_a_power_cut() {
         consume_as(&machine, &namesrv, "fresh", "fresh.log", "60"),
         300,
         "every message survived"
+    );
+}
+
+/// Scheduled messages wait in the schedule topic, and the scheduler
+/// records how far it delivered each delay level in a file of its own: a
+/// delivery must be on disk before that progress is, or a cut loses the
+/// message (the progress says it went, the CommitLog lost it). Sync flush,
+/// five cuts while messages due a second later keep arriving: every
+/// acknowledged one is delivered.
+#[test]
+fn scheduled_messages_survive_power_cuts() {
+    let machine = Machine::new("sync");
+    let mut rng = Lcg::from_env();
+    let mut produced = String::new();
+    for cut in 0..5 {
+        let (mounted, mut broker, namesrv) = machine.boot();
+        let log = machine.log(&format!("scheduled-{cut}.log"));
+        let producer = Command::new(workspace_binary("mqbench"))
+            .args([
+                "produce",
+                "--namesrv",
+                &namesrv,
+                "--topic",
+                TOPIC,
+                "--size",
+                "300",
+                "--count",
+                "1000000",
+                "--producers",
+                "4",
+                "--rate",
+                "1000",
+                "--delay-ms",
+                "1000",
+                "--flush-wait",
+                "--verify-log",
+                log.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.between(800, 2500)));
+        broker.kill();
+        stop_producing(producer);
+        mounted.power_cut().unwrap();
+        eprintln!("cut {cut}: {} scheduled before it", lines(&log));
+        produced.push_str(&std::fs::read_to_string(&log).unwrap_or_default());
+    }
+    let all = machine.log("scheduled-all.log");
+    std::fs::write(&all, &produced).unwrap();
+    let acknowledged = lines(&all);
+    assert!(acknowledged > 0, "nothing was acknowledged");
+    let (_mounted, _broker, namesrv) = machine.boot();
+    let delivered = consume_as(&machine, &namesrv, "scheduled", "delivered.log", "60");
+    let (_, out, _) = run_to_end(
+        workspace_binary("mqbench"),
+        &[
+            "verify",
+            all.to_str().unwrap(),
+            machine.log("delivered.log").to_str().unwrap(),
+        ],
+        &[],
+    );
+    eprintln!("scheduled: {acknowledged} acknowledged, {delivered} delivered; {out}");
+    assert!(
+        out.lines()
+            .any(|l| l == format!("{acknowledged} passed, 0 failed")),
+        "scheduled messages lost to power cuts:\n{out}"
     );
 }
