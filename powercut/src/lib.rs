@@ -91,10 +91,17 @@ impl Mounted {
     }
 
     fn unmount(&mut self) -> std::io::Result<()> {
-        match self.session.take() {
-            Some(session) => session.umount_and_join(),
-            None => Ok(()),
-        }
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        session.umount_and_join().inspect_err(|_| {
+            // Busy (a process still holds a file): detach it lazily rather
+            // than leave a dead mount behind when this process exits.
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-uz")
+                .arg(&self.at)
+                .status();
+        })
     }
 }
 
