@@ -20,6 +20,7 @@ use std::sync::{Arc, Once};
 use mq_store::checkpoint::Checkpoint;
 use mq_store::consume_queue::entry::{ENTRY_LEN, Entry};
 use mq_store::{FlushMode, MessageStore, RecoveryMode, StoreConfig, TagFilter};
+use mq_test_support::damage::{Damage, damage};
 use proptest::prelude::*;
 use store_support::*;
 
@@ -88,34 +89,6 @@ proptest! {
     }
 }
 
-/// What to do to one of the store's files.
-#[derive(Debug, Clone)]
-enum Damage {
-    /// Xor bytes from a position on.
-    Flip {
-        at: prop::sample::Index,
-        bytes: Vec<u8>,
-    },
-    /// Overwrite from a position on.
-    Overwrite {
-        at: prop::sample::Index,
-        bytes: Vec<u8>,
-    },
-    /// Cut the file at a position.
-    Cut { at: prop::sample::Index },
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    let bytes = proptest::collection::vec(any::<u8>(), 1..64);
-    prop_oneof![
-        (any::<prop::sample::Index>(), bytes.clone())
-            .prop_map(|(at, bytes)| Damage::Flip { at, bytes }),
-        (any::<prop::sample::Index>(), bytes)
-            .prop_map(|(at, bytes)| Damage::Overwrite { at, bytes }),
-        any::<prop::sample::Index>().prop_map(|at| Damage::Cut { at }),
-    ]
-}
-
 fn config(recovery_mode: RecoveryMode) -> StoreConfig {
     StoreConfig {
         recovery_mode,
@@ -150,23 +123,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn apply(path: &Path, damage: &Damage) {
-    let mut content = std::fs::read(path).unwrap();
-    if content.is_empty() {
-        return;
-    }
-    match damage {
-        Damage::Flip { at, bytes } | Damage::Overwrite { at, bytes } => {
-            let at = at.index(content.len());
-            for (slot, byte) in content[at..].iter_mut().zip(bytes) {
-                match damage {
-                    Damage::Flip { .. } => *slot ^= byte,
-                    _ => *slot = *byte,
-                }
-            }
-        }
-        Damage::Cut { at } => content.truncate(at.index(content.len())),
-    }
-    std::fs::write(path, content).unwrap();
+    damage.apply_to_file(path).unwrap();
 }
 
 /// A store of 300 messages on two topics, several segments of every

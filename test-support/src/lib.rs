@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod controllers;
+pub mod damage;
 pub mod proxy;
 pub mod tmpfs;
 

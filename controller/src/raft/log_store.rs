@@ -102,7 +102,7 @@ fn encode(entry: &Entry<TypeConfig>, out: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 /// The entries of a log file, and how many of its bytes are whole records.
-fn decode_all(bytes: &[u8]) -> (BTreeMap<u64, Entry<TypeConfig>>, usize) {
+pub(super) fn decode_all(bytes: &[u8]) -> (BTreeMap<u64, Entry<TypeConfig>>, usize) {
     let mut entries = BTreeMap::new();
     let mut at = 0;
     while bytes.len() - at >= HEADER {
