@@ -406,6 +406,110 @@ async fn membership_versions_and_queue_locks() {
     assert_eq!(list.client_ids, ["c2"]);
 }
 
+fn member(group: &str, client_id: &str) -> pb::HeartbeatRequest {
+    pb::HeartbeatRequest {
+        group: group.into(),
+        client_id: client_id.into(),
+        subscriptions: vec![pb::Subscription {
+            topic: "s".into(),
+            tag_expression: "*".into(),
+        }],
+        consume_model: pb::ConsumeModel::Clustering as i32,
+        held: vec![],
+    }
+}
+
+/// The next answer on a session, within 5 s.
+async fn next_on(session: &mut tonic::Streaming<pb::HeartbeatResponse>) -> pb::HeartbeatResponse {
+    tokio::time::timeout(Duration::from_secs(5), session.message())
+        .await
+        .expect("an answer on the session within 5 s")
+        .unwrap()
+        .expect("the session is open")
+}
+
+/// A consumer's session: it joins the group, hears every change of it at
+/// once, and when the session ends (its client cancels it, as a dead
+/// process's closed connection does) the member and its locks go at once,
+/// long before the 120 s expiry (the broker's default here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_s_end_drops_its_member_and_tells_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), "127.0.0.1:0");
+    create(&broker, "s", 2).await;
+    let (mut one, mut two) = (client(&broker).await, client(&broker).await);
+    let mut first = one
+        .consumer_session(member("grp", "c1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let joined = next_on(&mut first).await;
+    let mut second = two
+        .consumer_session(member("grp", "c2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let both = next_on(&mut second).await;
+    assert!(both.group_version > joined.group_version);
+    assert_eq!(
+        next_on(&mut first).await.group_version,
+        both.group_version,
+        "c1 hears of c2's join"
+    );
+    let queue = vec![pb::QueueRef {
+        topic: "s".into(),
+        queue_id: 0,
+        broker_name: String::new(),
+    }];
+    let lock = |id: &str| pb::LockQueuesRequest {
+        group: "grp".into(),
+        client_id: id.into(),
+        queues: queue.clone(),
+    };
+    assert_eq!(
+        one.lock_queues(lock("c1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .locked
+            .len(),
+        1
+    );
+
+    // An operator's reset reaches the member at once too.
+    two.reset_offset(pb::ResetOffsetRequest {
+        group: "grp".into(),
+        topic: "s".into(),
+        to: Some(pb::reset_offset_request::To::Earliest(true)),
+    })
+    .await
+    .unwrap();
+    let reset = next_on(&mut second).await;
+    assert!(reset.offset_reset_version > both.offset_reset_version);
+
+    drop(first);
+    let left = next_on(&mut second).await;
+    assert!(left.group_version > reset.group_version, "c1's leave");
+    let list = two
+        .get_consumer_list(pb::GetConsumerListRequest {
+            group: "grp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.client_ids, ["c2"]);
+    assert_eq!(
+        two.lock_queues(lock("c2"))
+            .await
+            .unwrap()
+            .into_inner()
+            .locked
+            .len(),
+        1,
+        "c1's lock left with its session"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_consumer_requests_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -479,6 +583,21 @@ async fn bad_consumer_requests_get_clear_errors() {
         .await
         .unwrap_err();
     assert!(err.message().contains("consume_model"), "{}", err.message());
+    for (request, needle) in [
+        (member("g", "two words"), "client_id"),
+        (member("", "c"), "group"),
+        (
+            pb::HeartbeatRequest {
+                consume_model: 7,
+                ..member("g", "c")
+            },
+            "consume_model",
+        ),
+    ] {
+        let err = rpc.consumer_session(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(err.message().contains(needle), "{:?}", err.message());
+    }
     let err = rpc
         .commit_offset(pb::CommitOffsetRequest {
             group: "g".into(),

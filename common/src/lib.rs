@@ -14,6 +14,8 @@
 //! `mq-proto` (for reflection).
 
 pub mod clock;
+#[cfg(feature = "compression")]
+pub mod compression;
 pub mod http2;
 pub mod message;
 pub mod offset_id;

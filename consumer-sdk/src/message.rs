@@ -36,10 +36,7 @@ pub struct ReceivedMessage {
 impl ReceivedMessage {
     pub(crate) fn from_wire(queue: &MessageQueue, msg: pb::StoredMessage) -> Result<Self, String> {
         let body = if msg.flags & FLAG_COMPRESSED != 0 {
-            Bytes::from(
-                lz4_flex::decompress_size_prepended(&msg.body)
-                    .map_err(|e| format!("corrupt compressed body: {e}"))?,
-            )
+            Bytes::from(mq_common::compression::decompress(&msg.body)?)
         } else {
             msg.body
         };

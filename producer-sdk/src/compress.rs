@@ -12,7 +12,7 @@ pub fn maybe_compress(body: &Bytes, threshold: usize) -> (Bytes, u32) {
     if body.len() <= threshold {
         return (body.clone(), 0);
     }
-    let compressed = lz4_flex::compress_prepend_size(body);
+    let compressed = mq_common::compression::compress(body);
     if compressed.len() < body.len() {
         (Bytes::from(compressed), FLAG_COMPRESSED)
     } else {
@@ -25,9 +25,7 @@ pub fn decompress(body: &[u8], flags: u32) -> Result<Bytes, String> {
     if flags & FLAG_COMPRESSED == 0 {
         return Ok(Bytes::copy_from_slice(body));
     }
-    lz4_flex::decompress_size_prepended(body)
-        .map(Bytes::from)
-        .map_err(|e| format!("corrupt compressed body: {e}"))
+    mq_common::compression::decompress(body).map(Bytes::from)
 }
 
 #[cfg(test)]

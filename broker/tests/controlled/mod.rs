@@ -21,6 +21,7 @@ struct Member<'a> {
     id: u64,
     listen: &'a str,
     replication: &'a str,
+    flush: &'a str,
 }
 
 /// A member of broker-a in controller mode, with more `MQ_BROKER_*` settings.
@@ -53,7 +54,7 @@ fn start_member_with(
             "--register-interval",
             "500ms",
             "--flush",
-            "sync",
+            member.flush,
             "--replication",
             member.replication,
         ],
@@ -74,6 +75,8 @@ pub struct Cluster {
     pub members: Vec<(std::path::PathBuf, String)>,
     /// `--replication` of the members: sync or async.
     replication: &'static str,
+    /// `--flush` of the members: sync unless a test says otherwise.
+    pub flush: &'static str,
 }
 
 impl Cluster {
@@ -106,6 +109,7 @@ impl Cluster {
             namesrv,
             members,
             replication,
+            flush: "sync",
         }
     }
 
@@ -123,6 +127,7 @@ impl Cluster {
             id,
             listen,
             replication: self.replication,
+            flush: self.flush,
         };
         start_member_with(&member, &self.namesrv, controllers, env)
     }
