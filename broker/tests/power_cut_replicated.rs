@@ -1,7 +1,7 @@
 //! Power cuts of a master in controller mode: each member of the group
 //! keeps its store on a `mq-powercut` disk of its own, replicates in sync
-//! (a send is acknowledged once the replica has it, `min_in_sync_replicas`
-//! 1) and flushes asynchronously, the usual production setting: an
+//! (a send is acknowledged once one replica has it) and flushes
+//! asynchronously, the usual production setting: an
 //! acknowledged message is then in two machines' memory, on neither disk.
 //! Three times, under a verifiable producer, the master's power is cut (the
 //! process SIGKILLed, everything it had not synced dropped); the replica
