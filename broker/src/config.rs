@@ -75,9 +75,17 @@ pub struct BrokerConfig {
     /// the store.
     pub max_connections: usize,
     /// A connection from which nothing arrived for this long is closed
-    /// (live clients answer the 30 s keepalive pings; silent sockets do not).
+    /// (live clients answer the keepalive pings; silent sockets do not).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A client connection silent for this long is pinged (HTTP/2)...
+    #[serde(with = "humantime_serde")]
+    pub client_keepalive_interval: Duration,
+    /// ...and closed when the ping goes unanswered this long. A consumer
+    /// on a machine that died (or froze) loses its session with its
+    /// connection, and its queues move: within the two together.
+    #[serde(with = "humantime_serde")]
+    pub client_keepalive_timeout: Duration,
     /// When a master acknowledges a send: `async`, once in its own store,
     /// or `sync`, once `min_in_sync_replicas` replicas have it too.
     pub replication: ReplicationMode,
@@ -245,6 +253,8 @@ impl BrokerConfig {
             .set_default("pull_bytes_in_flight", 512 * 1024 * 1024)?
             .set_default("max_connections", 0)?
             .set_default("idle_timeout", "60s")?
+            .set_default("client_keepalive_interval", "10s")?
+            .set_default("client_keepalive_timeout", "5s")?
             .set_default("replication", "async")?
             .set_default("min_in_sync_replicas", 1)?
             .set_default("replication_timeout", "3s")?
@@ -457,6 +467,8 @@ impl BrokerConfig {
             ("queue_lock_expire", self.queue_lock_expire),
             ("offset_persist_interval", self.offset_persist_interval),
             ("idle_timeout", self.idle_timeout),
+            ("client_keepalive_interval", self.client_keepalive_interval),
+            ("client_keepalive_timeout", self.client_keepalive_timeout),
         ] {
             if value.is_zero() {
                 return invalid(key, "must be longer than 0s");

@@ -484,6 +484,8 @@ pub async fn run(
         mq_common::incoming::ConnectionLimits {
             max_connections: config.max_connections,
             idle_timeout: config.idle_timeout,
+            keepalive_interval: config.client_keepalive_interval,
+            keepalive_timeout: config.client_keepalive_timeout,
         },
         &["mq.broker.v1.Broker", "mq.replication.v1.Replication"],
         tonic::service::Routes::new(HoldUntilSent(broker)).add_service(replication),

@@ -13,11 +13,6 @@ use tonic_reflection::server::{v1, v1alpha};
 use crate::incoming::{ConnectionLimits, incoming};
 use crate::shutdown::{DRAIN_GRACE, serve_gracefully};
 
-/// How often an idle client connection is pinged.
-pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-/// How long a ping may go unanswered before the connection is closed.
-pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
@@ -103,8 +98,8 @@ pub async fn serve_with_grace(
                 // A client that stops answering pings (dead, or stopped)
                 // loses its connection, and the responses it left unread
                 // are freed.
-                .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-                .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+                .http2_keepalive_interval(Some(limits.keepalive_interval))
+                .http2_keepalive_timeout(Some(limits.keepalive_timeout))
                 .initial_stream_window_size(crate::http2::STREAM_WINDOW)
                 .initial_connection_window_size(crate::http2::CONNECTION_WINDOW)
                 .add_routes(routes)

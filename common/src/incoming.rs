@@ -30,6 +30,11 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// A connection silent for this long is closed.
     pub idle_timeout: Duration,
+    /// A connection silent for this long is pinged (HTTP/2 keepalive)...
+    pub keepalive_interval: Duration,
+    /// ...and closed when the ping goes unanswered this long: a dead or
+    /// frozen peer loses its connection, and its streams end.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -37,6 +42,8 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             max_connections: 0,
             idle_timeout: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -293,6 +300,7 @@ mod tests {
         let limits = ConnectionLimits {
             max_connections: 2,
             idle_timeout: Duration::from_millis(300),
+            ..ConnectionLimits::default()
         };
         let mut accepted = Box::pin(incoming(listener, limits));
         let mut clients = Vec::new();

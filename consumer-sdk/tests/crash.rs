@@ -1,8 +1,10 @@
-//! A consumer process killed with SIGKILL: its queues move to the other
-//! member within moments, and nothing is lost. The broker here expires
-//! silent members and lapses queue locks only after ten minutes, so the
-//! only thing that can free the dead member's queues in time is the end of
-//! its session (its connection closing with the process).
+//! A consumer process killed with SIGKILL, or frozen with SIGSTOP (a
+//! machine that died without closing its connections): its queues move to
+//! the other member, and nothing is lost. The broker here expires silent
+//! members and lapses queue locks only after ten minutes, so the only
+//! thing that can free the dead member's queues in time is the end of its
+//! session: its connection closing with the process, or the broker's
+//! keepalive ping going unanswered (1 s and 1 s here).
 //!
 //! The killed consumer is this test binary re-run as `consumer_child`.
 
@@ -58,12 +60,32 @@ fn consumer_child() {
     });
 }
 
+/// How the other member goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Death {
+    Killed,
+    Frozen,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_consumers_queues_move_to_the_survivor_and_nothing_is_lost() {
+    queues_move_to_the_survivor(Death::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_consumers_queues_move_to_the_survivor_and_nothing_is_lost() {
+    queues_move_to_the_survivor(Death::Frozen).await;
+}
+
+async fn queues_move_to_the_survivor(death: Death) {
     let root = tempfile::tempdir().unwrap();
     let nameserver = start_nameserver();
     let namesrv = nameserver.addr.to_string();
-    let broker = start_broker_without_expiry("broker-a", &namesrv, root.path());
+    let keepalive = [
+        ("MQ_BROKER_CLIENT_KEEPALIVE_INTERVAL", "1s"),
+        ("MQ_BROKER_CLIENT_KEEPALIVE_TIMEOUT", "1s"),
+    ];
+    let broker = start_broker_without_expiry("broker-a", &namesrv, root.path(), &keepalive);
     create_topic(&broker, "crash", 4).await;
     wait_for_route(&namesrv, "crash", 1).await;
 
@@ -124,19 +146,27 @@ async fn a_killed_consumers_queues_move_to_the_survivor_and_nothing_is_lost() {
             .await
             .unwrap();
     }
-    child.kill().unwrap();
     let killed = std::time::Instant::now();
-    child.wait().unwrap();
-    reader.join().unwrap();
+    match death {
+        Death::Killed => child.kill().unwrap(),
+        Death::Frozen => {
+            let stopped = Command::new("kill")
+                .args(["-STOP", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(stopped.success());
+        }
+    }
     for i in 500..1000 {
         producer
             .send(Message::new("crash", format!("m-{i}")))
             .await
             .unwrap();
     }
-    // The session ends with the process; the survivor hears of it on its
-    // own session and rebalances at once (its rebalance timer is 1 s, but
-    // the dead member's locks would hold it off for ten minutes).
+    // The session ends with the process (or its unanswered keepalive);
+    // the survivor hears of it on its own session and rebalances at once
+    // (its rebalance timer is 1 s, but the dead member's locks would hold
+    // it off for ten minutes).
     wait_until(
         "the survivor owns every queue",
         Duration::from_secs(15),
@@ -144,7 +174,7 @@ async fn a_killed_consumers_queues_move_to_the_survivor_and_nothing_is_lost() {
     )
     .await;
     println!(
-        "the survivor owned every queue {:?} after the kill",
+        "the survivor owned every queue {:?} after the consumer was {death:?}",
         killed.elapsed()
     );
     wait_until(
@@ -154,4 +184,9 @@ async fn a_killed_consumers_queues_move_to_the_survivor_and_nothing_is_lost() {
     )
     .await;
     survivor.shutdown().await;
+    if death == Death::Frozen {
+        child.kill().unwrap();
+    }
+    child.wait().unwrap();
+    reader.join().unwrap();
 }

@@ -18,16 +18,28 @@ pub fn start_broker(name: &str, namesrv: &str, root: &Path, listen: &str) -> Ser
 /// A broker whose consumers expire and queue locks lapse only after ten
 /// minutes: within a test, a member leaves only by unregistering or when
 /// its session ends.
-pub fn start_broker_without_expiry(name: &str, namesrv: &str, root: &Path) -> ServerProcess {
-    start_with_expiry(
-        name,
-        0,
-        None,
-        namesrv,
-        root,
-        "127.0.0.1:0",
-        ("600s", "600s"),
-    )
+/// More `MQ_BROKER_*` settings in `env`.
+pub fn start_broker_without_expiry(
+    name: &str,
+    namesrv: &str,
+    root: &Path,
+    env: &[(&str, &str)],
+) -> ServerProcess {
+    let tuning = Tuning {
+        consumer_expire: "600s",
+        lock_expire: "600s",
+        env,
+    };
+    start_tuned(name, 0, None, namesrv, root, "127.0.0.1:0", &tuning)
+}
+
+/// What differs between the test brokers.
+#[derive(Clone, Copy)]
+struct Tuning<'a> {
+    consumer_expire: &'a str,
+    lock_expire: &'a str,
+    /// More `MQ_BROKER_*` settings.
+    env: &'a [(&'a str, &'a str)],
 }
 
 /// Member `id` of broker group `name` (a replica of `master` when given),
@@ -40,19 +52,29 @@ pub fn start_member(
     root: &Path,
     listen: &str,
 ) -> ServerProcess {
-    start_with_expiry(name, id, master, namesrv, root, listen, ("3s", "6s"))
+    let tuning = Tuning {
+        consumer_expire: "3s",
+        lock_expire: "6s",
+        env: &[],
+    };
+    start_tuned(name, id, master, namesrv, root, listen, &tuning)
 }
 
-/// As [`start_member`], with (consumer expiry, queue lock expiry).
-fn start_with_expiry(
+/// As [`start_member`], tuned.
+fn start_tuned(
     name: &str,
     id: u64,
     master: Option<&str>,
     namesrv: &str,
     root: &Path,
     listen: &str,
-    (consumer_expire, lock_expire): (&str, &str),
+    tuning: &Tuning<'_>,
 ) -> ServerProcess {
+    let Tuning {
+        consumer_expire,
+        lock_expire,
+        env,
+    } = *tuning;
     let store = match master {
         None if id == 0 => root.join(name),
         _ => root.join(format!("{name}-{id}")),
@@ -91,7 +113,7 @@ fn start_with_expiry(
     .unwrap();
     let config = config.to_str().unwrap().to_owned();
     args.extend(["--config", &config]);
-    ServerProcess::start_until(workspace_binary("broker"), &args, &[], "broker listening")
+    ServerProcess::start_until(workspace_binary("broker"), &args, env, "broker listening")
 }
 
 pub use mq_test_support::cluster::{wait_for_route, wait_until};
