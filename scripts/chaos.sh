@@ -256,6 +256,18 @@ wait_line() {
     return 1
 }
 
+# send_until_broker_killed TOPIC LOG: a verifiable producer (4 senders,
+# --flush-wait) until the broker is SIGKILLed 0.1 to 1.9 s in; then the
+# producer is stopped with SIGTERM, so that its log is complete.
+send_until_broker_killed() {
+    "$BIN/mqbench" produce --namesrv "$NAMESRV" --topic "$1" --size 700 --count 1000000 --producers 4 \
+        --flush-wait --verify-log "$2" >/dev/null 2>&1 &
+    local producer=$!
+    sleep "$(( RANDOM % 2 )).$(( RANDOM % 9 + 1 ))"
+    kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+    kill -TERM "$producer"; wait "$producer" 2>/dev/null
+}
+
 # power_cuts WORK FLUSH CUTS: a broker with FLUSH on a powercut mount, a
 # verifiable producer, CUTS times SIGKILL and power cut at a random moment
 # (each boot timed until it listens), then everything consumed and checked.
@@ -267,11 +279,11 @@ power_cuts() {
     "$BIN/powercut" "$w/disk" >"$w/powercut.log" 2>&1 &
     local pc=$!
     # The broker must be gone before the unmount, or the mount is busy.
-    trap 'kill -9 $BROKER_PID $producer 2>/dev/null; wait $BROKER_PID $producer 2>/dev/null; kill -TERM $pc 2>/dev/null; wait 2>/dev/null' RETURN
+    trap 'kill -9 $BROKER_PID 2>/dev/null; wait $BROKER_PID 2>/dev/null; kill -TERM $pc 2>/dev/null; wait 2>/dev/null' RETURN
     wait_line "$w/powercut.log" "mounted" || return 1
     export MQ_BROKER_STORE__FLUSH=$flush MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE=262144 \
         MQ_BROKER_STORE__MAX_MESSAGE_SIZE=65536 MQ_BROKER_AUTO_CREATE_TOPIC=false
-    local boots=() producer=
+    local boots=()
     for cut in $(seq 0 "$cuts"); do
         local started; started=$(date +%s%3N)
         start_broker "$w/disk/store" "$w/b$cut.log" || { echo "no boot after cut $cut"; return 1; }
@@ -280,12 +292,7 @@ power_cuts() {
             "$BIN/mqadmin" --namesrv "$NAMESRV" topic create --topic pc --queues 4 --broker "$BROKER" >/dev/null || return 1
         fi
         [ "$cut" = "$cuts" ] && break
-        "$BIN/mqbench" produce --namesrv "$NAMESRV" --topic pc --size 700 --count 1000000 --producers 4 \
-            --flush-wait --verify-log "$w/p$cut.log" >/dev/null 2>&1 &
-        producer=$!
-        sleep "$(( RANDOM % 2 )).$(( RANDOM % 9 + 1 ))"
-        kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
-        kill -TERM "$producer"; wait "$producer" 2>/dev/null
+        send_until_broker_killed pc "$w/p$cut.log"
         kill -USR1 "$pc"
         wait_line "$w/powercut.log" "power cut $((cut + 1)),"  || return 1
     done
@@ -323,18 +330,12 @@ power_cut_async() {
 broker_kill() {
     local w=$1
     export MQ_BROKER_STORE__FLUSH=sync MQ_BROKER_AUTO_CREATE_TOPIC=false
-    local producer=
-    trap 'kill -9 $BROKER_PID $producer 2>/dev/null; wait 2>/dev/null' RETURN
+    trap 'kill -9 $BROKER_PID 2>/dev/null; wait 2>/dev/null' RETURN
     for kill in $(seq 0 5); do
         start_broker "$w/s" "$w/b$kill.log" || { echo "no restart after kill $kill"; return 1; }
         [ "$kill" = 0 ] && { "$BIN/mqadmin" --namesrv "$NAMESRV" topic create --topic k --queues 4 --broker "$BROKER" >/dev/null || return 1; }
         [ "$kill" = 5 ] && break
-        "$BIN/mqbench" produce --namesrv "$NAMESRV" --topic k --size 700 --count 1000000 --producers 4 \
-            --flush-wait --verify-log "$w/p$kill.log" >/dev/null 2>&1 &
-        producer=$!
-        sleep "$(( RANDOM % 2 )).$(( RANDOM % 9 + 1 ))"
-        kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
-        kill -TERM "$producer"; wait "$producer" 2>/dev/null
+        send_until_broker_killed k "$w/p$kill.log"
     done
     "$BIN/mqbench" consume --namesrv "$NAMESRV" --topic k --group chaos --from-first \
         --idle 3 --timeout 40 --verify-log "$w/c.log" >/dev/null 2>&1
@@ -382,7 +383,7 @@ PY
 }
 
 export -f full_disk corrupt_record bad_input deleted_topic hung_nameserver fd_exhaustion stalled_readers
-export -f wait_line power_cuts power_cut_sync power_cut_async broker_kill consumer_kill
+export -f wait_line send_until_broker_killed power_cuts power_cut_sync power_cut_async broker_kill consumer_kill
 export SHORT
 
 # --- run --------------------------------------------------------------------

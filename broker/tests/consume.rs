@@ -353,33 +353,8 @@ async fn membership_versions_and_queue_locks() {
         (vec!["c1".to_string(), "c2".to_string()], v2)
     );
 
-    let queue = vec![pb::QueueRef {
-        broker_name: String::new(),
-        topic: "m".into(),
-        queue_id: 0,
-    }];
-    let lock = |id: &str| pb::LockQueuesRequest {
-        group: "grp".into(),
-        client_id: id.into(),
-        queues: queue.clone(),
-    };
-    assert_eq!(
-        rpc.lock_queues(lock("c1"))
-            .await
-            .unwrap()
-            .into_inner()
-            .locked
-            .len(),
-        1
-    );
-    assert!(
-        rpc.lock_queues(lock("c2"))
-            .await
-            .unwrap()
-            .into_inner()
-            .locked
-            .is_empty()
-    );
+    assert_eq!(locked(&mut rpc, "c1", "m").await, 1);
+    assert_eq!(locked(&mut rpc, "c2", "m").await, 0, "held by c1");
     rpc.unregister_consumer(pb::UnregisterConsumerRequest {
         group: "grp".into(),
         client_id: "c1".into(),
@@ -387,12 +362,7 @@ async fn membership_versions_and_queue_locks() {
     .await
     .unwrap();
     assert_eq!(
-        rpc.lock_queues(lock("c2"))
-            .await
-            .unwrap()
-            .into_inner()
-            .locked
-            .len(),
+        locked(&mut rpc, "c2", "m").await,
         1,
         "c1's locks left with it"
     );
@@ -417,6 +387,26 @@ fn member(group: &str, client_id: &str) -> pb::HeartbeatRequest {
         consume_model: pb::ConsumeModel::Clustering as i32,
         held: vec![],
     }
+}
+
+/// How many of queue 0 of `topic` `client_id` of group "grp" holds once
+/// it asked to lock it (0 or 1).
+async fn locked(rpc: &mut BrokerClient<Channel>, client_id: &str, topic: &str) -> usize {
+    let request = pb::LockQueuesRequest {
+        group: "grp".into(),
+        client_id: client_id.into(),
+        queues: vec![pb::QueueRef {
+            topic: topic.into(),
+            queue_id: 0,
+            broker_name: String::new(),
+        }],
+    };
+    rpc.lock_queues(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .locked
+        .len()
 }
 
 /// The next answer on a session, within 5 s.
@@ -456,25 +446,7 @@ async fn a_session_s_end_drops_its_member_and_tells_the_others() {
         both.group_version,
         "c1 hears of c2's join"
     );
-    let queue = vec![pb::QueueRef {
-        topic: "s".into(),
-        queue_id: 0,
-        broker_name: String::new(),
-    }];
-    let lock = |id: &str| pb::LockQueuesRequest {
-        group: "grp".into(),
-        client_id: id.into(),
-        queues: queue.clone(),
-    };
-    assert_eq!(
-        one.lock_queues(lock("c1"))
-            .await
-            .unwrap()
-            .into_inner()
-            .locked
-            .len(),
-        1
-    );
+    assert_eq!(locked(&mut one, "c1", "s").await, 1);
 
     // An operator's reset reaches the member at once too.
     two.reset_offset(pb::ResetOffsetRequest {
@@ -499,12 +471,7 @@ async fn a_session_s_end_drops_its_member_and_tells_the_others() {
         .into_inner();
     assert_eq!(list.client_ids, ["c2"]);
     assert_eq!(
-        two.lock_queues(lock("c2"))
-            .await
-            .unwrap()
-            .into_inner()
-            .locked
-            .len(),
+        locked(&mut two, "c2", "s").await,
         1,
         "c1's lock left with its session"
     );

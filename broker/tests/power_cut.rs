@@ -20,7 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mq_powercut::{Disk, Mounted};
-use mq_test_support::{ServerProcess, run_to_end, standalone_broker_with_env, workspace_binary};
+use mq_test_support::{
+    ServerProcess, run_to_end, standalone_broker_with_env, terminate_and_wait, workspace_binary,
+};
 
 const TOPIC: &str = "powercut";
 
@@ -167,23 +169,6 @@ fn start_producing(namesrv: &str, log: &Path) -> Child {
         .unwrap()
 }
 
-/// Ends the producer cleanly (SIGTERM: its log is complete) and waits.
-fn stop_producing(mut producer: Child) {
-    let sent = Command::new("kill")
-        .args(["-TERM", &producer.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while producer.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the producer ends on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
 }
@@ -214,7 +199,7 @@ fn cut_again_and_again(
         // The power goes: the broker dies mid-write, then everything not
         // synced is lost.
         broker.kill();
-        stop_producing(producer);
+        terminate_and_wait(producer);
         mounted.power_cut().unwrap();
         eprintln!(
             "cut {cut} (pool: {pool}): {} acknowledged before it",
@@ -476,7 +461,7 @@ fn scheduled_messages_survive_power_cuts() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(rng.between(800, 2500)));
         broker.kill();
-        stop_producing(producer);
+        terminate_and_wait(producer);
         mounted.power_cut().unwrap();
         eprintln!("cut {cut}: {} scheduled before it", lines(&log));
         produced.push_str(&std::fs::read_to_string(&log).unwrap_or_default());

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use controlled::*;
 use mq_powercut::{Disk, Mounted};
-use mq_test_support::{ServerProcess, workspace_binary};
+use mq_test_support::{ServerProcess, terminate_and_wait, workspace_binary};
 
 /// Async flush with sync replication that waits for one replica.
 const ENV: &[(&str, &str)] = &[("MQ_BROKER_MIN_IN_SYNC_REPLICAS", "1")];
@@ -38,20 +38,6 @@ fn start_producing(namesrv: &str, log: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-/// SIGTERM, so that its log is complete; waits (bounded).
-fn stop_producing(mut producer: Child) {
-    let sent = Command::new("kill")
-        .args(["-TERM", &producer.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while producer.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the producer ends");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn lines(path: &Path) -> usize {
@@ -106,7 +92,7 @@ async fn master_power_cuts_lose_nothing_the_group_acknowledged() {
         let machine = &mut machines[master as usize - 1];
         machine.broker.take().unwrap().kill();
         machine.mounted.take().unwrap().power_cut().unwrap();
-        stop_producing(producer);
+        terminate_and_wait(producer);
         eprintln!(
             "round {round}: master {master} lost its power with {} acknowledged this round",
             lines(&log)

@@ -230,6 +230,26 @@ pub fn standalone_broker_with_env(dir: &Path, env: &[(&str, &str)]) -> (ServerPr
     (broker, namesrv)
 }
 
+/// Ends a child with SIGTERM (a verifiable producer then completes its
+/// log) and waits for it, at most 30 s.
+pub fn terminate_and_wait(mut child: Child) -> ExitStatus {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    // SAFETY: kill(2) on our own child's pid; it is not reaped until below.
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(sent, 0, "SIGTERM to {pid}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "child {pid} still runs 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `binary` to completion with `args` and returns (status, stdout, stderr).
 pub fn run_to_end(
     binary: impl AsRef<Path>,
