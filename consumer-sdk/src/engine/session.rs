@@ -99,7 +99,10 @@ impl Session {
                 ended = self.open() => match ended {
                     Ok(()) => tracing::debug!(broker = %self.addr, "consumer session ended"),
                     Err(status) if status.code() == tonic::Code::Unimplemented => {
+                        // An older broker: heartbeats alone keep the member
+                        // there; stay idle rather than be reopened each round.
                         tracing::info!(broker = %self.addr, "broker has no consumer sessions; heartbeats only");
+                        let _ = stop.changed().await;
                         return;
                     }
                     Err(status) => {
