@@ -2,7 +2,9 @@
 //! JSON of the entry), appended and synced before Raft hears they are
 //! persisted; the vote and the committed id are small files replaced
 //! atomically. At open the log is read back, and a torn last record (a
-//! crash mid-append) is cut. Truncating or purging rewrites the file
+//! crash mid-append) is cut; a damaged record with records after it is
+//! refused instead (cutting there would drop entries Raft may have
+//! committed). Truncating or purging rewrites the file
 //! atomically: the controller's log is small (a command per broker event)
 //! and is compacted by snapshots.
 //!
@@ -54,6 +56,17 @@ impl LogStore {
             Err(err) => return Err(err),
         };
         let (entries, valid) = decode_all(&bytes);
+        if let Some(after) = data_after_damage(&bytes, valid) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the record at offset {valid} is damaged and {after} bytes of records follow it; \
+                     refusing to drop them (restore this controller's data directory, or empty it so \
+                     that it catches up from the other controllers)",
+                    path.display()
+                ),
+            ));
+        }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         if valid < bytes.len() {
             // A torn last record: it was never acknowledged to Raft.
@@ -99,6 +112,18 @@ fn encode(entry: &Entry<TypeConfig>, out: &mut Vec<u8>) -> std::io::Result<()> {
     out.extend_from_slice(&crc32c::crc32c(&json).to_le_bytes());
     out.extend_from_slice(&json);
     Ok(())
+}
+
+/// How many bytes that are not zeros lie past the record at `valid` (which
+/// failed to decode), if its header is whole: records a torn last append
+/// cannot explain. `None` for a torn tail (a partial header, or a record
+/// reaching to the end of the file, or zeros after it).
+fn data_after_damage(bytes: &[u8], valid: usize) -> Option<usize> {
+    let header = bytes.get(valid..valid + HEADER)?;
+    let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let after = bytes.get(valid.checked_add(HEADER)?.checked_add(len)?..)?;
+    let data = after.len() - after.iter().rev().take_while(|b| **b == 0).count();
+    (data > 0).then_some(data)
 }
 
 /// The entries of a log file, and how many of its bytes are whole records.

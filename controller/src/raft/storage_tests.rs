@@ -152,24 +152,38 @@ proptest::proptest! {
 }
 
 /// A record whose JSON still parses after the damage (one address changed
-/// in place) is caught by its checksum: the log ends before it.
+/// in place) is caught by its checksum, and since whole records follow it
+/// (entries Raft may have committed), the log is refused, naming file and
+/// offset, instead of cut there. Damage to the last record is a torn
+/// append: cut.
 #[tokio::test]
-async fn a_record_changed_in_place_ends_the_log_before_it() {
+async fn a_damaged_record_with_records_after_it_is_refused_a_damaged_last_one_cut() {
+    let damage = |dir: &std::path::Path, needle: &[u8]| {
+        let path = dir.join("raft-log");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
+        bytes[at + needle.len() - 2] = b'7';
+        std::fs::write(&path, bytes).unwrap();
+    };
+    let (dir, _) = real_raft_dir().await;
+    damage(dir.path(), br#""addr":"a4""#);
+    let err = LogStore::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("raft-log: the record at offset")
+            && err.contains("bytes of records follow it"),
+        "{err}"
+    );
+
     let (dir, written) = real_raft_dir().await;
-    let path = dir.path().join("raft-log");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let needle = br#""addr":"a4""#;
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .unwrap();
-    bytes[at + needle.len() - 2] = b'7';
-    std::fs::write(&path, bytes).unwrap();
+    damage(dir.path(), br#""addr":"a5""#);
     let mut log = LogStore::open(dir.path()).unwrap();
     let read = log.try_get_log_entries(0..u64::MAX).await.unwrap();
     let read: Vec<String> = read
         .iter()
         .map(|e| serde_json::to_string(e).unwrap())
         .collect();
-    assert_eq!(read, written[..3], "entries 1 to 3 only");
+    assert_eq!(read, written[..4], "the torn last record is cut");
 }
