@@ -366,14 +366,7 @@ async fn membership_versions_and_queue_locks() {
         1,
         "c1's locks left with it"
     );
-    let list = rpc
-        .get_consumer_list(pb::GetConsumerListRequest {
-            group: "grp".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(list.client_ids, ["c2"]);
+    assert_eq!(members(&mut rpc).await, ["c2"]);
 }
 
 fn member(group: &str, client_id: &str) -> pb::HeartbeatRequest {
@@ -407,6 +400,17 @@ async fn locked(rpc: &mut BrokerClient<Channel>, client_id: &str, topic: &str) -
         .into_inner()
         .locked
         .len()
+}
+
+/// The client ids of group "grp".
+async fn members(rpc: &mut BrokerClient<Channel>) -> Vec<String> {
+    rpc.get_consumer_list(pb::GetConsumerListRequest {
+        group: "grp".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .client_ids
 }
 
 /// The next answer on a session, within 5 s.
@@ -462,14 +466,7 @@ async fn a_session_s_end_drops_its_member_and_tells_the_others() {
     drop(first);
     let left = next_on(&mut second).await;
     assert!(left.group_version > reset.group_version, "c1's leave");
-    let list = two
-        .get_consumer_list(pb::GetConsumerListRequest {
-            group: "grp".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(list.client_ids, ["c2"]);
+    assert_eq!(members(&mut two).await, ["c2"]);
     assert_eq!(
         locked(&mut two, "c2", "s").await,
         1,

@@ -217,26 +217,8 @@ fn cut_again_and_again(
     std::fs::write(&all, joined).unwrap();
     let acknowledged = lines(&all);
     assert!(acknowledged > 0, "nothing was acknowledged");
+    consume_as(machine, &namesrv, "all", "consumed.log", "120");
     let consumed = machine.log("consumed.log");
-    let (status, out, err) = run_to_end(
-        workspace_binary("mqbench"),
-        &[
-            "consume",
-            "--namesrv",
-            &namesrv,
-            "--topic",
-            TOPIC,
-            "--from-first",
-            "--idle",
-            "3",
-            "--timeout",
-            "120",
-            "--verify-log",
-            consumed.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(status.success(), "{out}\n{err}");
     let (_, out, _) = run_to_end(
         workspace_binary("mqbench"),
         &["verify", all.to_str().unwrap(), consumed.to_str().unwrap()],
@@ -359,8 +341,9 @@ fn async_flush_loses_what_was_not_yet_flushed_and_recovers_cleanly() {
     );
 }
 
-/// `mqbench consume` of the test topic as `group` until idle after the
-/// first message, or `timeout_s` if none comes; returns how many it got.
+/// `mqbench consume` of the test topic as `group` until idle (3 s) after
+/// the first message, or `timeout_s` if none comes; returns how many it got
+/// (logged to `log` in the work directory).
 fn consume_as(machine: &Machine, namesrv: &str, group: &str, log: &str, timeout_s: &str) -> usize {
     let log = machine.log(log);
     let (status, out, err) = run_to_end(
@@ -375,7 +358,7 @@ fn consume_as(machine: &Machine, namesrv: &str, group: &str, log: &str, timeout_
             group,
             "--from-first",
             "--idle",
-            "2",
+            "3",
             "--timeout",
             timeout_s,
             "--verify-log",
