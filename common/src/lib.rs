@@ -13,6 +13,8 @@
 //! Without `server` it does no I/O; it depends on nothing of ours but
 //! `mq-proto` (for reflection).
 
+#[cfg(feature = "atomic-file")]
+pub mod atomic_file;
 pub mod clock;
 #[cfg(feature = "compression")]
 pub mod compression;

@@ -42,3 +42,12 @@ pub mod replication {
         tonic::include_proto!("mq.replication.v1");
     }
 }
+
+/// `mq.auth.v1`: users and access policies.
+pub mod auth {
+    /// Version 1 of the auth protocol.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("mq.auth.v1");
+    }
+}

@@ -12,7 +12,7 @@
 //! and replays the ConsumeQueues. Start at [`MessageStore`].
 
 pub mod arrivals;
-pub mod atomic_file;
+pub use mq_common::atomic_file;
 pub mod checkpoint;
 pub mod commitlog;
 pub mod config;

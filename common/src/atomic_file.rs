@@ -9,11 +9,28 @@ use std::path::Path;
 /// Atomically and durably replaces `path` with `bytes`. On failure (a
 /// full disk) the old file stays as it was and no temporary file is left.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with_mode(path, bytes, 0o666)
+}
+
+/// As [`write`], readable and writable by the owner only (a file holding
+/// secrets).
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let written = File::create(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
     if let Err(err) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(err);
@@ -45,6 +62,14 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()>
     )
 }
 
+/// As [`write_json`], readable and writable by the owner only.
+pub fn write_json_private<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    write_private(
+        path,
+        &serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -55,6 +80,16 @@ mod tests {
         super::write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_private_file_is_the_owner_s_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        super::write_json_private(&path, &1u32).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
