@@ -137,6 +137,33 @@ impl Guard {
         )))
     }
 
+    /// Refuses `request` unless its caller is a super user (managing users
+    /// and policies, syncing them between servers).
+    pub fn require_super<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let identity = self.identity(request)?;
+        if identity.user_type == UserType::Super {
+            return Ok(());
+        }
+        let rpc = request
+            .extensions()
+            .get::<RpcPath>()
+            .map_or("", |p| p.0.as_str());
+        audit::denied(
+            &identity.user,
+            request.remote_addr(),
+            rpc,
+            Action::Admin,
+            &Target::Cluster,
+        );
+        Err(Status::permission_denied(format!(
+            "user {:?} is not a super user: only super users manage users and policies",
+            identity.user
+        )))
+    }
+
     /// The verified caller of `request` (auth enabled).
     pub fn identity<'r, T>(&self, request: &'r Request<T>) -> Result<&'r Identity, Status> {
         request

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use config::{Config, Environment, File, FileFormat};
+use mq_auth::Secret;
+use mq_auth::settings::{AuthArgs, AuthSettings};
 use mq_common::telemetry::LogFormat;
 use serde::Deserialize;
 use thiserror::Error;
@@ -136,6 +138,15 @@ pub struct BrokerConfig {
     pub namesrv_listen: SocketAddr,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Authentication and authorization: see `mq_auth::settings`.
+    pub auth_enabled: bool,
+    pub auth_access_key: Option<String>,
+    pub auth_secret_key: Option<Secret>,
+    pub auth_secret_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub auth_max_clock_skew: Duration,
+    #[serde(with = "humantime_serde")]
+    pub auth_sync_interval: Duration,
     pub store: StoreConfig,
 }
 
@@ -229,6 +240,8 @@ pub struct Args {
     /// Log line format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl BrokerConfig {
@@ -274,6 +287,9 @@ impl BrokerConfig {
             .set_default("log_level", "info")?
             .set_default("log_format", "text")?
             .set_default("store.flush", "async")?;
+        for (key, value) in mq_auth::settings::DEFAULTS {
+            builder = builder.set_default(key, value)?;
+        }
         if let Some(path) = &args.config {
             builder = builder.add_source(
                 File::from(path.as_path())
@@ -328,9 +344,29 @@ impl BrokerConfig {
         if args.standalone {
             builder = builder.set_override("standalone", true)?;
         }
+        for (key, value) in args.auth.overrides() {
+            builder = builder.set_override_option(key, value)?;
+        }
         let config: BrokerConfig = builder.build()?.try_deserialize()?;
         config.check()?;
+        config.auth()?;
         Ok(config)
+    }
+
+    /// The authentication settings.
+    pub fn auth(&self) -> Result<AuthSettings, ConfigError> {
+        AuthSettings::from_config(
+            self.auth_enabled,
+            self.auth_access_key.as_deref(),
+            self.auth_secret_key.as_ref(),
+            self.auth_secret_file.as_deref(),
+            self.auth_max_clock_skew,
+            self.auth_sync_interval,
+        )
+        .map_err(|(key, reason)| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        })
     }
 
     /// The parsed `delay_levels`.

@@ -7,6 +7,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use mq_auth::guard::Guard;
+use mq_auth::store::AuthStore;
 use mq_nameserver::{NameServer, NameServerConfig};
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1::broker_server::BrokerServer;
@@ -42,6 +44,8 @@ use crate::topic_table::{TopicTable, TopicTableError};
 /// Why the broker could not start or stopped on its own.
 #[derive(Debug, Error)]
 pub enum ServeError {
+    #[error(transparent)]
+    Auth(#[from] mq_auth::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -155,12 +159,21 @@ pub async fn run(
         tracing::warn!(truncation = ?report.truncation, "store recovered from a crash");
     }
     let store = Arc::new(store);
+    // The users and policies: this broker's copy, kept beside the store.
+    let auth = Arc::new(AuthStore::open(
+        config.auth()?,
+        Some(config.store_dir.join("auth.json")),
+    )?);
+    // What this broker signs its calls to other servers with.
+    let credentials = auth.settings().administrator.clone();
 
     // Controller mode: the controller names the role.
     let controller = config
         .controller_addr
         .as_deref()
-        .map(mq_controller::client::ControllerClient::from_list)
+        .map(|list| {
+            mq_controller::client::ControllerClient::from_list_as(list, credentials.as_ref())
+        })
         .transpose()
         .map_err(|e| ServeError::Registration(e.to_string()))?;
     let member = Member {
@@ -210,10 +223,14 @@ pub async fn run(
     let namesrv = match (&config.namesrv, config.standalone) {
         (Some(list), _) => list.clone(),
         (None, _) => {
-            let nameserver = NameServer::bind(NameServerConfig {
-                listen: config.namesrv_listen,
-                ..NameServerConfig::default()
-            })
+            // It shares this broker's users and policies.
+            let nameserver = NameServer::bind_with_auth(
+                NameServerConfig {
+                    listen: config.namesrv_listen,
+                    ..NameServerConfig::default()
+                },
+                Arc::clone(&auth),
+            )
             .await?;
             let mut addr = nameserver.local_addr()?;
             if addr.ip().is_unspecified() {
@@ -273,6 +290,7 @@ pub async fn run(
                 broker_id: *id,
                 status: Arc::clone(&follow_status),
                 restart: Arc::clone(&restart),
+                credentials: credentials.clone(),
             };
             let sync = StateSync {
                 master_addr: master_addr.clone(),
@@ -280,6 +298,7 @@ pub async fn run(
                 broker_id: *id,
                 state: state.clone(),
                 interval: STATE_SYNC_INTERVAL,
+                credentials: credentials.clone(),
             };
             let stop = stop_rx.clone();
             tokio::spawn(async move {
@@ -330,6 +349,7 @@ pub async fn run(
             },
         ))
     };
+    let guard = Guard::new(Arc::clone(&auth));
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
@@ -398,10 +418,20 @@ pub async fn run(
         },
         topics: Arc::clone(&topics),
         metrics,
+        guard: guard.clone(),
     };
 
+    let nameservers = NameServerClient::from_list_as(&namesrv, credentials.clone())?;
+    // An embedded nameserver shares the broker's copy: nothing to sync.
+    let auth_sync = embedded.is_none().then(|| {
+        tokio::spawn(mq_nameserver_client::auth_sync::keep_in_sync(
+            nameservers.clone(),
+            Arc::clone(&auth),
+            stop_rx.clone(),
+        ))
+    });
     let registry = Registry {
-        client: NameServerClient::from_list(&namesrv)?,
+        client: nameservers,
         identity: Identity {
             cluster: config.cluster.clone(),
             broker_name: config.broker_name.clone(),
@@ -464,10 +494,11 @@ pub async fn run(
         flush = ?config.flush(),
         transient_store_pool = config.store.transient_store_pool,
         auto_create_topic = config.auto_create_topic(),
+        authentication = guard.enabled(),
         "broker listening"
     );
     let broker = BrokerServer::new(service).max_decoding_message_size(decode_limit(&config));
-    let replication = ReplicationServer::new(ReplicationService {
+    let replication = guard.wrap(ReplicationServer::new(ReplicationService {
         store: Arc::clone(&store),
         broker_name: config.broker_name.clone(),
         broker_id: config.broker_id,
@@ -478,7 +509,8 @@ pub async fn run(
             crate::config::ReplicationMode::Async => crate::replication::master::ASYNC_LINGER,
             crate::config::ReplicationMode::Sync => std::time::Duration::ZERO,
         },
-    });
+        guard: guard.clone(),
+    }));
     let served = mq_common::grpc::serve_with_grace(
         listener,
         mq_common::incoming::ConnectionLimits {
@@ -488,7 +520,7 @@ pub async fn run(
             keepalive_timeout: config.client_keepalive_timeout,
         },
         &["mq.broker.v1.Broker", "mq.replication.v1.Replication"],
-        tonic::service::Routes::new(HoldUntilSent(broker)).add_service(replication),
+        tonic::service::Routes::new(guard.wrap(HoldUntilSent(broker))).add_service(replication),
         async {
             let grace = tokio::select! {
                 () = &mut shutdown => mq_common::shutdown::DRAIN_GRACE,
@@ -510,6 +542,9 @@ pub async fn run(
     let _ = background.await;
     let _ = metrics_server.await;
     let _ = registration.await;
+    if let Some(sync) = auth_sync {
+        let _ = sync.await;
+    }
     let _ = bookkeeping.await;
     if let Err(err) = offsets.persist() {
         tracing::error!(error = %err, "cannot save consumer offsets");

@@ -36,6 +36,8 @@ pub struct ConsumerOptions {
     pub max_reconsume_times: u32,
     /// Where broadcasting consumers keep their offsets.
     pub offset_dir: PathBuf,
+    /// Signs every request (clusters with authentication refuse others).
+    pub credentials: Option<mq_auth::Credentials>,
 }
 
 impl Default for ConsumerOptions {
@@ -58,6 +60,7 @@ impl Default for ConsumerOptions {
             retry_delay: Duration::from_secs(1),
             max_reconsume_times: 16,
             offset_dir: PathBuf::from("data/consumer-offsets"),
+            credentials: None,
         }
     }
 }
@@ -112,7 +115,7 @@ impl ConsumerOptions {
                 tags,
             });
         }
-        let namesrv = NameServerClient::from_list(&self.namesrv)
+        let namesrv = NameServerClient::from_list_as(&self.namesrv, self.credentials.clone())
             .map_err(|e| ConsumerError::Config(e.to_string()))?;
         let offsets = if self.broadcasting {
             std::fs::create_dir_all(&self.offset_dir).map_err(|e| {
@@ -146,7 +149,7 @@ impl ConsumerOptions {
         Ok(Engine::new(
             settings,
             subscriptions,
-            Cluster::new(namesrv),
+            Cluster::new(namesrv, self.credentials),
             offsets,
             sink,
         ))
@@ -239,6 +242,26 @@ macro_rules! option_setters {
         pub fn offset_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
             self.options.offset_dir = dir.into();
             self
+        }
+        /// Signs requests as the user `access_key` with `secret_key`.
+        pub fn credentials(
+            mut self,
+            access_key: impl Into<String>,
+            secret_key: impl Into<String>,
+        ) -> Self {
+            self.options.credentials = Some(mq_auth::Credentials::new(access_key, secret_key));
+            self
+        }
+        /// Signs requests with the credentials in `MQ_ACCESS_KEY` and
+        /// `MQ_SECRET_KEY`, when both are set; an error when only one is.
+        pub fn credentials_from_env(mut self) -> Result<Self, crate::ConsumerError> {
+            let var = |name| std::env::var(name).ok();
+            self.options.credentials = mq_auth::Credentials::from_parts(
+                var("MQ_ACCESS_KEY").as_deref(),
+                var("MQ_SECRET_KEY").as_deref(),
+            )
+            .map_err(|e| crate::ConsumerError::Config(e.to_string()))?;
+            Ok(self)
         }
     };
 }

@@ -15,9 +15,11 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use mq_auth::Credentials;
+use mq_auth::client::SignedChannel;
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1::broker_client::BrokerClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::error::ConsumerError;
 use crate::queue::{Members, MessageQueue, ReadRoute};
@@ -28,17 +30,19 @@ pub const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Cluster {
     namesrv: NameServerClient,
-    clients: DashMap<String, BrokerClient<Channel>>,
+    clients: DashMap<String, BrokerClient<SignedChannel>>,
     routes: RwLock<HashMap<String, ReadRoute>>,
     /// Addresses whose connection failed, until when they are passed over.
     unreachable: DashMap<String, Instant>,
     /// The member each queue's broker suggested pulling from.
     suggested: DashMap<MessageQueue, u64>,
+    credentials: Option<Credentials>,
 }
 
 impl Cluster {
-    pub fn new(namesrv: NameServerClient) -> Self {
+    pub fn new(namesrv: NameServerClient, credentials: Option<Credentials>) -> Self {
         Cluster {
+            credentials,
             namesrv,
             clients: DashMap::new(),
             routes: RwLock::new(HashMap::new()),
@@ -172,7 +176,7 @@ impl Cluster {
     }
 
     /// The shared client of a broker.
-    pub fn client(&self, addr: &str) -> Result<BrokerClient<Channel>, ConsumerError> {
+    pub fn client(&self, addr: &str) -> Result<BrokerClient<SignedChannel>, ConsumerError> {
         if let Some(client) = self.clients.get(addr) {
             return Ok(client.clone());
         }
@@ -182,8 +186,8 @@ impl Cluster {
             .tcp_nodelay(true)
             .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
             .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
-        let client =
-            BrokerClient::new(endpoint.connect_lazy()).max_decoding_message_size(128 << 20);
+        let channel = mq_auth::client::signed(endpoint.connect_lazy(), self.credentials.as_ref());
+        let client = BrokerClient::new(channel).max_decoding_message_size(128 << 20);
         Ok(self
             .clients
             .entry(addr.to_owned())

@@ -7,9 +7,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use mq_auth::Credentials;
+use mq_auth::client::SignedChannel;
 use mq_proto::controller::v1 as pb;
 use mq_proto::controller::v1::controller_client::ControllerClient as Stub;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// The response header naming the leader's address.
 pub const LEADER_HEADER: &str = "mq-controller-leader";
@@ -37,7 +39,7 @@ pub enum ControllerClientError {
 /// Talks to a controller group.
 #[derive(Debug, Clone)]
 pub struct ControllerClient {
-    peers: Vec<(String, Stub<Channel>)>,
+    peers: Vec<(String, Stub<SignedChannel>)>,
     /// Which peer to try first: the last one that answered as leader.
     /// Shared by clones.
     preferred: std::sync::Arc<AtomicUsize>,
@@ -70,7 +72,15 @@ impl ControllerClient {
     /// From `host:port;host:port;...` (commas work too). Within a Tokio
     /// runtime.
     pub fn from_list(list: &str) -> Result<Self, ControllerClientError> {
-        Self::with_call_timeout(list, CALL_TIMEOUT)
+        Self::with_call_timeout(list, CALL_TIMEOUT, None)
+    }
+
+    /// As [`ControllerClient::from_list`], signing calls with `credentials`.
+    pub fn from_list_as(
+        list: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Self, ControllerClientError> {
+        Self::with_call_timeout(list, CALL_TIMEOUT, credentials)
     }
 
     /// As [`ControllerClient::from_list`], for calls that may take longer
@@ -78,6 +88,7 @@ impl ControllerClient {
     pub fn with_call_timeout(
         list: &str,
         call_timeout: Duration,
+        credentials: Option<&Credentials>,
     ) -> Result<Self, ControllerClientError> {
         let mut peers = Vec::new();
         for (addr, endpoint) in Self::parse_list(list)? {
@@ -85,7 +96,8 @@ impl ControllerClient {
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(call_timeout)
                 .tcp_nodelay(true);
-            peers.push((addr, Stub::new(endpoint.connect_lazy())));
+            let channel = mq_auth::client::signed(endpoint.connect_lazy(), credentials);
+            peers.push((addr, Stub::new(channel)));
         }
         Ok(ControllerClient {
             peers,
@@ -186,7 +198,7 @@ impl ControllerClient {
     /// last error if none does.
     async fn call<T, F, Fut>(&self, mut rpc: F) -> Result<T, tonic::Status>
     where
-        F: FnMut(Stub<Channel>) -> Fut,
+        F: FnMut(Stub<SignedChannel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
@@ -208,7 +220,7 @@ impl ControllerClient {
     /// Tries the preferred peer, then each other once.
     async fn round<T, F, Fut>(&self, rpc: &mut F) -> Result<T, tonic::Status>
     where
-        F: FnMut(Stub<Channel>) -> Fut,
+        F: FnMut(Stub<SignedChannel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let first = self.preferred.load(Ordering::Relaxed) % self.peers.len();

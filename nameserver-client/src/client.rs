@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use mq_auth::Credentials;
+use mq_auth::client::SignedChannel;
+use mq_proto::auth::v1::auth_client::AuthClient;
 use mq_proto::nameserver::v1 as pb;
 use mq_proto::nameserver::v1::name_server_client::NameServerClient as RpcClient;
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
 use crate::addresses::parse_addresses;
@@ -19,13 +22,16 @@ use crate::error::NameServerClientError;
 /// How long a nameserver may stay silent before the next is asked as well.
 pub const HEDGE_AFTER: Duration = Duration::from_millis(250);
 
-/// Timeouts of calls to nameservers.
-#[derive(Debug, Clone, Copy)]
+/// Timeouts of calls to nameservers, and who makes them.
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// How long to wait for a TCP connection before trying the next nameserver.
     pub connect_timeout: Duration,
     /// How long one call may take.
     pub request_timeout: Duration,
+    /// Signs every call (nameservers with authentication on refuse
+    /// unsigned ones).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ClientOptions {
@@ -33,14 +39,22 @@ impl Default for ClientOptions {
         ClientOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
+            credentials: None,
         }
     }
+}
+
+/// The stubs of one nameserver's services, sharing its connection.
+#[derive(Debug, Clone)]
+pub struct Stubs {
+    pub names: RpcClient<SignedChannel>,
+    pub auth: AuthClient<SignedChannel>,
 }
 
 #[derive(Debug)]
 struct Node {
     addr: String,
-    rpc: RpcClient<Channel>,
+    stubs: Stubs,
 }
 
 /// Talks to a list of nameservers. Cheap to clone; clones share connections
@@ -58,6 +72,21 @@ impl NameServerClient {
         Self::new(parse_addresses(list)?, ClientOptions::default())
     }
 
+    /// A client of the `;`-separated nameserver list signing its calls
+    /// with `credentials`.
+    pub fn from_list_as(
+        list: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<Self, NameServerClientError> {
+        Self::new(
+            parse_addresses(list)?,
+            ClientOptions {
+                credentials,
+                ..ClientOptions::default()
+            },
+        )
+    }
+
     /// A client of `addrs` (each `host:port`).
     pub fn new(addrs: Vec<String>, options: ClientOptions) -> Result<Self, NameServerClientError> {
         if addrs.is_empty() {
@@ -73,8 +102,13 @@ impl NameServerClient {
                     })?
                     .connect_timeout(options.connect_timeout)
                     .timeout(options.request_timeout);
-                let rpc = RpcClient::new(endpoint.connect_lazy());
-                Ok(Node { addr, rpc })
+                let channel =
+                    mq_auth::client::signed(endpoint.connect_lazy(), options.credentials.as_ref());
+                let stubs = Stubs {
+                    names: RpcClient::new(channel.clone()),
+                    auth: AuthClient::new(channel),
+                };
+                Ok(Node { addr, stubs })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(NameServerClient {
@@ -96,9 +130,9 @@ impl NameServerClient {
         let request = pb::QueryRouteRequest {
             topic: topic.to_owned(),
         };
-        self.first_answer(|mut rpc| {
+        self.first_answer(|mut stubs| {
             let request = request.clone();
-            async move { rpc.query_route(request).await }
+            async move { stubs.names.query_route(request).await }
         })
         .await
     }
@@ -106,15 +140,20 @@ impl NameServerClient {
     /// Every routed topic, from the first nameserver that answers.
     pub async fn list_topics(&self) -> Result<Vec<String>, NameServerClientError> {
         let response = self
-            .first_answer(|mut rpc| async move { rpc.list_topics(pb::ListTopicsRequest {}).await })
+            .first_answer(|mut stubs| async move {
+                stubs.names.list_topics(pb::ListTopicsRequest {}).await
+            })
             .await?;
         Ok(response.topics)
     }
 
     /// Clusters and their live brokers, from the first nameserver that answers.
     pub async fn cluster_info(&self) -> Result<pb::GetClusterInfoResponse, NameServerClientError> {
-        self.first_answer(|mut rpc| async move {
-            rpc.get_cluster_info(pb::GetClusterInfoRequest {}).await
+        self.first_answer(|mut stubs| async move {
+            stubs
+                .names
+                .get_cluster_info(pb::GetClusterInfoRequest {})
+                .await
         })
         .await
     }
@@ -128,9 +167,9 @@ impl NameServerClient {
         String,
         Result<pb::RegisterBrokerResponse, NameServerClientError>,
     )> {
-        self.every_answer(move |mut rpc| {
+        self.every_answer(move |mut stubs| {
             let request = request.clone();
-            async move { rpc.register_broker(request).await }
+            async move { stubs.names.register_broker(request).await }
         })
         .await
     }
@@ -143,9 +182,9 @@ impl NameServerClient {
         String,
         Result<pb::UnregisterBrokerResponse, NameServerClientError>,
     )> {
-        self.every_answer(move |mut rpc| {
+        self.every_answer(move |mut stubs| {
             let request = request.clone();
-            async move { rpc.unregister_broker(request).await }
+            async move { stubs.names.unregister_broker(request).await }
         })
         .await
     }
@@ -158,9 +197,15 @@ impl NameServerClient {
         let request = pb::DeleteTopicRequest {
             topic: topic.to_owned(),
         };
-        self.every_answer(move |mut rpc| {
+        self.every_answer(move |mut stubs| {
             let request = request.clone();
-            async move { rpc.delete_topic(request).await.map(|r| r.map(|_| ())) }
+            async move {
+                stubs
+                    .names
+                    .delete_topic(request)
+                    .await
+                    .map(|r| r.map(|_| ()))
+            }
         })
         .await
     }
@@ -172,16 +217,16 @@ impl NameServerClient {
     /// first answer wins, so a hung nameserver first in the list costs
     /// milliseconds, not the request timeout. A refusal is an answer: it is
     /// not retried elsewhere, since nameservers apply the same rules.
-    async fn first_answer<T, F, Fut>(&self, call: F) -> Result<T, NameServerClientError>
+    pub async fn first_answer<T, F, Fut>(&self, call: F) -> Result<T, NameServerClientError>
     where
-        F: Fn(RpcClient<Channel>) -> Fut,
+        F: Fn(Stubs) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let count = self.nodes.len();
         let start = self.preferred.load(Ordering::Relaxed);
         let ask = |step: usize| {
             let index = (start + step) % count;
-            let pending = call(self.nodes[index].rpc.clone());
+            let pending = call(self.nodes[index].stubs.clone());
             async move { (index, pending.await) }
         };
         let mut asked = 1;
@@ -227,18 +272,18 @@ impl NameServerClient {
     }
 
     /// Sends one call to every nameserver at once and collects the results.
-    async fn every_answer<T, F, Fut>(
+    pub async fn every_answer<T, F, Fut>(
         &self,
         call: F,
     ) -> Vec<(String, Result<T, NameServerClientError>)>
     where
         T: Send + 'static,
-        F: Fn(RpcClient<Channel>) -> Fut,
+        F: Fn(Stubs) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
     {
         let mut calls = JoinSet::new();
         for (index, node) in self.nodes.iter().enumerate() {
-            let (addr, pending) = (node.addr.clone(), call(node.rpc.clone()));
+            let (addr, pending) = (node.addr.clone(), call(node.stubs.clone()));
             calls.spawn(async move {
                 let result = match pending.await {
                     Ok(response) => Ok(response.into_inner()),

@@ -8,9 +8,11 @@
 //! all of them. Depends on `mq-common` and `mq-proto`.
 
 mod addresses;
+#[cfg(feature = "auth-sync")]
+pub mod auth_sync;
 mod client;
 mod error;
 
 pub use addresses::parse_addresses;
-pub use client::{ClientOptions, NameServerClient};
+pub use client::{ClientOptions, NameServerClient, Stubs};
 pub use error::NameServerClientError;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use config::{Config, Environment, File, FileFormat};
+use mq_auth::Secret;
+use mq_auth::settings::{AuthArgs, AuthSettings};
 use mq_common::telemetry::LogFormat;
 use mq_controller::config::ControllerConfig;
 use serde::Deserialize;
@@ -46,6 +48,19 @@ pub struct NameServerConfig {
     pub controller_data_dir: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     pub controller_broker_timeout: Option<Duration>,
+    /// Where the cluster's users and policies are kept (`auth.json`); none:
+    /// in memory only, restored from the other servers' copies after a
+    /// restart.
+    pub data_dir: Option<PathBuf>,
+    /// Authentication and authorization: see `mq_auth::settings`.
+    pub auth_enabled: bool,
+    pub auth_access_key: Option<String>,
+    pub auth_secret_key: Option<Secret>,
+    pub auth_secret_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub auth_max_clock_skew: Duration,
+    #[serde(with = "humantime_serde")]
+    pub auth_sync_interval: Duration,
 }
 
 impl Default for NameServerConfig {
@@ -63,6 +78,13 @@ impl Default for NameServerConfig {
             controller_metrics_listen: None,
             controller_data_dir: None,
             controller_broker_timeout: None,
+            data_dir: None,
+            auth_enabled: false,
+            auth_access_key: None,
+            auth_secret_key: None,
+            auth_secret_file: None,
+            auth_max_clock_skew: AuthSettings::disabled().max_clock_skew,
+            auth_sync_interval: AuthSettings::disabled().sync_interval,
         }
     }
 }
@@ -124,6 +146,11 @@ pub struct Args {
     /// Embedded controller: a broker silent this long is dead [default: 3s]
     #[arg(long, value_name = "DURATION")]
     pub controller_broker_timeout: Option<humantime::Duration>,
+    /// Directory of the cluster's users and policies (auth.json) [default: none, memory only]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl NameServerConfig {
@@ -147,6 +174,9 @@ impl NameServerConfig {
             )?
             .set_default("log_level", defaults.log_level)?
             .set_default("log_format", "text")?;
+        for (key, value) in mq_auth::settings::DEFAULTS {
+            builder = builder.set_default(key, value)?;
+        }
         if let Some(path) = &args.config {
             builder = builder.add_source(
                 File::from(path.as_path())
@@ -186,11 +216,32 @@ impl NameServerConfig {
             .set_override_option(
                 "controller_broker_timeout",
                 args.controller_broker_timeout.map(|d| d.to_string()),
+            )?
+            .set_override_option(
+                "data_dir",
+                args.data_dir.as_ref().map(|d| d.display().to_string()),
             )?;
+        for (key, value) in args.auth.overrides() {
+            builder = builder.set_override_option(key, value)?;
+        }
         let config: NameServerConfig = builder.build()?.try_deserialize()?;
         config.check()?;
         config.controller()?;
+        config.auth()?;
         Ok(config)
+    }
+
+    /// The authentication settings.
+    pub fn auth(&self) -> Result<AuthSettings, ConfigError> {
+        AuthSettings::from_config(
+            self.auth_enabled,
+            self.auth_access_key.as_deref(),
+            self.auth_secret_key.as_ref(),
+            self.auth_secret_file.as_deref(),
+            self.auth_max_clock_skew,
+            self.auth_sync_interval,
+        )
+        .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }
 
     /// The embedded controller's configuration, if one is configured.

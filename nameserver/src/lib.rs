@@ -10,8 +10,10 @@
 //! - [`route_table`]: the state, pure and clock-free, with its rules;
 //! - [`service`]: the gRPC edge, validating requests into [`model`] types;
 //! - [`server`]: listening, health, reflection, the expiry task, shutdown;
+//! - [`auth_service`]: the cluster's users and policies, kept here;
 //! - [`config`]: layered configuration (defaults < TOML < env < flags).
 
+pub mod auth_service;
 pub mod config;
 pub mod error;
 pub mod metrics;

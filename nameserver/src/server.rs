@@ -4,12 +4,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use mq_auth::guard::Guard;
+use mq_auth::store::AuthStore;
+use mq_proto::auth::v1::auth_server::AuthServer;
 
 use mq_proto::nameserver::v1::name_server_server::NameServerServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
+use crate::auth_service::AuthService;
 use crate::config::NameServerConfig;
 use crate::metrics::NameServerMetrics;
 use crate::route_table::RouteTable;
@@ -33,6 +39,15 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Grpc(#[from] mq_common::grpc::GrpcError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Auth(#[from] mq_auth::store::StoreError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A nameserver bound to its port, ready to serve.
@@ -41,11 +56,34 @@ pub struct NameServer {
     config: NameServerConfig,
     listener: TcpListener,
     table: Arc<RouteTable>,
+    auth: Arc<AuthStore>,
 }
 
 impl NameServer {
-    /// Binds the listen address, so that a taken port fails here, early.
+    /// Binds the listen address, so that a taken port fails here, early;
+    /// opens the users and policies kept in `data_dir`.
     pub async fn bind(config: NameServerConfig) -> Result<Self, ServeError> {
+        let path = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Some(dir.join("auth.json"))
+            }
+            None => None,
+        };
+        let auth = Arc::new(AuthStore::open(config.auth()?, path)?);
+        Self::bind_with_auth(config, auth).await
+    }
+
+    /// As [`NameServer::bind`], enforcing and serving the users and
+    /// policies of `auth` (a broker's embedded nameserver shares the
+    /// broker's).
+    pub async fn bind_with_auth(
+        config: NameServerConfig,
+        auth: Arc<AuthStore>,
+    ) -> Result<Self, ServeError> {
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -57,6 +95,7 @@ impl NameServer {
             config,
             listener,
             table: Arc::new(RouteTable::new()),
+            auth,
         })
     }
 
@@ -94,18 +133,25 @@ impl NameServer {
             self.config.clone(),
             metrics.clone(),
         ));
+        let guard = Guard::new(self.auth);
         tracing::info!(
             %addr,
             broker_expire = %humantime::format_duration(self.config.broker_expire),
+            authentication = guard.enabled(),
             "nameserver listening"
         );
 
-        let service = NameServerServer::new(NameServerService::new(self.table, metrics));
+        let service = guard.wrap(NameServerServer::new(NameServerService::new(
+            self.table,
+            metrics,
+            guard.clone(),
+        )));
+        let auth_service = guard.wrap(AuthServer::new(AuthService::new(guard.clone())));
         let result = mq_common::grpc::serve(
             self.listener,
             mq_common::incoming::ConnectionLimits::default(),
-            &["mq.nameserver.v1.NameServer"],
-            tonic::service::Routes::new(service),
+            &["mq.nameserver.v1.NameServer", "mq.auth.v1.Auth"],
+            tonic::service::Routes::new(service).add_service(auth_service),
             shutdown,
         )
         .await;

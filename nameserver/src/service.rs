@@ -4,6 +4,8 @@
 use crate::metrics::NameServerMetrics;
 use std::sync::Arc;
 
+use mq_auth::guard::Guard;
+use mq_auth::model::{Action, Target};
 use mq_proto::nameserver::v1 as pb;
 use mq_proto::nameserver::v1::name_server_server::NameServer;
 use tonic::{Request, Response, Status};
@@ -18,11 +20,16 @@ use mq_common::clock::unix_millis;
 pub struct NameServerService {
     table: Arc<RouteTable>,
     metrics: NameServerMetrics,
+    guard: Guard,
 }
 
 impl NameServerService {
-    pub fn new(table: Arc<RouteTable>, metrics: NameServerMetrics) -> Self {
-        NameServerService { table, metrics }
+    pub fn new(table: Arc<RouteTable>, metrics: NameServerMetrics, guard: Guard) -> Self {
+        NameServerService {
+            table,
+            metrics,
+            guard,
+        }
     }
 }
 
@@ -42,6 +49,10 @@ impl NameServer for NameServerService {
         &self,
         request: Request<pb::RegisterBrokerRequest>,
     ) -> RpcResult<pb::RegisterBrokerResponse> {
+        // Only the cluster's own members (or its administrators) may say
+        // where a broker is: a forged registration would hand clients an
+        // impostor's address.
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         let registration = wire::registration(request.into_inner()).map_err(invalid)?;
         let instance = registration.instance.clone();
         let topics = registration.topics.len();
@@ -69,6 +80,7 @@ impl NameServer for NameServerService {
         &self,
         request: Request<pb::UnregisterBrokerRequest>,
     ) -> RpcResult<pb::UnregisterBrokerResponse> {
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         let instance = wire::unregistration(request.into_inner()).map_err(invalid)?;
         let removed = self.table.unregister(&instance);
         if removed {
@@ -82,8 +94,12 @@ impl NameServer for NameServerService {
         &self,
         request: Request<pb::QueryRouteRequest>,
     ) -> RpcResult<pb::QueryRouteResponse> {
-        let request = request.into_inner();
-        let topic = wire::topic(&request.topic).map_err(invalid)?;
+        let topic = wire::topic(&request.get_ref().topic).map_err(invalid)?;
+        self.guard.check_any(
+            &request,
+            &[Action::Pub, Action::Sub, Action::Get],
+            Target::topic(topic),
+        )?;
         let route = self.table.query_route(topic);
         self.metrics.route_query(route.is_ok());
         let route = route.map_err(refused)?;
@@ -92,8 +108,9 @@ impl NameServer for NameServerService {
 
     async fn get_cluster_info(
         &self,
-        _request: Request<pb::GetClusterInfoRequest>,
+        request: Request<pb::GetClusterInfoRequest>,
     ) -> RpcResult<pb::GetClusterInfoResponse> {
+        self.guard.check(&request, Action::Get, Target::Cluster)?;
         Ok(Response::new(wire::cluster_info(
             self.table.live_instances(),
         )))
@@ -101,8 +118,9 @@ impl NameServer for NameServerService {
 
     async fn list_topics(
         &self,
-        _request: Request<pb::ListTopicsRequest>,
+        request: Request<pb::ListTopicsRequest>,
     ) -> RpcResult<pb::ListTopicsResponse> {
+        self.guard.check(&request, Action::List, Target::Cluster)?;
         Ok(Response::new(pb::ListTopicsResponse {
             topics: self.table.list_topics(),
         }))
@@ -112,8 +130,9 @@ impl NameServer for NameServerService {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> RpcResult<pb::DeleteTopicResponse> {
-        let request = request.into_inner();
-        let topic = wire::topic(&request.topic).map_err(invalid)?;
+        let topic = wire::topic(&request.get_ref().topic).map_err(invalid)?;
+        self.guard
+            .check(&request, Action::Delete, Target::topic(topic))?;
         self.table.delete_topic(topic).map_err(refused)?;
         tracing::info!(topic, "topic deleted from routes");
         Ok(Response::new(pb::DeleteTopicResponse {}))

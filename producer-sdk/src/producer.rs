@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use mq_auth::Credentials;
+use mq_auth::client::SignedChannel;
 use mq_common::{FieldError, validate};
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_client::BrokerClient;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::accumulator::Accumulator;
 use crate::compress::maybe_compress;
@@ -48,6 +50,8 @@ pub struct ProducerOptions {
     pub linger: Duration,
     /// A batch goes out early once its bodies reach this many bytes.
     pub batch_bytes: usize,
+    /// Signs every request (clusters with authentication refuse others).
+    pub credentials: Option<Credentials>,
 }
 
 /// Builds a [`Producer`]: `Producer::builder().namesrv("127.0.0.1:9876").build()`.
@@ -74,6 +78,7 @@ impl Default for ProducerBuilder {
                 busy_backoff: Duration::from_millis(100),
                 linger: Duration::ZERO,
                 batch_bytes: 256 << 10,
+                credentials: None,
             },
         }
     }
@@ -126,6 +131,28 @@ impl ProducerBuilder {
     setter!(/// Send a batch early at this many body bytes [default: 256 KiB].
         batch_bytes: usize);
 
+    /// Signs requests as the user `access_key` with `secret_key`.
+    pub fn credentials(
+        mut self,
+        access_key: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> Self {
+        self.options.credentials = Some(Credentials::new(access_key, secret_key));
+        self
+    }
+
+    /// Signs requests with the credentials in `MQ_ACCESS_KEY` and
+    /// `MQ_SECRET_KEY`, when both are set; an error when only one is.
+    pub fn credentials_from_env(mut self) -> Result<Self, ProducerError> {
+        let var = |name| std::env::var(name).ok();
+        self.options.credentials = Credentials::from_parts(
+            var("MQ_ACCESS_KEY").as_deref(),
+            var("MQ_SECRET_KEY").as_deref(),
+        )
+        .map_err(|e| ProducerError::Config(e.to_string()))?;
+        Ok(self)
+    }
+
     /// Starts the producer (its route refresher and broker probe run on
     /// the current Tokio runtime).
     pub fn build(self) -> Result<Producer, ProducerError> {
@@ -136,7 +163,7 @@ impl ProducerBuilder {
                 "send_timeout must be longer than 0".into(),
             ));
         }
-        let namesrv = NameServerClient::from_list(&options.namesrv)
+        let namesrv = NameServerClient::from_list_as(&options.namesrv, options.credentials.clone())
             .map_err(|e| ProducerError::Config(e.to_string()))?;
         let accumulator = (!options.linger.is_zero())
             .then(|| Accumulator::new(options.linger, options.batch_bytes));
@@ -176,7 +203,7 @@ struct Inner {
     accumulator: Option<Accumulator>,
     routes: RouteCache,
     /// One channel per broker address, shared by every send.
-    clients: DashMap<String, BrokerClient<Channel>>,
+    clients: DashMap<String, BrokerClient<SignedChannel>>,
     faults: FaultTable,
     started: Instant,
     ids: IdGenerator,
@@ -543,7 +570,7 @@ impl Inner {
         }
     }
 
-    fn client(&self, addr: &str) -> Result<BrokerClient<Channel>, tonic::Status> {
+    fn client(&self, addr: &str) -> Result<BrokerClient<SignedChannel>, tonic::Status> {
         if let Some(client) = self.clients.get(addr) {
             return Ok(client.clone());
         }
@@ -553,7 +580,9 @@ impl Inner {
             .tcp_nodelay(true)
             .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
             .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
-        let client = BrokerClient::new(endpoint.connect_lazy())
+        let channel =
+            mq_auth::client::signed(endpoint.connect_lazy(), self.options.credentials.as_ref());
+        let client = BrokerClient::new(channel)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
         Ok(self

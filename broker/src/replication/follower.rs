@@ -32,6 +32,8 @@ pub struct Follower {
     pub broker_id: u64,
     pub status: Arc<FollowStatus>,
     pub restart: Arc<super::Restart>,
+    /// Signs the stream (a master with authentication on refuses others).
+    pub credentials: Option<mq_auth::Credentials>,
 }
 
 /// What a replica knows of its following, for metrics and admin.
@@ -145,6 +147,7 @@ impl Follower {
             .connect()
             .await
             .map_err(|e| FollowError::Transient(e.to_string()))?;
+        let channel = mq_auth::client::signed(channel, self.credentials.as_ref());
         let mut client = pb::replication_client::ReplicationClient::new(channel)
             .max_decoding_message_size(2 * super::CHUNK_BYTES + (1 << 20));
         let from = self.store.commitlog_max_offset();

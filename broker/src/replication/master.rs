@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mq_auth::model::{Action, Target};
 use mq_proto::replication::v1 as pb;
 use mq_store::MessageStore;
 use tokio::sync::mpsc;
@@ -36,6 +37,8 @@ pub struct ReplicationService {
     /// reads them: zero for sync replication (sends wait for the replica),
     /// [`ASYNC_LINGER`] for async.
     pub linger: Duration,
+    /// Only the cluster's members (and administrators) may read the log.
+    pub guard: mq_auth::guard::Guard,
 }
 
 /// Async replication's linger: fewer, larger chunks and acks for a
@@ -52,6 +55,7 @@ impl pb::replication_server::Replication for ReplicationService {
         &self,
         request: Request<Streaming<pb::ReplicaMessage>>,
     ) -> Result<Response<Self::FollowStream>, Status> {
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         let mut incoming = request.into_inner();
         let Some(pb::replica_message::Kind::Start(request)) =
             incoming.message().await?.and_then(|m| m.kind)
@@ -137,6 +141,7 @@ impl pb::replication_server::Replication for ReplicationService {
         &self,
         request: Request<pb::SyncStateRequest>,
     ) -> Result<Response<pb::SyncStateResponse>, Status> {
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         let request = request.into_inner();
         self.check_replica(&request.broker_name, request.broker_id)?;
         let state = self.state.clone();

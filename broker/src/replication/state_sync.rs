@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mq_auth::client::SignedChannel;
 use mq_proto::replication::v1 as pb;
 use mq_proto::replication::v1::replication_client::ReplicationClient;
 use tokio::sync::watch;
 use tonic::Status;
-use tonic::transport::Channel;
 
 use crate::consumer_offsets::{Adopted, Commit, ConsumerOffsets, QueueKey};
 use crate::schedule::scheduler::Progress;
@@ -137,6 +137,8 @@ pub struct StateSync {
     pub broker_id: u64,
     pub state: BrokerState,
     pub interval: Duration,
+    /// Signs the calls (a master with authentication on refuses others).
+    pub credentials: Option<mq_auth::Credentials>,
 }
 
 /// How long one sync may take.
@@ -151,11 +153,12 @@ impl StateSync {
             "http://{}",
             self.master_addr
         )) {
-            Ok(endpoint) => ReplicationClient::new(
+            Ok(endpoint) => ReplicationClient::new(mq_auth::client::signed(
                 endpoint
                     .connect_timeout(Duration::from_secs(3))
                     .connect_lazy(),
-            ),
+                self.credentials.as_ref(),
+            )),
             Err(err) => {
                 tracing::error!(master = %self.master_addr, error = %err, "cannot sync state with the master");
                 return;
@@ -201,7 +204,7 @@ impl StateSync {
 
     async fn ask(
         &self,
-        mut master: ReplicationClient<Channel>,
+        mut master: ReplicationClient<SignedChannel>,
         unsynced: &BTreeMap<QueueKey, Commit>,
     ) -> Result<pb::SyncStateResponse, String> {
         let committed = unsynced

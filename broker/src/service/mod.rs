@@ -20,6 +20,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::error::BrokerError;
+use mq_auth::guard::Guard;
+use mq_auth::model::{Action, Target};
 
 use crate::topic_table::TopicTable;
 use consumer::ConsumerPath;
@@ -44,6 +46,8 @@ pub struct BrokerService {
     pub admin: admin::AdminPath,
     pub metrics: crate::metrics::BrokerMetrics,
     pub topics: Arc<TopicTable>,
+    /// Who may do what: every handler checks its request first.
+    pub guard: Guard,
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
@@ -60,6 +64,19 @@ impl BrokerService {
     /// are the master's, and replicas take them from it.
     fn writable(&self) -> Result<(), BrokerError> {
         self.send.role.check_writable(&self.send.broker_name)
+    }
+
+    /// A consumer's heartbeat or session: it consumes as its group, every
+    /// topic it subscribes to.
+    fn check_subscriber(&self, request: &Request<pb::HeartbeatRequest>) -> Result<(), Status> {
+        let heartbeat = request.get_ref();
+        self.guard
+            .check(request, Action::Sub, Target::group(&heartbeat.group))?;
+        for subscription in &heartbeat.subscriptions {
+            self.guard
+                .check(request, Action::Sub, Target::topic(&subscription.topic))?;
+        }
+        Ok(())
     }
 
     /// Records a request's latency, or its refusal by reason.
@@ -86,6 +103,13 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> RpcResult<pb::SendMessageResponse> {
+        let topic = request
+            .get_ref()
+            .message
+            .as_ref()
+            .map_or("", |m| m.topic.as_str());
+        self.guard
+            .check(&request, Action::Pub, Target::topic(topic))?;
         let peer = request.remote_addr();
         let request = request.into_inner();
         let span = tracing::debug_span!(
@@ -103,8 +127,9 @@ impl Broker for BrokerService {
 
     async fn get_broker_stats(
         &self,
-        _request: Request<pb::GetBrokerStatsRequest>,
+        request: Request<pb::GetBrokerStatsRequest>,
     ) -> RpcResult<pb::GetBrokerStatsResponse> {
+        self.guard.check(&request, Action::Get, Target::Cluster)?;
         Ok(Response::new(self.admin.stats()))
     }
 
@@ -112,6 +137,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::GetConsumerProgressRequest>,
     ) -> RpcResult<pb::GetConsumerProgressResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard.check(&request, Action::Get, group)?;
         Ok(Response::new(
             self.admin.progress(request.into_inner()).await?,
         ))
@@ -121,6 +148,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::ResetOffsetRequest>,
     ) -> RpcResult<pb::ResetOffsetResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard.check(&request, Action::Update, group)?;
         self.writable()?;
         Ok(Response::new(self.admin.reset(request.into_inner()).await?))
     }
@@ -129,6 +158,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::ViewMessageRequest>,
     ) -> RpcResult<pb::ViewMessageResponse> {
+        // By id: the topic is known only once the message is read.
+        self.guard.check(&request, Action::Get, Target::Cluster)?;
         Ok(Response::new(self.admin.view(request.into_inner()).await?))
     }
 
@@ -136,6 +167,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::QueryMessageRequest>,
     ) -> RpcResult<pb::QueryMessageResponse> {
+        let topic = Target::topic(&request.get_ref().topic);
+        self.guard.check(&request, Action::Get, topic)?;
         Ok(Response::new(self.admin.query(request.into_inner()).await?))
     }
 
@@ -143,6 +176,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::ConsumerSendBackRequest>,
     ) -> RpcResult<pb::ConsumerSendBackResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard.check(&request, Action::Sub, group)?;
         Ok(Response::new(
             self.retry.send_back(request.into_inner()).await?,
         ))
@@ -152,6 +187,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::ResendDeadLettersRequest>,
     ) -> RpcResult<pb::ResendDeadLettersResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard.check(&request, Action::Update, group)?;
         Ok(Response::new(
             self.retry.resend_dead_letters(request.into_inner()).await?,
         ))
@@ -161,6 +198,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::SendBatchRequest>,
     ) -> RpcResult<pb::SendBatchResponse> {
+        let topic = Target::topic(&request.get_ref().topic);
+        self.guard.check(&request, Action::Pub, topic)?;
         let peer = request.remote_addr();
         let request = request.into_inner();
         let span = tracing::debug_span!(
@@ -179,6 +218,13 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> RpcResult<pb::CreateTopicResponse> {
+        let topic = request
+            .get_ref()
+            .config
+            .as_ref()
+            .map_or("", |c| c.topic.as_str());
+        self.guard
+            .check(&request, Action::Create, Target::topic(topic))?;
         self.writable()?;
         topics::create(&self.topics, request.into_inner())?;
         Ok(Response::new(pb::CreateTopicResponse {}))
@@ -188,6 +234,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> RpcResult<pb::DeleteTopicResponse> {
+        let topic = Target::topic(&request.get_ref().topic);
+        self.guard.check(&request, Action::Delete, topic)?;
         self.writable()?;
         let request = request.into_inner();
         let topic = request.topic.clone();
@@ -204,8 +252,9 @@ impl Broker for BrokerService {
 
     async fn list_topics(
         &self,
-        _request: Request<pb::ListTopicsRequest>,
+        request: Request<pb::ListTopicsRequest>,
     ) -> RpcResult<pb::ListTopicsResponse> {
+        self.guard.check(&request, Action::List, Target::Cluster)?;
         Ok(Response::new(pb::ListTopicsResponse {
             topics: topics::list(&self.topics),
         }))
@@ -215,6 +264,16 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::PullMessageRequest>,
     ) -> RpcResult<pb::PullMessageResponse> {
+        self.guard.check(
+            &request,
+            Action::Sub,
+            Target::topic(&request.get_ref().topic),
+        )?;
+        self.guard.check(
+            &request,
+            Action::Sub,
+            Target::group(&request.get_ref().group),
+        )?;
         let client = request.remote_addr();
         let request = request.into_inner();
         let span = tracing::debug_span!(
@@ -238,6 +297,9 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::GetQueueOffsetsRequest>,
     ) -> RpcResult<pb::GetQueueOffsetsResponse> {
+        let topic = Target::topic(&request.get_ref().topic);
+        self.guard
+            .check_any(&request, &[Action::Sub, Action::Get], topic)?;
         Ok(Response::new(
             self.pull.queue_offsets(request.into_inner()).await?,
         ))
@@ -247,6 +309,16 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::CommitOffsetRequest>,
     ) -> RpcResult<pb::CommitOffsetResponse> {
+        self.guard.check(
+            &request,
+            Action::Sub,
+            Target::group(&request.get_ref().group),
+        )?;
+        self.guard.check(
+            &request,
+            Action::Sub,
+            Target::topic(&request.get_ref().topic),
+        )?;
         self.consumers.commit(request.into_inner())?;
         Ok(Response::new(pb::CommitOffsetResponse {}))
     }
@@ -255,6 +327,9 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::QueryOffsetRequest>,
     ) -> RpcResult<pb::QueryOffsetResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard
+            .check_any(&request, &[Action::Sub, Action::Get], group)?;
         Ok(Response::new(self.consumers.query(request.into_inner())?))
     }
 
@@ -262,6 +337,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> RpcResult<pb::HeartbeatResponse> {
+        self.check_subscriber(&request)?;
         let request = request.into_inner();
         let span = tracing::debug_span!(
             "heartbeat",
@@ -278,6 +354,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> RpcResult<Self::ConsumerSessionStream> {
+        self.check_subscriber(&request)?;
         let request = request.into_inner();
         Ok(Response::new(self.consumers.session(request, now_ms())?))
     }
@@ -286,6 +363,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::UnregisterConsumerRequest>,
     ) -> RpcResult<pb::UnregisterConsumerResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard.check(&request, Action::Sub, group)?;
         self.consumers.unregister(request.into_inner())?;
         Ok(Response::new(pb::UnregisterConsumerResponse {}))
     }
@@ -294,6 +373,9 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::GetConsumerListRequest>,
     ) -> RpcResult<pb::GetConsumerListResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard
+            .check_any(&request, &[Action::Sub, Action::Get], group)?;
         Ok(Response::new(self.consumers.members(request.into_inner())?))
     }
 
@@ -301,6 +383,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::LockQueuesRequest>,
     ) -> RpcResult<pb::LockQueuesResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard.check(&request, Action::Sub, group)?;
         Ok(Response::new(
             self.consumers.lock(request.into_inner(), now_ms())?,
         ))
@@ -310,6 +394,8 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::UnlockQueuesRequest>,
     ) -> RpcResult<pb::UnlockQueuesResponse> {
+        let group = Target::group(&request.get_ref().group);
+        self.guard.check(&request, Action::Sub, group)?;
         self.consumers.unlock(request.into_inner())?;
         Ok(Response::new(pb::UnlockQueuesResponse {}))
     }

@@ -539,7 +539,7 @@ mod tests {
                 expression: "*".into(),
                 tags: Vec::new(),
             }],
-            Cluster::new(namesrv),
+            Cluster::new(namesrv, None),
             OffsetStore::remote("g"),
             sink,
         )

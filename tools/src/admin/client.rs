@@ -2,10 +2,11 @@
 //! and a gRPC client per broker.
 
 use anyhow::{Context, bail};
+use mq_auth::Credentials;
+use mq_auth::client::SignedChannel;
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1::broker_client::BrokerClient;
 use mq_proto::nameserver::v1 as ns;
-use tonic::transport::Channel;
 
 /// A master broker as the nameservers know it.
 #[derive(Debug, Clone)]
@@ -19,16 +20,41 @@ pub struct Admin {
     pub namesrv: NameServerClient,
     pub namesrv_list: String,
     pub json: bool,
+    /// What every call is signed with.
+    pub credentials: Option<Credentials>,
 }
 
 impl Admin {
-    pub fn new(namesrv: &str, json: bool) -> anyhow::Result<Admin> {
+    pub fn new(
+        namesrv: &str,
+        json: bool,
+        credentials: Option<Credentials>,
+    ) -> anyhow::Result<Admin> {
         Ok(Admin {
-            namesrv: NameServerClient::from_list(namesrv)
+            namesrv: NameServerClient::from_list_as(namesrv, credentials.clone())
                 .with_context(|| format!("--namesrv {namesrv:?}"))?,
             namesrv_list: namesrv.to_owned(),
             json,
+            credentials,
         })
+    }
+
+    /// A client of the broker `name` at `addr`, signing as this admin.
+    pub async fn broker(
+        &self,
+        name: &str,
+        addr: &str,
+    ) -> anyhow::Result<BrokerClient<SignedChannel>> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .with_context(|| format!("broker {name} address {addr:?}"))?
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .timeout(std::time::Duration::from_secs(10));
+        let channel = endpoint
+            .connect()
+            .await
+            .with_context(|| format!("broker {name} at {addr} is unreachable"))?;
+        let channel = mq_auth::client::signed(channel, self.credentials.as_ref());
+        Ok(BrokerClient::new(channel).max_decoding_message_size(256 << 20))
     }
 
     pub async fn cluster_info(&self) -> anyhow::Result<ns::GetClusterInfoResponse> {
@@ -93,19 +119,6 @@ impl Admin {
             })
             .collect())
     }
-}
-
-/// A client of the broker at `addr`.
-pub async fn broker(name: &str, addr: &str) -> anyhow::Result<BrokerClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .with_context(|| format!("broker {name} address {addr:?}"))?
-        .connect_timeout(std::time::Duration::from_secs(3))
-        .timeout(std::time::Duration::from_secs(10));
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("broker {name} at {addr} is unreachable"))?;
-    Ok(BrokerClient::new(channel).max_decoding_message_size(256 << 20))
 }
 
 /// A broker's refusal as one line.

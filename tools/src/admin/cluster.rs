@@ -8,7 +8,7 @@ use std::time::Duration;
 use mq_proto::broker::v1 as pb;
 use serde_json::json;
 
-use super::client::{Admin, broker};
+use super::client::Admin;
 use super::output::{Table, emit, time};
 
 /// How far apart the two readings of the counters are.
@@ -34,7 +34,7 @@ pub async fn list(admin: &Admin) -> anyhow::Result<()> {
     // First reading of every broker, then one a second later.
     let mut first = Vec::new();
     for (_, name, instance) in &rows {
-        first.push(stats(name, &instance.address).await);
+        first.push(stats(admin, name, &instance.address).await);
     }
     tokio::time::sleep(SAMPLE).await;
     let mut table = Table::new(&[
@@ -52,7 +52,7 @@ pub async fn list(admin: &Admin) -> anyhow::Result<()> {
         ("OUT MSG/S", "out_per_sec"),
     ]);
     for ((cluster, name, instance), before) in rows.iter().zip(first) {
-        let after = stats(name, &instance.address).await;
+        let after = stats(admin, name, &instance.address).await;
         let rate = |pick: fn(&pb::GetBrokerStatsResponse) -> u64| match (&before, &after) {
             (Some(a), Some(b)) => {
                 json!(((pick(b).saturating_sub(pick(a))) as f64 / SAMPLE.as_secs_f64()).round())
@@ -119,8 +119,8 @@ fn lag(stats: &pb::GetBrokerStatsResponse) -> (u64, u64) {
 }
 
 /// The broker's counters, or `None` when it does not answer (shown as "-").
-async fn stats(name: &str, addr: &str) -> Option<pb::GetBrokerStatsResponse> {
-    let mut client = broker(name, addr).await.ok()?;
+async fn stats(admin: &Admin, name: &str, addr: &str) -> Option<pb::GetBrokerStatsResponse> {
+    let mut client = admin.broker(name, addr).await.ok()?;
     Some(
         client
             .get_broker_stats(pb::GetBrokerStatsRequest {})

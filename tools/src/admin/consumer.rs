@@ -7,7 +7,7 @@ use mq_common::validate;
 use mq_proto::broker::v1 as pb;
 use serde_json::json;
 
-use super::client::{Admin, broker, refused};
+use super::client::{Admin, refused};
 use super::output::{Table, emit, time};
 
 #[derive(Debug, Subcommand)]
@@ -44,7 +44,8 @@ async fn progress(admin: &Admin, group: &str) -> anyhow::Result<()> {
     ]);
     let mut total = 0u64;
     for m in admin.masters(None).await? {
-        let mut rows = broker(&m.name, &m.addr)
+        let mut rows = admin
+            .broker(&m.name, &m.addr)
             .await?
             .get_consumer_progress(pb::GetConsumerProgressRequest {
                 group: group.to_owned(),
@@ -84,7 +85,8 @@ async fn connections(admin: &Admin, group: &str) -> anyhow::Result<()> {
     // Members heartbeat to every broker of their topics: merge by client id.
     let mut members: BTreeMap<String, pb::MemberInfo> = BTreeMap::new();
     for m in admin.masters(None).await? {
-        match broker(&m.name, &m.addr)
+        match admin
+            .broker(&m.name, &m.addr)
             .await?
             .get_consumer_list(pb::GetConsumerListRequest {
                 group: group.to_owned(),

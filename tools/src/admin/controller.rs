@@ -5,6 +5,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use mq_auth::Credentials;
 use mq_controller::client::ControllerClient;
 use mq_proto::controller::v1 as pb;
 use serde_json::json;
@@ -49,13 +50,20 @@ pub enum BrokerCommand {
 /// Beyond the switch-over's own timeout, for the election and the answer.
 const CALL_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 
-fn client(at: &ControllerAddr) -> anyhow::Result<ControllerClient> {
-    ControllerClient::from_list(&at.controller)
+fn client(
+    at: &ControllerAddr,
+    credentials: Option<&Credentials>,
+) -> anyhow::Result<ControllerClient> {
+    ControllerClient::from_list_as(&at.controller, credentials)
         .with_context(|| format!("--controller {:?}", at.controller))
 }
 
-pub async fn status(at: &ControllerAddr, json_output: bool) -> anyhow::Result<()> {
-    let client = client(at)?;
+pub async fn status(
+    at: &ControllerAddr,
+    credentials: Option<&Credentials>,
+    json_output: bool,
+) -> anyhow::Result<()> {
+    let client = client(at, credentials)?;
     let each = client.status_of_each().await;
     let mut controllers = Table::new(&[
         ("CONTROLLER", "address"),
@@ -161,6 +169,7 @@ pub struct SwitchOver<'a> {
 
 pub async fn elect_master(
     at: &ControllerAddr,
+    credentials: Option<&Credentials>,
     switch: SwitchOver<'_>,
     json_output: bool,
 ) -> anyhow::Result<()> {
@@ -174,8 +183,9 @@ pub async fn elect_master(
         bail!("--timeout must be above 0");
     }
     // The controller answers once the member caught up and was elected.
-    let client = ControllerClient::with_call_timeout(&at.controller, timeout + CALL_MARGIN)
-        .with_context(|| format!("--controller {:?}", at.controller))?;
+    let client =
+        ControllerClient::with_call_timeout(&at.controller, timeout + CALL_MARGIN, credentials)
+            .with_context(|| format!("--controller {:?}", at.controller))?;
     let answer = client
         .elect_master(pb::ElectMasterRequest {
             group: broker_name.to_owned(),

@@ -7,7 +7,7 @@ use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::view_message_request::Id;
 use serde_json::json;
 
-use super::client::{Admin, broker, refused};
+use super::client::{Admin, refused};
 use super::offset::parse_time;
 use super::output::{Table, emit, time};
 
@@ -117,7 +117,8 @@ async fn get(admin: &Admin, id: &str) -> anyhow::Result<()> {
             .collect(),
     };
     for (name, addr, which) in targets {
-        match broker(&name, &addr)
+        match admin
+            .broker(&name, &addr)
             .await?
             .view_message(pb::ViewMessageRequest { id: Some(which) })
             .await
@@ -153,7 +154,8 @@ async fn query(admin: &Admin, args: QueryArgs) -> anyhow::Result<()> {
         .unwrap_or(0);
     let mut found = Vec::new();
     for (name, addr) in admin.brokers_of(&args.topic).await? {
-        let messages = broker(&name, &addr)
+        let messages = admin
+            .broker(&name, &addr)
             .await?
             .query_message(pb::QueryMessageRequest {
                 topic: args.topic.clone(),
@@ -190,7 +192,8 @@ async fn resend(admin: &Admin, args: ResendArgs) -> anyhow::Result<()> {
     let mut table = Table::new(&[("BROKER", "broker"), ("RESENT", "resent")]);
     let mut total = 0;
     for m in admin.masters(None).await? {
-        let resent = match broker(&m.name, &m.addr)
+        let resent = match admin
+            .broker(&m.name, &m.addr)
             .await?
             .resend_dead_letters(pb::ResendDeadLettersRequest {
                 group: args.group.clone(),

@@ -2,6 +2,7 @@
 //! people, `--json` for scripts; every failure is one readable line on
 //! stderr and a non-zero exit.
 
+mod auth;
 mod client;
 mod cluster;
 mod consumer;
@@ -32,6 +33,18 @@ pub struct Cli {
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Sign requests as this user (clusters with authentication on).
+    #[arg(long, global = true, env = "MQ_ACCESS_KEY", value_name = "NAME")]
+    pub access_key: Option<String>,
+    /// The user's secret key (better in the environment than on a command line).
+    #[arg(
+        long,
+        global = true,
+        env = "MQ_SECRET_KEY",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub secret_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,6 +72,12 @@ pub enum Command {
     /// Broker groups (controller mode): switch-over.
     #[command(subcommand)]
     Broker(controller::BrokerCommand),
+    /// Users (authentication): create, update, delete, list.
+    #[command(subcommand)]
+    User(auth::UserCommand),
+    /// Access policies of users: create, update, delete, list.
+    #[command(subcommand)]
+    Acl(auth::AclCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,15 +88,19 @@ pub enum ClusterCommand {
 
 /// Runs one command; the error is the line to print.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let admin = Admin::new(&cli.namesrv, cli.json)?;
+    let credentials =
+        mq_auth::Credentials::from_parts(cli.access_key.as_deref(), cli.secret_key.as_deref())?;
+    let admin = Admin::new(&cli.namesrv, cli.json, credentials)?;
     match cli.command {
         Command::Cluster(ClusterCommand::List) => cluster::list(&admin).await,
         Command::Topic(command) => topic::run(&admin, command).await,
         Command::Consumer(command) => consumer::run(&admin, command).await,
         Command::Offset(command) => offset::run(&admin, command).await,
         Command::Message(command) => message::run(&admin, command).await,
+        Command::User(command) => auth::user(&admin, command).await,
+        Command::Acl(command) => auth::acl(&admin, command).await,
         Command::Controller(controller::ControllerCommand::Status(at)) => {
-            controller::status(&at, cli.json).await
+            controller::status(&at, admin.credentials.as_ref(), cli.json).await
         }
         Command::Broker(controller::BrokerCommand::ElectMaster {
             at,
@@ -92,7 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 timeout,
                 force,
             };
-            controller::elect_master(&at, switch, cli.json).await
+            controller::elect_master(&at, admin.credentials.as_ref(), switch, cli.json).await
         }
     }
 }

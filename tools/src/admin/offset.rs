@@ -9,7 +9,7 @@ use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::reset_offset_request::To;
 use serde_json::json;
 
-use super::client::{Admin, broker, refused};
+use super::client::{Admin, refused};
 use super::output::{Table, emit};
 
 #[derive(Debug, Subcommand)]
@@ -49,7 +49,8 @@ pub async fn run(admin: &Admin, command: OffsetCommand) -> anyhow::Result<()> {
         ("OFFSET", "offset"),
     ]);
     for (name, addr) in admin.brokers_of(&args.topic).await? {
-        let reset = broker(&name, &addr)
+        let reset = admin
+            .broker(&name, &addr)
             .await?
             .reset_offset(pb::ResetOffsetRequest {
                 group: args.group.clone(),

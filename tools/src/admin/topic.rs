@@ -6,7 +6,7 @@ use mq_common::{Perm, validate};
 use mq_proto::broker::v1 as pb;
 use serde_json::json;
 
-use super::client::{Admin, broker, refused};
+use super::client::{Admin, refused};
 use super::output::{Table, emit, time};
 
 #[derive(Debug, Subcommand)]
@@ -106,7 +106,8 @@ async fn create(admin: &Admin, args: CreateArgs, done: &str) -> anyhow::Result<(
         ("PERM", "perm"),
     ]);
     for (name, addr) in brokers {
-        broker(&name, &addr)
+        admin
+            .broker(&name, &addr)
             .await?
             .create_topic(pb::CreateTopicRequest {
                 config: Some(pb::TopicConfig {
@@ -140,7 +141,8 @@ async fn delete(admin: &Admin, args: DeleteArgs) -> anyhow::Result<()> {
         ("RESULT", "result"),
     ]);
     for m in masters {
-        broker(&m.name, &m.addr)
+        admin
+            .broker(&m.name, &m.addr)
             .await?
             .delete_topic(pb::DeleteTopicRequest {
                 topic: args.topic.clone(),
@@ -230,7 +232,7 @@ async fn status(admin: &Admin, topic: &str) -> anyhow::Result<()> {
             continue;
         };
         let name = &queues.broker_name;
-        let mut client = broker(name, addr).await?;
+        let mut client = admin.broker(name, addr).await?;
         for queue_id in 0..queues.read_queue_count {
             let offsets = client
                 .get_queue_offsets(pb::GetQueueOffsetsRequest {

@@ -26,16 +26,14 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
     };
     // A new topic exists only after its first send (auto-creation): send
     // one warm-up message, which the consumers do not count.
-    let warm_up = mq_producer::Producer::builder()
-        .namesrv(&args.produce.common.namesrv)
-        .build()?;
+    let warm_up = super::produce::producer(&args.produce.common)?.build()?;
     warm_up
         .send(
             mq_producer::Message::new(args.produce.common.topic.clone(), "warm-up")
                 .with_property(consume::WARM_UP, "1"),
         )
         .await?;
-    wait_for_route(&args.produce.common.namesrv, &args.produce.common.topic).await?;
+    wait_for_route(&args.produce.common, &args.produce.common.topic).await?;
     let consumers = consume::start(&consume_args, Arc::clone(&received)).await?;
     // Let the group settle on its queues before the first send.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -68,8 +66,11 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
 /// The broker announces an auto-created topic to the nameservers right
 /// after the first send, but asynchronously: consumers started before the
 /// route exists would find no queues.
-async fn wait_for_route(namesrv: &str, topic: &str) -> anyhow::Result<()> {
-    let client = mq_nameserver_client::NameServerClient::from_list(namesrv)?;
+async fn wait_for_route(common: &super::Common, topic: &str) -> anyhow::Result<()> {
+    let client = mq_nameserver_client::NameServerClient::from_list_as(
+        &common.namesrv,
+        common.credentials()?,
+    )?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match client.query_route(topic).await {

@@ -43,12 +43,20 @@ fn check(args: &ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A producer builder for `common`'s nameservers and credentials.
+pub fn producer(common: &super::Common) -> anyhow::Result<mq_producer::ProducerBuilder> {
+    let mut builder = Producer::builder().namesrv(&common.namesrv);
+    if let Some(c) = common.credentials()? {
+        builder = builder.credentials(c.access_key, c.secret_key.expose());
+    }
+    Ok(builder)
+}
+
 /// Sends `args.count` messages; shows progress when `show` is set.
 pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyhow::Result<()> {
     check(args)?;
     let producer = Arc::new(
-        Producer::builder()
-            .namesrv(&args.common.namesrv)
+        producer(&args.common)?
             .linger(Duration::from_millis(args.linger_ms))
             .build()?,
     );
