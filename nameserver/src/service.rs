@@ -95,11 +95,15 @@ impl NameServer for NameServerService {
         request: Request<pb::QueryRouteRequest>,
     ) -> RpcResult<pb::QueryRouteResponse> {
         let topic = wire::topic(&request.get_ref().topic).map_err(invalid)?;
-        self.guard.check_any(
-            &request,
-            &[Action::Pub, Action::Sub, Action::Get],
-            Target::topic(topic),
-        )?;
+        // The auto-creation route is every producer's to borrow (a send to
+        // a new topic is still checked by the broker).
+        if topic != mq_common::AUTO_CREATE_TOPIC {
+            self.guard.check_any(
+                &request,
+                &[Action::Pub, Action::Sub, Action::Get],
+                Target::topic(topic),
+            )?;
+        }
         let route = self.table.query_route(topic);
         self.metrics.route_query(route.is_ok());
         let route = route.map_err(refused)?;
