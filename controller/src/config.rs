@@ -2,6 +2,8 @@
 //! defaults < TOML file (`--config`) < environment (`MQ_CONTROLLER_*`) <
 //! flags.
 
+use mq_auth::Secret;
+use mq_auth::settings::{AuthArgs, AuthSettings};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +46,31 @@ pub struct ControllerConfig {
     pub raft_election_timeout: Duration,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Nameservers to copy the cluster's users and policies from (with
+    /// authentication on; without them only the administrator is known).
+    #[serde(default)]
+    pub namesrv: Option<String>,
+    /// Authentication and authorization: see `mq_auth::settings`.
+    #[serde(default)]
+    pub auth_enabled: bool,
+    #[serde(default)]
+    pub auth_access_key: Option<String>,
+    #[serde(default)]
+    pub auth_secret_key: Option<Secret>,
+    #[serde(default)]
+    pub auth_secret_file: Option<PathBuf>,
+    #[serde(default = "default_skew", with = "humantime_serde")]
+    pub auth_max_clock_skew: Duration,
+    #[serde(default = "default_sync", with = "humantime_serde")]
+    pub auth_sync_interval: Duration,
+}
+
+fn default_skew() -> Duration {
+    AuthSettings::disabled().max_clock_skew
+}
+
+fn default_sync() -> Duration {
+    AuthSettings::disabled().sync_interval
 }
 
 #[derive(Debug, Error)]
@@ -98,6 +125,11 @@ pub struct Args {
     /// Log line format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Nameservers to copy the users and policies from, ';'-separated (with --auth)
+    #[arg(long, value_name = "ADDR[;ADDR]")]
+    pub namesrv: Option<String>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl ControllerConfig {
@@ -114,6 +146,9 @@ impl ControllerConfig {
             .set_default("raft_election_timeout", "1s")?
             .set_default("log_level", "info,openraft=warn")?
             .set_default("log_format", "text")?;
+        for (key, value) in mq_auth::settings::DEFAULTS {
+            builder = builder.set_default(key, value)?;
+        }
         if let Some(path) = &args.config {
             builder = builder.add_source(
                 File::from(path.as_path())
@@ -146,7 +181,11 @@ impl ControllerConfig {
                 args.raft_election_timeout.map(|d| d.to_string()),
             )?
             .set_override_option("log_level", args.log_level.clone())?
-            .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?;
+            .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?
+            .set_override_option("namesrv", args.namesrv.clone())?;
+        for (key, value) in args.auth.overrides() {
+            builder = builder.set_override_option(key, value)?;
+        }
         let config: ControllerConfig = builder.build()?.try_deserialize()?;
         config.validate()?;
         Ok(config)
@@ -155,7 +194,21 @@ impl ControllerConfig {
     /// Refuses settings that cannot work, naming them.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.peer_map()?;
+        self.auth()?;
         self.check()
+    }
+
+    /// The authentication settings.
+    pub fn auth(&self) -> Result<AuthSettings, ConfigError> {
+        AuthSettings::from_config(
+            self.auth_enabled,
+            self.auth_access_key.as_deref(),
+            self.auth_secret_key.as_ref(),
+            self.auth_secret_file.as_deref(),
+            self.auth_max_clock_skew,
+            self.auth_sync_interval,
+        )
+        .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }
 
     /// The peers by id.

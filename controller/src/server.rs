@@ -7,6 +7,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use mq_auth::guard::Guard;
+use mq_auth::store::AuthStore;
 use mq_proto::controller::v1::controller_server::ControllerServer;
 use mq_proto::controller::v1::raft_server::RaftServer;
 use openraft::BasicNode;
@@ -47,6 +49,8 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Grpc(#[from] mq_common::grpc::GrpcError),
+    #[error(transparent)]
+    Auth(#[from] mq_auth::store::StoreError),
 }
 
 /// How often the leader looks for silent masters: a look is a walk over
@@ -57,6 +61,17 @@ const ELECTION_CHECK: std::time::Duration = std::time::Duration::from_millis(100
 /// Runs a controller until `shutdown`.
 pub async fn run(
     config: ControllerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    run_with_auth(config, None, shutdown).await
+}
+
+/// As [`run`]; with `auth`, enforcing those users and policies (a
+/// controller embedded in a nameserver shares the nameserver's), else its
+/// own copy in the data directory, synced from `namesrv` when given.
+pub async fn run_with_auth(
+    config: ControllerConfig,
+    auth: Option<Arc<AuthStore>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let peers = config.peer_map()?;
@@ -71,6 +86,17 @@ pub async fn run(
         source,
     };
     let log = LogStore::open(&config.data_dir).map_err(storage)?;
+    let (auth, sync_from) = match auth {
+        Some(shared) => (shared, None),
+        None => (
+            Arc::new(AuthStore::open(
+                config.auth()?,
+                Some(config.data_dir.join("auth.json")),
+            )?),
+            config.namesrv.clone(),
+        ),
+    };
+    let credentials = auth.settings().administrator.clone();
     let machine = StateMachine::open(&config.data_dir).map_err(storage)?;
     let raft_config = Arc::new(
         config
@@ -78,7 +104,10 @@ pub async fn run(
             .validate()
             .map_err(|e| ServeError::Raft(e.to_string()))?,
     );
-    let raft = Raft::new(config.id, raft_config, Network, log, machine.clone())
+    let network = Network {
+        credentials: credentials.clone(),
+    };
+    let raft = Raft::new(config.id, raft_config, network, log, machine.clone())
         .await
         .map_err(|e| ServeError::Raft(e.to_string()))?;
     let members: std::collections::BTreeMap<u64, BasicNode> = peers
@@ -144,15 +173,35 @@ pub async fn run(
         ))
     };
 
+    let auth_sync = match sync_from {
+        Some(list) => {
+            let client = mq_nameserver_client::NameServerClient::from_list_as(&list, credentials)
+                .map_err(|e| ServeError::Raft(format!("namesrv: {e}")))?;
+            Some(tokio::spawn(mq_nameserver_client::auth_sync::keep_in_sync(
+                client,
+                Arc::clone(&auth),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
+    let guard = Guard::new(auth);
     tracing::info!(
         id = config.id,
         addr = %config.listen,
+        authentication = guard.enabled(),
         broker_timeout = %humantime::format_duration(config.broker_timeout),
         allow_unclean_election = config.allow_unclean_election,
         "controller listening"
     );
-    let routes = tonic::service::Routes::new(RaftServer::new(RaftService { raft: raft.clone() }))
-        .add_service(ControllerServer::new(ControllerService { shared }));
+    let routes = tonic::service::Routes::new(guard.wrap(RaftServer::new(RaftService {
+        raft: raft.clone(),
+        guard: guard.clone(),
+    })))
+    .add_service(guard.wrap(ControllerServer::new(ControllerService {
+        shared,
+        guard: guard.clone(),
+    })));
     let served = mq_common::grpc::serve(
         listener,
         mq_common::incoming::ConnectionLimits::default(),
@@ -165,6 +214,9 @@ pub async fn run(
     forming.abort();
     let _ = elections.await;
     let _ = metrics_server.await;
+    if let Some(sync) = auth_sync {
+        let _ = sync.await;
+    }
     if let Err(err) = raft.shutdown().await {
         tracing::warn!(error = %err, "raft did not stop cleanly");
     }

@@ -3,6 +3,8 @@
 //! heartbeats and commits the commands), the others answer `UNAVAILABLE`
 //! naming the leader.
 
+use mq_auth::guard::Guard;
+use mq_auth::model::{Action, Target};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -18,6 +20,8 @@ use crate::state::{Command, Group, Outcome};
 #[derive(Clone)]
 pub struct ControllerService {
     pub shared: Shared,
+    /// Brokers of the cluster and its administrators only.
+    pub guard: Guard,
 }
 
 /// The group as the wire shows it.
@@ -174,6 +178,7 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         request: Request<pb::BrokerHeartbeat>,
     ) -> Result<Response<pb::GroupView>, Status> {
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         self.hear(request.into_inner(), true)
             .await
             .map(Response::new)
@@ -183,6 +188,7 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         request: Request<pb::BrokerHeartbeat>,
     ) -> Result<Response<pb::GroupView>, Status> {
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         self.hear(request.into_inner(), false)
             .await
             .map(Response::new)
@@ -192,6 +198,7 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         request: Request<pb::AlterSyncStateSetRequest>,
     ) -> Result<Response<pb::GroupView>, Status> {
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         let r = request.into_inner();
         self.require_leader()?;
         let outcome = self
@@ -220,6 +227,7 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         request: Request<pb::ElectMasterRequest>,
     ) -> Result<Response<pb::ElectMasterResponse>, Status> {
+        self.guard.check(&request, Action::Admin, Target::Cluster)?;
         let r = request.into_inner();
         self.require_leader()?;
         if r.force {
@@ -241,8 +249,9 @@ impl pb::controller_server::Controller for ControllerService {
 
     async fn get_status(
         &self,
-        _request: Request<pb::GetStatusRequest>,
+        request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::ControllerStatus>, Status> {
+        self.guard.check(&request, Action::Get, Target::Cluster)?;
         let metrics = self.shared.raft.metrics().borrow().clone();
         let leading = self.shared.leading_term();
         let now = Instant::now();

@@ -35,10 +35,13 @@ async fn start(id: u64, dir: &Path, listener: TcpListener) -> Node {
     let config = Arc::new(config.validate().unwrap());
     let log = LogStore::open(dir).unwrap();
     let machine = StateMachine::open(dir).unwrap();
-    let raft = Raft::new(id, config, Network, log, machine.clone())
+    let raft = Raft::new(id, config, Network::default(), log, machine.clone())
         .await
         .unwrap();
-    let service = RaftServer::new(RaftService { raft: raft.clone() });
+    let service = RaftServer::new(RaftService {
+        raft: raft.clone(),
+        guard: mq_auth::guard::Guard::disabled(),
+    });
     let server = tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let _ = tonic::transport::Server::builder()

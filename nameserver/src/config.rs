@@ -280,6 +280,14 @@ impl NameServerConfig {
             raft_election_timeout: Duration::from_secs(1),
             log_level: self.log_level.clone(),
             log_format: self.log_format,
+            // It shares the nameserver's users and policies (in process).
+            namesrv: None,
+            auth_enabled: self.auth_enabled,
+            auth_access_key: self.auth_access_key.clone(),
+            auth_secret_key: self.auth_secret_key.clone(),
+            auth_secret_file: self.auth_secret_file.clone(),
+            auth_max_clock_skew: self.auth_max_clock_skew,
+            auth_sync_interval: self.auth_sync_interval,
         };
         config.validate().map_err(|e| ConfigError::Invalid {
             key: "controller",

@@ -36,9 +36,11 @@ fn main() -> ExitCode {
                 let _ = stop.wait_for(|s| *s).await;
             };
             let nameserver = NameServer::bind(config).await?;
+            // One set of users and policies for both.
+            let auth = Some(nameserver.auth());
             let (served, controlled) = tokio::join!(
                 nameserver.serve(stopped(stop.clone())),
-                mq_controller::server::run(controller, stopped(stop)),
+                mq_controller::server::run_with_auth(controller, auth, stopped(stop)),
             );
             served?;
             controlled?;

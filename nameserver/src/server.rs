@@ -99,6 +99,11 @@ impl NameServer {
         })
     }
 
+    /// The users and policies it serves and enforces.
+    pub fn auth(&self) -> Arc<AuthStore> {
+        Arc::clone(&self.auth)
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
         self.listener

@@ -14,7 +14,7 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use super::{NodeId, TypeConfig};
@@ -23,14 +23,21 @@ pub type Raft = openraft::Raft<TypeConfig>;
 
 /// Makes a client per peer; a peer's address is its node's `addr`.
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    /// What calls to peers are signed with (the cluster's administrator).
+    pub credentials: Option<mq_auth::Credentials>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        let client = Endpoint::from_shared(format!("http://{}", node.addr))
-            .map(|e| RaftClient::new(e.connect_lazy()));
+        let client = Endpoint::from_shared(format!("http://{}", node.addr)).map(|e| {
+            RaftClient::new(mq_auth::client::signed(
+                e.connect_lazy(),
+                self.credentials.as_ref(),
+            ))
+        });
         Peer { target, client }
     }
 }
@@ -39,7 +46,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 #[derive(Debug)]
 pub struct Peer {
     target: NodeId,
-    client: Result<RaftClient<Channel>, tonic::transport::Error>,
+    client: Result<RaftClient<mq_auth::client::SignedChannel>, tonic::transport::Error>,
 }
 
 impl Peer {
@@ -113,6 +120,15 @@ impl RaftNetwork<TypeConfig> for Peer {
 #[derive(Clone)]
 pub struct RaftService {
     pub raft: Raft,
+    /// Only the cluster's members (and administrators) speak Raft here.
+    pub guard: mq_auth::guard::Guard,
+}
+
+impl RaftService {
+    fn member<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        use mq_auth::model::{Action, Target};
+        self.guard.check(request, Action::Admin, Target::Cluster)
+    }
 }
 
 fn decode<T: DeserializeOwned>(request: Request<pb::RaftMessage>) -> Result<T, Status> {
@@ -131,6 +147,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::RaftMessage>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
+        self.member(&request)?;
         encode(&self.raft.append_entries(decode(request)?).await)
     }
 
@@ -138,6 +155,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::RaftMessage>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
+        self.member(&request)?;
         encode(&self.raft.vote(decode(request)?).await)
     }
 
@@ -145,6 +163,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::RaftMessage>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
+        self.member(&request)?;
         encode(&self.raft.install_snapshot(decode(request)?).await)
     }
 }
