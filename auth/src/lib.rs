@@ -15,6 +15,7 @@
 //! how a change reaches every server: docs/architecture.md, "Security".
 
 pub mod client;
+pub mod connector;
 pub mod credentials;
 pub mod secret;
 pub mod signature;
@@ -34,5 +35,6 @@ pub mod snapshot;
 #[cfg(feature = "server")]
 pub mod store;
 
+pub use connector::{ClientTls, ConnectError, Connector};
 pub use credentials::Credentials;
 pub use secret::Secret;

@@ -12,6 +12,7 @@ use config::{Config, Environment, File, FileFormat};
 use mq_auth::Secret;
 use mq_auth::settings::{AuthArgs, AuthSettings};
 use mq_common::telemetry::LogFormat;
+use mq_common::tls::{TlsArgs, TlsSettings};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -147,6 +148,13 @@ pub struct BrokerConfig {
     pub auth_max_clock_skew: Duration,
     #[serde(with = "humantime_serde")]
     pub auth_sync_interval: Duration,
+    /// TLS: see `mq_common::tls::TlsArgs`.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_client_ca_file: Option<PathBuf>,
+    pub tls_ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub tls_reload_interval: Duration,
     pub store: StoreConfig,
 }
 
@@ -242,6 +250,8 @@ pub struct Args {
     pub log_format: Option<LogFormat>,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl BrokerConfig {
@@ -287,7 +297,10 @@ impl BrokerConfig {
             .set_default("log_level", "info")?
             .set_default("log_format", "text")?
             .set_default("store.flush", "async")?;
-        for (key, value) in mq_auth::settings::DEFAULTS {
+        for (key, value) in mq_auth::settings::DEFAULTS
+            .into_iter()
+            .chain(mq_common::tls::DEFAULTS)
+        {
             builder = builder.set_default(key, value)?;
         }
         if let Some(path) = &args.config {
@@ -344,13 +357,33 @@ impl BrokerConfig {
         if args.standalone {
             builder = builder.set_override("standalone", true)?;
         }
-        for (key, value) in args.auth.overrides() {
+        for (key, value) in args
+            .auth
+            .overrides()
+            .into_iter()
+            .chain(args.tls.overrides())
+        {
             builder = builder.set_override_option(key, value)?;
         }
         let config: BrokerConfig = builder.build()?.try_deserialize()?;
         config.check()?;
         config.auth()?;
+        config.tls()?;
         Ok(config)
+    }
+
+    /// The TLS this server serves, if any.
+    pub fn tls(&self) -> Result<Option<TlsSettings>, ConfigError> {
+        TlsSettings::from_config(
+            self.tls_cert_file.as_deref(),
+            self.tls_key_file.as_deref(),
+            self.tls_client_ca_file.as_deref(),
+            self.tls_reload_interval,
+        )
+        .map_err(|(key, reason)| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        })
     }
 
     /// The authentication settings.

@@ -46,6 +46,8 @@ use crate::topic_table::{TopicTable, TopicTableError};
 pub enum ServeError {
     #[error(transparent)]
     Auth(#[from] mq_auth::store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -164,16 +166,25 @@ pub async fn run(
         config.auth()?,
         Some(config.store_dir.join("auth.json")),
     )?);
-    // What this broker signs its calls to other servers with.
-    let credentials = auth.settings().administrator.clone();
+    // How this broker calls other servers: as the administrator, over TLS
+    // when it serves TLS.
+    let tls_settings = config.tls()?;
+    let connector = mq_auth::Connector::for_member(
+        auth.settings(),
+        tls_settings.as_ref(),
+        config.tls_ca_file.as_deref(),
+    )
+    .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let tls = tls_settings
+        .map(mq_common::tls::ServerTls::load)
+        .transpose()
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
 
     // Controller mode: the controller names the role.
     let controller = config
         .controller_addr
         .as_deref()
-        .map(|list| {
-            mq_controller::client::ControllerClient::from_list_as(list, credentials.as_ref())
-        })
+        .map(|list| mq_controller::client::ControllerClient::from_list_with(list, &connector))
         .transpose()
         .map_err(|e| ServeError::Registration(e.to_string()))?;
     let member = Member {
@@ -227,6 +238,10 @@ pub async fn run(
             let nameserver = NameServer::bind_with_auth(
                 NameServerConfig {
                     listen: config.namesrv_listen,
+                    tls_cert_file: config.tls_cert_file.clone(),
+                    tls_key_file: config.tls_key_file.clone(),
+                    tls_client_ca_file: config.tls_client_ca_file.clone(),
+                    tls_reload_interval: config.tls_reload_interval,
                     ..NameServerConfig::default()
                 },
                 Arc::clone(&auth),
@@ -290,7 +305,7 @@ pub async fn run(
                 broker_id: *id,
                 status: Arc::clone(&follow_status),
                 restart: Arc::clone(&restart),
-                credentials: credentials.clone(),
+                connector: connector.clone(),
             };
             let sync = StateSync {
                 master_addr: master_addr.clone(),
@@ -298,7 +313,7 @@ pub async fn run(
                 broker_id: *id,
                 state: state.clone(),
                 interval: STATE_SYNC_INTERVAL,
-                credentials: credentials.clone(),
+                connector: connector.clone(),
             };
             let stop = stop_rx.clone();
             tokio::spawn(async move {
@@ -421,7 +436,7 @@ pub async fn run(
         guard: guard.clone(),
     };
 
-    let nameservers = NameServerClient::from_list_as(&namesrv, credentials.clone())?;
+    let nameservers = NameServerClient::from_list_with(&namesrv, connector.clone())?;
     // An embedded nameserver shares the broker's copy: nothing to sync.
     let auth_sync = embedded.is_none().then(|| {
         tokio::spawn(mq_nameserver_client::auth_sync::keep_in_sync(
@@ -495,6 +510,7 @@ pub async fn run(
         transient_store_pool = config.store.transient_store_pool,
         auto_create_topic = config.auto_create_topic(),
         authentication = guard.enabled(),
+        tls = tls.is_some(),
         "broker listening"
     );
     let broker = BrokerServer::new(service).max_decoding_message_size(decode_limit(&config));
@@ -519,6 +535,7 @@ pub async fn run(
             keepalive_interval: config.client_keepalive_interval,
             keepalive_timeout: config.client_keepalive_timeout,
         },
+        tls,
         &["mq.broker.v1.Broker", "mq.replication.v1.Replication"],
         tonic::service::Routes::new(guard.wrap(HoldUntilSent(broker))).add_service(replication),
         async {

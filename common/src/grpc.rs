@@ -11,6 +11,19 @@ use tonic_health::ServingStatus;
 use tonic_reflection::server::{v1, v1alpha};
 
 use crate::incoming::{ConnectionLimits, incoming};
+use crate::tls::{ServerTls, Transport};
+use futures_util::{Stream, StreamExt};
+use std::io;
+use std::pin::Pin;
+
+/// Aborts a task when dropped (the certificate watcher, with its server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 use crate::shutdown::{DRAIN_GRACE, serve_gracefully};
 
 /// Why serving failed.
@@ -59,11 +72,12 @@ pub fn reflection_services(
 pub async fn serve(
     listener: TcpListener,
     limits: ConnectionLimits,
+    tls: Option<ServerTls>,
     service_names: &'static [&'static str],
     routes: Routes,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GrpcError> {
-    serve_with_grace(listener, limits, service_names, routes, async {
+    serve_with_grace(listener, limits, tls, service_names, routes, async {
         shutdown.await;
         DRAIN_GRACE
     })
@@ -76,6 +90,7 @@ pub async fn serve(
 pub async fn serve_with_grace(
     listener: TcpListener,
     limits: ConnectionLimits,
+    tls: Option<ServerTls>,
     service_names: &'static [&'static str],
     routes: Routes,
     shutdown: impl Future<Output = std::time::Duration>,
@@ -91,7 +106,16 @@ pub async fn serve_with_grace(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    let incoming = incoming(listener, limits);
+    let connections = incoming(listener, limits);
+    let (incoming, reloading): (Pin<Box<dyn Stream<Item = io::Result<Transport>> + Send>>, _) =
+        match &tls {
+            Some(tls) => (
+                Box::pin(tls.secure(connections)),
+                Some(tokio::spawn(tls.clone().watch())),
+            ),
+            None => (Box::pin(connections.map(|c| c.map(Transport::Plain))), None),
+        };
+    let _stop_reloading = reloading.map(AbortOnDrop);
     serve_gracefully(
         |drain| {
             tonic::transport::Server::builder()

@@ -204,6 +204,13 @@ pub struct Connection {
     idle: Pin<Box<tokio::time::Sleep>>,
 }
 
+impl Connection {
+    /// Looks at the first bytes without taking them (is it TLS?).
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.peek(buf).await
+    }
+}
+
 impl Connected for Connection {
     type ConnectInfo = TcpConnectInfo;
 

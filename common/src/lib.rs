@@ -35,6 +35,8 @@ pub mod metrics_http;
 pub mod shutdown;
 #[cfg(feature = "server")]
 pub mod telemetry;
+#[cfg(feature = "server")]
+pub mod tls;
 
 pub use perm::Perm;
 

@@ -36,8 +36,9 @@ pub struct ConsumerOptions {
     pub max_reconsume_times: u32,
     /// Where broadcasting consumers keep their offsets.
     pub offset_dir: PathBuf,
-    /// Signs every request (clusters with authentication refuse others).
-    pub credentials: Option<mq_auth::Credentials>,
+    /// How brokers and nameservers are reached: TLS, and credentials
+    /// that sign every request (clusters with authentication refuse others).
+    pub connector: mq_auth::Connector,
 }
 
 impl Default for ConsumerOptions {
@@ -60,7 +61,7 @@ impl Default for ConsumerOptions {
             retry_delay: Duration::from_secs(1),
             max_reconsume_times: 16,
             offset_dir: PathBuf::from("data/consumer-offsets"),
-            credentials: None,
+            connector: mq_auth::Connector::default(),
         }
     }
 }
@@ -115,7 +116,7 @@ impl ConsumerOptions {
                 tags,
             });
         }
-        let namesrv = NameServerClient::from_list_as(&self.namesrv, self.credentials.clone())
+        let namesrv = NameServerClient::from_list_with(&self.namesrv, self.connector.clone())
             .map_err(|e| ConsumerError::Config(e.to_string()))?;
         let offsets = if self.broadcasting {
             std::fs::create_dir_all(&self.offset_dir).map_err(|e| {
@@ -149,7 +150,7 @@ impl ConsumerOptions {
         Ok(Engine::new(
             settings,
             subscriptions,
-            Cluster::new(namesrv, self.credentials),
+            Cluster::new(namesrv, self.connector),
             offsets,
             sink,
         ))
@@ -249,14 +250,25 @@ macro_rules! option_setters {
             access_key: impl Into<String>,
             secret_key: impl Into<String>,
         ) -> Self {
-            self.options.credentials = Some(mq_auth::Credentials::new(access_key, secret_key));
+            self.options.connector.credentials =
+                Some(mq_auth::Credentials::new(access_key, secret_key));
+            self
+        }
+        /// How brokers and nameservers are reached (TLS and credentials at once).
+        pub fn connector(mut self, connector: mq_auth::Connector) -> Self {
+            self.options.connector = connector;
+            self
+        }
+        /// Connects over TLS (see [`mq_auth::ClientTls::from_files`]).
+        pub fn tls(mut self, tls: mq_auth::ClientTls) -> Self {
+            self.options.connector.tls = Some(tls);
             self
         }
         /// Signs requests with the credentials in `MQ_ACCESS_KEY` and
         /// `MQ_SECRET_KEY`, when both are set; an error when only one is.
         pub fn credentials_from_env(mut self) -> Result<Self, crate::ConsumerError> {
             let var = |name| std::env::var(name).ok();
-            self.options.credentials = mq_auth::Credentials::from_parts(
+            self.options.connector.credentials = mq_auth::Credentials::from_parts(
                 var("MQ_ACCESS_KEY").as_deref(),
                 var("MQ_SECRET_KEY").as_deref(),
             )

@@ -15,11 +15,10 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use mq_auth::Credentials;
+use mq_auth::Connector;
 use mq_auth::client::SignedChannel;
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1::broker_client::BrokerClient;
-use tonic::transport::Endpoint;
 
 use crate::error::ConsumerError;
 use crate::queue::{Members, MessageQueue, ReadRoute};
@@ -36,13 +35,13 @@ pub struct Cluster {
     unreachable: DashMap<String, Instant>,
     /// The member each queue's broker suggested pulling from.
     suggested: DashMap<MessageQueue, u64>,
-    credentials: Option<Credentials>,
+    connector: Connector,
 }
 
 impl Cluster {
-    pub fn new(namesrv: NameServerClient, credentials: Option<Credentials>) -> Self {
+    pub fn new(namesrv: NameServerClient, connector: Connector) -> Self {
         Cluster {
-            credentials,
+            connector,
             namesrv,
             clients: DashMap::new(),
             routes: RwLock::new(HashMap::new()),
@@ -180,13 +179,15 @@ impl Cluster {
         if let Some(client) = self.clients.get(addr) {
             return Ok(client.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ConsumerError::Config(format!("broker address {addr:?}: {e}")))?
+        let endpoint = self
+            .connector
+            .endpoint(addr)
+            .map_err(|e| ConsumerError::Config(format!("broker {e}")))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
             .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
-        let channel = mq_auth::client::signed(endpoint.connect_lazy(), self.credentials.as_ref());
+        let channel = self.connector.lazy(endpoint);
         let client = BrokerClient::new(channel).max_decoding_message_size(128 << 20);
         Ok(self
             .clients

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mq_auth::Credentials;
+use mq_auth::Connector;
 use mq_auth::client::SignedChannel;
 use mq_proto::controller::v1 as pb;
 use mq_proto::controller::v1::controller_client::ControllerClient as Stub;
@@ -29,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub enum ControllerClientError {
     #[error("controller list {0:?} names no controller (host:port;host:port;...)")]
     EmptyList(String),
+    #[error("{0}")]
+    Connect(String),
     #[error("controller address {addr:?}: {source}")]
     BadAddress {
         addr: String,
@@ -72,15 +74,16 @@ impl ControllerClient {
     /// From `host:port;host:port;...` (commas work too). Within a Tokio
     /// runtime.
     pub fn from_list(list: &str) -> Result<Self, ControllerClientError> {
-        Self::with_call_timeout(list, CALL_TIMEOUT, None)
+        Self::with_call_timeout(list, CALL_TIMEOUT, &Connector::default())
     }
 
-    /// As [`ControllerClient::from_list`], signing calls with `credentials`.
-    pub fn from_list_as(
+    /// As [`ControllerClient::from_list`], reaching the controllers
+    /// through `connector` (TLS, credentials).
+    pub fn from_list_with(
         list: &str,
-        credentials: Option<&Credentials>,
+        connector: &Connector,
     ) -> Result<Self, ControllerClientError> {
-        Self::with_call_timeout(list, CALL_TIMEOUT, credentials)
+        Self::with_call_timeout(list, CALL_TIMEOUT, connector)
     }
 
     /// As [`ControllerClient::from_list`], for calls that may take longer
@@ -88,15 +91,17 @@ impl ControllerClient {
     pub fn with_call_timeout(
         list: &str,
         call_timeout: Duration,
-        credentials: Option<&Credentials>,
+        connector: &Connector,
     ) -> Result<Self, ControllerClientError> {
         let mut peers = Vec::new();
-        for (addr, endpoint) in Self::parse_list(list)? {
-            let endpoint = endpoint
+        for (addr, _) in Self::parse_list(list)? {
+            let endpoint = connector
+                .endpoint(&addr)
+                .map_err(|e| ControllerClientError::Connect(e.to_string()))?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(call_timeout)
                 .tcp_nodelay(true);
-            let channel = mq_auth::client::signed(endpoint.connect_lazy(), credentials);
+            let channel = connector.lazy(endpoint);
             peers.push((addr, Stub::new(channel)));
         }
         Ok(ControllerClient {

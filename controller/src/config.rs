@@ -4,6 +4,7 @@
 
 use mq_auth::Secret;
 use mq_auth::settings::{AuthArgs, AuthSettings};
+use mq_common::tls::{TlsArgs, TlsSettings};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +64,21 @@ pub struct ControllerConfig {
     pub auth_max_clock_skew: Duration,
     #[serde(default = "default_sync", with = "humantime_serde")]
     pub auth_sync_interval: Duration,
+    /// TLS: see `mq_common::tls::TlsArgs`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    #[serde(default = "default_reload", with = "humantime_serde")]
+    pub tls_reload_interval: Duration,
+}
+
+fn default_reload() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_skew() -> Duration {
@@ -130,6 +146,8 @@ pub struct Args {
     pub namesrv: Option<String>,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl ControllerConfig {
@@ -146,7 +164,10 @@ impl ControllerConfig {
             .set_default("raft_election_timeout", "1s")?
             .set_default("log_level", "info,openraft=warn")?
             .set_default("log_format", "text")?;
-        for (key, value) in mq_auth::settings::DEFAULTS {
+        for (key, value) in mq_auth::settings::DEFAULTS
+            .into_iter()
+            .chain(mq_common::tls::DEFAULTS)
+        {
             builder = builder.set_default(key, value)?;
         }
         if let Some(path) = &args.config {
@@ -183,7 +204,12 @@ impl ControllerConfig {
             .set_override_option("log_level", args.log_level.clone())?
             .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?
             .set_override_option("namesrv", args.namesrv.clone())?;
-        for (key, value) in args.auth.overrides() {
+        for (key, value) in args
+            .auth
+            .overrides()
+            .into_iter()
+            .chain(args.tls.overrides())
+        {
             builder = builder.set_override_option(key, value)?;
         }
         let config: ControllerConfig = builder.build()?.try_deserialize()?;
@@ -195,7 +221,19 @@ impl ControllerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.peer_map()?;
         self.auth()?;
+        self.tls()?;
         self.check()
+    }
+
+    /// The TLS this server serves, if any.
+    pub fn tls(&self) -> Result<Option<TlsSettings>, ConfigError> {
+        TlsSettings::from_config(
+            self.tls_cert_file.as_deref(),
+            self.tls_key_file.as_deref(),
+            self.tls_client_ca_file.as_deref(),
+            self.tls_reload_interval,
+        )
+        .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }
 
     /// The authentication settings.

@@ -51,6 +51,8 @@ pub enum ServeError {
     Grpc(#[from] mq_common::grpc::GrpcError),
     #[error(transparent)]
     Auth(#[from] mq_auth::store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// How often the leader looks for silent masters: a look is a walk over
@@ -96,7 +98,17 @@ pub async fn run_with_auth(
             config.namesrv.clone(),
         ),
     };
-    let credentials = auth.settings().administrator.clone();
+    let tls_settings = config.tls()?;
+    let connector = mq_auth::Connector::for_member(
+        auth.settings(),
+        tls_settings.as_ref(),
+        config.tls_ca_file.as_deref(),
+    )
+    .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let tls = tls_settings
+        .map(mq_common::tls::ServerTls::load)
+        .transpose()
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
     let machine = StateMachine::open(&config.data_dir).map_err(storage)?;
     let raft_config = Arc::new(
         config
@@ -105,7 +117,7 @@ pub async fn run_with_auth(
             .map_err(|e| ServeError::Raft(e.to_string()))?,
     );
     let network = Network {
-        credentials: credentials.clone(),
+        connector: connector.clone(),
     };
     let raft = Raft::new(config.id, raft_config, network, log, machine.clone())
         .await
@@ -175,7 +187,7 @@ pub async fn run_with_auth(
 
     let auth_sync = match sync_from {
         Some(list) => {
-            let client = mq_nameserver_client::NameServerClient::from_list_as(&list, credentials)
+            let client = mq_nameserver_client::NameServerClient::from_list_with(&list, connector)
                 .map_err(|e| ServeError::Raft(format!("namesrv: {e}")))?;
             Some(tokio::spawn(mq_nameserver_client::auth_sync::keep_in_sync(
                 client,
@@ -205,6 +217,7 @@ pub async fn run_with_auth(
     let served = mq_common::grpc::serve(
         listener,
         mq_common::incoming::ConnectionLimits::default(),
+        tls,
         &["mq.controller.v1.Controller", "mq.controller.v1.Raft"],
         routes,
         shutdown,

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mq_auth::Credentials;
+use mq_auth::Connector;
 use mq_auth::client::SignedChannel;
 use mq_proto::auth::v1::auth_client::AuthClient;
 use mq_proto::nameserver::v1 as pb;
 use mq_proto::nameserver::v1::name_server_client::NameServerClient as RpcClient;
 use tokio::task::JoinSet;
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
 use crate::addresses::parse_addresses;
@@ -31,7 +30,7 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Signs every call (nameservers with authentication on refuse
     /// unsigned ones).
-    pub credentials: Option<Credentials>,
+    pub connector: Connector,
 }
 
 impl Default for ClientOptions {
@@ -39,7 +38,7 @@ impl Default for ClientOptions {
         ClientOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
-            credentials: None,
+            connector: Connector::default(),
         }
     }
 }
@@ -72,16 +71,13 @@ impl NameServerClient {
         Self::new(parse_addresses(list)?, ClientOptions::default())
     }
 
-    /// A client of the `;`-separated nameserver list signing its calls
-    /// with `credentials`.
-    pub fn from_list_as(
-        list: &str,
-        credentials: Option<Credentials>,
-    ) -> Result<Self, NameServerClientError> {
+    /// A client of the `;`-separated nameserver list reaching them through
+    /// `connector` (TLS, credentials).
+    pub fn from_list_with(list: &str, connector: Connector) -> Result<Self, NameServerClientError> {
         Self::new(
             parse_addresses(list)?,
             ClientOptions {
-                credentials,
+                connector,
                 ..ClientOptions::default()
             },
         )
@@ -95,15 +91,16 @@ impl NameServerClient {
         let nodes = addrs
             .into_iter()
             .map(|addr| {
-                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                let endpoint = options
+                    .connector
+                    .endpoint(&addr)
                     .map_err(|e| NameServerClientError::InvalidAddress {
                         addr: addr.clone(),
                         reason: e.to_string(),
                     })?
                     .connect_timeout(options.connect_timeout)
                     .timeout(options.request_timeout);
-                let channel =
-                    mq_auth::client::signed(endpoint.connect_lazy(), options.credentials.as_ref());
+                let channel = options.connector.lazy(endpoint);
                 let stubs = Stubs {
                     names: RpcClient::new(channel.clone()),
                     auth: AuthClient::new(channel),

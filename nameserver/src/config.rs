@@ -11,6 +11,7 @@ use config::{Config, Environment, File, FileFormat};
 use mq_auth::Secret;
 use mq_auth::settings::{AuthArgs, AuthSettings};
 use mq_common::telemetry::LogFormat;
+use mq_common::tls::{TlsArgs, TlsSettings};
 use mq_controller::config::ControllerConfig;
 use serde::Deserialize;
 use thiserror::Error;
@@ -61,6 +62,13 @@ pub struct NameServerConfig {
     pub auth_max_clock_skew: Duration,
     #[serde(with = "humantime_serde")]
     pub auth_sync_interval: Duration,
+    /// TLS: see `mq_common::tls::TlsArgs`.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_client_ca_file: Option<PathBuf>,
+    pub tls_ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub tls_reload_interval: Duration,
 }
 
 impl Default for NameServerConfig {
@@ -85,6 +93,11 @@ impl Default for NameServerConfig {
             auth_secret_file: None,
             auth_max_clock_skew: AuthSettings::disabled().max_clock_skew,
             auth_sync_interval: AuthSettings::disabled().sync_interval,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_ca_file: None,
+            tls_reload_interval: Duration::from_secs(10),
         }
     }
 }
@@ -151,6 +164,8 @@ pub struct Args {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl NameServerConfig {
@@ -174,7 +189,10 @@ impl NameServerConfig {
             )?
             .set_default("log_level", defaults.log_level)?
             .set_default("log_format", "text")?;
-        for (key, value) in mq_auth::settings::DEFAULTS {
+        for (key, value) in mq_auth::settings::DEFAULTS
+            .into_iter()
+            .chain(mq_common::tls::DEFAULTS)
+        {
             builder = builder.set_default(key, value)?;
         }
         if let Some(path) = &args.config {
@@ -221,14 +239,31 @@ impl NameServerConfig {
                 "data_dir",
                 args.data_dir.as_ref().map(|d| d.display().to_string()),
             )?;
-        for (key, value) in args.auth.overrides() {
+        for (key, value) in args
+            .auth
+            .overrides()
+            .into_iter()
+            .chain(args.tls.overrides())
+        {
             builder = builder.set_override_option(key, value)?;
         }
         let config: NameServerConfig = builder.build()?.try_deserialize()?;
         config.check()?;
         config.controller()?;
         config.auth()?;
+        config.tls()?;
         Ok(config)
+    }
+
+    /// The TLS this server serves, if any.
+    pub fn tls(&self) -> Result<Option<TlsSettings>, ConfigError> {
+        TlsSettings::from_config(
+            self.tls_cert_file.as_deref(),
+            self.tls_key_file.as_deref(),
+            self.tls_client_ca_file.as_deref(),
+            self.tls_reload_interval,
+        )
+        .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }
 
     /// The authentication settings.
@@ -288,6 +323,11 @@ impl NameServerConfig {
             auth_secret_file: self.auth_secret_file.clone(),
             auth_max_clock_skew: self.auth_max_clock_skew,
             auth_sync_interval: self.auth_sync_interval,
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            tls_client_ca_file: self.tls_client_ca_file.clone(),
+            tls_ca_file: self.tls_ca_file.clone(),
+            tls_reload_interval: self.tls_reload_interval,
         };
         config.validate().map_err(|e| ConfigError::Invalid {
             key: "controller",

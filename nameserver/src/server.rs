@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use mq_auth::guard::Guard;
 use mq_auth::store::AuthStore;
+use mq_common::tls::ServerTls;
 use mq_proto::auth::v1::auth_server::AuthServer;
 
 use mq_proto::nameserver::v1::name_server_server::NameServerServer;
@@ -43,6 +44,8 @@ pub enum ServeError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Auth(#[from] mq_auth::store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] mq_common::tls::TlsError),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -57,6 +60,7 @@ pub struct NameServer {
     listener: TcpListener,
     table: Arc<RouteTable>,
     auth: Arc<AuthStore>,
+    tls: Option<ServerTls>,
 }
 
 impl NameServer {
@@ -84,6 +88,7 @@ impl NameServer {
         config: NameServerConfig,
         auth: Arc<AuthStore>,
     ) -> Result<Self, ServeError> {
+        let tls = config.tls()?.map(ServerTls::load).transpose()?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -96,6 +101,7 @@ impl NameServer {
             listener,
             table: Arc::new(RouteTable::new()),
             auth,
+            tls,
         })
     }
 
@@ -143,6 +149,7 @@ impl NameServer {
             %addr,
             broker_expire = %humantime::format_duration(self.config.broker_expire),
             authentication = guard.enabled(),
+            tls = self.tls.is_some(),
             "nameserver listening"
         );
 
@@ -155,6 +162,7 @@ impl NameServer {
         let result = mq_common::grpc::serve(
             self.listener,
             mq_common::incoming::ConnectionLimits::default(),
+            self.tls,
             &["mq.nameserver.v1.NameServer", "mq.auth.v1.Auth"],
             tonic::service::Routes::new(service).add_service(auth_service),
             shutdown,

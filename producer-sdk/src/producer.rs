@@ -6,14 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use mq_auth::Credentials;
 use mq_auth::client::SignedChannel;
+use mq_auth::{ClientTls, Connector, Credentials};
 use mq_common::{FieldError, validate};
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_client::BrokerClient;
 use tokio::task::JoinHandle;
-use tonic::transport::Endpoint;
 
 use crate::accumulator::Accumulator;
 use crate::compress::maybe_compress;
@@ -50,8 +49,9 @@ pub struct ProducerOptions {
     pub linger: Duration,
     /// A batch goes out early once its bodies reach this many bytes.
     pub batch_bytes: usize,
-    /// Signs every request (clusters with authentication refuse others).
-    pub credentials: Option<Credentials>,
+    /// How brokers and nameservers are reached: TLS, and credentials
+    /// that sign every request (clusters with authentication refuse others).
+    pub connector: Connector,
 }
 
 /// Builds a [`Producer`]: `Producer::builder().namesrv("127.0.0.1:9876").build()`.
@@ -78,7 +78,7 @@ impl Default for ProducerBuilder {
                 busy_backoff: Duration::from_millis(100),
                 linger: Duration::ZERO,
                 batch_bytes: 256 << 10,
-                credentials: None,
+                connector: Connector::default(),
             },
         }
     }
@@ -137,7 +137,19 @@ impl ProducerBuilder {
         access_key: impl Into<String>,
         secret_key: impl Into<String>,
     ) -> Self {
-        self.options.credentials = Some(Credentials::new(access_key, secret_key));
+        self.options.connector.credentials = Some(Credentials::new(access_key, secret_key));
+        self
+    }
+
+    /// How brokers and nameservers are reached (TLS and credentials at once).
+    pub fn connector(mut self, connector: Connector) -> Self {
+        self.options.connector = connector;
+        self
+    }
+
+    /// Connects over TLS (see [`ClientTls::from_files`]).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.options.connector.tls = Some(tls);
         self
     }
 
@@ -145,7 +157,7 @@ impl ProducerBuilder {
     /// `MQ_SECRET_KEY`, when both are set; an error when only one is.
     pub fn credentials_from_env(mut self) -> Result<Self, ProducerError> {
         let var = |name| std::env::var(name).ok();
-        self.options.credentials = Credentials::from_parts(
+        self.options.connector.credentials = Credentials::from_parts(
             var("MQ_ACCESS_KEY").as_deref(),
             var("MQ_SECRET_KEY").as_deref(),
         )
@@ -163,7 +175,7 @@ impl ProducerBuilder {
                 "send_timeout must be longer than 0".into(),
             ));
         }
-        let namesrv = NameServerClient::from_list_as(&options.namesrv, options.credentials.clone())
+        let namesrv = NameServerClient::from_list_with(&options.namesrv, options.connector.clone())
             .map_err(|e| ProducerError::Config(e.to_string()))?;
         let accumulator = (!options.linger.is_zero())
             .then(|| Accumulator::new(options.linger, options.batch_bytes));
@@ -574,14 +586,16 @@ impl Inner {
         if let Some(client) = self.clients.get(addr) {
             return Ok(client.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| tonic::Status::invalid_argument(format!("broker address {addr:?}: {e}")))?
+        let endpoint = self
+            .options
+            .connector
+            .endpoint(addr)
+            .map_err(|e| tonic::Status::invalid_argument(format!("broker {e}")))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
             .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
-        let channel =
-            mq_auth::client::signed(endpoint.connect_lazy(), self.options.credentials.as_ref());
+        let channel = self.options.connector.lazy(endpoint);
         let client = BrokerClient::new(channel)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
@@ -658,7 +672,7 @@ async fn probe_isolated(inner: Arc<Inner>) {
     loop {
         ticks.tick().await;
         for item in inner.faults.isolated(inner.now_ms()) {
-            let Ok(endpoint) = Endpoint::from_shared(format!("http://{}", item.addr)) else {
+            let Ok(endpoint) = inner.options.connector.endpoint(&item.addr) else {
                 continue;
             };
             let endpoint = endpoint

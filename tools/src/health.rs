@@ -24,6 +24,8 @@ pub struct Cli {
     /// Give up after this long (for example 500ms, 2s).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub connect: crate::connect::ConnectArgs,
 }
 
 /// Why a server is not healthy.
@@ -46,7 +48,12 @@ pub enum HealthError {
 /// Checks `cli.addr` once.
 pub async fn check(cli: &Cli) -> Result<(), HealthError> {
     let addr = cli.addr.clone();
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    let connector = cli.connect.connector().map_err(|e| HealthError::Address {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    let endpoint = connector
+        .endpoint(&addr)
         .map_err(|e| HealthError::Address {
             addr: addr.clone(),
             reason: e.to_string(),

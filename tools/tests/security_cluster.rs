@@ -136,7 +136,8 @@ async fn members_register_replicate_and_fail_over_signed_while_strangers_are_ref
     );
     let list = controllers.list();
     let admin = mq_auth::Credentials::new("admin", ADMIN_SECRET);
-    let client = ControllerClient::from_list_as(&list, Some(&admin)).unwrap();
+    let client =
+        ControllerClient::from_list_with(&list, &mq_auth::Connector::signing(Some(admin))).unwrap();
 
     // Strangers are refused by the controllers.
     let stranger = ControllerClient::from_list(&list).unwrap();

@@ -32,8 +32,9 @@ pub struct Follower {
     pub broker_id: u64,
     pub status: Arc<FollowStatus>,
     pub restart: Arc<super::Restart>,
-    /// Signs the stream (a master with authentication on refuses others).
-    pub credentials: Option<mq_auth::Credentials>,
+    /// How the master is reached: TLS, signed (a master with
+    /// authentication on refuses others).
+    pub connector: mq_auth::Connector,
 }
 
 /// What a replica knows of its following, for metrics and admin.
@@ -136,18 +137,19 @@ impl Follower {
         // Keepalive pings find a master that vanished without closing the
         // connection (a network cut): the stream fails, and following
         // reconnects once the master can be reached again.
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", self.master_addr))
-                .map_err(|e| FollowError::Transient(e.to_string()))?
-                .connect_timeout(Duration::from_secs(3))
-                .http2_keep_alive_interval(KEEPALIVE)
-                .keep_alive_timeout(KEEPALIVE)
-                .keep_alive_while_idle(true);
+        let endpoint = self
+            .connector
+            .endpoint(&self.master_addr)
+            .map_err(|e| FollowError::Transient(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3))
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true);
         let channel = endpoint
             .connect()
             .await
             .map_err(|e| FollowError::Transient(e.to_string()))?;
-        let channel = mq_auth::client::signed(channel, self.credentials.as_ref());
+        let channel = self.connector.signed(channel);
         let mut client = pb::replication_client::ReplicationClient::new(channel)
             .max_decoding_message_size(2 * super::CHUNK_BYTES + (1 << 20));
         let from = self.store.commitlog_max_offset();

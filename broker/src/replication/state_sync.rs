@@ -137,8 +137,8 @@ pub struct StateSync {
     pub broker_id: u64,
     pub state: BrokerState,
     pub interval: Duration,
-    /// Signs the calls (a master with authentication on refuses others).
-    pub credentials: Option<mq_auth::Credentials>,
+    /// How the master is reached: TLS, signed.
+    pub connector: mq_auth::Connector,
 }
 
 /// How long one sync may take.
@@ -149,16 +149,11 @@ impl StateSync {
     /// does not answer is tried again at the next round.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         // One channel for every round: it reconnects by itself.
-        let master = match tonic::transport::Endpoint::from_shared(format!(
-            "http://{}",
-            self.master_addr
-        )) {
-            Ok(endpoint) => ReplicationClient::new(mq_auth::client::signed(
-                endpoint
-                    .connect_timeout(Duration::from_secs(3))
-                    .connect_lazy(),
-                self.credentials.as_ref(),
-            )),
+        let master = match self.connector.endpoint(&self.master_addr) {
+            Ok(endpoint) => ReplicationClient::new(
+                self.connector
+                    .lazy(endpoint.connect_timeout(Duration::from_secs(3))),
+            ),
             Err(err) => {
                 tracing::error!(master = %self.master_addr, error = %err, "cannot sync state with the master");
                 return;

@@ -539,7 +539,7 @@ mod tests {
                 expression: "*".into(),
                 tags: Vec::new(),
             }],
-            Cluster::new(namesrv, None),
+            Cluster::new(namesrv, mq_auth::Connector::default()),
             OffsetStore::remote("g"),
             sink,
         )

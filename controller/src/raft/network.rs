@@ -14,7 +14,6 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use super::{NodeId, TypeConfig};
@@ -24,20 +23,18 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// Makes a client per peer; a peer's address is its node's `addr`.
 #[derive(Debug, Clone, Default)]
 pub struct Network {
-    /// What calls to peers are signed with (the cluster's administrator).
-    pub credentials: Option<mq_auth::Credentials>,
+    /// How peers are reached: TLS, signed as the cluster's administrator.
+    pub connector: mq_auth::Connector,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        let client = Endpoint::from_shared(format!("http://{}", node.addr)).map(|e| {
-            RaftClient::new(mq_auth::client::signed(
-                e.connect_lazy(),
-                self.credentials.as_ref(),
-            ))
-        });
+        let client = self
+            .connector
+            .endpoint(&node.addr)
+            .map(|e| RaftClient::new(self.connector.lazy(e)));
         Peer { target, client }
     }
 }
@@ -46,7 +43,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 #[derive(Debug)]
 pub struct Peer {
     target: NodeId,
-    client: Result<RaftClient<mq_auth::client::SignedChannel>, tonic::transport::Error>,
+    client: Result<RaftClient<mq_auth::client::SignedChannel>, mq_auth::ConnectError>,
 }
 
 impl Peer {

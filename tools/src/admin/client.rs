@@ -2,7 +2,7 @@
 //! and a gRPC client per broker.
 
 use anyhow::{Context, bail};
-use mq_auth::Credentials;
+use mq_auth::Connector;
 use mq_auth::client::SignedChannel;
 use mq_nameserver_client::NameServerClient;
 use mq_proto::broker::v1::broker_client::BrokerClient;
@@ -20,22 +20,18 @@ pub struct Admin {
     pub namesrv: NameServerClient,
     pub namesrv_list: String,
     pub json: bool,
-    /// What every call is signed with.
-    pub credentials: Option<Credentials>,
+    /// How servers are reached: TLS, credentials.
+    pub connector: Connector,
 }
 
 impl Admin {
-    pub fn new(
-        namesrv: &str,
-        json: bool,
-        credentials: Option<Credentials>,
-    ) -> anyhow::Result<Admin> {
+    pub fn new(namesrv: &str, json: bool, connector: Connector) -> anyhow::Result<Admin> {
         Ok(Admin {
-            namesrv: NameServerClient::from_list_as(namesrv, credentials.clone())
+            namesrv: NameServerClient::from_list_with(namesrv, connector.clone())
                 .with_context(|| format!("--namesrv {namesrv:?}"))?,
             namesrv_list: namesrv.to_owned(),
             json,
-            credentials,
+            connector,
         })
     }
 
@@ -45,15 +41,17 @@ impl Admin {
         name: &str,
         addr: &str,
     ) -> anyhow::Result<BrokerClient<SignedChannel>> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .with_context(|| format!("broker {name} address {addr:?}"))?
+        let endpoint = self
+            .connector
+            .endpoint(addr)
+            .with_context(|| format!("broker {name}"))?
             .connect_timeout(std::time::Duration::from_secs(3))
             .timeout(std::time::Duration::from_secs(10));
         let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("broker {name} at {addr} is unreachable"))?;
-        let channel = mq_auth::client::signed(channel, self.credentials.as_ref());
+        let channel = self.connector.signed(channel);
         Ok(BrokerClient::new(channel).max_decoding_message_size(256 << 20))
     }
 

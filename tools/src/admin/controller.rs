@@ -5,7 +5,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use mq_auth::Credentials;
+use mq_auth::Connector;
 use mq_controller::client::ControllerClient;
 use mq_proto::controller::v1 as pb;
 use serde_json::json;
@@ -50,20 +50,17 @@ pub enum BrokerCommand {
 /// Beyond the switch-over's own timeout, for the election and the answer.
 const CALL_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 
-fn client(
-    at: &ControllerAddr,
-    credentials: Option<&Credentials>,
-) -> anyhow::Result<ControllerClient> {
-    ControllerClient::from_list_as(&at.controller, credentials)
+fn client(at: &ControllerAddr, connector: &Connector) -> anyhow::Result<ControllerClient> {
+    ControllerClient::from_list_with(&at.controller, connector)
         .with_context(|| format!("--controller {:?}", at.controller))
 }
 
 pub async fn status(
     at: &ControllerAddr,
-    credentials: Option<&Credentials>,
+    connector: &Connector,
     json_output: bool,
 ) -> anyhow::Result<()> {
-    let client = client(at, credentials)?;
+    let client = client(at, connector)?;
     let each = client.status_of_each().await;
     let mut controllers = Table::new(&[
         ("CONTROLLER", "address"),
@@ -169,7 +166,7 @@ pub struct SwitchOver<'a> {
 
 pub async fn elect_master(
     at: &ControllerAddr,
-    credentials: Option<&Credentials>,
+    connector: &Connector,
     switch: SwitchOver<'_>,
     json_output: bool,
 ) -> anyhow::Result<()> {
@@ -184,7 +181,7 @@ pub async fn elect_master(
     }
     // The controller answers once the member caught up and was elected.
     let client =
-        ControllerClient::with_call_timeout(&at.controller, timeout + CALL_MARGIN, credentials)
+        ControllerClient::with_call_timeout(&at.controller, timeout + CALL_MARGIN, connector)
             .with_context(|| format!("--controller {:?}", at.controller))?;
     let answer = client
         .elect_master(pb::ElectMasterRequest {

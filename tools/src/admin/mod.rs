@@ -33,18 +33,8 @@ pub struct Cli {
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Sign requests as this user (clusters with authentication on).
-    #[arg(long, global = true, env = "MQ_ACCESS_KEY", value_name = "NAME")]
-    pub access_key: Option<String>,
-    /// The user's secret key (better in the environment than on a command line).
-    #[arg(
-        long,
-        global = true,
-        env = "MQ_SECRET_KEY",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub secret_key: Option<String>,
+    #[command(flatten)]
+    pub connect: crate::connect::ConnectArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -88,9 +78,7 @@ pub enum ClusterCommand {
 
 /// Runs one command; the error is the line to print.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let credentials =
-        mq_auth::Credentials::from_parts(cli.access_key.as_deref(), cli.secret_key.as_deref())?;
-    let admin = Admin::new(&cli.namesrv, cli.json, credentials)?;
+    let admin = Admin::new(&cli.namesrv, cli.json, cli.connect.connector()?)?;
     match cli.command {
         Command::Cluster(ClusterCommand::List) => cluster::list(&admin).await,
         Command::Topic(command) => topic::run(&admin, command).await,
@@ -100,7 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => auth::user(&admin, command).await,
         Command::Acl(command) => auth::acl(&admin, command).await,
         Command::Controller(controller::ControllerCommand::Status(at)) => {
-            controller::status(&at, admin.credentials.as_ref(), cli.json).await
+            controller::status(&at, &admin.connector, cli.json).await
         }
         Command::Broker(controller::BrokerCommand::ElectMaster {
             at,
@@ -115,7 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 timeout,
                 force,
             };
-            controller::elect_master(&at, admin.credentials.as_ref(), switch, cli.json).await
+            controller::elect_master(&at, &admin.connector, switch, cli.json).await
         }
     }
 }

@@ -59,11 +59,9 @@ pub async fn start(args: &ConsumeArgs, stats: Arc<Stats>) -> anyhow::Result<Runn
     let mut consumers = Vec::with_capacity(args.consumers);
     for member in 0..args.consumers {
         let (stats, log) = (Arc::clone(&stats), log.clone());
-        let mut builder = PushConsumer::builder().namesrv(&args.common.namesrv);
-        if let Some(c) = args.common.credentials()? {
-            builder = builder.credentials(c.access_key, c.secret_key.expose());
-        }
-        let consumer = builder
+        let consumer = PushConsumer::builder()
+            .namesrv(&args.common.namesrv)
+            .connector(args.common.connect.connector()?)
             .group(&args.group)
             .client_id(format!("mqbench-{}-{member}", std::process::id()))
             .subscribe(&args.common.topic, "*")

@@ -67,9 +67,9 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
 /// after the first send, but asynchronously: consumers started before the
 /// route exists would find no queues.
 async fn wait_for_route(common: &super::Common, topic: &str) -> anyhow::Result<()> {
-    let client = mq_nameserver_client::NameServerClient::from_list_as(
+    let client = mq_nameserver_client::NameServerClient::from_list_with(
         &common.namesrv,
-        common.credentials()?,
+        common.connect.connector()?,
     )?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {

@@ -48,27 +48,8 @@ pub struct Common {
     /// Write one JSON line per acknowledged (produce) or received (consume) message.
     #[arg(long, value_name = "FILE")]
     pub verify_log: Option<PathBuf>,
-    /// Sign requests as this user (clusters with authentication on).
-    #[arg(long, env = "MQ_ACCESS_KEY", value_name = "NAME")]
-    pub access_key: Option<String>,
-    /// The user's secret key (better in the environment than on a command line).
-    #[arg(
-        long,
-        env = "MQ_SECRET_KEY",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub secret_key: Option<String>,
-}
-
-impl Common {
-    /// The credentials given, if any.
-    pub fn credentials(&self) -> anyhow::Result<Option<mq_auth::Credentials>> {
-        Ok(mq_auth::Credentials::from_parts(
-            self.access_key.as_deref(),
-            self.secret_key.as_deref(),
-        )?)
-    }
+    #[command(flatten)]
+    pub connect: crate::connect::ConnectArgs,
 }
 
 #[derive(Debug, Clone, Args)]

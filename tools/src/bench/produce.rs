@@ -43,13 +43,11 @@ fn check(args: &ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A producer builder for `common`'s nameservers and credentials.
+/// A producer builder for `common`'s nameservers, credentials and TLS.
 pub fn producer(common: &super::Common) -> anyhow::Result<mq_producer::ProducerBuilder> {
-    let mut builder = Producer::builder().namesrv(&common.namesrv);
-    if let Some(c) = common.credentials()? {
-        builder = builder.credentials(c.access_key, c.secret_key.expose());
-    }
-    Ok(builder)
+    Ok(Producer::builder()
+        .namesrv(&common.namesrv)
+        .connector(common.connect.connector()?))
 }
 
 /// Sends `args.count` messages; shows progress when `show` is set.

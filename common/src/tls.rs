@@ -1,0 +1,465 @@
+//! TLS on our servers' ports (rustls on ring): the certificate and key
+//! come from PEM files and are reloaded when the files change, so that a
+//! renewed certificate takes effect without a restart; with a client CA
+//! file, clients must present a certificate it signed (mutual TLS).
+//!
+//! Handshakes run beside the accept loop, one task each, so that a slow
+//! or silent client delays nobody. A client that speaks plaintext to a TLS
+//! port gets a gRPC answer it can read (`UNAVAILABLE`, "this port requires
+//! TLS") instead of a reset connection.
+
+use std::convert::Infallible;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::CryptoProvider;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::incoming::Connection;
+
+/// How long a client may take to complete its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a plaintext client of a TLS port is told.
+pub const PLAINTEXT_REFUSAL: &str = "this port requires TLS: connect with TLS (an https:// endpoint, --tls or --tls-ca-file; grpcurl -cacert FILE)";
+
+/// Where a server's certificate and key are, and whether clients need one.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM: the certificate chain, the server's own first.
+    pub cert_file: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM: CAs whose client certificates are accepted; set, a client
+    /// without one is refused (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// How often the files are checked for a change.
+    pub reload_interval: Duration,
+}
+
+/// A certificate, key or CA that cannot be used; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(tokio_rustls::rustls::crypto::ring::default_provider())
+}
+
+/// The certificates of a PEM file (at least one).
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Invalid {
+            path: path.to_owned(),
+            reason: format!("not a PEM certificate file: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Invalid {
+            path: path.to_owned(),
+            reason: "holds no certificate (want PEM: -----BEGIN CERTIFICATE-----)".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn certified_key(settings: &TlsSettings) -> Result<Arc<CertifiedKey>, TlsError> {
+    let certs = read_certificates(&settings.cert_file)?;
+    let path = &settings.key_file;
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    // Never the key's bytes in an error: only what kind of problem it is.
+    let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::Invalid {
+        path: path.clone(),
+        reason: "holds no private key (want PEM: PKCS#8, PKCS#1 or SEC1)".into(),
+    })?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsError::Invalid {
+            path: path.clone(),
+            reason: format!("unusable private key: {e}"),
+        })?;
+    let certified = CertifiedKey::new(certs, signing);
+    certified.keys_match().map_err(|e| TlsError::Invalid {
+        path: path.clone(),
+        reason: format!(
+            "the key does not belong to the certificate in {}: {e}",
+            settings.cert_file.display()
+        ),
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// The files' modification times and sizes: a change means a reload.
+fn stamp(settings: &TlsSettings) -> Option<[(SystemTime, u64); 2]> {
+    let of = |path: &Path| {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    };
+    Some([of(&settings.cert_file)?, of(&settings.key_file)?])
+}
+
+/// Hands every handshake the current certificate.
+#[derive(Debug)]
+struct ReloadingCert {
+    /// Read at every handshake, replaced whole on a reload: a std lock
+    /// held only to clone or swap the pointer.
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+}
+
+/// A server's TLS: the acceptor and the certificate it reloads.
+#[derive(Clone)]
+pub struct ServerTls {
+    acceptor: TlsAcceptor,
+    cert: Arc<ReloadingCert>,
+    settings: TlsSettings,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Reads the files; an error names the one that cannot be used.
+    pub fn load(settings: TlsSettings) -> Result<ServerTls, TlsError> {
+        let cert = Arc::new(ReloadingCert {
+            current: RwLock::new(certified_key(&settings)?),
+        });
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match &settings.client_ca_file {
+            Some(path) => {
+                let mut roots = RootCertStore::empty();
+                let (added, _) = roots.add_parsable_certificates(read_certificates(path)?);
+                if added == 0 {
+                    return Err(TlsError::Invalid {
+                        path: path.clone(),
+                        reason: "holds no usable CA certificate".into(),
+                    });
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .map_err(|e| TlsError::Invalid {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config =
+            builder.with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(ServerTls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            cert,
+            settings,
+        })
+    }
+
+    /// Whether clients must present a certificate.
+    pub fn mutual(&self) -> bool {
+        self.settings.client_ca_file.is_some()
+    }
+
+    /// Reads the files again if they changed since `last`; returns the new
+    /// stamp. A certificate that cannot be used is logged and the old one
+    /// kept.
+    fn reload_if_changed(
+        &self,
+        last: Option<[(SystemTime, u64); 2]>,
+    ) -> Option<[(SystemTime, u64); 2]> {
+        let now = stamp(&self.settings);
+        if now.is_none() || now == last {
+            return last;
+        }
+        match certified_key(&self.settings) {
+            Ok(key) => {
+                *self.cert.current.write().unwrap_or_else(|e| e.into_inner()) = key;
+                tracing::info!(cert = %self.settings.cert_file.display(), "TLS certificate reloaded");
+                now
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot reload the TLS certificate; keeping the current one");
+                last
+            }
+        }
+    }
+
+    /// Watches the files every `reload_interval`, for as long as it runs.
+    pub async fn watch(self) {
+        let mut last = stamp(&self.settings);
+        let mut ticks = tokio::time::interval(self.settings.reload_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            last = self.reload_if_changed(last);
+        }
+    }
+
+    /// The TLS connections made over `connections` (handshakes in tasks of
+    /// their own); plaintext clients are answered and dropped.
+    pub fn secure(
+        &self,
+        connections: impl Stream<Item = io::Result<Connection>> + Send + 'static,
+    ) -> impl Stream<Item = io::Result<Transport>> + Send + 'static {
+        let (tx, mut rx) = mpsc::channel::<Transport>(64);
+        let acceptor = self.acceptor.clone();
+        tokio::spawn(async move {
+            let mut connections = std::pin::pin!(connections);
+            loop {
+                // Ends with the server: its stream (the receiver) is gone.
+                let next = tokio::select! {
+                    next = connections.next() => next,
+                    () = tx.closed() => return,
+                };
+                let Some(Ok(connection)) = next else {
+                    if next.is_none() {
+                        return;
+                    }
+                    continue;
+                };
+                let (tx, acceptor) = (tx.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    if let Some(secured) = handshake(&acceptor, connection).await {
+                        let _ = tx.send(secured).await;
+                    }
+                });
+            }
+        });
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|next| next.map(Ok)))
+    }
+}
+
+/// The TLS session over `connection`, or `None` (logged) when the client
+/// spoke plaintext, failed or stalled its handshake.
+async fn handshake(acceptor: &TlsAcceptor, connection: Connection) -> Option<Transport> {
+    let peer = connection.connect_info().remote_addr();
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return None,
+    }
+    // Every TLS connection opens with a handshake record (content type 22).
+    if first[0] != 0x16 {
+        tracing::warn!(peer = ?peer, "a client spoke plaintext to a TLS port; told it to use TLS");
+        refuse_plaintext(connection).await;
+        return None;
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(connection)).await {
+        Ok(Ok(stream)) => Some(Transport::Tls(Box::new(stream))),
+        Ok(Err(err)) => {
+            tracing::warn!(peer = ?peer, error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(peer = ?peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Answers every call of a plaintext HTTP/2 (gRPC) client with
+/// `UNAVAILABLE` and the reason, for a few seconds.
+async fn refuse_plaintext(connection: Connection) {
+    let service = hyper::service::service_fn(|_request| async {
+        Ok::<_, Infallible>(
+            tonic::Status::unavailable(PLAINTEXT_REFUSAL).into_http::<tonic::body::Body>(),
+        )
+    });
+    let serving = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(hyper_util::rt::TokioIo::new(connection), service);
+    let _ = tokio::time::timeout(Duration::from_secs(5), serving).await;
+}
+
+/// A served connection: plaintext, or TLS over it.
+pub enum Transport {
+    Plain(Connection),
+    Tls(Box<tokio_rustls::server::TlsStream<Connection>>),
+}
+
+impl Connected for Transport {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        match self {
+            Transport::Plain(c) => c.connect_info(),
+            Transport::Tls(s) => s.get_ref().0.connect_info(),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $inner:ident => $call:expr) => {
+        match $self.get_mut() {
+            Transport::Plain($inner) => {
+                let $inner = Pin::new($inner);
+                $call
+            }
+            Transport::Tls($inner) => {
+                let $inner = Pin::new($inner.as_mut());
+                $call
+            }
+        }
+    };
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, inner => inner.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, inner => inner.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, inner => inner.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Transport::Plain(c) => c.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, inner => inner.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, inner => inner.poll_shutdown(cx))
+    }
+}
+
+/// Defaults of the configuration keys every server shares.
+pub const DEFAULTS: [(&str, &str); 1] = [("tls_reload_interval", "10s")];
+
+/// The TLS flags every server takes (keys `tls_cert_file`, `tls_key_file`,
+/// `tls_client_ca_file`, `tls_ca_file`, `tls_reload_interval`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain: serve TLS (reloaded when the file changes)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: require clients to present a certificate they signed (mutual TLS)
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// PEM CA certificates this server trusts when it calls other servers [default: the client CA file, else the system roots]
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// How often to look for a renewed certificate [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub tls_reload_interval: Option<humantime::Duration>,
+}
+
+impl TlsArgs {
+    /// The flags given, as configuration overrides (key, value).
+    pub fn overrides(&self) -> [(&'static str, Option<String>); 5] {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        [
+            ("tls_cert_file", path(&self.tls_cert_file)),
+            ("tls_key_file", path(&self.tls_key_file)),
+            ("tls_client_ca_file", path(&self.tls_client_ca_file)),
+            ("tls_ca_file", path(&self.tls_ca_file)),
+            (
+                "tls_reload_interval",
+                self.tls_reload_interval.map(|d| d.to_string()),
+            ),
+        ]
+    }
+}
+
+impl TlsSettings {
+    /// The server's TLS from the configuration keys (none without a
+    /// certificate); the error names the key.
+    pub fn from_config(
+        cert_file: Option<&Path>,
+        key_file: Option<&Path>,
+        client_ca_file: Option<&Path>,
+        reload_interval: Duration,
+    ) -> Result<Option<TlsSettings>, (&'static str, String)> {
+        match (cert_file, key_file) {
+            (None, None) => {
+                if client_ca_file.is_some() {
+                    return Err((
+                        "tls_client_ca_file",
+                        "needs tls_cert_file and tls_key_file: mutual TLS is TLS first".into(),
+                    ));
+                }
+                Ok(None)
+            }
+            (Some(_), None) => Err(("tls_key_file", "is required with tls_cert_file".into())),
+            (None, Some(_)) => Err(("tls_cert_file", "is required with tls_key_file".into())),
+            (Some(cert), Some(key)) => {
+                if reload_interval.is_zero() {
+                    return Err(("tls_reload_interval", "must be longer than 0s".into()));
+                }
+                Ok(Some(TlsSettings {
+                    cert_file: cert.to_owned(),
+                    key_file: key.to_owned(),
+                    client_ca_file: client_ca_file.map(Path::to_owned),
+                    reload_interval,
+                }))
+            }
+        }
+    }
+}
