@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -116,13 +116,16 @@ fn certified_key(settings: &TlsSettings) -> Result<Arc<CertifiedKey>, TlsError> 
     Ok(Arc::new(certified))
 }
 
-/// The files' modification times and sizes: a change means a reload.
-fn stamp(settings: &TlsSettings) -> Option<[(SystemTime, u64); 2]> {
-    let of = |path: &Path| {
-        let meta = std::fs::metadata(path).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    };
-    Some([of(&settings.cert_file)?, of(&settings.key_file)?])
+/// A fingerprint of the files' content: a change means a reload. Content,
+/// not modification times: those are coarse (a renewal written twice
+/// within one clock tick, same sizes, would go unnoticed), and the files
+/// are small.
+fn stamp(settings: &TlsSettings) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(&settings.cert_file).ok()?.hash(&mut hasher);
+    std::fs::read(&settings.key_file).ok()?.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Hands every handshake the current certificate.
@@ -147,6 +150,9 @@ pub struct ServerTls {
     acceptor: TlsAcceptor,
     cert: Arc<ReloadingCert>,
     settings: TlsSettings,
+    /// The files' fingerprint when the certificate in use was read (taken
+    /// before reading them: a change in between is seen at the next look).
+    loaded: Option<u64>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -160,6 +166,7 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// Reads the files; an error names the one that cannot be used.
     pub fn load(settings: TlsSettings) -> Result<ServerTls, TlsError> {
+        let loaded = stamp(&settings);
         let cert = Arc::new(ReloadingCert {
             current: RwLock::new(certified_key(&settings)?),
         });
@@ -194,6 +201,7 @@ impl ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             cert,
             settings,
+            loaded,
         })
     }
 
@@ -205,10 +213,7 @@ impl ServerTls {
     /// Reads the files again if they changed since `last`; returns the new
     /// stamp. A certificate that cannot be used is logged and the old one
     /// kept.
-    fn reload_if_changed(
-        &self,
-        last: Option<[(SystemTime, u64); 2]>,
-    ) -> Option<[(SystemTime, u64); 2]> {
+    fn reload_if_changed(&self, last: Option<u64>) -> Option<u64> {
         let now = stamp(&self.settings);
         if now.is_none() || now == last {
             return last;
@@ -228,7 +233,7 @@ impl ServerTls {
 
     /// Watches the files every `reload_interval`, for as long as it runs.
     pub async fn watch(self) {
-        let mut last = stamp(&self.settings);
+        let mut last = self.loaded;
         let mut ticks = tokio::time::interval(self.settings.reload_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -461,5 +466,85 @@ impl TlsSettings {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate for localhost signed by a new CA named `ca`: (cert, key) PEM.
+    fn issue(ca: &str) -> (String, String) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, ca);
+        let ca_cert = params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca_cert, &ca_key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn served(tls: &ServerTls) -> Vec<u8> {
+        let current = tls.cert.current.read().unwrap();
+        current.cert[0].as_ref().to_vec()
+    }
+
+    #[test]
+    fn a_renewal_written_right_after_loading_is_picked_up_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = TlsSettings {
+            cert_file: dir.path().join("server.pem"),
+            key_file: dir.path().join("server.key"),
+            client_ca_file: None,
+            reload_interval: Duration::from_secs(1),
+        };
+        let write = |(cert, key): (String, String)| {
+            std::fs::write(&settings.key_file, key).unwrap();
+            std::fs::write(&settings.cert_file, cert).unwrap();
+        };
+        write(issue("first CA"));
+        let tls = ServerTls::load(settings.clone()).unwrap();
+        let first = served(&tls);
+        // Renewed before the watcher ever looked (same sizes, same tick).
+        write(issue("renewal CA"));
+        let seen = tls.reload_if_changed(tls.loaded);
+        assert_ne!(seen, tls.loaded);
+        let renewed = served(&tls);
+        assert_ne!(renewed, first, "the renewed certificate is served");
+        assert_eq!(tls.reload_if_changed(seen), seen, "nothing changed since");
+
+        std::fs::write(&settings.cert_file, "garbage").unwrap();
+        assert_eq!(tls.reload_if_changed(seen), seen);
+        assert_eq!(served(&tls), renewed, "a broken file keeps the current one");
+    }
+
+    #[test]
+    fn unusable_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, _) = issue("ca");
+        let (_, other_key) = issue("other");
+        let cert_file = dir.path().join("server.pem");
+        let key_file = dir.path().join("server.key");
+        std::fs::write(&cert_file, cert).unwrap();
+        std::fs::write(&key_file, other_key).unwrap();
+        let settings = TlsSettings {
+            cert_file,
+            key_file: key_file.clone(),
+            client_ca_file: None,
+            reload_interval: Duration::from_secs(1),
+        };
+        let err = ServerTls::load(settings.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains("server.key") && err.contains("does not belong"),
+            "{err}"
+        );
+        std::fs::write(&key_file, "nothing").unwrap();
+        let err = ServerTls::load(settings).unwrap_err().to_string();
+        assert!(err.contains("holds no private key"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod certs;
 pub mod cluster;
 pub mod controllers;
 pub mod damage;
