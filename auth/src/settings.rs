@@ -99,6 +99,41 @@ impl AuthSettings {
     }
 }
 
+/// The rule every server starts by: with authentication off, it listens on
+/// loopback only, unless `insecure` says the operator accepts that anyone
+/// who reaches the port may send, read and administer. `listens` are the
+/// gRPC addresses, each with its configuration key. Returns the one
+/// warning line to log when the server runs exposed on purpose.
+pub fn exposure(
+    auth_enabled: bool,
+    insecure: bool,
+    listens: &[(&'static str, std::net::SocketAddr)],
+) -> Result<Option<String>, (&'static str, String)> {
+    if auth_enabled {
+        return Ok(None);
+    }
+    let Some((key, _)) = listens.iter().find(|(_, addr)| !addr.ip().is_loopback()) else {
+        return Ok(None);
+    };
+    let exposed: Vec<String> = listens
+        .iter()
+        .filter(|(_, addr)| !addr.ip().is_loopback())
+        .map(|(key, addr)| format!("{key}={addr}"))
+        .collect();
+    let exposed = exposed.join(", ");
+    if !insecure {
+        return Err((
+            key,
+            format!(
+                "({exposed}) is beyond loopback and authentication is off: anyone who reaches the port could send, read and administer. Turn on --auth (with users), listen on 127.0.0.1, or pass --insecure to accept the risk"
+            ),
+        ));
+    }
+    Ok(Some(format!(
+        "INSECURE: listening on {exposed} without authentication (--insecure): anyone who reaches these ports can send, read and administer"
+    )))
+}
+
 /// Defaults of the keys, for `Config::builder().set_default`.
 pub const DEFAULTS: [(&str, &str); 3] = [
     ("auth_enabled", "false"),
@@ -186,6 +221,30 @@ mod tests {
         let ok = settings(true, Some("admin"), Some("pw")).unwrap();
         assert_eq!(ok.administrator, Some(Credentials::new("admin", "pw")));
         assert!(settings(false, None, None).unwrap().administrator.is_none());
+    }
+
+    #[test]
+    fn beyond_loopback_needs_authentication_or_insecure() {
+        let loopback = [("listen", "127.0.0.1:1".parse().unwrap())];
+        let any = [
+            ("listen", "127.0.0.1:1".parse().unwrap()),
+            ("namesrv_listen", "0.0.0.0:2".parse().unwrap()),
+        ];
+        assert_eq!(exposure(false, false, &loopback), Ok(None));
+        assert_eq!(exposure(true, false, &any), Ok(None));
+        let (key, reason) = exposure(false, false, &any).unwrap_err();
+        assert_eq!(key, "namesrv_listen");
+        assert!(
+            reason.contains("namesrv_listen=0.0.0.0:2") && reason.contains("--insecure"),
+            "{reason}"
+        );
+        let warning = exposure(false, true, &any).unwrap().unwrap();
+        assert!(
+            warning.starts_with("INSECURE") && !warning.contains('\n'),
+            "{warning}"
+        );
+        let ipv6_loopback = [("listen", "[::1]:1".parse().unwrap())];
+        assert_eq!(exposure(false, false, &ipv6_loopback), Ok(None));
     }
 
     #[test]

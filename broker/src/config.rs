@@ -139,6 +139,9 @@ pub struct BrokerConfig {
     pub namesrv_listen: SocketAddr,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Listen beyond loopback with authentication off (anyone who reaches
+    /// the port may send, read and administer); refused without it.
+    pub insecure: bool,
     /// Authentication and authorization: see `mq_auth::settings`.
     pub auth_enabled: bool,
     pub auth_access_key: Option<String>,
@@ -248,6 +251,9 @@ pub struct Args {
     /// Log line format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Listen beyond loopback without authentication (anyone who reaches the port may send, read and administer)
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -261,9 +267,27 @@ impl BrokerConfig {
         args: &Args,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let env: config::Map<String, String> = env.into_iter().collect();
+        let config = Self::load_with(args, env.clone(), "0.0.0.0")?;
+        // The one-command setup listens on loopback unless told otherwise:
+        // a laptop's broker is not the network's.
+        let config = match config.standalone {
+            true => Self::load_with(args, env, "127.0.0.1")?,
+            false => config,
+        };
+        config.exposure()?;
+        Ok(config)
+    }
+
+    /// [`BrokerConfig::load`] with listen addresses defaulting to `host`.
+    fn load_with(
+        args: &Args,
+        env: config::Map<String, String>,
+        host: &str,
+    ) -> Result<Self, ConfigError> {
         let mut builder = Config::builder()
-            .set_default("listen", "0.0.0.0:10911")?
-            .set_default("metrics_listen", "0.0.0.0:5557")?
+            .set_default("listen", format!("{host}:10911"))?
+            .set_default("metrics_listen", format!("{host}:5557"))?
             .set_default("store_dir", "data/broker")?
             .set_default("cluster", "DefaultCluster")?
             .set_default("broker_name", "broker-a")?
@@ -293,7 +317,8 @@ impl BrokerConfig {
             .set_default("max_reconsume_times", 16)?
             .set_default("retry_first_level", 3)?
             .set_default("standalone", false)?
-            .set_default("namesrv_listen", "0.0.0.0:9876")?
+            .set_default("namesrv_listen", format!("{host}:9876"))?
+            .set_default("insecure", false)?
             .set_default("log_level", "info")?
             .set_default("log_format", "text")?
             .set_default("store.flush", "async")?;
@@ -310,7 +335,6 @@ impl BrokerConfig {
                     .required(true),
             );
         }
-        let env: config::Map<String, String> = env.into_iter().collect();
         builder = builder.add_source(
             Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
@@ -357,6 +381,9 @@ impl BrokerConfig {
         if args.standalone {
             builder = builder.set_override("standalone", true)?;
         }
+        if args.insecure {
+            builder = builder.set_override("insecure", true)?;
+        }
         for (key, value) in args
             .auth
             .overrides()
@@ -370,6 +397,21 @@ impl BrokerConfig {
         config.auth()?;
         config.tls()?;
         Ok(config)
+    }
+
+    /// Refuses gRPC ports beyond loopback with authentication off unless
+    /// `insecure`; the warning to log when allowed.
+    pub fn exposure(&self) -> Result<Option<String>, ConfigError> {
+        let mut listens = vec![("listen", self.listen)];
+        if self.standalone && self.namesrv.is_none() {
+            listens.push(("namesrv_listen", self.namesrv_listen));
+        }
+        mq_auth::settings::exposure(self.auth_enabled, self.insecure, &listens).map_err(
+            |(key, reason)| ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            },
+        )
     }
 
     /// The TLS this server serves, if any.

@@ -2,11 +2,40 @@ use std::io::Write;
 
 use super::*;
 
+/// `pairs` as the environment, with `insecure` on: these tests are about
+/// other settings than the exposure rule (which has its own test).
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
+    std::iter::once(&("MQ_BROKER_INSECURE", "true"))
+        .chain(pairs)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+#[test]
+fn standalone_listens_on_loopback_and_exposed_ports_need_auth_or_insecure() {
+    let bare = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let standalone = BrokerConfig::load(&args(&["--standalone"]), bare(&[])).unwrap();
+    assert_eq!(standalone.listen.to_string(), "127.0.0.1:10911");
+    assert_eq!(standalone.namesrv_listen.to_string(), "127.0.0.1:9876");
+    assert_eq!(standalone.metrics_listen.to_string(), "127.0.0.1:5557");
+    assert_eq!(standalone.exposure().unwrap(), None);
+    // Told otherwise, it listens where told, and then needs a decision.
+    let exposed = ["--standalone", "--listen", "0.0.0.0:10911"];
+    let err = BrokerConfig::load(&args(&exposed), bare(&[])).unwrap_err().to_string();
+    assert!(err.contains("listen=0.0.0.0:10911") && err.contains("--insecure"), "{err}");
+    let insecure = BrokerConfig::load(&args(&[&exposed[..], &["--insecure"]].concat()), bare(&[])).unwrap();
+    assert!(insecure.exposure().unwrap().unwrap().starts_with("INSECURE"));
+    let with_auth = BrokerConfig::load(
+        &args(&[&exposed[..], &["--auth", "--auth-access-key", "admin"]].concat()),
+        bare(&[("MQ_BROKER_AUTH_SECRET_KEY", "pw")]),
+    )
+    .unwrap();
+    assert_eq!(with_auth.exposure().unwrap(), None);
+    // A cluster broker listens everywhere by default: auth or --insecure.
+    let err = BrokerConfig::load(&args(&["--namesrv", "ns:9876"]), bare(&[])).unwrap_err();
+    assert!(err.to_string().contains("listen=0.0.0.0:10911"), "{err}");
 }
 
 fn args(argv: &[&str]) -> Args {
@@ -23,7 +52,7 @@ fn defaults_need_a_nameserver_unless_standalone() {
         standalone.auto_create_topic(),
         "auto-create is on when standalone"
     );
-    assert_eq!(standalone.listen.to_string(), "0.0.0.0:10911");
+    assert_eq!(standalone.listen.to_string(), "127.0.0.1:10911");
     assert_eq!(standalone.advertised(), "127.0.0.1:10911");
     assert_eq!(standalone.store.flush, FlushMode::Async);
 

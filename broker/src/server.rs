@@ -109,6 +109,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stopped, ServeError> {
     tokio::pin!(shutdown);
+    if let Some(warning) = config.exposure()? {
+        tracing::warn!("{warning}");
+    }
     // Stopped in order: registration (which unregisters from the embedded
     // nameserver, if any) first, then the embedded nameserver.
     let (stop_tx, stop_rx) = watch::channel(false);

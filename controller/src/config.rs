@@ -51,6 +51,10 @@ pub struct ControllerConfig {
     /// authentication on; without them only the administrator is known).
     #[serde(default)]
     pub namesrv: Option<String>,
+    /// Listen beyond loopback with authentication off (anyone who reaches
+    /// the port may send, read and administer); refused without it.
+    #[serde(default)]
+    pub insecure: bool,
     /// Authentication and authorization: see `mq_auth::settings`.
     #[serde(default)]
     pub auth_enabled: bool,
@@ -144,6 +148,9 @@ pub struct Args {
     /// Nameservers to copy the users and policies from, ';'-separated (with --auth)
     #[arg(long, value_name = "ADDR[;ADDR]")]
     pub namesrv: Option<String>,
+    /// Listen beyond loopback without authentication (anyone who reaches the port may send, read and administer)
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -203,7 +210,8 @@ impl ControllerConfig {
             )?
             .set_override_option("log_level", args.log_level.clone())?
             .set_override_option("log_format", args.log_format.map(|f| f.to_string()))?
-            .set_override_option("namesrv", args.namesrv.clone())?;
+            .set_override_option("namesrv", args.namesrv.clone())?
+            .set_override_option("insecure", args.insecure.then_some(true))?;
         for (key, value) in args
             .auth
             .overrides()
@@ -222,7 +230,16 @@ impl ControllerConfig {
         self.peer_map()?;
         self.auth()?;
         self.tls()?;
-        self.check()
+        self.check()?;
+        // Last: a more specific complaint comes first.
+        self.exposure().map(|_| ())
+    }
+
+    /// Refuses a gRPC port beyond loopback with authentication off unless
+    /// `insecure`; the warning to log when allowed.
+    pub fn exposure(&self) -> Result<Option<String>, ConfigError> {
+        mq_auth::settings::exposure(self.auth_enabled, self.insecure, &[("listen", self.listen)])
+            .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }
 
     /// The TLS this server serves, if any.

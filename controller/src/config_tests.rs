@@ -4,11 +4,25 @@ use super::*;
 
 const PEERS: &str = "1=127.0.0.1:9878;2=127.0.0.1:9879;3=127.0.0.1:9880";
 
+/// `pairs` as the environment, with `insecure` on: these tests are about
+/// other settings than the exposure rule (which has its own test).
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
+    std::iter::once(&("MQ_CONTROLLER_INSECURE", "true"))
+        .chain(pairs)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+#[test]
+fn listening_beyond_loopback_needs_auth_or_insecure() {
+    let err = ControllerConfig::load(&minimal(), Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("listen=0.0.0.0:9878") && err.contains("--insecure"), "{err}");
+    let loopback = Args {
+        listen: Some("127.0.0.1:9878".parse().unwrap()),
+        ..minimal()
+    };
+    let config = ControllerConfig::load(&loopback, Vec::new()).unwrap();
+    assert_eq!(config.exposure().unwrap(), None);
 }
 
 fn minimal() -> Args {

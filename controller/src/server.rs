@@ -77,6 +77,12 @@ pub async fn run_with_auth(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let peers = config.peer_map()?;
+    if auth.is_none()
+        && let Some(warning) = config.exposure()?
+    {
+        // (One embedded in a nameserver: the nameserver warns.)
+        tracing::warn!("{warning}");
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {

@@ -53,6 +53,9 @@ pub struct NameServerConfig {
     /// in memory only, restored from the other servers' copies after a
     /// restart.
     pub data_dir: Option<PathBuf>,
+    /// Listen beyond loopback with authentication off (anyone who reaches
+    /// the port may send, read and administer); refused without it.
+    pub insecure: bool,
     /// Authentication and authorization: see `mq_auth::settings`.
     pub auth_enabled: bool,
     pub auth_access_key: Option<String>,
@@ -87,6 +90,7 @@ impl Default for NameServerConfig {
             controller_data_dir: None,
             controller_broker_timeout: None,
             data_dir: None,
+            insecure: false,
             auth_enabled: false,
             auth_access_key: None,
             auth_secret_key: None,
@@ -162,6 +166,9 @@ pub struct Args {
     /// Directory of the cluster's users and policies (auth.json) [default: none, memory only]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Listen beyond loopback without authentication (anyone who reaches the port may send, read and administer)
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -188,7 +195,8 @@ impl NameServerConfig {
                 humantime::format_duration(defaults.scan_interval).to_string(),
             )?
             .set_default("log_level", defaults.log_level)?
-            .set_default("log_format", "text")?;
+            .set_default("log_format", "text")?
+            .set_default("insecure", false)?;
         for (key, value) in mq_auth::settings::DEFAULTS
             .into_iter()
             .chain(mq_common::tls::DEFAULTS)
@@ -239,6 +247,9 @@ impl NameServerConfig {
                 "data_dir",
                 args.data_dir.as_ref().map(|d| d.display().to_string()),
             )?;
+        if args.insecure {
+            builder = builder.set_override("insecure", true)?;
+        }
         for (key, value) in args
             .auth
             .overrides()
@@ -252,7 +263,19 @@ impl NameServerConfig {
         config.controller()?;
         config.auth()?;
         config.tls()?;
+        config.exposure()?;
         Ok(config)
+    }
+
+    /// Refuses gRPC ports beyond loopback with authentication off unless
+    /// `insecure`; the warning to log when allowed.
+    pub fn exposure(&self) -> Result<Option<String>, ConfigError> {
+        let mut listens = vec![("listen", self.listen)];
+        if let Some(controller) = self.controller()? {
+            listens.push(("controller_listen", controller.listen));
+        }
+        mq_auth::settings::exposure(self.auth_enabled, self.insecure, &listens)
+            .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }
 
     /// The TLS this server serves, if any.
@@ -323,6 +346,7 @@ impl NameServerConfig {
             auth_secret_file: self.auth_secret_file.clone(),
             auth_max_clock_skew: self.auth_max_clock_skew,
             auth_sync_interval: self.auth_sync_interval,
+            insecure: self.insecure,
             tls_cert_file: self.tls_cert_file.clone(),
             tls_key_file: self.tls_key_file.clone(),
             tls_client_ca_file: self.tls_client_ca_file.clone(),

@@ -2,15 +2,34 @@ use std::io::Write;
 
 use super::*;
 
+/// No environment but `insecure` on: these tests are about other settings
+/// than the exposure rule (which has its own test).
 fn no_env() -> Vec<(String, String)> {
-    Vec::new()
+    env(&[])
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
+    std::iter::once(&("MQ_NAMESRV_INSECURE", "true"))
+        .chain(pairs)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+#[test]
+fn listening_beyond_loopback_needs_auth_or_insecure() {
+    let err = NameServerConfig::load(&Args::default(), Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("listen=0.0.0.0:9876") && err.contains("--insecure"), "{err}");
+    let loopback = Args {
+        listen: Some("127.0.0.1:9876".parse().unwrap()),
+        ..Args::default()
+    };
+    assert_eq!(NameServerConfig::load(&loopback, Vec::new()).unwrap().exposure().unwrap(), None);
+    let insecure = Args {
+        insecure: true,
+        ..Args::default()
+    };
+    let warning = NameServerConfig::load(&insecure, Vec::new()).unwrap().exposure().unwrap();
+    assert!(warning.unwrap().starts_with("INSECURE"));
 }
 
 fn toml_file(content: &str) -> tempfile::NamedTempFile {

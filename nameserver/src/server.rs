@@ -144,6 +144,10 @@ impl NameServer {
             self.config.clone(),
             metrics.clone(),
         ));
+        // (A broker's embedded nameserver is the broker's to warn about.)
+        if let Ok(Some(warning)) = self.config.exposure() {
+            tracing::warn!("{warning}");
+        }
         let guard = Guard::new(self.auth);
         tracing::info!(
             %addr,

@@ -62,7 +62,13 @@ fn bad_configuration_fails_with_one_line_naming_the_key() {
         &[],
         "/nonexistent/ns.toml",
     );
-    assert_fails_with(&["--log-level", "info,=[bad"], &[], "log_level");
+    assert_fails_with(
+        &["--listen", "127.0.0.1:0", "--log-level", "info,=[bad"],
+        &[],
+        "log_level",
+    );
+    // Beyond loopback without authentication: refused, naming the way out.
+    assert_fails_with(&[], &[], "--insecure");
     let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     writeln!(file, "listen = 12").unwrap();
     assert_fails_with(&["--config", file.path().to_str().unwrap()], &[], "listen");

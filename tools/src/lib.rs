@@ -8,3 +8,4 @@ pub mod admin;
 pub mod bench;
 pub mod connect;
 pub mod health;
+pub mod secrets;
