@@ -29,6 +29,9 @@
 #     it wrote alone and rejoins; every acknowledged message is consumed;
 #  8. docker-compose down -v, always.
 #
+# The cluster runs with authentication and TLS on, as docker-compose.yml
+# has it: the tools here use the CA and the administrator's key it made.
+#
 # Skipped (exit 0) when no Docker engine answers. Ports on 127.0.0.1:
 # 29876-29880, 30911, 30912, 30921, 30922 and 3555x/3557x, so that it runs
 # beside a cluster on the default ports.
@@ -78,9 +81,30 @@ step "building the image"
 deploy/docker/build-images.sh "$MQ_TAG"
 compose down -v --remove-orphans >/dev/null 2>&1 || true
 
-step "starting three controllers, two nameservers and two broker groups of two members (sync flush)"
+step "starting three controllers, two nameservers and two broker groups of two members (sync flush, authentication and TLS on)"
 compose up -d
 container() { compose ps -q "$1"; }
+# The secrets the cluster made on its first start: the CA to verify the
+# servers with and the administrator's key, for the tools on this host.
+deadline=$((SECONDS + 60))
+until [[ $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$(container secrets)" 2>/dev/null) == "exited 0" ]]; do
+    ((SECONDS < deadline)) || fail "the cluster's secrets were not made"
+    sleep 1
+done
+docker cp "$(container secrets):/var/lib/mq/secrets/ca.pem" "$WORK/ca.pem"
+docker cp "$(container secrets):/var/lib/mq/secrets/admin.secret" "$WORK/admin.secret"
+MQ_SECRET_KEY=$(tr -d '\n' <"$WORK/admin.secret")
+export MQ_TLS_CA_FILE="$WORK/ca.pem" MQ_ACCESS_KEY=admin MQ_SECRET_KEY
+# grpcurl signed as the administrator (RocketMQ 5's MQv2-HMAC-SHA1 over
+# x-mq-date-time), verifying the servers against the cluster's CA.
+grpcurl_signed() {
+    local when signature
+    when=$(date -u +%Y%m%dT%H%M%SZ)
+    signature=$(printf '%s' "$when" | python3 -c 'import hashlib, hmac, sys
+print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha1).hexdigest())' "$MQ_SECRET_KEY")
+    grpcurl -cacert "$MQ_TLS_CA_FILE" -H "x-mq-date-time: $when" \
+        -H "authorization: MQv2-HMAC-SHA1 Credential=admin, SignedHeaders=x-mq-date-time, Signature=$signature" "$@"
+}
 healthy() { [[ $(docker inspect -f '{{.State.Health.Status}}' "$(container "$1")" 2>/dev/null) == healthy ]]; }
 deadline=$((SECONDS + 120))
 for service in controller-1 controller-2 controller-3 namesrv-a namesrv-b broker-a-1 broker-a-2 broker-b-1 broker-b-2; do
@@ -115,19 +139,24 @@ done
 $MQADMIN controller status
 
 step "grpcurl from the host"
-services=$(grpcurl -plaintext "127.0.0.1:$MQ_NAMESRV_A_PORT" list)
+services=$(grpcurl -cacert "$MQ_TLS_CA_FILE" "127.0.0.1:$MQ_NAMESRV_A_PORT" list)
 grep -qx 'mq.nameserver.v1.NameServer' <<<"$services" || fail "the nameserver does not list its service: $services"
 grep -qx 'grpc.health.v1.Health' <<<"$services" || fail "the nameserver does not list the health service: $services"
-services=$(grpcurl -plaintext "127.0.0.1:$MQ_CONTROLLER_1_PORT" list)
+services=$(grpcurl -cacert "$MQ_TLS_CA_FILE" "127.0.0.1:$MQ_CONTROLLER_1_PORT" list)
 grep -qx 'mq.controller.v1.Controller' <<<"$services" || fail "a controller does not list its service: $services"
 route=""
 until grep -q "127.0.0.1:$MQ_BROKER_B_PORT" <<<"$route" && grep -q "127.0.0.1:$MQ_BROKER_A_PORT" <<<"$route"; do
     ((SECONDS < deadline)) || fail "the demo route does not name both groups' masters: $route"
     sleep 1
-    route=$(grpcurl -plaintext -d '{"topic":"demo"}' "127.0.0.1:$MQ_NAMESRV_B_PORT" \
+    route=$(grpcurl_signed -d '{"topic":"demo"}' "127.0.0.1:$MQ_NAMESRV_B_PORT" \
         mq.nameserver.v1.NameServer/QueryRoute 2>&1 || true)
 done
 grep -q '"broker-a"' <<<"$route" && grep -q '"broker-b"' <<<"$route" || fail "route: $route"
+anonymous=$(grpcurl -cacert "$MQ_TLS_CA_FILE" -d '{"topic":"demo"}' "127.0.0.1:$MQ_NAMESRV_B_PORT" \
+    mq.nameserver.v1.NameServer/QueryRoute 2>&1 || true)
+grep -q "Unauthenticated" <<<"$anonymous" || fail "an unsigned route query was not refused: $anonymous"
+plaintext=$(grpcurl -plaintext "127.0.0.1:$MQ_NAMESRV_B_PORT" list 2>&1 || true)
+grep -q "grpc.health.v1.Health" <<<"$plaintext" && fail "a plaintext client was served: $plaintext"
 
 step "producing at $RATE/s while a group consumes; $ROUNDS times broker-a's master is killed"
 MQBENCH=target/release/mqbench
@@ -242,7 +271,7 @@ replica_container=$(container "broker-a-$replica")
 network=$(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}' "$replica_container")
 master_port=$([[ $master == 1 ]] && echo "$MQ_BROKER_A_PORT" || echo "$MQ_BROKER_A1_PORT")
 send_a() { # one send to broker-a's master, queue 0; prints grpcurl's answer
-    grpcurl -plaintext -max-time 30 -d '{"message":{"topic":"demo","body":"cmVwbGljYXRlZD8="},"queue_id":0}' \
+    grpcurl_signed -max-time 30 -d '{"message":{"topic":"demo","body":"cmVwbGljYXRlZD8="},"queue_id":0}' \
         "127.0.0.1:$master_port" mq.broker.v1.Broker/SendMessage 2>&1 || true
 }
 docker network disconnect "$network" "$replica_container"
@@ -338,4 +367,7 @@ $MQBENCH verify "$WORK/partition-produced.jsonl" "$WORK/partition-consumed.jsonl
 grep -q "^$partition_sent passed, 0 failed$" "$WORK/partition-verify.out" ||
     fail "not every message acknowledged around the partition was consumed"
 step "partition: $partition_sent acknowledged, all consumed"
+compose logs --no-color >"$WORK/all.log" 2>&1
+grep -qF "$MQ_SECRET_KEY" "$WORK/all.log" && fail "the administrator's secret key appears in the cluster's logs"
+step "no secret in $(wc -l <"$WORK/all.log") log lines"
 step "passed"

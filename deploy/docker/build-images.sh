@@ -10,7 +10,7 @@ ROOT=$(cd ../.. && pwd)
 BASE=$(./base-image.sh)
 (cd "$ROOT" && cargo build --release --locked -q -p mq-broker -p mq-nameserver -p mq-controller -p mq-tools)
 rm -rf bin && mkdir bin
-for binary in nameserver broker controller mqadmin mqbench mqhealth; do
+for binary in nameserver broker controller mqadmin mqbench mqhealth mqsecrets; do
     cp "$ROOT/target/release/$binary" bin/
 done
 docker build -q --build-arg "BASE=$BASE" -t "mq:$TAG" . >/dev/null

@@ -15,9 +15,18 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
 fi
 kubernetes-validate --strict --quiet namespace.yaml nameserver.yaml controller.yaml broker.yaml
 
-(cd "$ROOT" && cargo build -q --bin broker --bin nameserver --bin controller)
+(cd "$ROOT" && cargo build -q --bin broker --bin nameserver --bin controller --bin mqsecrets)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# The secrets the configuration files name live under /etc/mq/secrets in a
+# pod; here they are made in $WORK and the paths overridden.
+"$ROOT/target/debug/mqsecrets" init "$WORK/secrets" >/dev/null
+for server in NAMESRV BROKER CONTROLLER; do
+    export "MQ_${server}_AUTH_SECRET_FILE=$WORK/secrets/admin.secret"
+    export "MQ_${server}_TLS_CERT_FILE=$WORK/secrets/server.pem"
+    export "MQ_${server}_TLS_KEY_FILE=$WORK/secrets/server.key"
+    export "MQ_${server}_TLS_CA_FILE=$WORK/secrets/ca.pem"
+done
 # Writes the file `key` of the ConfigMap in `manifest` to $WORK/key.
 extract() {
     python3 - "$1" "$2" "$WORK/$2" <<'PY'
@@ -65,4 +74,8 @@ command=${command//\/etc\/mq\/broker.toml/$WORK\/broker.toml}
 PATH="$ROOT/target/debug:$PATH" POD_NAME=mq-broker-replica-0 MQ_BROKER_LISTEN=127.0.0.1:0 MQ_BROKER_METRICS_LISTEN=127.0.0.1:0 \
     MQ_BROKER_STORE_DIR="$WORK/replica-store" starts sh -c "$command"
 grep -q 'cannot register with the controller' "$WORK/out" || { echo "validate: the second member's command did not ask the controllers:" >&2; cat "$WORK/out" >&2; exit 1; }
-echo "validate: manifests and their configuration files are valid"
+for manifest in nameserver.yaml controller.yaml broker.yaml; do
+    grep -q 'auth_enabled = true' "$manifest" && grep -q 'tls_cert_file' "$manifest" ||
+        { echo "validate: $manifest does not run with authentication and TLS" >&2; exit 1; }
+done
+echo "validate: manifests and their configuration files are valid (authentication and TLS on)"

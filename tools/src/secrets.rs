@@ -28,7 +28,7 @@ pub enum Command {
     Init {
         /// Where the files go (created if missing).
         dir: PathBuf,
-        /// Names (and addresses) clients reach the servers by, comma-separated; localhost and 127.0.0.1 are always included.
+        /// Names (and addresses) clients reach the servers by, comma-separated (`*.` wildcards allowed); localhost and 127.0.0.1 are always included.
         #[arg(long, value_delimiter = ',', value_name = "NAMES")]
         names: Vec<String>,
     },
@@ -46,6 +46,8 @@ pub fn init(dir: &Path, names: &[String]) -> anyhow::Result<bool> {
     let mut all: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         let host_name = name
+            .strip_prefix("*.")
+            .unwrap_or(name)
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         if name.parse::<std::net::IpAddr>().is_err() && !host_name {
@@ -135,7 +137,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let at = dir.path().join("secrets");
-        assert!(init(&at, &["broker-a".into(), "10.0.0.5".into()]).unwrap());
+        assert!(init(&at, &["broker-a".into(), "10.0.0.5".into(), "*.svc.local".into()]).unwrap());
         let secret = std::fs::read_to_string(at.join("admin.secret")).unwrap();
         assert_eq!(secret.trim().len(), 48);
         for name in [
