@@ -14,7 +14,10 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn standalone_listens_on_loopback_and_exposed_ports_need_auth_or_insecure() {
     let bare = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     let standalone = BrokerConfig::load(&args(&["--standalone"]), bare(&[])).unwrap();
     assert_eq!(standalone.listen.to_string(), "127.0.0.1:10911");
@@ -23,10 +26,22 @@ fn standalone_listens_on_loopback_and_exposed_ports_need_auth_or_insecure() {
     assert_eq!(standalone.exposure().unwrap(), None);
     // Told otherwise, it listens where told, and then needs a decision.
     let exposed = ["--standalone", "--listen", "0.0.0.0:10911"];
-    let err = BrokerConfig::load(&args(&exposed), bare(&[])).unwrap_err().to_string();
-    assert!(err.contains("listen=0.0.0.0:10911") && err.contains("--insecure"), "{err}");
-    let insecure = BrokerConfig::load(&args(&[&exposed[..], &["--insecure"]].concat()), bare(&[])).unwrap();
-    assert!(insecure.exposure().unwrap().unwrap().starts_with("INSECURE"));
+    let err = BrokerConfig::load(&args(&exposed), bare(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("listen=0.0.0.0:10911") && err.contains("--insecure"),
+        "{err}"
+    );
+    let insecure =
+        BrokerConfig::load(&args(&[&exposed[..], &["--insecure"]].concat()), bare(&[])).unwrap();
+    assert!(
+        insecure
+            .exposure()
+            .unwrap()
+            .unwrap()
+            .starts_with("INSECURE")
+    );
     let with_auth = BrokerConfig::load(
         &args(&[&exposed[..], &["--auth", "--auth-access-key", "admin"]].concat()),
         bare(&[("MQ_BROKER_AUTH_SECRET_KEY", "pw")]),

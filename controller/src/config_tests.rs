@@ -15,8 +15,13 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn listening_beyond_loopback_needs_auth_or_insecure() {
-    let err = ControllerConfig::load(&minimal(), Vec::new()).unwrap_err().to_string();
-    assert!(err.contains("listen=0.0.0.0:9878") && err.contains("--insecure"), "{err}");
+    let err = ControllerConfig::load(&minimal(), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("listen=0.0.0.0:9878") && err.contains("--insecure"),
+        "{err}"
+    );
     let loopback = Args {
         listen: Some("127.0.0.1:9878".parse().unwrap()),
         ..minimal()

@@ -17,18 +17,32 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn listening_beyond_loopback_needs_auth_or_insecure() {
-    let err = NameServerConfig::load(&Args::default(), Vec::new()).unwrap_err().to_string();
-    assert!(err.contains("listen=0.0.0.0:9876") && err.contains("--insecure"), "{err}");
+    let err = NameServerConfig::load(&Args::default(), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("listen=0.0.0.0:9876") && err.contains("--insecure"),
+        "{err}"
+    );
     let loopback = Args {
         listen: Some("127.0.0.1:9876".parse().unwrap()),
         ..Args::default()
     };
-    assert_eq!(NameServerConfig::load(&loopback, Vec::new()).unwrap().exposure().unwrap(), None);
+    assert_eq!(
+        NameServerConfig::load(&loopback, Vec::new())
+            .unwrap()
+            .exposure()
+            .unwrap(),
+        None
+    );
     let insecure = Args {
         insecure: true,
         ..Args::default()
     };
-    let warning = NameServerConfig::load(&insecure, Vec::new()).unwrap().exposure().unwrap();
+    let warning = NameServerConfig::load(&insecure, Vec::new())
+        .unwrap()
+        .exposure()
+        .unwrap();
     assert!(warning.unwrap().starts_with("INSECURE"));
 }
 

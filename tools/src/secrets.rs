@@ -137,7 +137,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let at = dir.path().join("secrets");
-        assert!(init(&at, &["broker-a".into(), "10.0.0.5".into(), "*.svc.local".into()]).unwrap());
+        assert!(
+            init(
+                &at,
+                &["broker-a".into(), "10.0.0.5".into(), "*.svc.local".into()]
+            )
+            .unwrap()
+        );
         let secret = std::fs::read_to_string(at.join("admin.secret")).unwrap();
         assert_eq!(secret.trim().len(), 48);
         for name in [
