@@ -124,6 +124,15 @@ impl ClientTls {
     }
 }
 
+/// Why the environment does not describe a connector.
+#[derive(Debug, thiserror::Error)]
+pub enum FromEnvError {
+    #[error(transparent)]
+    Credentials(#[from] crate::credentials::CredentialsError),
+    #[error(transparent)]
+    Tls(#[from] ConnectError),
+}
+
 /// TLS (optional) and credentials (optional): how to reach servers.
 #[derive(Debug, Clone, Default)]
 pub struct Connector {
@@ -138,6 +147,34 @@ impl Connector {
             credentials,
             tls: None,
         }
+    }
+
+    /// The connector the environment describes, as the tools read it:
+    /// `MQ_ACCESS_KEY` and `MQ_SECRET_KEY` (credentials), `MQ_TLS=true` or
+    /// `MQ_TLS_CA_FILE` (TLS, against the system roots or that CA),
+    /// `MQ_TLS_CERT_FILE` and `MQ_TLS_KEY_FILE` (a client certificate),
+    /// `MQ_TLS_SERVER_NAME`. Nothing set: plaintext and unsigned.
+    pub fn from_env() -> Result<Connector, FromEnvError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let credentials = Credentials::from_parts(
+            var("MQ_ACCESS_KEY").as_deref(),
+            var("MQ_SECRET_KEY").as_deref(),
+        )?;
+        let ca = var("MQ_TLS_CA_FILE").map(PathBuf::from);
+        let cert = var("MQ_TLS_CERT_FILE").map(PathBuf::from);
+        let key = var("MQ_TLS_KEY_FILE").map(PathBuf::from);
+        let wanted = var("MQ_TLS").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        let tls = if wanted || ca.is_some() || cert.is_some() {
+            Some(ClientTls::from_files(
+                ca.as_deref(),
+                cert.as_deref(),
+                key.as_deref(),
+                var("MQ_TLS_SERVER_NAME"),
+            )?)
+        } else {
+            None
+        };
+        Ok(Connector { credentials, tls })
     }
 
     /// The endpoint of `addr` (`host:port`): `https` with this TLS, or

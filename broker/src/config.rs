@@ -158,6 +158,7 @@ pub struct BrokerConfig {
     pub tls_ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde")]
     pub tls_reload_interval: Duration,
+    pub tls_metrics: bool,
     pub store: StoreConfig,
 }
 
@@ -421,6 +422,7 @@ impl BrokerConfig {
             self.tls_key_file.as_deref(),
             self.tls_client_ca_file.as_deref(),
             self.tls_reload_interval,
+            self.tls_metrics,
         )
         .map_err(|(key, reason)| ConfigError::Invalid {
             key: key.to_owned(),

@@ -362,6 +362,7 @@ pub async fn run(
         tokio::spawn(mq_common::metrics_http::serve(
             metrics_listener,
             exporter,
+            tls.clone().filter(|_| config.tls_metrics),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },

@@ -38,6 +38,7 @@ impl Exporter {
 pub async fn serve(
     listener: TcpListener,
     exporter: Arc<Exporter>,
+    tls: Option<crate::tls::ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -53,15 +54,28 @@ pub async fn serve(
             () = &mut shutdown => return,
         };
         let exporter = Arc::clone(&exporter);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                     let exporter = Arc::clone(&exporter);
                     async move { Ok::<_, Infallible>(answer(&exporter, request.uri().path())) }
                 });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        tls.acceptor().accept(stream),
+                    );
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
     }
 }

@@ -48,6 +48,8 @@ pub struct TlsSettings {
     pub client_ca_file: Option<PathBuf>,
     /// How often the files are checked for a change.
     pub reload_interval: Duration,
+    /// Serve `/metrics` and `/healthz` over TLS too (same certificate).
+    pub metrics: bool,
 }
 
 /// A certificate, key or CA that cannot be used; names the file.
@@ -203,6 +205,11 @@ impl ServerTls {
             settings,
             loaded,
         })
+    }
+
+    /// The acceptor (current certificate, client verification).
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
     }
 
     /// Whether clients must present a certificate.
@@ -393,7 +400,7 @@ impl AsyncWrite for Transport {
 }
 
 /// Defaults of the configuration keys every server shares.
-pub const DEFAULTS: [(&str, &str); 1] = [("tls_reload_interval", "10s")];
+pub const DEFAULTS: [(&str, &str); 2] = [("tls_reload_interval", "10s"), ("tls_metrics", "false")];
 
 /// The TLS flags every server takes (keys `tls_cert_file`, `tls_key_file`,
 /// `tls_client_ca_file`, `tls_ca_file`, `tls_reload_interval`).
@@ -414,11 +421,14 @@ pub struct TlsArgs {
     /// How often to look for a renewed certificate [default: 10s]
     #[arg(long, value_name = "DURATION")]
     pub tls_reload_interval: Option<humantime::Duration>,
+    /// Serve the metrics endpoint over TLS too (same certificate)
+    #[arg(long)]
+    pub tls_metrics: bool,
 }
 
 impl TlsArgs {
     /// The flags given, as configuration overrides (key, value).
-    pub fn overrides(&self) -> [(&'static str, Option<String>); 5] {
+    pub fn overrides(&self) -> [(&'static str, Option<String>); 6] {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         [
             ("tls_cert_file", path(&self.tls_cert_file)),
@@ -429,6 +439,7 @@ impl TlsArgs {
                 "tls_reload_interval",
                 self.tls_reload_interval.map(|d| d.to_string()),
             ),
+            ("tls_metrics", self.tls_metrics.then(|| "true".to_owned())),
         ]
     }
 }
@@ -441,9 +452,13 @@ impl TlsSettings {
         key_file: Option<&Path>,
         client_ca_file: Option<&Path>,
         reload_interval: Duration,
+        metrics: bool,
     ) -> Result<Option<TlsSettings>, (&'static str, String)> {
         match (cert_file, key_file) {
             (None, None) => {
+                if metrics {
+                    return Err(("tls_metrics", "needs tls_cert_file and tls_key_file".into()));
+                }
                 if client_ca_file.is_some() {
                     return Err((
                         "tls_client_ca_file",
@@ -463,6 +478,7 @@ impl TlsSettings {
                     key_file: key.to_owned(),
                     client_ca_file: client_ca_file.map(Path::to_owned),
                     reload_interval,
+                    metrics,
                 }))
             }
         }
@@ -502,6 +518,7 @@ mod tests {
             key_file: dir.path().join("server.key"),
             client_ca_file: None,
             reload_interval: Duration::from_secs(1),
+            metrics: false,
         };
         let write = |(cert, key): (String, String)| {
             std::fs::write(&settings.key_file, key).unwrap();
@@ -537,6 +554,7 @@ mod tests {
             key_file: key_file.clone(),
             client_ca_file: None,
             reload_interval: Duration::from_secs(1),
+            metrics: false,
         };
         let err = ServerTls::load(settings.clone()).unwrap_err().to_string();
         assert!(

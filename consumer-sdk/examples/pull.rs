@@ -17,6 +17,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let group = args.next().unwrap_or_else(|| "example_pull_group".into());
     let consumer = PullConsumer::builder()
         .namesrv(namesrv)
+        // MQ_ACCESS_KEY/MQ_SECRET_KEY and MQ_TLS_CA_FILE, for a secured cluster.
+        .connector(mq_consumer::Connector::from_env()?)
         .group(group)
         .subscribe(topic, "*")
         .consume_from(ConsumeFrom::FirstOffset)

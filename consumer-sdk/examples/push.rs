@@ -24,6 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let consumer = PushConsumer::builder()
         .namesrv(namesrv)
+        // MQ_ACCESS_KEY/MQ_SECRET_KEY and MQ_TLS_CA_FILE, for a secured cluster.
+        .connector(mq_consumer::Connector::from_env()?)
         .group(group)
         .subscribe(topic, "*")
         .consume_from(from)

@@ -26,7 +26,7 @@ pub mod queue;
 pub use engine::ConsumeFrom;
 pub use error::ConsumerError;
 pub use message::{ConsumeResult, ReceivedMessage};
-pub use mq_auth::{ClientTls, Credentials};
+pub use mq_auth::{ClientTls, Connector, Credentials};
 pub use pull_consumer::{PullConsumer, PullConsumerBuilder};
 pub use push_consumer::{ConsumeMode, PushConsumer, PushConsumerBuilder};
 pub use queue::MessageQueue;

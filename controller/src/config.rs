@@ -79,6 +79,8 @@ pub struct ControllerConfig {
     pub tls_ca_file: Option<PathBuf>,
     #[serde(default = "default_reload", with = "humantime_serde")]
     pub tls_reload_interval: Duration,
+    #[serde(default)]
+    pub tls_metrics: bool,
 }
 
 fn default_reload() -> Duration {
@@ -249,6 +251,7 @@ impl ControllerConfig {
             self.tls_key_file.as_deref(),
             self.tls_client_ca_file.as_deref(),
             self.tls_reload_interval,
+            self.tls_metrics,
         )
         .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }

@@ -185,6 +185,7 @@ pub async fn run_with_auth(
         tokio::spawn(mq_common::metrics_http::serve(
             metrics_listener,
             Arc::new(metrics.exporter(shared.clone())),
+            tls.clone().filter(|_| config.tls_metrics),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },

@@ -72,6 +72,7 @@ pub struct NameServerConfig {
     pub tls_ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde")]
     pub tls_reload_interval: Duration,
+    pub tls_metrics: bool,
 }
 
 impl Default for NameServerConfig {
@@ -102,6 +103,7 @@ impl Default for NameServerConfig {
             tls_client_ca_file: None,
             tls_ca_file: None,
             tls_reload_interval: Duration::from_secs(10),
+            tls_metrics: false,
         }
     }
 }
@@ -285,6 +287,7 @@ impl NameServerConfig {
             self.tls_key_file.as_deref(),
             self.tls_client_ca_file.as_deref(),
             self.tls_reload_interval,
+            self.tls_metrics,
         )
         .map_err(|(key, reason)| ConfigError::Invalid { key, reason })
     }
@@ -352,6 +355,7 @@ impl NameServerConfig {
             tls_client_ca_file: self.tls_client_ca_file.clone(),
             tls_ca_file: self.tls_ca_file.clone(),
             tls_reload_interval: self.tls_reload_interval,
+            tls_metrics: self.tls_metrics,
         };
         config.validate().map_err(|e| ConfigError::Invalid {
             key: "controller",

@@ -134,6 +134,7 @@ impl NameServer {
                 Some(tokio::spawn(mq_common::metrics_http::serve(
                     listener,
                     exporter,
+                    self.tls.clone().filter(|_| self.config.tls_metrics),
                     std::future::pending(),
                 )))
             }

@@ -20,6 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let producer = Producer::builder()
         .namesrv(namesrv)
+        // MQ_ACCESS_KEY/MQ_SECRET_KEY and MQ_TLS_CA_FILE, for a secured cluster.
+        .connector(mq_producer::Connector::from_env()?)
         .group("example_producer")
         .build()?;
     for i in 0..count {

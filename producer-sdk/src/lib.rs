@@ -29,6 +29,6 @@ pub mod selector;
 pub use error::ProducerError;
 pub use fault::{FaultItem, FaultPolicy};
 pub use message::{Delivery, Message, SendResult, SendStatus};
-pub use mq_auth::{ClientTls, Credentials};
+pub use mq_auth::{ClientTls, Connector, Credentials};
 pub use producer::{Producer, ProducerBuilder, ProducerOptions};
 pub use route::MessageQueue;

@@ -167,6 +167,7 @@ mod tests {
             key_file: at.join("server.key"),
             client_ca_file: Some(at.join("ca.pem")),
             reload_interval: std::time::Duration::from_secs(10),
+            metrics: false,
         };
         mq_common::tls::ServerTls::load(settings).unwrap();
         assert!(!init(&at, &[]).unwrap(), "a second run leaves them");

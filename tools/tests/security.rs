@@ -875,3 +875,52 @@ async fn a_forged_broker_registration_is_refused_and_the_real_route_stands() {
         "the refused registration was not audited: {logs:#?}"
     );
 }
+
+#[test]
+fn secrets_never_show_in_help_or_metrics() {
+    const SECRET: &str = "do-not-print-7c41";
+    let env = [
+        ("MQ_SECRET_KEY", SECRET),
+        ("MQ_BROKER_AUTH_SECRET_KEY", SECRET),
+        ("MQ_NAMESRV_AUTH_SECRET_KEY", SECRET),
+        ("MQ_CONTROLLER_AUTH_SECRET_KEY", SECRET),
+    ];
+    for (binary, args) in [
+        (workspace_binary("broker"), vec!["--help"]),
+        (workspace_binary("nameserver"), vec!["--help"]),
+        (workspace_binary("controller"), vec!["--help"]),
+        (MQADMIN.into(), vec!["--help"]),
+        (MQADMIN.into(), vec!["user", "create", "--help"]),
+        (
+            env!("CARGO_BIN_EXE_mqbench").into(),
+            vec!["produce", "--help"],
+        ),
+        (env!("CARGO_BIN_EXE_mqhealth").into(), vec!["--help"]),
+    ] {
+        let (status, out, err) = run_to_end(&binary, &args, &env);
+        assert!(status.success(), "{binary:?} {args:?}: {err}");
+        assert!(
+            !out.contains(SECRET) && !err.contains(SECRET),
+            "{binary:?} {args:?} printed the secret:\n{out}"
+        );
+    }
+
+    // A secured broker's metrics hold no secret either.
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, namesrv) = secure_broker(dir.path(), &[]);
+    admin_does(
+        &namesrv,
+        &[
+            "user",
+            "create",
+            "--user",
+            "alice",
+            "--secret",
+            ALICE_SECRET,
+        ],
+    );
+    let metrics = broker.logged_addr("metrics endpoint ready").unwrap();
+    let (_, body) = mq_test_support::http_get(metrics, "/metrics");
+    assert!(body.contains("mq_"), "{body}");
+    assert!(!body.contains(ADMIN_SECRET) && !body.contains(ALICE_SECRET));
+}

@@ -309,3 +309,73 @@ fn unusable_certificate_settings_stop_the_server_with_the_file_named() {
         assert!(err.contains(says), "expected {says:?} in {err}");
     }
 }
+
+/// GET `path` over HTTPS, trusting `ca`: the response, head and body.
+async fn https_get(addr: std::net::SocketAddr, ca: &Path, path: &str) -> Result<String, String> {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    // The server may close without close_notify: what arrived is the answer.
+    let _ = tls.read_to_end(&mut response).await;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_serves_tls_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let (broker, _) = tls_broker(
+        &dir.path().join("store"),
+        &pki,
+        &[("MQ_BROKER_TLS_METRICS", "true")],
+    );
+    let metrics = broker.logged_addr("metrics endpoint ready").unwrap();
+    let response = https_get(metrics, &pki.ca, "/metrics").await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.contains("mq_"),
+        "{response}"
+    );
+    // Plain HTTP gets no answer from a TLS endpoint.
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(metrics).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = plain.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "plain HTTP was served"
+    );
+    // Without the setting, metrics stay plain HTTP beside a TLS gRPC port.
+    let (broker, _) = tls_broker(&dir.path().join("store2"), &pki, &[]);
+    let metrics = broker.logged_addr("metrics endpoint ready").unwrap();
+    let (status, body) = mq_test_support::http_get(metrics, "/metrics");
+    assert!(status.contains("200") && body.contains("mq_"), "{status}");
+}
