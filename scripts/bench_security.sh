@@ -65,6 +65,11 @@ PY
 }
 
 echo "== authentication + TLS against plain, mqbench medians of $RUNS runs, 1 KiB messages, same machine"
+if [[ -n ${ONLY_BULK:-} ]]; then
+    run "produce, 16 senders, batches of 32" produce --namesrv @NS@ --topic batch --count "$BACKLOG" --producers 16 --batch 32
+    run "consume a backlog, pull batch 32" consume --namesrv @NS@ --topic batch --group "b32-$$-@RUN@" --from-first --count "$BACKLOG" --timeout 120
+    exit 0
+fi
 run "produce, 64 senders in flight"   produce --namesrv @NS@ --topic p64 --count "$COUNT" --producers 64
 run "produce, 256 senders in flight"  produce --namesrv @NS@ --topic p256 --count "$COUNT" --producers 256
 run "produce, 16 senders, batches of 32" produce --namesrv @NS@ --topic batch --count "$BACKLOG" --producers 16 --batch 32

@@ -63,8 +63,21 @@ pub enum TlsError {
     Config(String),
 }
 
+/// ring's suites, AES-128-GCM first: a 128-bit key is as far out of reach
+/// as a 256-bit one for traffic between our servers and clients, and
+/// costs fewer rounds per byte on a path that moves hundreds of MB/s.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(tokio_rustls::rustls::crypto::ring::default_provider())
+    use tokio_rustls::rustls::CipherSuite;
+    let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        !matches!(
+            suite.suite(),
+            CipherSuite::TLS13_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    Arc::new(provider)
 }
 
 /// The certificates of a PEM file (at least one).
@@ -199,6 +212,8 @@ impl ServerTls {
         let mut config =
             builder.with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // The server's order (AES-128 first), not the client's.
+        config.ignore_client_order = true;
         Ok(ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             cert,
