@@ -206,6 +206,24 @@ impl Connector {
     }
 }
 
+/// A server's transport: the TLS it serves (if any) and how it calls the
+/// cluster's other servers ([`Connector::for_member`]); the error names
+/// the file that cannot be used.
+#[cfg(feature = "server")]
+pub fn member_transport(
+    auth: &crate::settings::AuthSettings,
+    tls: Option<mq_common::tls::TlsSettings>,
+    ca_file: Option<&Path>,
+) -> Result<(Option<mq_common::tls::ServerTls>, Connector), String> {
+    let connector =
+        Connector::for_member(auth, tls.as_ref(), ca_file).map_err(|e| e.to_string())?;
+    let served = tls
+        .map(mq_common::tls::ServerTls::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok((served, connector))
+}
+
 #[cfg(feature = "server")]
 impl Connector {
     /// How a server calls the cluster's other servers: signed as the

@@ -171,17 +171,12 @@ pub async fn run(
     )?);
     // How this broker calls other servers: as the administrator, over TLS
     // when it serves TLS.
-    let tls_settings = config.tls()?;
-    let connector = mq_auth::Connector::for_member(
+    let (tls, connector) = mq_auth::connector::member_transport(
         auth.settings(),
-        tls_settings.as_ref(),
+        config.tls()?,
         config.tls_ca_file.as_deref(),
     )
-    .map_err(|e| ServeError::Tls(e.to_string()))?;
-    let tls = tls_settings
-        .map(mq_common::tls::ServerTls::load)
-        .transpose()
-        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    .map_err(ServeError::Tls)?;
 
     // Controller mode: the controller names the role.
     let controller = config

@@ -639,30 +639,17 @@ fn secure_member(dir: &std::path::Path, namesrv: &str) -> ServerProcess {
     )
 }
 
-/// Sends as alice until `expect(result)` holds, for at most `within`.
-async fn until_alice(
-    namesrv: &str,
-    within: Duration,
-    expect: impl Fn(&Result<(), String>) -> bool,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let alice = producer_as_alice(namesrv);
-        let result = send(&alice, "orders").await;
-        if expect(&result) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "still {result:?} after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// A nameserver (keeping its copy in a directory) and a broker registered
+/// with it, both with authentication on; the topic `orders`; the user
+/// alice with `actions` on `resource`.
+struct SecuredPair {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    nameserver: ServerProcess,
+    namesrv: String,
+    broker: ServerProcess,
 }
 
-#[tokio::test]
-async fn a_change_on_the_nameservers_reaches_the_broker_and_a_deleted_user_is_refused_within_the_sync_interval()
- {
+fn secured_pair(resource: &str, actions: &str) -> SecuredPair {
     let (ns_dir, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let nameserver = secure_nameserver(Some(ns_dir.path()), "127.0.0.1:0");
     let namesrv = nameserver.addr.to_string();
@@ -697,11 +684,49 @@ async fn a_change_on_the_nameservers_reaches_the_broker_and_a_deleted_user_is_re
             "--user",
             "alice",
             "--resource",
-            "Topic:orders",
+            resource,
             "--actions",
-            "Pub",
+            actions,
         ],
     );
+    SecuredPair {
+        _dirs: (ns_dir, store),
+        nameserver,
+        namesrv,
+        broker,
+    }
+}
+
+/// Sends as alice until `expect(result)` holds, for at most `within`.
+async fn until_alice(
+    namesrv: &str,
+    within: Duration,
+    expect: impl Fn(&Result<(), String>) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let alice = producer_as_alice(namesrv);
+        let result = send(&alice, "orders").await;
+        if expect(&result) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "still {result:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_on_the_nameservers_reaches_the_broker_and_a_deleted_user_is_refused_within_the_sync_interval()
+ {
+    let SecuredPair {
+        _dirs,
+        nameserver,
+        namesrv,
+        broker,
+    } = secured_pair("Topic:orders", "Pub");
 
     // The broker learns alice from the nameserver within a sync or two.
     let learned = until_alice(&namesrv, Duration::from_secs(5), Result::is_ok).await;
@@ -783,46 +808,13 @@ async fn a_nameserver_that_lost_its_copy_gets_it_back_from_the_brokers() {
 
 #[tokio::test]
 async fn a_forged_broker_registration_is_refused_and_the_real_route_stands() {
-    let (ns_dir, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let nameserver = secure_nameserver(Some(ns_dir.path()), "127.0.0.1:0");
-    let namesrv = nameserver.addr.to_string();
-    let broker = secure_member(store.path(), &namesrv);
+    let SecuredPair {
+        _dirs,
+        nameserver,
+        namesrv,
+        broker,
+    } = secured_pair("*", "Pub,Sub,Get");
     let real = broker.logged_addr("broker listening").unwrap().to_string();
-    admin_does(
-        &namesrv,
-        &[
-            "topic",
-            "create",
-            "--topic",
-            "orders",
-            "--cluster",
-            "DefaultCluster",
-        ],
-    );
-    admin_does(
-        &namesrv,
-        &[
-            "user",
-            "create",
-            "--user",
-            "alice",
-            "--secret",
-            ALICE_SECRET,
-        ],
-    );
-    admin_does(
-        &namesrv,
-        &[
-            "acl",
-            "create",
-            "--user",
-            "alice",
-            "--resource",
-            "*",
-            "--actions",
-            "Pub,Sub,Get",
-        ],
-    );
 
     let forged = ns_pb::RegisterBrokerRequest {
         cluster_name: "DefaultCluster".into(),
