@@ -216,21 +216,23 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !self.guard.enabled() {
+            // Nothing to check, nothing to record: the call as it came.
+            return Either::Left(self.inner.call(request));
+        }
         let path = request.uri().path().to_owned();
-        if self.guard.enabled() {
-            match self.guard.authenticate(request.headers()) {
-                Ok(identity) => {
-                    request.extensions_mut().insert(identity);
-                }
-                Err(refusal) => {
-                    let source: Option<SocketAddr> = request
-                        .extensions()
-                        .get::<TcpConnectInfo>()
-                        .and_then(|info| info.remote_addr());
-                    let reason = refusal.to_string();
-                    audit::unauthenticated(source, &path, &reason);
-                    return Either::Right(ready(Ok(Status::unauthenticated(reason).into_http())));
-                }
+        match self.guard.authenticate(request.headers()) {
+            Ok(identity) => {
+                request.extensions_mut().insert(identity);
+            }
+            Err(refusal) => {
+                let source: Option<SocketAddr> = request
+                    .extensions()
+                    .get::<TcpConnectInfo>()
+                    .and_then(|info| info.remote_addr());
+                let reason = refusal.to_string();
+                audit::unauthenticated(source, &path, &reason);
+                return Either::Right(ready(Ok(Status::unauthenticated(reason).into_http())));
             }
         }
         request.extensions_mut().insert(RpcPath(path));
