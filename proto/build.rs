@@ -1,4 +1,5 @@
-//! Compiles every `.proto` file under `mq/` with protox, a pure-Rust protobuf
+//! Compiles every `.proto` file under `mq/` (ours) and `apache/` (RocketMQ
+//! 5's protocol, for its official clients) with protox, a pure-Rust protobuf
 //! compiler, so that building needs no system `protoc`. The encoded file
 //! descriptor set is written next to the generated code for gRPC reflection.
 
@@ -9,12 +10,14 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let mut protos = Vec::new();
-    collect_protos(&root.join("mq"), &mut protos)?;
+    for dir in ["mq", "apache"] {
+        collect_protos(&root.join(dir), &mut protos)?;
+        println!("cargo:rerun-if-changed={dir}");
+    }
     protos.sort();
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());
     }
-    println!("cargo:rerun-if-changed=mq");
 
     let descriptors = protox::compile(&protos, [&root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -10,6 +10,8 @@
 #
 # Prints one line per run, then the medians and their ratio.
 set -uo pipefail
+# Brokers side by side: each one's RocketMQ 5 proxy on a free port.
+export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 cd "$(dirname "$0")/.."
 OLD=${1:?old binary directory}
 NEW=${2:?new binary directory}

@@ -7,6 +7,8 @@
 #
 #   ./scripts/bench_security.sh
 set -euo pipefail
+# Brokers side by side: each one's RocketMQ 5 proxy on a free port.
+export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 COUNT=${COUNT:-200000}

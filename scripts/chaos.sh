@@ -32,6 +32,7 @@ command -v grpcurl >/dev/null || { echo "chaos: grpcurl is needed (pip install g
 export BIN
 export MQ_BROKER_METRICS_LISTEN=127.0.0.1:0
 export MQ_NAMESRV_METRICS_LISTEN=127.0.0.1:0
+export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 export MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE=${MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE:-16777216}
 export NO_COLOR=1
 

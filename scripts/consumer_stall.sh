@@ -9,6 +9,8 @@
 #
 #   scripts/consumer_stall.sh [ROUNDS]
 set -euo pipefail
+# Brokers side by side: each one's RocketMQ 5 proxy on a free port.
+export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 cd "$(dirname "$0")/.."
 B=${MQ_BIN_DIR:-target/release}
 ROUNDS=${1:-10}

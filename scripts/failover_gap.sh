@@ -8,6 +8,8 @@
 #
 #   scripts/failover_gap.sh [ROUNDS]
 set -euo pipefail
+# Brokers side by side: each one's RocketMQ 5 proxy on a free port.
+export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 cd "$(dirname "$0")/.."
 B=${MQ_BIN_DIR:-target/release}
 ROUNDS=${1:-10}

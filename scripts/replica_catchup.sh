@@ -5,6 +5,8 @@
 # ("caught up with the master": bytes from the stream's start to the
 # master's end, over the time since it connected).
 set -u
+# Brokers side by side: each one's RocketMQ 5 proxy on a free port.
+export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 cd "$(dirname "$0")/.."
 B=${MQ_BIN_DIR:-target/release}
 D=$(mktemp -d /tmp/catchup.XXXX)

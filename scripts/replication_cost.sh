@@ -5,6 +5,8 @@
 # 1,000 messages (all on the same cores: a replica on its own machine
 # would not take its share from the master).
 set -u
+# Brokers side by side: each one's RocketMQ 5 proxy on a free port.
+export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 cd "$(dirname "$0")/.."
 B=target/release
 # CPU ticks (1/100 s) a process used so far; 0 without one.

@@ -30,6 +30,12 @@ pub struct BrokerConfig {
     /// Address of the HTTP endpoint with `/metrics` (Prometheus) and
     /// `/healthz`.
     pub metrics_listen: SocketAddr,
+    /// Where the proxy inside this broker serves RocketMQ 5's protocol
+    /// (`apache.rocketmq.v2`, the official clients), local mode.
+    pub proxy_listen: SocketAddr,
+    /// Address registered for RocketMQ 5 clients; defaults to the
+    /// advertised host with the proxy's port.
+    pub proxy_advertise_addr: Option<String>,
     /// Address registered with the nameservers for clients; defaults to
     /// the listen address (with 127.0.0.1 for an unspecified IP).
     pub advertise_addr: Option<String>,
@@ -201,6 +207,12 @@ pub struct Args {
     /// HTTP address of /metrics (Prometheus) and /healthz [default: 0.0.0.0:5557]
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where RocketMQ 5 clients connect (the proxy in this broker) [default: 0.0.0.0:8081]
+    #[arg(long, value_name = "ADDR")]
+    pub proxy_listen: Option<SocketAddr>,
+    /// Address RocketMQ 5 clients should use [default: the advertised host, the proxy's port]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy_advertise_addr: Option<String>,
     /// Address clients should use, registered with the nameservers [default: the listen address]
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise_addr: Option<String>,
@@ -289,6 +301,7 @@ impl BrokerConfig {
         let mut builder = Config::builder()
             .set_default("listen", format!("{host}:10911"))?
             .set_default("metrics_listen", format!("{host}:5557"))?
+            .set_default("proxy_listen", format!("{host}:8081"))?
             .set_default("store_dir", "data/broker")?
             .set_default("cluster", "DefaultCluster")?
             .set_default("broker_name", "broker-a")?
@@ -354,6 +367,8 @@ impl BrokerConfig {
         builder = builder
             .set_override_option("listen", args.listen.map(|a| a.to_string()))?
             .set_override_option("metrics_listen", args.metrics_listen.map(|a| a.to_string()))?
+            .set_override_option("proxy_listen", args.proxy_listen.map(|a| a.to_string()))?
+            .set_override_option("proxy_advertise_addr", args.proxy_advertise_addr.clone())?
             .set_override_option("advertise_addr", args.advertise_addr.clone())?
             .set_override_option("namesrv", args.namesrv.clone())?
             .set_override_option("namesrv_listen", args.namesrv_listen.map(|a| a.to_string()))?
@@ -403,7 +418,7 @@ impl BrokerConfig {
     /// Refuses gRPC ports beyond loopback with authentication off unless
     /// `insecure`; the warning to log when allowed.
     pub fn exposure(&self) -> Result<Option<String>, ConfigError> {
-        let mut listens = vec![("listen", self.listen)];
+        let mut listens = vec![("listen", self.listen), ("proxy_listen", self.proxy_listen)];
         if self.standalone && self.namesrv.is_none() {
             listens.push(("namesrv_listen", self.namesrv_listen));
         }

@@ -23,6 +23,8 @@ pub struct Identity {
     pub broker_name: String,
     pub broker_id: u64,
     pub addr: String,
+    /// Where this broker's proxy serves RocketMQ 5's protocol, if it does.
+    pub proxy_addr: Option<String>,
     /// Controller mode: the epoch in which this master was elected (0
     /// otherwise); it deposes a master of an older epoch in the routes.
     pub master_epoch: u64,
@@ -91,6 +93,7 @@ impl Registry {
                     read_queue_count: t.read_queue_count,
                     write_queue_count: t.write_queue_count,
                     perm: t.perm,
+                    message_type: t.message_type.as_str().to_owned(),
                 })
                 .collect(),
             data_version: Some(pb::DataVersion {
@@ -98,6 +101,7 @@ impl Registry {
                 counter: version,
             }),
             master_epoch: self.identity.master_epoch,
+            proxy_addr: self.identity.proxy_addr.clone().unwrap_or_default(),
         }
     }
 

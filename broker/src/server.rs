@@ -60,6 +60,13 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen for RocketMQ 5 clients on {addr}: {source}; each broker on a host needs its own --proxy-listen (127.0.0.1:0 picks a free port)"
+    )]
+    ProxyBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("advertise_addr {0:?} is not an ip:port address (needed to stamp records)")]
     Advertise(String),
     #[error("store: {0}")]
@@ -351,6 +358,19 @@ pub async fn run(
     let metrics_local = metrics_listener
         .local_addr()
         .unwrap_or(config.metrics_listen);
+    let proxy_listener = TcpListener::bind(config.proxy_listen)
+        .await
+        .map_err(|source| ServeError::ProxyBind {
+            addr: config.proxy_listen,
+            source,
+        })?;
+    let proxy_local = proxy_listener.local_addr().unwrap_or(config.proxy_listen);
+    let proxy_advertised = config.proxy_advertise_addr.clone().unwrap_or_else(|| {
+        let host = advertised
+            .rsplit_once(':')
+            .map_or(advertised.as_str(), |(h, _)| h);
+        format!("{host}:{}", proxy_local.port())
+    });
     tracing::info!(addr = %metrics_local, "metrics endpoint ready (/metrics, /healthz)");
     let metrics_server = {
         let mut stop = stop_rx.clone();
@@ -444,6 +464,7 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
+    let registry_nameservers = nameservers.clone();
     let registry = Registry {
         client: nameservers,
         identity: Identity {
@@ -455,6 +476,7 @@ pub async fn run(
                 _ => config.broker_id,
             },
             addr: advertised.clone(),
+            proxy_addr: Some(proxy_advertised.clone()),
             master_epoch: match (&role, &joined) {
                 (Role::Master, Some(view)) => view.epoch,
                 _ => 0,
@@ -512,6 +534,25 @@ pub async fn run(
         tls = tls.is_some(),
         "broker listening"
     );
+    let proxy_server = serve_proxy(
+        proxy_listener,
+        &config,
+        mq_proxy::MessagingProxy::new(
+            Arc::new(crate::proxy_local::LocalBackend {
+                service: service.clone(),
+                nameservers: registry_nameservers,
+                broker_name: config.broker_name.clone(),
+            }),
+            guard.clone(),
+            mq_proxy::settings::ServerSettings {
+                max_body_size: config.store.max_message_size as usize,
+                ..Default::default()
+            },
+        ),
+        tls.clone(),
+        draining_tx.subscribe(),
+    );
+    tracing::info!(addr = %proxy_local, advertised = %proxy_advertised, "RocketMQ 5 proxy listening (local mode)");
     let broker = BrokerServer::new(service).max_decoding_message_size(decode_limit(&config));
     let replication = guard.wrap(ReplicationServer::new(ReplicationService {
         store: Arc::clone(&store),
@@ -552,6 +593,7 @@ pub async fn run(
     .await;
 
     let _ = stop_tx.send(true);
+    let _ = proxy_server.await;
     if let Some(link) = link {
         let _ = link.await;
     }
@@ -667,6 +709,38 @@ fn millis(duration: std::time::Duration) -> u64 {
 }
 
 /// Room for the largest message plus its envelope, and batches of them.
+/// Serves RocketMQ 5's protocol on the proxy's port until the broker
+/// drains.
+fn serve_proxy(
+    listener: TcpListener,
+    config: &BrokerConfig,
+    proxy: mq_proxy::MessagingProxy,
+    tls: Option<mq_common::tls::ServerTls>,
+    mut draining: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), mq_common::grpc::GrpcError>> {
+    use mq_proto::apache::rocketmq::v2::messaging_service_server::MessagingServiceServer;
+    let guard = proxy.guard().clone();
+    let service =
+        MessagingServiceServer::new(proxy).max_decoding_message_size(decode_limit(config));
+    let limits = mq_common::incoming::ConnectionLimits {
+        max_connections: config.max_connections,
+        idle_timeout: config.idle_timeout,
+        keepalive_interval: config.client_keepalive_interval,
+        keepalive_timeout: config.client_keepalive_timeout,
+    };
+    tokio::spawn(mq_common::grpc::serve_with_grace(
+        listener,
+        limits,
+        tls,
+        &["apache.rocketmq.v2.MessagingService"],
+        tonic::service::Routes::new(guard.wrap(service)),
+        async move {
+            let _ = draining.wait_for(|d| *d).await;
+            mq_common::shutdown::DRAIN_GRACE
+        },
+    ))
+}
+
 fn decode_limit(config: &BrokerConfig) -> usize {
     (config.store.max_message_size as usize)
         .saturating_mul(4)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use mq_common::{FieldError, Perm, validate};
+use mq_common::{FieldError, MessageType, Perm, validate};
 use mq_store::atomic_file;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -19,6 +19,10 @@ pub struct TopicConfig {
     pub read_queue_count: u32,
     pub write_queue_count: u32,
     pub perm: u32,
+    /// What RocketMQ 5 clients may send to it (tables written before
+    /// types existed hold normal topics).
+    #[serde(default)]
+    pub message_type: MessageType,
 }
 
 impl TopicConfig {
@@ -29,6 +33,7 @@ impl TopicConfig {
             read_queue_count: queues,
             write_queue_count: queues,
             perm: Perm::READ_WRITE.bits(),
+            message_type: MessageType::Normal,
         }
     }
 

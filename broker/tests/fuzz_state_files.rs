@@ -102,7 +102,7 @@ proptest! {
         perm in prop_oneof![0u32..8, any::<u32>()],
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let config = TopicConfig { topic, read_queue_count: read, write_queue_count: write, perm };
+        let config = TopicConfig { topic, read_queue_count: read, write_queue_count: write, perm, message_type: Default::default() };
         let valid = config.check("").is_ok();
         let json = serde_json::json!({"version": 1, "topics": [config]});
         std::fs::write(dir.path().join("topics.json"), json.to_string()).unwrap();

@@ -155,6 +155,7 @@ async fn standalone_serves_sends_grpcurl_and_keeps_topics_across_a_clean_restart
             read_queue_count: 3,
             write_queue_count: 3,
             perm: 6,
+            message_type: String::new(),
         }),
     })
     .await

@@ -181,6 +181,7 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
                 read_queue_count: 1,
                 write_queue_count: 1,
                 perm: 6,
+                message_type: String::new(),
             }),
         })
         .await

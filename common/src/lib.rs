@@ -20,6 +20,7 @@ pub mod clock;
 pub mod compression;
 pub mod http2;
 pub mod message;
+pub mod message_type;
 pub mod offset_id;
 pub mod perm;
 pub mod system_topics;
@@ -38,6 +39,7 @@ pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod tls;
 
+pub use message_type::MessageType;
 pub use perm::Perm;
 
 pub use system_topics::AUTO_CREATE_TOPIC;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mq_common::Perm;
+use mq_common::{MessageType, Perm};
 
 /// One running broker process: a broker name has a master (id 0) and
 /// replicas (id > 0), each at its own address.
@@ -13,6 +13,19 @@ pub struct BrokerInstance {
     pub broker_name: String,
     pub broker_id: u64,
     pub addr: String,
+    /// Where it serves RocketMQ 5's protocol, if it does.
+    pub proxy_addr: Option<String>,
+}
+
+impl BrokerInstance {
+    /// Whether `other` names this process (an unregistration does not
+    /// repeat the proxy address).
+    pub fn is(&self, other: &BrokerInstance) -> bool {
+        self.cluster == other.cluster
+            && self.broker_name == other.broker_name
+            && self.broker_id == other.broker_id
+            && self.addr == other.addr
+    }
 }
 
 /// One state of a broker's topic configuration; equal versions mean equal topics.
@@ -28,6 +41,7 @@ pub struct QueueConfig {
     pub read_queue_count: u32,
     pub write_queue_count: u32,
     pub perm: Perm,
+    pub message_type: MessageType,
 }
 
 /// A broker's report of itself and the topics it serves.
@@ -56,6 +70,8 @@ pub struct BrokerData {
     pub cluster: String,
     pub broker_name: String,
     pub addrs: BTreeMap<u64, String>,
+    /// RocketMQ 5 protocol addresses of the instances that serve it.
+    pub proxy_addrs: BTreeMap<u64, String>,
 }
 
 /// Everything a client needs to reach a topic's queues.

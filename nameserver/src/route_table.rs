@@ -65,6 +65,7 @@ impl Routes {
         };
         if broker.addrs.get(&instance.broker_id) == Some(&instance.addr) {
             broker.addrs.remove(&instance.broker_id);
+            broker.proxy_addrs.remove(&instance.broker_id);
         }
         if broker.addrs.is_empty() {
             self.brokers.remove(&instance.broker_name);
@@ -185,11 +186,18 @@ impl RouteTable {
                 cluster: reg.instance.cluster.clone(),
                 broker_name: name.clone(),
                 addrs: BTreeMap::new(),
+                proxy_addrs: BTreeMap::new(),
             });
         broker.cluster = reg.instance.cluster.clone();
         broker
             .addrs
             .insert(reg.instance.broker_id, reg.instance.addr.clone());
+        match &reg.instance.proxy_addr {
+            Some(proxy) => broker
+                .proxy_addrs
+                .insert(reg.instance.broker_id, proxy.clone()),
+            None => broker.proxy_addrs.remove(&reg.instance.broker_id),
+        };
         if reg.instance.broker_id == 0 {
             routes.replace_topics(name, &reg.topics);
         }
@@ -216,7 +224,7 @@ impl RouteTable {
     pub fn unregister(&self, instance: &BrokerInstance) -> bool {
         let mut live = self.lock_live();
         match live.get(&instance.addr) {
-            Some(known) if known.instance == *instance => {}
+            Some(known) if known.instance.is(instance) => {}
             _ => return false,
         }
         live.remove(&instance.addr);

@@ -14,6 +14,7 @@ fn instance(cluster: &str, name: &str, id: u64, addr: &str) -> BrokerInstance {
         broker_name: name.into(),
         broker_id: id,
         addr: addr.into(),
+        proxy_addr: None,
     }
 }
 
@@ -22,6 +23,7 @@ fn queues(read: u32, write: u32) -> QueueConfig {
         read_queue_count: read,
         write_queue_count: write,
         perm: Perm::READ_WRITE,
+        message_type: Default::default(),
     }
 }
 
@@ -63,6 +65,36 @@ fn registered_topic_has_a_route_with_queues_and_addresses() {
     assert_eq!(route.brokers.len(), 1);
     assert_eq!(route.brokers[0].cluster, "DefaultCluster");
     assert_eq!(route.brokers[0].addrs[&0], "10.0.0.1:10911");
+}
+
+#[test]
+fn a_brokers_proxy_address_and_topic_types_are_routed_and_leave_with_it() {
+    let table = RouteTable::new();
+    let mut with_proxy = broker_a();
+    with_proxy.proxy_addr = Some("10.0.0.1:8081".into());
+    let mut reg = registration(with_proxy.clone(), &[("orders", 2)], 1);
+    reg.topics.get_mut("orders").unwrap().message_type = mq_common::MessageType::Fifo;
+    table.register(reg, 0).unwrap();
+    let route = table.query_route("orders").unwrap();
+    assert_eq!(route.brokers[0].proxy_addrs[&0], "10.0.0.1:8081");
+    assert_eq!(
+        route.queues["broker-a"].message_type,
+        mq_common::MessageType::Fifo
+    );
+
+    // A restart without a proxy takes the address out of the routes.
+    table
+        .register(registration(broker_a(), &[("orders", 2)], 2), 1)
+        .unwrap();
+    let route = table.query_route("orders").unwrap();
+    assert!(route.brokers[0].proxy_addrs.is_empty());
+
+    // An unregistration names the instance without its proxy address.
+    table
+        .register(registration(with_proxy, &[("orders", 2)], 3), 2)
+        .unwrap();
+    assert!(table.unregister(&broker_a()));
+    assert!(table.query_route("orders").is_err());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mq_common::{FieldError, Perm, validate};
+use mq_common::{FieldError, MessageType, Perm, validate};
 use mq_proto::nameserver::v1 as pb;
 
 use crate::model::{
@@ -18,6 +18,14 @@ pub fn registration(req: pb::RegisterBrokerRequest) -> Result<Registration, Fiel
         req.broker_id,
         req.broker_addr,
     )?;
+    let proxy_addr = (!req.proxy_addr.is_empty()).then_some(req.proxy_addr);
+    if let Some(addr) = &proxy_addr {
+        validate::host_port("proxy_addr", addr)?;
+    }
+    let instance = BrokerInstance {
+        proxy_addr,
+        ..instance
+    };
     let version = req
         .data_version
         .ok_or_else(|| FieldError::new("data_version", "is required"))?;
@@ -32,6 +40,7 @@ pub fn registration(req: pb::RegisterBrokerRequest) -> Result<Registration, Fiel
             read_queue_count: t.read_queue_count,
             write_queue_count: t.write_queue_count,
             perm,
+            message_type: MessageType::parse(&field("message_type"), &t.message_type)?,
         };
         if topics.insert(t.topic.clone(), config).is_some() {
             return Err(FieldError::new(
@@ -71,6 +80,7 @@ fn instance(
         broker_name,
         broker_id,
         addr,
+        proxy_addr: None,
     })
 }
 
@@ -113,6 +123,7 @@ pub fn route_response(route: TopicRoute) -> pb::QueryRouteResponse {
                 read_queue_count: q.read_queue_count,
                 write_queue_count: q.write_queue_count,
                 perm: q.perm.bits(),
+                message_type: q.message_type.as_str().to_owned(),
             })
             .collect(),
         brokers: route.brokers.into_iter().map(broker_data).collect(),
@@ -124,6 +135,7 @@ fn broker_data(b: BrokerData) -> pb::BrokerData {
         cluster_name: b.cluster,
         broker_name: b.broker_name,
         addresses: b.addrs.into_iter().collect(),
+        proxy_addresses: b.proxy_addrs.into_iter().collect(),
     }
 }
 

@@ -58,6 +58,11 @@ async fn bad_registrations_are_refused_naming_the_field_and_change_nothing() {
             Box::new(|r| r.broker_addr = "host:70000".into()),
         ),
         ("data_version", Box::new(|r| r.data_version = None)),
+        ("proxy_addr", Box::new(|r| r.proxy_addr = "no-port".into())),
+        (
+            "topics[1].message_type",
+            Box::new(|r| r.topics[1].message_type = "ORDERED".into()),
+        ),
         ("topics[1].topic", Box::new(|r| r.topics[1].topic.clear())),
         ("topics[1].topic", {
             let long = long.clone();

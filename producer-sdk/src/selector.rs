@@ -80,6 +80,7 @@ mod tests {
                     read_queue_count: *queues,
                     write_queue_count: *queues,
                     perm: 6,
+                    message_type: String::new(),
                 })
                 .collect(),
             brokers: brokers
@@ -88,6 +89,7 @@ mod tests {
                     cluster_name: "c".into(),
                     broker_name: name.to_string(),
                     addresses: [(0, format!("{name}:1"))].into(),
+                    proxy_addresses: Default::default(),
                 })
                 .collect(),
         })
@@ -186,18 +188,21 @@ mod tests {
                     read_queue_count: 2,
                     write_queue_count: 2,
                     perm: 4,
+                    message_type: String::new(),
                 },
                 pb::QueueData {
                     broker_name: "replica-only".into(),
                     read_queue_count: 2,
                     write_queue_count: 2,
                     perm: 6,
+                    message_type: String::new(),
                 },
                 pb::QueueData {
                     broker_name: "ok".into(),
                     read_queue_count: 2,
                     write_queue_count: 3,
                     perm: 6,
+                    message_type: String::new(),
                 },
             ],
             brokers: vec![],
@@ -207,6 +212,7 @@ mod tests {
                 cluster_name: "c".into(),
                 broker_name: name.into(),
                 addresses: [(id, format!("{name}:1"))].into(),
+                proxy_addresses: Default::default(),
             });
         }
         let route = PublishRoute::from_route(&response);

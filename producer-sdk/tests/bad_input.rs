@@ -146,6 +146,7 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
                     read_queue_count: 1,
                     write_queue_count: 1,
                     perm: 6,
+                    message_type: String::new(),
                 }),
             })
             .await
@@ -207,6 +208,7 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
                 read_queue_count: 0,
                 write_queue_count: 1,
                 perm: 6,
+                message_type: String::new(),
             }),
         })
         .await

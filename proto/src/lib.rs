@@ -51,3 +51,16 @@ pub mod auth {
         tonic::include_proto!("mq.auth.v1");
     }
 }
+
+/// `apache.rocketmq.v2`: Apache RocketMQ 5's protocol, spoken by its
+/// official clients in every language (served by `mq-proxy`).
+pub mod apache {
+    /// The `apache.rocketmq` packages.
+    pub mod rocketmq {
+        /// Version 2, RocketMQ 5's gRPC protocol.
+        pub mod v2 {
+            #![allow(missing_docs, clippy::all)]
+            tonic::include_proto!("apache.rocketmq.v2");
+        }
+    }
+}

@@ -33,6 +33,7 @@ pub async fn create_topic(url: &str, topic: &str, queues: u32) {
             read_queue_count: queues,
             write_queue_count: queues,
             perm: 6,
+            message_type: String::new(),
         }),
     })
     .await

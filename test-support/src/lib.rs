@@ -70,6 +70,8 @@ impl ServerProcess {
             // Metrics on free ports, so that servers run side by side.
             .env("MQ_BROKER_METRICS_LISTEN", "127.0.0.1:0")
             .env("MQ_NAMESRV_METRICS_LISTEN", "127.0.0.1:0")
+            // The broker's RocketMQ 5 proxy on a free port too.
+            .env("MQ_BROKER_PROXY_LISTEN", "127.0.0.1:0")
             // 16 MiB CommitLog segments: a test broker writes little, and
             // pre-warming two 1 GiB segments per broker cost the suite 20 s
             // of kernel time.

@@ -827,6 +827,7 @@ async fn a_forged_broker_registration_is_refused_and_the_real_route_stands() {
             counter: 1,
         }),
         master_epoch: u64::MAX / 2,
+        proxy_addr: String::new(),
     };
     let anonymous = RawNames::new(raw(&namesrv, vec![]).await)
         .register_broker(forged.clone())

@@ -158,6 +158,10 @@ pub fn topic_config(
         read_queue_count: config.read_queue_count,
         write_queue_count: config.write_queue_count,
         perm: config.perm,
+        message_type: mq_common::MessageType::parse(
+            &format!("{field}.message_type"),
+            &config.message_type,
+        )?,
     };
     config.check(&format!("{field}."))?;
     Ok(config)
@@ -169,6 +173,7 @@ pub fn pb_topic_config(config: TopicConfig) -> pb::TopicConfig {
         read_queue_count: config.read_queue_count,
         write_queue_count: config.write_queue_count,
         perm: config.perm,
+        message_type: config.message_type.as_str().to_owned(),
     }
 }
 

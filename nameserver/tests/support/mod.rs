@@ -49,6 +49,7 @@ pub fn topic(name: &str, queues: u32) -> pb::TopicConfig {
         read_queue_count: queues,
         write_queue_count: queues,
         perm: 6,
+        message_type: String::new(),
     }
 }
 
@@ -70,5 +71,6 @@ pub fn registration(
             counter: version,
         }),
         master_epoch: 0,
+        proxy_addr: String::new(),
     }
 }

@@ -42,6 +42,10 @@ pub struct CreateArgs {
     /// Permission: rw, r or w.
     #[arg(long, default_value = "rw")]
     pub perm: String,
+    /// What RocketMQ 5 clients may send: NORMAL, FIFO (messages with a
+    /// message group), DELAY (with a delivery time) or TRANSACTION.
+    #[arg(long, default_value = "NORMAL", value_parser = parse_message_type)]
+    pub message_type: mq_common::MessageType,
     /// Every master broker of this cluster, as the nameservers know them.
     #[arg(long)]
     pub cluster: Option<String>,
@@ -104,6 +108,7 @@ async fn create(admin: &Admin, args: CreateArgs, done: &str) -> anyhow::Result<(
         ("READ", "read_queues"),
         ("WRITE", "write_queues"),
         ("PERM", "perm"),
+        ("TYPE", "message_type"),
     ]);
     for (name, addr) in brokers {
         admin
@@ -115,12 +120,14 @@ async fn create(admin: &Admin, args: CreateArgs, done: &str) -> anyhow::Result<(
                     read_queue_count: read,
                     write_queue_count: write,
                     perm: perm.bits(),
+                    message_type: args.message_type.as_str().to_owned(),
                 }),
             })
             .await
             .map_err(|s| refused(&name, &addr, s))?;
         table.push(json!({"broker": name, "address": addr, "topic": args.topic,
-            "read_queues": read, "write_queues": write, "perm": perm.to_string()}));
+            "read_queues": read, "write_queues": write, "perm": perm.to_string(),
+            "message_type": args.message_type.as_str()}));
     }
     let json = json!({"result": done, "brokers": table.rows()});
     emit(
@@ -189,6 +196,7 @@ async fn route(admin: &Admin, topic: &str) -> anyhow::Result<()> {
         ("READ", "read_queues"),
         ("WRITE", "write_queues"),
         ("PERM", "perm"),
+        ("TYPE", "message_type"),
     ]);
     for queues in &route.queues {
         let data = route
@@ -202,6 +210,9 @@ async fn route(admin: &Admin, topic: &str) -> anyhow::Result<()> {
             "read_queues": queues.read_queue_count,
             "write_queues": queues.write_queue_count,
             "perm": Perm::from_bits("perm", queues.perm).map(|p| p.to_string()).unwrap_or_default(),
+            "message_type": mq_common::MessageType::parse("message_type", &queues.message_type)
+                .map(|t| t.as_str())
+                .unwrap_or("?"),
         }));
     }
     emit(
@@ -284,4 +295,9 @@ fn parse_perm(text: &str) -> anyhow::Result<Perm> {
         other => bail!("--perm {other:?} is not one of rw, r, w"),
     };
     Ok(Perm::from_bits("--perm", bits)?)
+}
+
+/// `--message-type`, with the choices in the error.
+fn parse_message_type(name: &str) -> Result<mq_common::MessageType, String> {
+    mq_common::MessageType::parse("--message-type", name).map_err(|e| e.to_string())
 }

@@ -1,0 +1,58 @@
+//! The proxy inside the broker (RocketMQ 5's local mode): the
+//! `apache.rocketmq.v2` service on a port of its own, calling this
+//! broker's service in-process. Routes come from the nameservers and name
+//! each broker's own proxy, so a client sends to a broker's queues through
+//! that broker's proxy, with no extra hop.
+
+use mq_nameserver_client::NameServerClient;
+use mq_proto::broker::v1 as broker;
+use mq_proto::broker::v1::broker_server::Broker;
+use mq_proto::nameserver::v1 as names;
+use mq_proxy::backend::{Backend, Call};
+use tonic::Status;
+
+use crate::service::BrokerService;
+
+/// This broker, as its proxy's backend.
+#[derive(Debug)]
+pub struct LocalBackend {
+    pub service: BrokerService,
+    pub nameservers: NameServerClient,
+    pub broker_name: String,
+}
+
+#[tonic::async_trait]
+impl Backend for LocalBackend {
+    async fn route(&self, topic: &str) -> Result<names::QueryRouteResponse, Status> {
+        self.nameservers
+            .query_route(topic)
+            .await
+            .map_err(|e| Status::new(e.code(), e.to_string()))
+    }
+
+    fn endpoint(&self, broker: &names::BrokerData) -> Option<String> {
+        broker.proxy_addresses.get(&0).cloned()
+    }
+
+    fn serves(&self, broker: &names::BrokerData) -> bool {
+        broker.broker_name == self.broker_name
+    }
+
+    async fn send(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::SendBatchRequest,
+    ) -> Result<broker::SendBatchResponse, Status> {
+        if broker_name != self.broker_name {
+            return Err(Status::failed_precondition(format!(
+                "queues of broker {broker_name:?} are served by that broker's own proxy, not by {:?}'s",
+                self.broker_name
+            )));
+        }
+        self.service
+            .send_batch(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}

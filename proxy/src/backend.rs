@@ -1,0 +1,51 @@
+//! What the proxy needs of the brokers. Local mode (the proxy inside a
+//! broker) calls the broker's own service in-process; cluster mode (the
+//! standalone proxy) calls brokers over gRPC. Both speak `mq.broker.v1`
+//! types, so the protocol's handling is written once.
+
+use mq_proto::broker::v1 as broker;
+use mq_proto::nameserver::v1 as names;
+use tonic::{Extensions, Status};
+
+/// A client's call as it reached the proxy: its authenticated identity
+/// and its address travel in the extensions, so that a broker called
+/// in-process authorizes the real caller.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    pub extensions: Extensions,
+}
+
+impl Call {
+    /// A request to a broker on behalf of this call.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        tonic::Request::from_parts(
+            tonic::metadata::MetadataMap::new(),
+            self.extensions.clone(),
+            message,
+        )
+    }
+}
+
+/// The brokers behind a proxy.
+#[tonic::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The route of `topic`, as the nameservers know it (NOT_FOUND for an
+    /// unknown topic).
+    async fn route(&self, topic: &str) -> Result<names::QueryRouteResponse, Status>;
+
+    /// Where RocketMQ 5 clients reach the queues of `broker`
+    /// (`host:port`); `None` when no proxy serves them.
+    fn endpoint(&self, broker: &names::BrokerData) -> Option<String>;
+
+    /// Whether this proxy sends to `broker` (local mode: its own broker
+    /// only; the others have their own proxies).
+    fn serves(&self, broker: &names::BrokerData) -> bool;
+
+    /// Stores messages of one topic in one queue of `broker_name`.
+    async fn send(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::SendBatchRequest,
+    ) -> Result<broker::SendBatchResponse, Status>;
+}

@@ -1,0 +1,27 @@
+//! The proxy: Apache RocketMQ 5's gRPC protocol (`apache.rocketmq.v2`,
+//! spoken by the official clients of every language) translated to our
+//! brokers. As in RocketMQ 5 it runs in two modes: inside each broker on a
+//! port of its own (local mode, no extra hop), or as its own process in
+//! front of a cluster (cluster mode). The protocol's handling lives here
+//! once; a [`Backend`](backend::Backend) reaches the brokers, in-process or
+//! over gRPC.
+//!
+//! Where to start reading:
+//! - [`service`]: `MessagingService`, one handler per RPC;
+//! - [`backend`]: what the proxy needs of the brokers;
+//! - [`message`]: messages translated both ways, with the send rules;
+//! - [`route`]: routes as RocketMQ 5 clients expect them;
+//! - [`settings`]: the answer to a client's settings (Telemetry);
+//! - [`clients`]: the clients connected, for operators;
+//! - [`status`]: failures as the protocol's status codes.
+
+pub mod backend;
+pub mod clients;
+pub mod message;
+pub mod route;
+pub mod service;
+pub mod settings;
+pub mod status;
+
+pub use backend::Backend;
+pub use service::MessagingProxy;

@@ -1,0 +1,561 @@
+//! `apache.rocketmq.v2.MessagingService`: one handler per RPC. Every
+//! handler authorizes its caller first (the guard authenticated the call
+//! before it got here) and answers failures in the response's status, as
+//! the official clients expect.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use futures_util::Stream;
+use mq_auth::guard::Guard;
+use mq_auth::model::{Action, Target};
+use mq_proto::apache::rocketmq::v2::messaging_service_server::MessagingService;
+use mq_proto::apache::rocketmq::v2::{self as v2, Code};
+use mq_proto::broker::v1 as broker;
+use mq_proto::nameserver::v1 as names;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::backend::{Backend, Call};
+use crate::clients::{ClientInfo, Clients, client_id};
+use crate::message;
+use crate::route;
+use crate::settings::ServerSettings;
+use crate::status::{self, Refusal};
+
+type Reply<T> = Result<Response<T>, Status>;
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Serves RocketMQ 5's protocol over a [`Backend`].
+#[derive(Clone)]
+pub struct MessagingProxy {
+    backend: Arc<dyn Backend>,
+    guard: Guard,
+    settings: ServerSettings,
+    clients: Arc<Clients>,
+    /// Round robin over queues for sends without a message group.
+    next_queue: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for MessagingProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessagingProxy")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessagingProxy {
+    pub fn new(backend: Arc<dyn Backend>, guard: Guard, settings: ServerSettings) -> Self {
+        MessagingProxy {
+            backend,
+            guard,
+            settings,
+            clients: Arc::new(Clients::default()),
+            next_queue: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Who may do what: the proxy's service is wrapped by it too.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// The clients connected to this proxy.
+    pub fn clients(&self) -> &Arc<Clients> {
+        &self.clients
+    }
+
+    /// Refuses `request` unless its caller may do one of `actions` on
+    /// `target`, as the protocol's FORBIDDEN.
+    fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        actions: &[Action],
+        target: Target,
+    ) -> Result<(), Refusal> {
+        self.guard
+            .check_any(request, actions, target)
+            .map_err(|s| Refusal::new(Code::Forbidden, s.message()))
+    }
+
+    async fn route(&self, topic: &str) -> Result<names::QueryRouteResponse, Refusal> {
+        if topic.is_empty() {
+            return Err(Refusal::new(
+                Code::IllegalTopic,
+                "the topic's name is empty",
+            ));
+        }
+        self.backend.route(topic).await.map_err(|s| {
+            if s.code() == tonic::Code::NotFound {
+                Refusal::new(
+                    Code::TopicNotFound,
+                    format!("topic {topic:?} does not exist"),
+                )
+            } else {
+                Refusal::from(s)
+            }
+        })
+    }
+
+    async fn query_route_inner(
+        &self,
+        request: Request<v2::QueryRouteRequest>,
+    ) -> Result<Vec<v2::MessageQueue>, Refusal> {
+        let topic = request.get_ref().topic.clone().unwrap_or_default();
+        self.authorize(
+            &request,
+            &[Action::Pub, Action::Sub, Action::Get],
+            Target::topic(&topic.name),
+        )?;
+        if request
+            .get_ref()
+            .endpoints
+            .as_ref()
+            .is_none_or(|e| e.addresses.is_empty())
+        {
+            return Err(Refusal::new(
+                Code::IllegalAccessPoint,
+                "endpoints are empty: give the access point the client was configured with",
+            ));
+        }
+        let route = self.route(&topic.name).await?;
+        let backend = Arc::clone(&self.backend);
+        let queues = route::message_queues(&route, &topic, |b| backend.endpoint(b));
+        if queues.is_empty() {
+            return Err(Refusal::new(
+                Code::TopicNotFound,
+                format!(
+                    "topic {:?} has no broker that serves RocketMQ 5 clients",
+                    topic.name
+                ),
+            ));
+        }
+        Ok(queues)
+    }
+
+    /// Picks the broker and queue of a send: a message group always maps
+    /// to one queue (its order holds), other sends go round robin.
+    fn pick_queue(
+        &self,
+        route: &names::QueryRouteResponse,
+        group: Option<&str>,
+    ) -> Option<(String, u32)> {
+        let writable: Vec<&names::QueueData> = route
+            .queues
+            .iter()
+            .filter(|q| {
+                q.write_queue_count > 0
+                    && mq_common::Perm::from_bits("perm", q.perm).is_ok_and(|p| p.writable())
+                    && route
+                        .brokers
+                        .iter()
+                        .any(|b| b.broker_name == q.broker_name && self.backend.serves(b))
+            })
+            .collect();
+        if writable.is_empty() {
+            return None;
+        }
+        let slots: Vec<(String, u32)> = writable
+            .iter()
+            .flat_map(|q| (0..q.write_queue_count).map(|id| (q.broker_name.clone(), id)))
+            .collect();
+        let index = match group {
+            Some(group) => stable_hash(group) as usize % slots.len(),
+            None => self.next_queue.fetch_add(1, Ordering::Relaxed) % slots.len(),
+        };
+        slots.into_iter().nth(index)
+    }
+
+    async fn send_inner(
+        &self,
+        request: Request<v2::SendMessageRequest>,
+    ) -> Result<Vec<v2::SendResultEntry>, Refusal> {
+        let topic = request
+            .get_ref()
+            .messages
+            .first()
+            .and_then(|m| m.topic.as_ref())
+            .map_or_else(String::new, |t| t.name.clone());
+        self.authorize(&request, &[Action::Pub], Target::topic(&topic))?;
+        let route = self.route(&topic).await?;
+        let call = Call {
+            extensions: request.extensions().clone(),
+        };
+        let out = message::outgoing(
+            request.into_inner().messages,
+            route::message_type(&route),
+            self.settings.max_body_size,
+        )?;
+        let (broker_name, queue_id) = self
+            .pick_queue(&route, out.message_group.as_deref())
+            .ok_or_else(|| {
+                Refusal::new(
+                    Code::Forbidden,
+                    format!("topic {topic:?} has no writable queue served here"),
+                )
+            })?;
+        let response = self
+            .backend
+            .send(
+                &call,
+                &broker_name,
+                broker::SendBatchRequest {
+                    topic: out.topic,
+                    queue_id,
+                    messages: out.messages,
+                },
+            )
+            .await?;
+        Ok(response.results.into_iter().map(send_entry).collect())
+    }
+}
+
+fn send_entry(result: broker::SendResult) -> v2::SendResultEntry {
+    let status = match broker::SendStatus::try_from(result.status) {
+        Ok(broker::SendStatus::SendOk) => status::ok(),
+        Ok(broker::SendStatus::FlushDiskTimeout) => status::failed(
+            Code::MasterPersistenceTimeout,
+            "stored, but the disk did not confirm it in time",
+        ),
+        Ok(broker::SendStatus::FlushSlaveTimeout) => status::failed(
+            Code::SlavePersistenceTimeout,
+            "stored on the master, but its replicas did not confirm it in time",
+        ),
+        Ok(broker::SendStatus::SlaveNotAvailable) => status::failed(
+            Code::HaNotAvailable,
+            "stored on the master only: too few replicas are in sync",
+        ),
+        _ => status::failed(Code::InternalServerError, "unknown send status"),
+    };
+    v2::SendResultEntry {
+        status: Some(status),
+        message_id: result.message_id,
+        transaction_id: String::new(),
+        offset: result.queue_offset as i64,
+        recall_handle: String::new(),
+    }
+}
+
+/// FNV-1a: the same group maps to the same queue in every process.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What is not served yet answers with the protocol's code, never a hang.
+fn not_served(what: &str) -> v2::Status {
+    status::failed(
+        Code::NotImplemented,
+        format!("{what} is not served by this proxy yet"),
+    )
+}
+
+fn status_of<T>(result: &Result<T, Refusal>) -> v2::Status {
+    match result {
+        Ok(_) => status::ok(),
+        Err(refusal) => refusal.0.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl MessagingService for MessagingProxy {
+    async fn query_route(
+        &self,
+        request: Request<v2::QueryRouteRequest>,
+    ) -> Reply<v2::QueryRouteResponse> {
+        let result = self.query_route_inner(request).await;
+        Ok(Response::new(v2::QueryRouteResponse {
+            status: Some(status_of(&result)),
+            message_queues: result.unwrap_or_default(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<v2::HeartbeatRequest>,
+    ) -> Reply<v2::HeartbeatResponse> {
+        let status = match client_id(&request) {
+            None => status::failed(
+                Code::ClientIdRequired,
+                "the request has no x-mq-client-id header",
+            ),
+            Some(id) => {
+                let group = request.get_ref().group.as_ref().map(|g| g.name.clone());
+                match group
+                    .as_deref()
+                    .map(|g| self.authorize(&request, &[Action::Sub], Target::group(g)))
+                    .transpose()
+                {
+                    Err(refusal) => refusal.0,
+                    Ok(_) => {
+                        if !self.clients.touch(&id) {
+                            self.clients.seen(ClientInfo {
+                                client_id: id,
+                                client_type: v2::ClientType::try_from(
+                                    request.get_ref().client_type,
+                                )
+                                .unwrap_or(v2::ClientType::Unspecified),
+                                group: group.unwrap_or_default(),
+                                language: header(&request, "x-mq-language"),
+                                version: header(&request, "x-mq-client-version"),
+                                addr: request.remote_addr(),
+                                last_seen: Instant::now(),
+                            });
+                        }
+                        status::ok()
+                    }
+                }
+            }
+        };
+        Ok(Response::new(v2::HeartbeatResponse {
+            status: Some(status),
+        }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<v2::SendMessageRequest>,
+    ) -> Reply<v2::SendMessageResponse> {
+        let result = self.send_inner(request).await;
+        let status = match &result {
+            Ok(entries) => entries
+                .iter()
+                .filter_map(|e| e.status.clone())
+                .find(|s| s.code != Code::Ok as i32)
+                .unwrap_or_else(status::ok),
+            Err(refusal) => refusal.0.clone(),
+        };
+        Ok(Response::new(v2::SendMessageResponse {
+            status: Some(status),
+            entries: result.unwrap_or_default(),
+        }))
+    }
+
+    async fn query_assignment(
+        &self,
+        request: Request<v2::QueryAssignmentRequest>,
+    ) -> Reply<v2::QueryAssignmentResponse> {
+        let result = self.query_route_inner(Request::from_parts(
+            request.metadata().clone(),
+            request.extensions().clone(),
+            v2::QueryRouteRequest {
+                topic: request.get_ref().topic.clone(),
+                endpoints: request.get_ref().endpoints.clone(),
+            },
+        ));
+        let result = result.await.map(|queues| {
+            // One assignment per readable broker: a receive takes from any
+            // of its queues.
+            let mut seen = std::collections::BTreeSet::new();
+            queues
+                .into_iter()
+                .filter(|q| {
+                    q.permission == v2::Permission::Read as i32
+                        || q.permission == v2::Permission::ReadWrite as i32
+                })
+                .filter(|q| seen.insert(q.broker.as_ref().map(|b| b.name.clone())))
+                .map(|q| v2::Assignment {
+                    message_queue: Some(v2::MessageQueue { id: -1, ..q }),
+                })
+                .collect::<Vec<_>>()
+        });
+        Ok(Response::new(v2::QueryAssignmentResponse {
+            status: Some(status_of(&result)),
+            assignments: result.unwrap_or_default(),
+        }))
+    }
+
+    type ReceiveMessageStream = BoxStream<v2::ReceiveMessageResponse>;
+
+    async fn receive_message(
+        &self,
+        _request: Request<v2::ReceiveMessageRequest>,
+    ) -> Reply<Self::ReceiveMessageStream> {
+        let reply = v2::ReceiveMessageResponse {
+            content: Some(v2::receive_message_response::Content::Status(not_served(
+                "ReceiveMessage",
+            ))),
+        };
+        Ok(Response::new(Box::pin(tokio_stream::once(Ok(reply)))))
+    }
+
+    async fn ack_message(
+        &self,
+        _request: Request<v2::AckMessageRequest>,
+    ) -> Reply<v2::AckMessageResponse> {
+        Ok(Response::new(v2::AckMessageResponse {
+            status: Some(not_served("AckMessage")),
+            entries: Vec::new(),
+        }))
+    }
+
+    async fn forward_message_to_dead_letter_queue(
+        &self,
+        _request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+    ) -> Reply<v2::ForwardMessageToDeadLetterQueueResponse> {
+        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
+            status: Some(not_served("ForwardMessageToDeadLetterQueue")),
+        }))
+    }
+
+    type PullMessageStream = BoxStream<v2::PullMessageResponse>;
+
+    async fn pull_message(
+        &self,
+        _request: Request<v2::PullMessageRequest>,
+    ) -> Reply<Self::PullMessageStream> {
+        let reply = v2::PullMessageResponse {
+            content: Some(v2::pull_message_response::Content::Status(not_served(
+                "PullMessage",
+            ))),
+        };
+        Ok(Response::new(Box::pin(tokio_stream::once(Ok(reply)))))
+    }
+
+    async fn update_offset(
+        &self,
+        _request: Request<v2::UpdateOffsetRequest>,
+    ) -> Reply<v2::UpdateOffsetResponse> {
+        Ok(Response::new(v2::UpdateOffsetResponse {
+            status: Some(not_served("UpdateOffset")),
+        }))
+    }
+
+    async fn get_offset(
+        &self,
+        _request: Request<v2::GetOffsetRequest>,
+    ) -> Reply<v2::GetOffsetResponse> {
+        Ok(Response::new(v2::GetOffsetResponse {
+            status: Some(not_served("GetOffset")),
+            offset: 0,
+        }))
+    }
+
+    async fn query_offset(
+        &self,
+        _request: Request<v2::QueryOffsetRequest>,
+    ) -> Reply<v2::QueryOffsetResponse> {
+        Ok(Response::new(v2::QueryOffsetResponse {
+            status: Some(not_served("QueryOffset")),
+            offset: 0,
+        }))
+    }
+
+    async fn end_transaction(
+        &self,
+        _request: Request<v2::EndTransactionRequest>,
+    ) -> Reply<v2::EndTransactionResponse> {
+        Ok(Response::new(v2::EndTransactionResponse {
+            status: Some(not_served("EndTransaction (transactional messages)")),
+        }))
+    }
+
+    type TelemetryStream = BoxStream<v2::TelemetryCommand>;
+
+    async fn telemetry(
+        &self,
+        request: Request<Streaming<v2::TelemetryCommand>>,
+    ) -> Reply<Self::TelemetryStream> {
+        let id = client_id(&request);
+        let language = header(&request, "x-mq-language");
+        let version = header(&request, "x-mq-client-version");
+        let addr = request.remote_addr();
+        let mut commands = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let settings = self.settings.clone();
+        let clients = Arc::clone(&self.clients);
+        tokio::spawn(async move {
+            while let Some(Ok(command)) = commands.next().await {
+                let Some(v2::telemetry_command::Command::Settings(client)) = command.command else {
+                    // Stack traces and verification results: nothing asked.
+                    continue;
+                };
+                let reply = match &id {
+                    None => v2::TelemetryCommand {
+                        status: Some(status::failed(
+                            Code::ClientIdRequired,
+                            "the stream has no x-mq-client-id header",
+                        )),
+                        command: None,
+                    },
+                    Some(id) => {
+                        let group = match &client.pub_sub {
+                            Some(v2::settings::PubSub::Subscription(s)) => {
+                                s.group.as_ref().map(|g| g.name.clone())
+                            }
+                            _ => None,
+                        };
+                        clients.seen(ClientInfo {
+                            client_id: id.clone(),
+                            client_type: client
+                                .client_type
+                                .and_then(|t| v2::ClientType::try_from(t).ok())
+                                .unwrap_or(v2::ClientType::Unspecified),
+                            group: group.unwrap_or_default(),
+                            language: language.clone(),
+                            version: version.clone(),
+                            addr,
+                            last_seen: Instant::now(),
+                        });
+                        v2::TelemetryCommand {
+                            status: Some(status::ok()),
+                            command: Some(v2::telemetry_command::Command::Settings(
+                                settings.answer(&client),
+                            )),
+                        }
+                    }
+                };
+                if tx.send(Ok(reply)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn notify_client_termination(
+        &self,
+        request: Request<v2::NotifyClientTerminationRequest>,
+    ) -> Reply<v2::NotifyClientTerminationResponse> {
+        if let Some(id) = client_id(&request) {
+            self.clients.gone(&id);
+        }
+        Ok(Response::new(v2::NotifyClientTerminationResponse {
+            status: Some(status::ok()),
+        }))
+    }
+
+    async fn change_invisible_duration(
+        &self,
+        _request: Request<v2::ChangeInvisibleDurationRequest>,
+    ) -> Reply<v2::ChangeInvisibleDurationResponse> {
+        Ok(Response::new(v2::ChangeInvisibleDurationResponse {
+            status: Some(not_served("ChangeInvisibleDuration")),
+            receipt_handle: String::new(),
+        }))
+    }
+
+    async fn recall_message(
+        &self,
+        _request: Request<v2::RecallMessageRequest>,
+    ) -> Reply<v2::RecallMessageResponse> {
+        Ok(Response::new(v2::RecallMessageResponse {
+            status: Some(not_served("RecallMessage")),
+            message_id: String::new(),
+        }))
+    }
+}
+
+fn header<T>(request: &Request<T>, name: &str) -> String {
+    request
+        .metadata()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}

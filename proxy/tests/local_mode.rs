@@ -1,0 +1,336 @@
+//! RocketMQ 5's protocol served by the proxy inside a real broker (local
+//! mode), spoken with the protocol's own stubs as the official clients
+//! speak it, and the messages read back with our consumer SDK.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mq_consumer::{ConsumeFrom, PullConsumer, ReceivedMessage};
+use mq_proto::apache::rocketmq::v2::messaging_service_client::MessagingServiceClient;
+use mq_proto::apache::rocketmq::v2::{self as v2, Code};
+use mq_proto::broker::v1 as broker;
+use mq_test_support::{ServerProcess, cluster::wait_for_route, standalone_broker};
+use tonic::transport::Channel;
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    broker: ServerProcess,
+    namesrv: String,
+    proxy: String,
+}
+
+async fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, namesrv) = standalone_broker(dir.path());
+    let proxy = broker
+        .logged_addr("RocketMQ 5 proxy listening")
+        .expect("the broker starts its proxy")
+        .to_string();
+    Cluster {
+        _dir: dir,
+        broker,
+        namesrv,
+        proxy,
+    }
+}
+
+async fn create_topic(cluster: &Cluster, topic: &str, queues: u32, message_type: &str) {
+    let mut rpc = broker::broker_client::BrokerClient::connect(cluster.broker.url())
+        .await
+        .unwrap();
+    rpc.create_topic(broker::CreateTopicRequest {
+        config: Some(broker::TopicConfig {
+            topic: topic.into(),
+            read_queue_count: queues,
+            write_queue_count: queues,
+            perm: 6,
+            message_type: message_type.into(),
+        }),
+    })
+    .await
+    .unwrap();
+    wait_for_route(&cluster.namesrv, topic, 1).await;
+}
+
+async fn client(cluster: &Cluster) -> MessagingServiceClient<Channel> {
+    MessagingServiceClient::connect(format!("http://{}", cluster.proxy))
+        .await
+        .unwrap()
+}
+
+/// A request as the official clients send it: with their client id.
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-mq-client-id", "test-client@1".parse().unwrap());
+    request
+}
+
+fn resource(name: &str) -> Option<v2::Resource> {
+    Some(v2::Resource {
+        resource_namespace: String::new(),
+        name: name.into(),
+    })
+}
+
+fn access_point(cluster: &Cluster) -> Option<v2::Endpoints> {
+    Some(mq_proxy::route::endpoints(&cluster.proxy))
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn message(topic: &str, body: &str, kind: v2::MessageType) -> v2::Message {
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    v2::Message {
+        topic: resource(topic),
+        user_properties: [("color".to_owned(), "red".to_owned())].into(),
+        system_properties: Some(v2::SystemProperties {
+            tag: Some("TagA".into()),
+            keys: vec![format!("key-{id}")],
+            message_id: format!("0100000000000001000000{id:08X}"),
+            message_type: kind as i32,
+            born_host: "client-host".into(),
+            born_timestamp: Some(now()),
+            ..Default::default()
+        }),
+        body: bytes::Bytes::from(body.to_owned()),
+    }
+}
+
+fn now() -> prost_types::Timestamp {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    prost_types::Timestamp {
+        seconds: since.as_secs() as i64,
+        nanos: since.subsec_nanos() as i32,
+    }
+}
+
+async fn send(
+    rpc: &mut MessagingServiceClient<Channel>,
+    messages: Vec<v2::Message>,
+) -> v2::SendMessageResponse {
+    rpc.send_message(request(v2::SendMessageRequest { messages }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn code(status: &Option<v2::Status>) -> Code {
+    Code::try_from(status.as_ref().unwrap().code).unwrap()
+}
+
+async fn read(namesrv: &str, topic: &str, count: usize) -> Vec<ReceivedMessage> {
+    let consumer = PullConsumer::builder()
+        .namesrv(namesrv)
+        .group(format!("reader-{topic}"))
+        .subscribe(topic, "*")
+        .consume_from(ConsumeFrom::FirstOffset)
+        .suspend(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut messages = Vec::new();
+    while messages.len() < count && Instant::now() < deadline {
+        messages.extend(consumer.poll(Duration::from_millis(500)).await);
+    }
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_settings_and_sends_of_every_type_reach_our_consumers() {
+    let cluster = cluster().await;
+    create_topic(&cluster, "plain", 2, "").await;
+    create_topic(&cluster, "ordered", 4, "FIFO").await;
+    create_topic(&cluster, "later", 1, "DELAY").await;
+    let mut rpc = client(&cluster).await;
+
+    // The route names the proxy, every queue and the topic's type.
+    let route = rpc
+        .query_route(request(v2::QueryRouteRequest {
+            topic: resource("ordered"),
+            endpoints: access_point(&cluster),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&route.status), Code::Ok, "{route:?}");
+    assert_eq!(route.message_queues.len(), 4);
+    for queue in &route.message_queues {
+        assert_eq!(queue.accept_message_types, [v2::MessageType::Fifo as i32]);
+        assert_eq!(queue.permission, v2::Permission::ReadWrite as i32);
+        let endpoints = queue.broker.as_ref().unwrap().endpoints.as_ref().unwrap();
+        let address = &endpoints.addresses[0];
+        assert_eq!(format!("{}:{}", address.host, address.port), cluster.proxy);
+    }
+
+    // The settings handshake: the client's settings in, the server's out.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(v2::TelemetryCommand {
+        status: None,
+        command: Some(v2::telemetry_command::Command::Settings(v2::Settings {
+            client_type: Some(v2::ClientType::Producer as i32),
+            pub_sub: Some(v2::settings::PubSub::Publishing(v2::Publishing {
+                topics: vec![resource("plain").unwrap()],
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut telemetry = rpc
+        .telemetry(request(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = telemetry.message().await.unwrap().unwrap();
+    assert_eq!(code(&answer.status), Code::Ok);
+    let Some(v2::telemetry_command::Command::Settings(settings)) = answer.command else {
+        panic!("settings expected: {answer:?}");
+    };
+    let Some(v2::settings::PubSub::Publishing(publishing)) = settings.pub_sub else {
+        panic!("publishing settings expected");
+    };
+    assert_eq!(publishing.max_body_size, 4 << 20);
+
+    // A normal message, every field mapped.
+    let sent = send(
+        &mut rpc,
+        vec![message("plain", "hello", v2::MessageType::Normal)],
+    )
+    .await;
+    assert_eq!(code(&sent.status), Code::Ok, "{sent:?}");
+    let message_id = sent.entries[0].message_id.clone();
+    let got = read(&cluster.namesrv, "plain", 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].unique_id, message_id);
+    assert_eq!(&got[0].body[..], b"hello");
+    assert_eq!(got[0].tags.as_deref(), Some("TagA"));
+    assert_eq!(got[0].keys.len(), 1);
+    assert_eq!(
+        got[0].properties.get("color").map(String::as_str),
+        Some("red")
+    );
+    assert!(got[0].born_timestamp_ms > 0);
+
+    // FIFO: one message group, one queue, in order.
+    for i in 0..10 {
+        let mut fifo = message("ordered", &format!("f-{i}"), v2::MessageType::Fifo);
+        fifo.system_properties.as_mut().unwrap().message_group = Some("order-42".into());
+        let sent = send(&mut rpc, vec![fifo]).await;
+        assert_eq!(code(&sent.status), Code::Ok, "{sent:?}");
+    }
+    let got = read(&cluster.namesrv, "ordered", 10).await;
+    let bodies: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("f-{i}")).collect();
+    assert_eq!(bodies, expected);
+    assert!(
+        got.iter()
+            .all(|m| m.queue.queue_id == got[0].queue.queue_id)
+    );
+
+    // DELAY: not delivered before its time.
+    let deliver_at = SystemTime::now() + Duration::from_millis(1500);
+    let since = deliver_at.duration_since(UNIX_EPOCH).unwrap();
+    let mut delayed = message("later", "tick", v2::MessageType::Delay);
+    delayed
+        .system_properties
+        .as_mut()
+        .unwrap()
+        .delivery_timestamp = Some(prost_types::Timestamp {
+        seconds: since.as_secs() as i64,
+        nanos: since.subsec_nanos() as i32,
+    });
+    let sent = send(&mut rpc, vec![delayed]).await;
+    assert_eq!(code(&sent.status), Code::Ok, "{sent:?}");
+    let got = read(&cluster.namesrv, "later", 1).await;
+    assert_eq!(got.len(), 1, "the delayed message arrives");
+    assert!(
+        SystemTime::now() >= deliver_at,
+        "delivered before its delivery time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_protocols_codes_and_nothing_hangs() {
+    let cluster = cluster().await;
+    create_topic(&cluster, "ordered", 2, "FIFO").await;
+    let mut rpc = client(&cluster).await;
+
+    // A normal message to a FIFO topic: refused as the official broker does.
+    let sent = send(
+        &mut rpc,
+        vec![message("ordered", "x", v2::MessageType::Normal)],
+    )
+    .await;
+    assert_eq!(code(&sent.status), Code::MessagePropertyConflictWithType);
+    assert!(sent.status.unwrap().message.contains("FIFO"));
+
+    let sent = send(
+        &mut rpc,
+        vec![message("nowhere", "x", v2::MessageType::Normal)],
+    )
+    .await;
+    assert_eq!(code(&sent.status), Code::TopicNotFound, "{sent:?}");
+
+    let mut big = message("ordered", "x", v2::MessageType::Fifo);
+    big.system_properties.as_mut().unwrap().message_group = Some("g".into());
+    big.body = bytes::Bytes::from(vec![7u8; (4 << 20) + 1]);
+    let sent = send(&mut rpc, vec![big]).await;
+    assert_eq!(code(&sent.status), Code::MessageBodyTooLarge, "{sent:?}");
+
+    let route = rpc
+        .query_route(request(v2::QueryRouteRequest {
+            topic: resource("ordered"),
+            endpoints: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&route.status), Code::IllegalAccessPoint);
+
+    let route = rpc
+        .query_route(request(v2::QueryRouteRequest {
+            topic: resource("nowhere"),
+            endpoints: access_point(&cluster),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&route.status), Code::TopicNotFound);
+
+    let heartbeat = rpc
+        .heartbeat(tonic::Request::new(v2::HeartbeatRequest {
+            group: None,
+            client_type: v2::ClientType::Producer as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&heartbeat.status), Code::ClientIdRequired);
+
+    // Not served yet: the protocol's code, at once.
+    let mut receive = tokio::time::timeout(
+        Duration::from_secs(5),
+        rpc.receive_message(request(v2::ReceiveMessageRequest {
+            group: resource("g"),
+            ..Default::default()
+        })),
+    )
+    .await
+    .expect("no hang")
+    .unwrap()
+    .into_inner();
+    let first = receive.message().await.unwrap().unwrap();
+    let Some(v2::receive_message_response::Content::Status(status)) = first.content else {
+        panic!("a status expected: {first:?}");
+    };
+    assert_eq!(status.code, Code::NotImplemented as i32);
+    assert!(receive.message().await.unwrap().is_none());
+}
