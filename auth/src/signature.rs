@@ -33,7 +33,9 @@ pub enum SignatureError {
     Missing,
     #[error("the authorization header is malformed: {0}")]
     Malformed(String),
-    #[error("the {DATE_TIME} header is missing or malformed (want yyyyMMddTHHmmssZ, UTC)")]
+    #[error(
+        "the {DATE_TIME} header is missing or malformed (want yyyyMMddTHHmmssZ in UTC, or RFC 3339)"
+    )]
     BadDateTime,
     #[error(
         "the request was signed at {signed}, {skew} away from the server's clock; at most {max} is accepted (check the client's clock, or a replayed request)"
@@ -56,7 +58,9 @@ pub fn format_date_time(t: SystemTime) -> String {
         .replace(['-', ':'], "")
 }
 
-/// The instant a signature's date-time names.
+/// The instant a signature's date-time names: `yyyyMMddTHHmmssZ` (the
+/// Java, Go and C++ clients) or RFC 3339 with any offset (the Rust
+/// client signs its local time so).
 pub fn parse_date_time(value: &str) -> Result<SystemTime, SignatureError> {
     let b = value.as_bytes();
     let shaped = b.len() == 16
@@ -64,7 +68,9 @@ pub fn parse_date_time(value: &str) -> Result<SystemTime, SignatureError> {
         && b[15] == b'Z'
         && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
     if !shaped {
-        return Err(SignatureError::BadDateTime);
+        return time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+            .map(SystemTime::from)
+            .map_err(|_| SignatureError::BadDateTime);
     }
     let rfc3339 = format!(
         "{}-{}-{}T{}:{}:{}Z",
@@ -191,9 +197,15 @@ mod tests {
         let t = at(1_703_706_379);
         assert_eq!(format_date_time(t), "20231227T194619Z");
         assert_eq!(parse_date_time("20231227T194619Z"), Ok(t));
+        // RFC 3339, as the Rust client signs, in any offset.
+        assert_eq!(parse_date_time("2023-12-27T19:46:19Z"), Ok(t));
+        assert_eq!(
+            parse_date_time("2023-12-27T20:46:19.5+01:00"),
+            Ok(t + Duration::from_millis(500))
+        );
         for bad in [
             "",
-            "2023-12-27T19:46:19Z",
+            "2023-12-27 19:46:19",
             "20231227T194619",
             "2023122XT194619Z",
             "20231399T194619Z",

@@ -18,6 +18,9 @@ use thiserror::Error;
 
 use mq_store::{FlushMode, StoreConfig};
 
+/// RocketMQ 5's proxy port, the proxy's default.
+pub const DEFAULT_PROXY_PORT: u16 = 8081;
+
 /// Prefix of every environment variable the broker reads.
 pub const ENV_PREFIX: &str = "MQ_BROKER";
 
@@ -31,8 +34,9 @@ pub struct BrokerConfig {
     /// `/healthz`.
     pub metrics_listen: SocketAddr,
     /// Where the proxy inside this broker serves RocketMQ 5's protocol
-    /// (`apache.rocketmq.v2`, the official clients), local mode.
-    pub proxy_listen: SocketAddr,
+    /// (`apache.rocketmq.v2`, the official clients), local mode; by
+    /// default the gRPC listen address's IP, port 8081.
+    pub proxy_listen: Option<SocketAddr>,
     /// Address registered for RocketMQ 5 clients; defaults to the
     /// advertised host with the proxy's port.
     pub proxy_advertise_addr: Option<String>,
@@ -136,6 +140,10 @@ pub struct BrokerConfig {
     /// Reconsumptions before a message becomes a dead letter, unless the
     /// consumer group says otherwise.
     pub max_reconsume_times: u32,
+    /// The shortest invisible time a POP consumer may ask for (RocketMQ's
+    /// proxy: 10 s).
+    #[serde(with = "humantime_serde")]
+    pub pop_min_invisible: Duration,
     /// Delay level of a message's first retry; each further retry waits
     /// one level longer (RocketMQ: 3, 10 s).
     pub retry_first_level: u32,
@@ -207,7 +215,7 @@ pub struct Args {
     /// HTTP address of /metrics (Prometheus) and /healthz [default: 0.0.0.0:5557]
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Where RocketMQ 5 clients connect (the proxy in this broker) [default: 0.0.0.0:8081]
+    /// Where RocketMQ 5 clients connect (the proxy in this broker) [default: the --listen IP, port 8081]
     #[arg(long, value_name = "ADDR")]
     pub proxy_listen: Option<SocketAddr>,
     /// Address RocketMQ 5 clients should use [default: the advertised host, the proxy's port]
@@ -301,7 +309,6 @@ impl BrokerConfig {
         let mut builder = Config::builder()
             .set_default("listen", format!("{host}:10911"))?
             .set_default("metrics_listen", format!("{host}:5557"))?
-            .set_default("proxy_listen", format!("{host}:8081"))?
             .set_default("store_dir", "data/broker")?
             .set_default("cluster", "DefaultCluster")?
             .set_default("broker_name", "broker-a")?
@@ -329,6 +336,7 @@ impl BrokerConfig {
             .set_default("delay_levels", crate::schedule::delays::DEFAULT_LEVELS)?
             .set_default("max_delivery_delay", "7d")?
             .set_default("max_reconsume_times", 16)?
+            .set_default("pop_min_invisible", "10s")?
             .set_default("retry_first_level", 3)?
             .set_default("standalone", false)?
             .set_default("namesrv_listen", format!("{host}:9876"))?
@@ -418,7 +426,10 @@ impl BrokerConfig {
     /// Refuses gRPC ports beyond loopback with authentication off unless
     /// `insecure`; the warning to log when allowed.
     pub fn exposure(&self) -> Result<Option<String>, ConfigError> {
-        let mut listens = vec![("listen", self.listen), ("proxy_listen", self.proxy_listen)];
+        let mut listens = vec![
+            ("listen", self.listen),
+            ("proxy_listen", self.proxy_listen()),
+        ];
         if self.standalone && self.namesrv.is_none() {
             listens.push(("namesrv_listen", self.namesrv_listen));
         }
@@ -617,6 +628,13 @@ impl BrokerConfig {
             );
         }
         Ok(())
+    }
+
+    /// Where the proxy listens: as configured, else the gRPC listen IP
+    /// with RocketMQ 5's port 8081.
+    pub fn proxy_listen(&self) -> SocketAddr {
+        self.proxy_listen
+            .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), DEFAULT_PROXY_PORT))
     }
 
     /// Whether unknown topics are created on first send.

@@ -53,6 +53,34 @@ fn standalone_listens_on_loopback_and_exposed_ports_need_auth_or_insecure() {
     assert!(err.to_string().contains("listen=0.0.0.0:10911"), "{err}");
 }
 
+#[test]
+fn the_proxy_listens_beside_the_broker_unless_told_and_counts_as_exposed() {
+    let bare = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let standalone = BrokerConfig::load(&args(&["--standalone"]), bare(&[])).unwrap();
+    assert_eq!(standalone.proxy_listen().to_string(), "127.0.0.1:8081");
+    let local = ["--namesrv", "ns:9876", "--listen", "127.0.0.1:10911"];
+    let config = BrokerConfig::load(&args(&local), bare(&[])).unwrap();
+    assert_eq!(config.proxy_listen().to_string(), "127.0.0.1:8081");
+    let moved = BrokerConfig::load(
+        &args(&local),
+        bare(&[("MQ_BROKER_PROXY_LISTEN", "127.0.0.1:18081")]),
+    )
+    .unwrap();
+    assert_eq!(moved.proxy_listen().to_string(), "127.0.0.1:18081");
+    // A proxy beyond loopback is an exposed port like any other.
+    let exposed = [&local[..], &["--proxy-listen", "0.0.0.0:8081"]].concat();
+    let err = BrokerConfig::load(&args(&exposed), bare(&[])).unwrap_err();
+    assert!(
+        err.to_string().contains("proxy_listen=0.0.0.0:8081"),
+        "{err}"
+    );
+}
+
 fn args(argv: &[&str]) -> Args {
     Args::try_parse_from(std::iter::once("broker").chain(argv.iter().copied())).unwrap()
 }

@@ -18,6 +18,8 @@ pub struct Member {
     pub last_heartbeat_ms: u64,
     /// Queues the member reported consuming: (topic, broker name, queue id).
     pub held: Vec<(String, String, u32)>,
+    /// What it is when not our SDK (a RocketMQ 5 client).
+    pub client_kind: String,
 }
 
 #[derive(Debug, Default)]
@@ -265,6 +267,7 @@ mod tests {
             broadcasting: false,
             last_heartbeat_ms: at,
             held: Vec::new(),
+            client_kind: String::new(),
         }
     }
 

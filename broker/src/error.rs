@@ -55,6 +55,9 @@ pub enum BrokerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Topics(#[from] TopicTableError),
+    /// The POP book could not be written: nothing changed.
+    #[error("POP book: {0}")]
+    PopBook(std::io::Error),
 }
 
 impl From<BrokerError> for Status {
@@ -86,7 +89,7 @@ impl From<BrokerError> for Status {
                 | StoreError::Closed => Status::unavailable(message),
                 _ => Status::internal(message),
             },
-            BrokerError::Topics(_) => Status::internal(message),
+            BrokerError::Topics(_) | BrokerError::PopBook(_) => Status::internal(message),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod consumer_groups;
 pub mod consumer_offsets;
 pub mod error;
 pub mod metrics;
+pub mod pop;
 pub mod proxy_local;
 pub mod registry;
 pub mod replication;

@@ -171,6 +171,7 @@ impl BrokerMetrics {
             BrokerError::Store(store) if store.is_disk_full() => "disk_full",
             BrokerError::Store(_) => "store_error",
             BrokerError::Topics(_) => "topic_table_error",
+            BrokerError::PopBook(_) => "pop_book_error",
         };
         self.rejected
             .get_or_create(&vec![("reason".into(), reason.into())])

@@ -44,15 +44,97 @@ impl Backend for LocalBackend {
         broker_name: &str,
         request: broker::SendBatchRequest,
     ) -> Result<broker::SendBatchResponse, Status> {
-        if broker_name != self.broker_name {
-            return Err(Status::failed_precondition(format!(
-                "queues of broker {broker_name:?} are served by that broker's own proxy, not by {:?}'s",
-                self.broker_name
-            )));
-        }
+        self.own(broker_name)?;
         self.service
             .send_batch(call.request(request))
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    async fn pop(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::PopMessagesRequest,
+    ) -> Result<broker::PopMessagesResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .pop_messages(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn ack(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::AckMessagesRequest,
+    ) -> Result<broker::AckMessagesResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .ack_messages(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn change_invisible(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::ChangeInvisibleTimeRequest,
+    ) -> Result<broker::ChangeInvisibleTimeResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .change_invisible_time(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn send_back(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::ConsumerSendBackRequest,
+    ) -> Result<broker::ConsumerSendBackResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .consumer_send_back(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn heartbeat(
+        &self,
+        call: &Call,
+        request: broker::HeartbeatRequest,
+    ) -> Result<(), Status> {
+        self.service
+            .heartbeat(call.request(request))
+            .await
+            .map(|_| ())
+    }
+
+    async fn unregister(
+        &self,
+        call: &Call,
+        request: broker::UnregisterConsumerRequest,
+    ) -> Result<(), Status> {
+        self.service
+            .unregister_consumer(call.request(request))
+            .await
+            .map(|_| ())
+    }
+}
+
+impl LocalBackend {
+    /// Refuses a call for another broker's queues.
+    fn own(&self, broker_name: &str) -> Result<(), Status> {
+        if broker_name == self.broker_name {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!(
+            "queues of broker {broker_name:?} are served by that broker's own proxy, not by {:?}'s",
+            self.broker_name
+        )))
     }
 }

@@ -73,6 +73,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("topics: {0}")]
     Topics(#[from] TopicTableError),
+    #[error("POP book: {0}")]
+    PopBook(std::io::Error),
     #[error("consumer offsets: {0}")]
     Offsets(std::io::Error),
     #[error("nameserver: {0}")]
@@ -358,13 +360,13 @@ pub async fn run(
     let metrics_local = metrics_listener
         .local_addr()
         .unwrap_or(config.metrics_listen);
-    let proxy_listener = TcpListener::bind(config.proxy_listen)
+    let proxy_listener = TcpListener::bind(config.proxy_listen())
         .await
         .map_err(|source| ServeError::ProxyBind {
-            addr: config.proxy_listen,
+            addr: config.proxy_listen(),
             source,
         })?;
-    let proxy_local = proxy_listener.local_addr().unwrap_or(config.proxy_listen);
+    let proxy_local = proxy_listener.local_addr().unwrap_or(config.proxy_listen());
     let proxy_advertised = config.proxy_advertise_addr.clone().unwrap_or_else(|| {
         let host = advertised
             .rsplit_once(':')
@@ -384,6 +386,31 @@ pub async fn run(
         ))
     };
     let guard = Guard::new(Arc::clone(&auth));
+    let retry = RetryPath {
+        store: Arc::clone(&store),
+        topics: Arc::clone(&topics),
+        delays: Arc::clone(&delays),
+        max_reconsume_times: config.max_reconsume_times,
+        retry_first_level: config.retry_first_level,
+        role: role.clone(),
+        broker_name: config.broker_name.clone(),
+    };
+    let (pop_book, cut) = crate::pop::book::PopBook::open(
+        &config.store_dir.join("pop"),
+        config.flush() == mq_store::FlushMode::Sync,
+    )
+    .map_err(ServeError::PopBook)?;
+    if cut > 0 {
+        tracing::warn!(
+            bytes = cut,
+            "cut a torn or damaged tail off the POP journal; messages it named will be delivered again"
+        );
+    }
+    let pop_book = Arc::new(pop_book);
+    let pop_flusher = tokio::spawn(crate::pop::keep_flushed(
+        Arc::clone(&pop_book),
+        stop_rx.clone(),
+    ));
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
@@ -441,14 +468,17 @@ pub async fn run(
             sync_replication: config.sync_replication(&role),
             replicas: Arc::clone(&replicas),
         },
-        retry: RetryPath {
+        retry: retry.clone(),
+        pop: crate::pop::PopPath {
             store: Arc::clone(&store),
             topics: Arc::clone(&topics),
-            delays,
-            max_reconsume_times: config.max_reconsume_times,
-            retry_first_level: config.retry_first_level,
+            offsets: Arc::clone(&offsets),
+            retry,
+            book: Arc::clone(&pop_book),
             role: role.clone(),
             broker_name: config.broker_name.clone(),
+            min_invisible: config.pop_min_invisible,
+            rotation: Default::default(),
         },
         topics: Arc::clone(&topics),
         metrics,
@@ -546,6 +576,8 @@ pub async fn run(
             guard.clone(),
             mq_proxy::settings::ServerSettings {
                 max_body_size: config.store.max_message_size as usize,
+                min_invisible: config.pop_min_invisible,
+                max_delivery_attempts: config.max_reconsume_times as i32 + 1,
                 ..Default::default()
             },
         ),
@@ -594,6 +626,7 @@ pub async fn run(
 
     let _ = stop_tx.send(true);
     let _ = proxy_server.await;
+    let _ = pop_flusher.await;
     if let Some(link) = link {
         let _ = link.await;
     }

@@ -323,6 +323,7 @@ async fn membership_versions_and_queue_locks() {
             queue_id: 1,
             broker_name: "broker-a".into(),
         }],
+        client_kind: String::new(),
     };
     let v1 = rpc
         .heartbeat(beat("c1"))
@@ -379,6 +380,7 @@ fn member(group: &str, client_id: &str) -> pb::HeartbeatRequest {
         }],
         consume_model: pb::ConsumeModel::Clustering as i32,
         held: vec![],
+        client_kind: String::new(),
     }
 }
 
@@ -543,6 +545,7 @@ async fn bad_consumer_requests_get_clear_errors() {
             subscriptions: vec![],
             consume_model: 0,
             held: vec![],
+            client_kind: String::new(),
         })
         .await
         .unwrap_err();

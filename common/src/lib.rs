@@ -23,6 +23,7 @@ pub mod message;
 pub mod message_type;
 pub mod offset_id;
 pub mod perm;
+pub mod receipt_handle;
 pub mod system_topics;
 pub mod validate;
 

@@ -48,4 +48,48 @@ pub trait Backend: Send + Sync + 'static {
         broker_name: &str,
         request: broker::SendBatchRequest,
     ) -> Result<broker::SendBatchResponse, Status>;
+
+    /// Pops messages of a topic from `broker_name` for a group.
+    async fn pop(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::PopMessagesRequest,
+    ) -> Result<broker::PopMessagesResponse, Status>;
+
+    /// Acknowledges popped messages of `broker_name`.
+    async fn ack(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::AckMessagesRequest,
+    ) -> Result<broker::AckMessagesResponse, Status>;
+
+    /// Moves a popped message's invisible time.
+    async fn change_invisible(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::ChangeInvisibleTimeRequest,
+    ) -> Result<broker::ChangeInvisibleTimeResponse, Status>;
+
+    /// Hands a message to the group's dead-letter topic.
+    async fn send_back(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::ConsumerSendBackRequest,
+    ) -> Result<broker::ConsumerSendBackResponse, Status>;
+
+    /// Reports a RocketMQ 5 consumer as a member of its group, so that
+    /// operators see it beside our SDK's consumers.
+    async fn heartbeat(&self, call: &Call, request: broker::HeartbeatRequest)
+    -> Result<(), Status>;
+
+    /// A RocketMQ 5 consumer left its group.
+    async fn unregister(
+        &self,
+        call: &Call,
+        request: broker::UnregisterConsumerRequest,
+    ) -> Result<(), Status>;
 }

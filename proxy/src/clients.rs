@@ -22,6 +22,47 @@ pub struct ClientInfo {
     pub version: String,
     pub addr: Option<SocketAddr>,
     pub last_seen: Instant,
+    /// A consumer's topics and tag expressions (from its settings).
+    pub subscriptions: Vec<(String, String)>,
+}
+
+impl ClientInfo {
+    /// What the client is, for operators.
+    pub fn kind(&self) -> String {
+        format!(
+            "RocketMQ 5 {}, {} {}",
+            self.client_type.as_str_name(),
+            if self.language.is_empty() {
+                "?"
+            } else {
+                &self.language
+            },
+            self.version
+        )
+    }
+
+    /// The group member this consumer is on a broker.
+    pub fn member(&self) -> Option<mq_proto::broker::v1::HeartbeatRequest> {
+        use mq_proto::broker::v1 as broker;
+        if self.group.is_empty() {
+            return None;
+        }
+        Some(broker::HeartbeatRequest {
+            group: self.group.clone(),
+            client_id: self.client_id.clone(),
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|(topic, tag_expression)| broker::Subscription {
+                    topic: topic.clone(),
+                    tag_expression: tag_expression.clone(),
+                })
+                .collect(),
+            consume_model: broker::ConsumeModel::Clustering as i32,
+            held: Vec::new(),
+            client_kind: self.kind(),
+        })
+    }
 }
 
 /// Clients by id; a client unheard of for longer than the expiry is gone.
@@ -40,20 +81,16 @@ impl Clients {
         self.by_id.insert(info.client_id.clone(), info);
     }
 
-    /// Refreshes a known client's last contact; false if it is unknown.
-    pub fn touch(&self, client_id: &str) -> bool {
-        match self.by_id.get_mut(client_id) {
-            Some(mut info) => {
-                info.last_seen = Instant::now();
-                true
-            }
-            None => false,
-        }
+    /// Refreshes a known client's last contact; what is known of it.
+    pub fn touch(&self, client_id: &str) -> Option<ClientInfo> {
+        let mut info = self.by_id.get_mut(client_id)?;
+        info.last_seen = Instant::now();
+        Some(info.clone())
     }
 
-    /// Forgets a client that said it terminates.
-    pub fn gone(&self, client_id: &str) {
-        self.by_id.remove(client_id);
+    /// Forgets a client that said it terminates; what was known of it.
+    pub fn remove(&self, client_id: &str) -> Option<ClientInfo> {
+        self.by_id.remove(client_id).map(|(_, info)| info)
     }
 
     /// The live clients, sorted by id; forgets the expired.
@@ -89,19 +126,20 @@ mod tests {
             version: "5.0.0".into(),
             addr: None,
             last_seen: Instant::now(),
+            subscriptions: Vec::new(),
         }
     }
 
     #[test]
     fn clients_come_refresh_and_go() {
         let clients = Clients::default();
-        assert!(!clients.touch("a"));
+        assert!(clients.touch("a").is_none());
         clients.seen(info("b"));
         clients.seen(info("a"));
-        assert!(clients.touch("a"));
+        assert!(clients.touch("a").is_some());
         let ids: Vec<String> = clients.live().into_iter().map(|c| c.client_id).collect();
         assert_eq!(ids, ["a", "b"]);
-        clients.gone("a");
+        assert!(clients.remove("a").is_some());
         assert_eq!(clients.live().len(), 1);
     }
 

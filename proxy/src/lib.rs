@@ -9,6 +9,7 @@
 //! Where to start reading:
 //! - [`service`]: `MessagingService`, one handler per RPC;
 //! - [`backend`]: what the proxy needs of the brokers;
+//! - [`consume`]: receiving (POP), acknowledging, changing invisible time;
 //! - [`message`]: messages translated both ways, with the send rules;
 //! - [`route`]: routes as RocketMQ 5 clients expect them;
 //! - [`settings`]: the answer to a client's settings (Telemetry);
@@ -17,6 +18,7 @@
 
 pub mod backend;
 pub mod clients;
+pub mod consume;
 pub mod message;
 pub mod route;
 pub mod service;

@@ -11,6 +11,7 @@
 //! store keeps the address).
 
 use mq_common::MessageType;
+use mq_common::message::property;
 use mq_proto::apache::rocketmq::v2::{self as v2, Code};
 use mq_proto::broker::v1 as broker;
 
@@ -267,6 +268,96 @@ fn check_type(
 fn timestamp_ms(t: &prost_types::Timestamp) -> u64 {
     let ms = t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000);
     u64::try_from(ms).unwrap_or(0)
+}
+
+/// Properties the brokers keep for themselves: not shown to clients as
+/// user properties.
+const INTERNAL_PROPERTIES: &[&str] = &[
+    "SHARDING_KEY",
+    property::RETRY_TOPIC,
+    property::ORIGIN_QUEUE_ID,
+    property::DELAY,
+    property::REAL_TOPIC,
+    property::REAL_QID,
+    property::DELIVER_AT,
+    property::FIRE_AT,
+    property::FIRED_FROM,
+];
+
+/// A popped message as RocketMQ 5 clients receive it.
+pub fn incoming(
+    popped: broker::PoppedMessage,
+    namespace: &str,
+    message_type: MessageType,
+) -> Option<v2::Message> {
+    let stored = popped.message?;
+    let mut properties = stored.properties;
+    let group = properties.remove("SHARDING_KEY").filter(|g| !g.is_empty());
+    let deliver_at = properties
+        .get(property::DELIVER_AT)
+        .and_then(|at| at.parse::<u64>().ok());
+    let retry_topic = properties.get(property::RETRY_TOPIC).cloned();
+    properties.retain(|key, _| !INTERNAL_PROPERTIES.contains(&key.as_str()));
+    let dead_letter_queue = (stored
+        .topic
+        .starts_with(mq_common::system_topics::DLQ_PREFIX))
+    .then(|| v2::DeadLetterQueue {
+        topic: retry_topic.unwrap_or_default(),
+        message_id: stored.unique_id.clone(),
+    });
+    let digest = crc32fast::hash(&stored.body);
+    let invisible_ms = popped
+        .visible_at_ms
+        .saturating_sub(mq_common::clock::unix_millis());
+    Some(v2::Message {
+        topic: Some(v2::Resource {
+            resource_namespace: namespace.to_owned(),
+            name: stored.topic,
+        }),
+        user_properties: properties.into_iter().collect(),
+        system_properties: Some(v2::SystemProperties {
+            tag: (!stored.tags.is_empty()).then_some(stored.tags),
+            keys: stored.keys,
+            message_id: stored.unique_id,
+            body_digest: Some(v2::Digest {
+                r#type: v2::DigestType::Crc32 as i32,
+                checksum: format!("{digest:X}"),
+            }),
+            body_encoding: v2::Encoding::Identity as i32,
+            message_type: v2_message_type(message_type) as i32,
+            born_timestamp: Some(timestamp(stored.born_timestamp_ms)),
+            born_host: host_of(&stored.born_host),
+            store_timestamp: Some(timestamp(stored.store_timestamp_ms)),
+            store_host: stored.store_host,
+            delivery_timestamp: deliver_at.map(timestamp),
+            receipt_handle: Some(popped.receipt_handle),
+            queue_id: stored.queue_id as i32,
+            queue_offset: Some(stored.queue_offset as i64),
+            invisible_duration: Some(prost_types::Duration {
+                seconds: (invisible_ms / 1000) as i64,
+                nanos: ((invisible_ms % 1000) * 1_000_000) as i32,
+            }),
+            delivery_attempt: Some(popped.attempt as i32),
+            message_group: group,
+            trace_context: None,
+            orphaned_transaction_recovery_duration: None,
+            dead_letter_queue,
+        }),
+        body: stored.body,
+    })
+}
+
+/// `ip:port` as the host alone (clients show where a message came from).
+fn host_of(addr: &str) -> String {
+    addr.parse::<std::net::SocketAddr>()
+        .map_or_else(|_| addr.to_owned(), |a| a.ip().to_string())
+}
+
+fn timestamp(ms: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: (ms / 1000) as i64,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
+    }
 }
 
 #[cfg(test)]

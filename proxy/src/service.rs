@@ -64,6 +64,14 @@ impl MessagingProxy {
         &self.guard
     }
 
+    pub(crate) fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
     /// The clients connected to this proxy.
     pub fn clients(&self) -> &Arc<Clients> {
         &self.clients
@@ -71,7 +79,7 @@ impl MessagingProxy {
 
     /// Refuses `request` unless its caller may do one of `actions` on
     /// `target`, as the protocol's FORBIDDEN.
-    fn authorize<T>(
+    pub(crate) fn authorize<T>(
         &self,
         request: &Request<T>,
         actions: &[Action],
@@ -82,7 +90,7 @@ impl MessagingProxy {
             .map_err(|s| Refusal::new(Code::Forbidden, s.message()))
     }
 
-    async fn route(&self, topic: &str) -> Result<names::QueryRouteResponse, Refusal> {
+    pub(crate) async fn route(&self, topic: &str) -> Result<names::QueryRouteResponse, Refusal> {
         if topic.is_empty() {
             return Err(Refusal::new(
                 Code::IllegalTopic,
@@ -214,6 +222,55 @@ impl MessagingProxy {
     }
 }
 
+impl MessagingProxy {
+    async fn heartbeat_inner(&self, request: Request<v2::HeartbeatRequest>) -> Result<(), Refusal> {
+        let id = client_id(&request).ok_or_else(|| {
+            Refusal::new(
+                Code::ClientIdRequired,
+                "the request has no x-mq-client-id header",
+            )
+        })?;
+        let group = request.get_ref().group.as_ref().map(|g| g.name.clone());
+        if let Some(group) = &group {
+            self.authorize(&request, &[Action::Sub], Target::group(group))?;
+        }
+        let call = Call {
+            extensions: request.extensions().clone(),
+        };
+        let info = match self.clients.touch(&id) {
+            Some(info) => info,
+            None => {
+                // Heard of only now (settings not sent, or expired).
+                let info = ClientInfo {
+                    client_id: id,
+                    client_type: v2::ClientType::try_from(request.get_ref().client_type)
+                        .unwrap_or(v2::ClientType::Unspecified),
+                    group: group.unwrap_or_default(),
+                    language: header(&request, "x-mq-language"),
+                    version: header(&request, "x-mq-client-version"),
+                    addr: request.remote_addr(),
+                    last_seen: Instant::now(),
+                    subscriptions: Vec::new(),
+                };
+                self.clients.seen(info.clone());
+                info
+            }
+        };
+        self.report_member(&call, &info).await;
+        Ok(())
+    }
+
+    /// A consumer is a member of its group on the brokers (best effort:
+    /// it only shows the consumer to operators).
+    async fn report_member(&self, call: &Call, info: &ClientInfo) {
+        if let Some(member) = info.member()
+            && let Err(err) = self.backend.heartbeat(call, member).await
+        {
+            tracing::debug!(client_id = %info.client_id, error = %err, "cannot report a RocketMQ 5 consumer to its brokers");
+        }
+    }
+}
+
 fn send_entry(result: broker::SendResult) -> v2::SendResultEntry {
     let status = match broker::SendStatus::try_from(result.status) {
         Ok(broker::SendStatus::SendOk) => status::ok(),
@@ -279,38 +336,9 @@ impl MessagingService for MessagingProxy {
         &self,
         request: Request<v2::HeartbeatRequest>,
     ) -> Reply<v2::HeartbeatResponse> {
-        let status = match client_id(&request) {
-            None => status::failed(
-                Code::ClientIdRequired,
-                "the request has no x-mq-client-id header",
-            ),
-            Some(id) => {
-                let group = request.get_ref().group.as_ref().map(|g| g.name.clone());
-                match group
-                    .as_deref()
-                    .map(|g| self.authorize(&request, &[Action::Sub], Target::group(g)))
-                    .transpose()
-                {
-                    Err(refusal) => refusal.0,
-                    Ok(_) => {
-                        if !self.clients.touch(&id) {
-                            self.clients.seen(ClientInfo {
-                                client_id: id,
-                                client_type: v2::ClientType::try_from(
-                                    request.get_ref().client_type,
-                                )
-                                .unwrap_or(v2::ClientType::Unspecified),
-                                group: group.unwrap_or_default(),
-                                language: header(&request, "x-mq-language"),
-                                version: header(&request, "x-mq-client-version"),
-                                addr: request.remote_addr(),
-                                last_seen: Instant::now(),
-                            });
-                        }
-                        status::ok()
-                    }
-                }
-            }
+        let status = match self.heartbeat_inner(request).await {
+            Ok(()) => status::ok(),
+            Err(refusal) => refusal.0,
         };
         Ok(Response::new(v2::HeartbeatResponse {
             status: Some(status),
@@ -374,32 +402,63 @@ impl MessagingService for MessagingProxy {
 
     async fn receive_message(
         &self,
-        _request: Request<v2::ReceiveMessageRequest>,
+        request: Request<v2::ReceiveMessageRequest>,
     ) -> Reply<Self::ReceiveMessageStream> {
-        let reply = v2::ReceiveMessageResponse {
-            content: Some(v2::receive_message_response::Content::Status(not_served(
-                "ReceiveMessage",
-            ))),
+        use v2::receive_message_response::Content;
+        // A status, then the messages; or one status saying why none.
+        let replies: Vec<Content> = match self.receive_inner(request).await {
+            Ok(messages) if messages.is_empty() => vec![Content::Status(status::failed(
+                Code::MessageNotFound,
+                "no new message",
+            ))],
+            Ok(messages) => std::iter::once(Content::Status(status::ok()))
+                .chain(messages.into_iter().map(Content::Message))
+                .collect(),
+            Err(refusal) => vec![Content::Status(refusal.0)],
         };
-        Ok(Response::new(Box::pin(tokio_stream::once(Ok(reply)))))
+        let replies = replies.into_iter().map(|content| {
+            Ok(v2::ReceiveMessageResponse {
+                content: Some(content),
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
     }
 
     async fn ack_message(
         &self,
-        _request: Request<v2::AckMessageRequest>,
+        request: Request<v2::AckMessageRequest>,
     ) -> Reply<v2::AckMessageResponse> {
+        let result = self.ack_inner(request).await;
+        let status = match &result {
+            Ok(entries) => {
+                let failed = entries
+                    .iter()
+                    .filter_map(|e| e.status.clone())
+                    .filter(|s| s.code != Code::Ok as i32)
+                    .collect::<Vec<_>>();
+                match failed.len() {
+                    0 => status::ok(),
+                    n if n == entries.len() => failed[0].clone(),
+                    _ => {
+                        status::failed(Code::MultipleResults, "some entries were not acknowledged")
+                    }
+                }
+            }
+            Err(refusal) => refusal.0.clone(),
+        };
         Ok(Response::new(v2::AckMessageResponse {
-            status: Some(not_served("AckMessage")),
-            entries: Vec::new(),
+            status: Some(status),
+            entries: result.unwrap_or_default(),
         }))
     }
 
     async fn forward_message_to_dead_letter_queue(
         &self,
-        _request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+        request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Reply<v2::ForwardMessageToDeadLetterQueueResponse> {
+        let result = self.forward_to_dead_letters_inner(request).await;
         Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
-            status: Some(not_served("ForwardMessageToDeadLetterQueue")),
+            status: Some(status_of(&result)),
         }))
     }
 
@@ -465,10 +524,12 @@ impl MessagingService for MessagingProxy {
         let language = header(&request, "x-mq-language");
         let version = header(&request, "x-mq-client-version");
         let addr = request.remote_addr();
+        let call = Call {
+            extensions: request.extensions().clone(),
+        };
         let mut commands = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let settings = self.settings.clone();
-        let clients = Arc::clone(&self.clients);
+        let proxy = self.clone();
         tokio::spawn(async move {
             while let Some(Ok(command)) = commands.next().await {
                 let Some(v2::telemetry_command::Command::Settings(client)) = command.command else {
@@ -484,28 +545,13 @@ impl MessagingService for MessagingProxy {
                         command: None,
                     },
                     Some(id) => {
-                        let group = match &client.pub_sub {
-                            Some(v2::settings::PubSub::Subscription(s)) => {
-                                s.group.as_ref().map(|g| g.name.clone())
-                            }
-                            _ => None,
-                        };
-                        clients.seen(ClientInfo {
-                            client_id: id.clone(),
-                            client_type: client
-                                .client_type
-                                .and_then(|t| v2::ClientType::try_from(t).ok())
-                                .unwrap_or(v2::ClientType::Unspecified),
-                            group: group.unwrap_or_default(),
-                            language: language.clone(),
-                            version: version.clone(),
-                            addr,
-                            last_seen: Instant::now(),
-                        });
+                        let info = client_info(id, &client, &language, &version, addr);
+                        proxy.clients.seen(info.clone());
+                        proxy.report_member(&call, &info).await;
                         v2::TelemetryCommand {
                             status: Some(status::ok()),
                             command: Some(v2::telemetry_command::Command::Settings(
-                                settings.answer(&client),
+                                proxy.settings.answer(&client),
                             )),
                         }
                     }
@@ -522,8 +568,25 @@ impl MessagingService for MessagingProxy {
         &self,
         request: Request<v2::NotifyClientTerminationRequest>,
     ) -> Reply<v2::NotifyClientTerminationResponse> {
-        if let Some(id) = client_id(&request) {
-            self.clients.gone(&id);
+        if let Some(info) = client_id(&request).and_then(|id| self.clients.remove(&id))
+            && !info.group.is_empty()
+        {
+            let call = Call {
+                extensions: request.extensions().clone(),
+            };
+            let left = self
+                .backend
+                .unregister(
+                    &call,
+                    broker::UnregisterConsumerRequest {
+                        group: info.group.clone(),
+                        client_id: info.client_id.clone(),
+                    },
+                )
+                .await;
+            if let Err(err) = left {
+                tracing::debug!(client_id = %info.client_id, error = %err, "cannot unregister a RocketMQ 5 consumer");
+            }
         }
         Ok(Response::new(v2::NotifyClientTerminationResponse {
             status: Some(status::ok()),
@@ -532,11 +595,12 @@ impl MessagingService for MessagingProxy {
 
     async fn change_invisible_duration(
         &self,
-        _request: Request<v2::ChangeInvisibleDurationRequest>,
+        request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Reply<v2::ChangeInvisibleDurationResponse> {
+        let result = self.change_invisible_inner(request).await;
         Ok(Response::new(v2::ChangeInvisibleDurationResponse {
-            status: Some(not_served("ChangeInvisibleDuration")),
-            receipt_handle: String::new(),
+            status: Some(status_of(&result)),
+            receipt_handle: result.unwrap_or_default(),
         }))
     }
 
@@ -548,6 +612,46 @@ impl MessagingService for MessagingProxy {
             status: Some(not_served("RecallMessage")),
             message_id: String::new(),
         }))
+    }
+}
+
+/// What a client's settings say of it.
+fn client_info(
+    id: &str,
+    settings: &v2::Settings,
+    language: &str,
+    version: &str,
+    addr: Option<std::net::SocketAddr>,
+) -> ClientInfo {
+    let (group, subscriptions) = match &settings.pub_sub {
+        Some(v2::settings::PubSub::Subscription(s)) => (
+            s.group.as_ref().map(|g| g.name.clone()).unwrap_or_default(),
+            s.subscriptions
+                .iter()
+                .map(|e| {
+                    let topic = e.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+                    let expression = e
+                        .expression
+                        .as_ref()
+                        .map_or_else(|| "*".to_owned(), |x| x.expression.clone());
+                    (topic, expression)
+                })
+                .collect(),
+        ),
+        _ => (String::new(), Vec::new()),
+    };
+    ClientInfo {
+        client_id: id.to_owned(),
+        client_type: settings
+            .client_type
+            .and_then(|t| v2::ClientType::try_from(t).ok())
+            .unwrap_or(v2::ClientType::Unspecified),
+        group,
+        language: language.to_owned(),
+        version: version.to_owned(),
+        addr,
+        last_seen: Instant::now(),
+        subscriptions,
     }
 }
 

@@ -19,6 +19,8 @@ pub struct ServerSettings {
     pub receive_batch_size: i32,
     /// Deliveries of one message before it goes to the dead-letter topic.
     pub max_delivery_attempts: i32,
+    /// The shortest invisible time a receive may ask for.
+    pub min_invisible: Duration,
 }
 
 impl Default for ServerSettings {
@@ -29,6 +31,7 @@ impl Default for ServerSettings {
             long_polling_timeout: Duration::from_secs(20),
             receive_batch_size: 32,
             max_delivery_attempts: 16,
+            min_invisible: Duration::from_secs(10),
         }
     }
 }

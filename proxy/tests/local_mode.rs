@@ -4,122 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mq_consumer::{ConsumeFrom, PullConsumer, ReceivedMessage};
-use mq_proto::apache::rocketmq::v2::messaging_service_client::MessagingServiceClient;
 use mq_proto::apache::rocketmq::v2::{self as v2, Code};
-use mq_proto::broker::v1 as broker;
-use mq_test_support::{ServerProcess, cluster::wait_for_route, standalone_broker};
-use tonic::transport::Channel;
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    broker: ServerProcess,
-    namesrv: String,
-    proxy: String,
-}
-
-async fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let (broker, namesrv) = standalone_broker(dir.path());
-    let proxy = broker
-        .logged_addr("RocketMQ 5 proxy listening")
-        .expect("the broker starts its proxy")
-        .to_string();
-    Cluster {
-        _dir: dir,
-        broker,
-        namesrv,
-        proxy,
-    }
-}
-
-async fn create_topic(cluster: &Cluster, topic: &str, queues: u32, message_type: &str) {
-    let mut rpc = broker::broker_client::BrokerClient::connect(cluster.broker.url())
-        .await
-        .unwrap();
-    rpc.create_topic(broker::CreateTopicRequest {
-        config: Some(broker::TopicConfig {
-            topic: topic.into(),
-            read_queue_count: queues,
-            write_queue_count: queues,
-            perm: 6,
-            message_type: message_type.into(),
-        }),
-    })
-    .await
-    .unwrap();
-    wait_for_route(&cluster.namesrv, topic, 1).await;
-}
-
-async fn client(cluster: &Cluster) -> MessagingServiceClient<Channel> {
-    MessagingServiceClient::connect(format!("http://{}", cluster.proxy))
-        .await
-        .unwrap()
-}
-
-/// A request as the official clients send it: with their client id.
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-mq-client-id", "test-client@1".parse().unwrap());
-    request
-}
-
-fn resource(name: &str) -> Option<v2::Resource> {
-    Some(v2::Resource {
-        resource_namespace: String::new(),
-        name: name.into(),
-    })
-}
-
-fn access_point(cluster: &Cluster) -> Option<v2::Endpoints> {
-    Some(mq_proxy::route::endpoints(&cluster.proxy))
-}
-
-static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn message(topic: &str, body: &str, kind: v2::MessageType) -> v2::Message {
-    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    v2::Message {
-        topic: resource(topic),
-        user_properties: [("color".to_owned(), "red".to_owned())].into(),
-        system_properties: Some(v2::SystemProperties {
-            tag: Some("TagA".into()),
-            keys: vec![format!("key-{id}")],
-            message_id: format!("0100000000000001000000{id:08X}"),
-            message_type: kind as i32,
-            born_host: "client-host".into(),
-            born_timestamp: Some(now()),
-            ..Default::default()
-        }),
-        body: bytes::Bytes::from(body.to_owned()),
-    }
-}
-
-fn now() -> prost_types::Timestamp {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    prost_types::Timestamp {
-        seconds: since.as_secs() as i64,
-        nanos: since.subsec_nanos() as i32,
-    }
-}
-
-async fn send(
-    rpc: &mut MessagingServiceClient<Channel>,
-    messages: Vec<v2::Message>,
-) -> v2::SendMessageResponse {
-    rpc.send_message(request(v2::SendMessageRequest { messages }))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-fn code(status: &Option<v2::Status>) -> Code {
-    Code::try_from(status.as_ref().unwrap().code).unwrap()
-}
+use support::*;
 
 async fn read(namesrv: &str, topic: &str, count: usize) -> Vec<ReceivedMessage> {
     let consumer = PullConsumer::builder()
@@ -141,7 +32,7 @@ async fn read(namesrv: &str, topic: &str, count: usize) -> Vec<ReceivedMessage> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_settings_and_sends_of_every_type_reach_our_consumers() {
-    let cluster = cluster().await;
+    let cluster = Cluster::start(&[]);
     create_topic(&cluster, "plain", 2, "").await;
     create_topic(&cluster, "ordered", 4, "FIFO").await;
     create_topic(&cluster, "later", 1, "DELAY").await;
@@ -259,7 +150,7 @@ async fn routes_settings_and_sends_of_every_type_reach_our_consumers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_protocols_codes_and_nothing_hangs() {
-    let cluster = cluster().await;
+    let cluster = Cluster::start(&[]);
     create_topic(&cluster, "ordered", 2, "FIFO").await;
     let mut rpc = client(&cluster).await;
 
@@ -316,9 +207,9 @@ async fn bad_requests_get_the_protocols_codes_and_nothing_hangs() {
     assert_eq!(code(&heartbeat.status), Code::ClientIdRequired);
 
     // Not served yet: the protocol's code, at once.
-    let mut receive = tokio::time::timeout(
+    let mut pull = tokio::time::timeout(
         Duration::from_secs(5),
-        rpc.receive_message(request(v2::ReceiveMessageRequest {
+        rpc.pull_message(request(v2::PullMessageRequest {
             group: resource("g"),
             ..Default::default()
         })),
@@ -327,10 +218,17 @@ async fn bad_requests_get_the_protocols_codes_and_nothing_hangs() {
     .expect("no hang")
     .unwrap()
     .into_inner();
-    let first = receive.message().await.unwrap().unwrap();
-    let Some(v2::receive_message_response::Content::Status(status)) = first.content else {
+    let first = pull.message().await.unwrap().unwrap();
+    let Some(v2::pull_message_response::Content::Status(status)) = first.content else {
         panic!("a status expected: {first:?}");
     };
     assert_eq!(status.code, Code::NotImplemented as i32);
-    assert!(receive.message().await.unwrap().is_none());
+    assert!(status.message.contains("PullMessage"), "{status:?}");
+    assert!(pull.message().await.unwrap().is_none());
+    let ended = rpc
+        .end_transaction(request(v2::EndTransactionRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&ended.status), Code::NotImplemented);
 }

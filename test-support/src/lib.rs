@@ -261,6 +261,8 @@ pub fn run_to_end(
 ) -> (ExitStatus, String, String) {
     let output = Command::new(binary.as_ref())
         .args(args)
+        // A broker's RocketMQ 5 proxy on a free port, unless told.
+        .env("MQ_BROKER_PROXY_LISTEN", "127.0.0.1:0")
         .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

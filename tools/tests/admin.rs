@@ -295,6 +295,7 @@ async fn every_subcommand_against_a_real_broker() {
         }],
         consume_model: pb::ConsumeModel::Clustering as i32,
         held: vec![],
+        client_kind: String::new(),
     })
     .await
     .unwrap();

@@ -187,6 +187,7 @@ impl ConsumerPath {
                 .into_iter()
                 .map(|q| (q.topic, q.broker_name, q.queue_id))
                 .collect(),
+            client_kind: request.client_kind,
         };
         Ok((request.group, member))
     }
@@ -229,6 +230,7 @@ impl ConsumerPath {
                         pb::ConsumeModel::Clustering
                     } as i32,
                     last_heartbeat_ms: m.last_heartbeat_ms,
+                    client_kind: m.client_kind,
                     client_id: m.client_id,
                     held: m
                         .held

@@ -30,7 +30,7 @@ use send::SendPath;
 
 /// How long a request that must see every message acknowledged before it
 /// waits for the dispatcher to index them (it is microseconds behind).
-const INDEX_PATIENCE: Duration = Duration::from_secs(1);
+pub(crate) const INDEX_PATIENCE: Duration = Duration::from_secs(1);
 
 fn now_ms() -> u64 {
     mq_common::clock::unix_millis()
@@ -44,6 +44,7 @@ pub struct BrokerService {
     pub consumers: ConsumerPath,
     pub retry: retry::RetryPath,
     pub admin: admin::AdminPath,
+    pub pop: crate::pop::PopPath,
     pub metrics: crate::metrics::BrokerMetrics,
     pub topics: Arc<TopicTable>,
     /// Who may do what: every handler checks its request first.
@@ -77,6 +78,18 @@ impl BrokerService {
                 .check(request, Action::Sub, Target::topic(&subscription.topic))?;
         }
         Ok(())
+    }
+
+    /// POP consumes as the group, from the topic.
+    fn check_popper<T>(
+        &self,
+        request: &Request<T>,
+        group: &str,
+        topic: &str,
+    ) -> Result<(), Status> {
+        self.guard
+            .check(request, Action::Sub, Target::group(group))?;
+        self.guard.check(request, Action::Sub, Target::topic(topic))
     }
 
     /// Records a request's latency, or its refusal by reason.
@@ -180,6 +193,44 @@ impl Broker for BrokerService {
         self.guard.check(&request, Action::Sub, group)?;
         Ok(Response::new(
             self.retry.send_back(request.into_inner()).await?,
+        ))
+    }
+
+    async fn pop_messages(
+        &self,
+        request: Request<pb::PopMessagesRequest>,
+    ) -> RpcResult<pb::PopMessagesResponse> {
+        self.check_popper(&request, &request.get_ref().group, &request.get_ref().topic)?;
+        let popped = self.pop.pop(request.into_inner()).await?;
+        let mut hosts = wire::AddrText::default();
+        Ok(Response::new(pb::PopMessagesResponse {
+            messages: popped
+                .into_iter()
+                .map(|p| pb::PoppedMessage {
+                    message: Some(wire::stored_message_with(p.message, &mut hosts)),
+                    receipt_handle: p.handle.to_string(),
+                    attempt: p.attempt,
+                    visible_at_ms: p.visible_at_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn ack_messages(
+        &self,
+        request: Request<pb::AckMessagesRequest>,
+    ) -> RpcResult<pb::AckMessagesResponse> {
+        self.check_popper(&request, &request.get_ref().group, &request.get_ref().topic)?;
+        Ok(Response::new(self.pop.ack(request.into_inner())?))
+    }
+
+    async fn change_invisible_time(
+        &self,
+        request: Request<pb::ChangeInvisibleTimeRequest>,
+    ) -> RpcResult<pb::ChangeInvisibleTimeResponse> {
+        self.check_popper(&request, &request.get_ref().group, &request.get_ref().topic)?;
+        Ok(Response::new(
+            self.pop.change_invisible(request.into_inner())?,
         ))
     }
 

@@ -83,6 +83,7 @@ impl Membership {
                 pb::ConsumeModel::Clustering
             } as i32,
             held: held.iter().map(|l| queue_ref(&l.queue)).collect(),
+            client_kind: String::new(),
         };
         self.sessions.keep(
             &engine.cluster.all_broker_addrs(&engine.topics()),

@@ -111,6 +111,7 @@ async fn connections(admin: &Admin, group: &str) -> anyhow::Result<()> {
     let mut table = Table::new(&[
         ("CLIENT ID", "client_id"),
         ("MODEL", "consume_model"),
+        ("CLIENT", "client"),
         ("SUBSCRIPTIONS", "subscriptions"),
         ("LAST HEARTBEAT", "last_heartbeat"),
     ]);
@@ -126,6 +127,7 @@ async fn connections(admin: &Admin, group: &str) -> anyhow::Result<()> {
             .collect();
         table.push(
             json!({"client_id": member.client_id, "consume_model": model,
+            "client": if member.client_kind.is_empty() { "mq-consumer" } else { member.client_kind.as_str() },
             "subscriptions": subscriptions, "last_heartbeat": time(member.last_heartbeat_ms)}),
         );
     }
