@@ -28,6 +28,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The broker is built with its fail points (crash tests inject faults into
 # the real process).
 cargo nextest run --workspace --locked --no-fail-fast --features mq-broker/failpoints
+# RocketMQ's official Rust client against our brokers (its own crate).
+./scripts/compat.sh
 # Issue 13's chaos scenarios, the quick ones, against the binaries just built.
 MQ_BIN_DIR=target/debug ./scripts/chaos.sh --short
 # The Kubernetes manifests, against the API schema and the real binaries.

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod compression;
 pub mod http2;
 pub mod message;
+pub mod message_id;
 pub mod message_type;
 pub mod offset_id;
 pub mod perm;

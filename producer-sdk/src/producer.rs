@@ -2,7 +2,6 @@
 //! choosing queues round-robin, avoiding faulty brokers and retrying.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -185,7 +184,7 @@ impl ProducerBuilder {
             clients: DashMap::new(),
             faults: FaultTable::new(options.fault_policy.clone()),
             started: Instant::now(),
-            ids: IdGenerator::new(),
+            ids: mq_common::message_id::MessageIdGenerator::new(),
             options,
         });
         let mut tasks = vec![
@@ -218,7 +217,7 @@ struct Inner {
     clients: DashMap<String, BrokerClient<SignedChannel>>,
     faults: FaultTable,
     started: Instant,
-    ids: IdGenerator,
+    ids: mq_common::message_id::MessageIdGenerator,
 }
 
 /// How a send picks its queue.
@@ -407,7 +406,7 @@ impl Inner {
             properties: msg.properties.clone().into_iter().collect(),
             body,
             sharding_key: sharding_key.unwrap_or_default().to_owned(),
-            unique_id: self.ids.next(),
+            unique_id: self.ids.next_id(),
             born_timestamp_ms: born,
             born_host: String::new(),
             flags,
@@ -692,33 +691,6 @@ async fn probe_isolated(inner: Arc<Inner>) {
                 inner.faults.recovered(&item.broker_name);
             }
         }
-    }
-}
-
-/// Unique message ids: process id, start time and a counter, in hex.
-#[derive(Debug)]
-struct IdGenerator {
-    prefix: String,
-    counter: AtomicU64,
-}
-
-impl IdGenerator {
-    fn new() -> Self {
-        let start = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        IdGenerator {
-            prefix: format!("{:08X}{:016X}", std::process::id(), start),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> String {
-        format!(
-            "{}{:08X}",
-            self.prefix,
-            self.counter.fetch_add(1, Ordering::Relaxed)
-        )
     }
 }
 

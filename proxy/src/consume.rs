@@ -20,8 +20,9 @@ use crate::status::Refusal;
 /// The longest a receive is held (a broker holds a pop at most 30 s).
 const MAX_POLL: Duration = Duration::from_secs(30);
 /// A receive answers this much before the client's long polling timeout
-/// (its deadline) runs out.
-const POLL_MARGIN: Duration = Duration::from_millis(500);
+/// runs out: some clients (Rust 5.0.0) make it their call's deadline, and
+/// a late answer would lease messages the client never sees.
+const POLL_MARGIN: Duration = Duration::from_secs(1);
 /// The largest batch one receive returns (RocketMQ's limit).
 pub const MAX_BATCH: i32 = 32;
 /// The longest invisible time (RocketMQ's limit).

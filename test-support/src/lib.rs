@@ -185,9 +185,19 @@ impl Drop for ServerProcess {
 }
 
 /// The path of a binary of this workspace (`nameserver`, `broker`, ...),
-/// next to the test executable. A workspace test run builds every binary
-/// first; a narrower run builds the missing one here.
+/// next to the test executable, or in `MQ_BIN_DIR` when set (tests built
+/// outside the workspace, as `compat/`). A workspace test run builds every
+/// binary first; a narrower run builds the missing one here.
 pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("MQ_BIN_DIR") {
+        let path = Path::new(&dir).join(name);
+        assert!(
+            path.exists(),
+            "no {name} binary in MQ_BIN_DIR ({})",
+            path.display()
+        );
+        return path;
+    }
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).unwrap().to_owned();

@@ -126,19 +126,12 @@ pub fn message(
     Ok(stored)
 }
 
-/// A unique id for a message whose producer did not set one: time and a
-/// process-wide counter, hex.
+/// A unique id for a message whose producer did not set one, in
+/// RocketMQ 5's format.
 fn generated_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{:032X}{:08X}",
-        now,
-        COUNTER.fetch_add(1, Ordering::Relaxed) as u32
-    )
+    static IDS: std::sync::OnceLock<mq_common::message_id::MessageIdGenerator> =
+        std::sync::OnceLock::new();
+    IDS.get_or_init(Default::default).next_id()
 }
 
 pub fn status(status: PutStatus) -> i32 {
