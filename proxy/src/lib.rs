@@ -8,7 +8,9 @@
 //!
 //! Where to start reading:
 //! - [`service`]: `MessagingService`, one handler per RPC;
-//! - [`backend`]: what the proxy needs of the brokers;
+//! - [`backend`]: what the proxy needs of the brokers; [`cluster`]: the
+//!   standalone proxy's, over gRPC (the broker has the local one);
+//! - [`server`], [`config`]: the standalone `proxy` binary;
 //! - [`consume`]: receiving (POP), acknowledging, changing invisible time;
 //! - [`message`]: messages translated both ways, with the send rules;
 //! - [`route`]: routes as RocketMQ 5 clients expect them;
@@ -18,9 +20,13 @@
 
 pub mod backend;
 pub mod clients;
+pub mod cluster;
+pub mod config;
 pub mod consume;
 pub mod message;
+pub mod metrics;
 pub mod route;
+pub mod server;
 pub mod service;
 pub mod settings;
 pub mod status;

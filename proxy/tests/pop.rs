@@ -312,3 +312,80 @@ async fn bad_receives_acks_and_changes_get_the_protocols_codes() {
     };
     assert_eq!(status.code, Code::NotImplemented as i32);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rocketmq_5_consumer_is_listed_among_its_groups_connections() {
+    let cluster = Cluster::start(ENV);
+    create_topic(&cluster, "listed", 1, "").await;
+    let mut rpc = client(&cluster).await;
+    // The settings a SimpleConsumer sends when it starts.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(v2::TelemetryCommand {
+        status: None,
+        command: Some(v2::telemetry_command::Command::Settings(v2::Settings {
+            client_type: Some(v2::ClientType::SimpleConsumer as i32),
+            pub_sub: Some(v2::settings::PubSub::Subscription(v2::Subscription {
+                group: resource("watchers"),
+                subscriptions: vec![v2::SubscriptionEntry {
+                    topic: resource("listed"),
+                    expression: Some(v2::FilterExpression {
+                        r#type: v2::FilterType::Tag as i32,
+                        expression: "TagA".into(),
+                    }),
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut stream = request(tokio_stream::wrappers::ReceiverStream::new(rx));
+    stream
+        .metadata_mut()
+        .insert("x-mq-language", "RUST".parse().unwrap());
+    stream
+        .metadata_mut()
+        .insert("x-mq-client-version", "5.0.0".parse().unwrap());
+    let mut telemetry = rpc.telemetry(stream).await.unwrap().into_inner();
+    telemetry.message().await.unwrap().unwrap();
+
+    let connections = || {
+        mq_test_support::run_to_end(
+            mq_test_support::workspace_binary("mqadmin"),
+            &[
+                "--namesrv",
+                &cluster.namesrv,
+                "--json",
+                "consumer",
+                "connections",
+                "--group",
+                "watchers",
+            ],
+            &[],
+        )
+    };
+    let (status, stdout, stderr) = connections();
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("test-client@1"), "{stdout}");
+    assert!(
+        stdout.contains("RocketMQ 5 SIMPLE_CONSUMER, RUST 5.0.0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("listed:TagA"), "{stdout}");
+
+    // A client that says it terminates leaves the group.
+    let bye = rpc
+        .notify_client_termination(request(v2::NotifyClientTerminationRequest {
+            group: resource("watchers"),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&bye.status), Code::Ok);
+    let (status, _, stderr) = connections();
+    assert!(
+        !status.success() && stderr.contains("no live member"),
+        "{stderr}"
+    );
+}

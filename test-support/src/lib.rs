@@ -11,8 +11,11 @@ pub mod certs;
 pub mod cluster;
 pub mod controllers;
 pub mod damage;
+pub mod proxied;
 pub mod proxy;
 pub mod tmpfs;
+
+pub use proxied::{ProxiedCluster, proxied_cluster};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

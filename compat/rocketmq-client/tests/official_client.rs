@@ -417,3 +417,74 @@ async fn the_official_clients_credentials_work_and_wrong_ones_are_refused() {
     let mut refused = Producer::new(producer_option, wrong).unwrap();
     assert!(refused.start().await.is_err(), "a wrong secret is refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_clients_work_through_the_standalone_proxy_of_a_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let cluster = mq_test_support::proxied_cluster(
+        root.path(),
+        2,
+        &[("MQ_BROKER_POP_MIN_INVISIBLE", "1s")],
+        &[("MQ_PROXY_MIN_INVISIBLE", "1s")],
+    );
+    for b in &cluster.brokers {
+        let mut rpc = broker::broker_client::BrokerClient::connect(b.url())
+            .await
+            .unwrap();
+        rpc.create_topic(broker::CreateTopicRequest {
+            config: Some(broker::TopicConfig {
+                topic: "spread".into(),
+                read_queue_count: 2,
+                write_queue_count: 2,
+                perm: 6,
+                message_type: String::new(),
+            }),
+        })
+        .await
+        .unwrap();
+    }
+    wait_for_route(&cluster.namesrv, "spread", 2).await;
+    let mut option = ClientOption::default();
+    option.set_access_url(cluster.proxy_addr.clone());
+    option.set_enable_tls(false);
+    option.set_long_polling_timeout(Duration::from_secs(3));
+
+    let producer = official_producer(option.clone(), &["spread"]).await;
+    for i in 0..10 {
+        let message = MessageBuilder::builder()
+            .set_topic("spread")
+            .set_body(format!("s-{i}").into_bytes())
+            .build()
+            .unwrap();
+        producer.send(message).await.unwrap();
+    }
+    let consumer = official_consumer(option, "spreaders", "spread").await;
+    let got = receive_all(&consumer, "spread", 10, Duration::from_secs(5)).await;
+    let mut bodies: Vec<String> = got.iter().map(body).collect();
+    bodies.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("s-{i}")).collect();
+    expected.sort();
+    assert_eq!(bodies, expected);
+    for view in &got {
+        consumer.ack(view).await.unwrap();
+    }
+    // Both brokers held some: the proxy spread the sends over the cluster.
+    let mut held = 0;
+    for b in &cluster.brokers {
+        let mut rpc = broker::broker_client::BrokerClient::connect(b.url())
+            .await
+            .unwrap();
+        let offsets = rpc
+            .get_queue_offsets(broker::GetQueueOffsetsRequest {
+                topic: "spread".into(),
+                queue_id: 0,
+                timestamp_ms: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(offsets.max_offset > 0, "a broker got nothing");
+        held += 1;
+    }
+    assert_eq!(held, 2);
+}
