@@ -48,6 +48,9 @@ export MQ_BROKER_A_METRICS_PORT=35557 MQ_BROKER_B_METRICS_PORT=35567
 export MQ_BROKER_A1_METRICS_PORT=35559 MQ_BROKER_B1_METRICS_PORT=35569
 export MQ_NAMESRV_A_METRICS_PORT=35558 MQ_NAMESRV_B_METRICS_PORT=35568
 export MQ_CONTROLLER_1_METRICS_PORT=35571 MQ_CONTROLLER_2_METRICS_PORT=35572 MQ_CONTROLLER_3_METRICS_PORT=35573
+export MQ_BROKER_A_PROXY_PORT=38081 MQ_BROKER_A1_PROXY_PORT=38082
+export MQ_BROKER_B_PROXY_PORT=38091 MQ_BROKER_B1_PROXY_PORT=38092
+export MQ_PROXY_PORT=38080 MQ_PROXY_METRICS_PORT=35560
 export MQ_FLUSH=sync MQ_TAG=cluster-test
 ROUNDS=${ROUNDS:-10}
 RATE=${RATE:-1000}
@@ -107,7 +110,7 @@ print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha1).hexd
 }
 healthy() { [[ $(docker inspect -f '{{.State.Health.Status}}' "$(container "$1")" 2>/dev/null) == healthy ]]; }
 deadline=$((SECONDS + 120))
-for service in controller-1 controller-2 controller-3 namesrv-a namesrv-b broker-a-1 broker-a-2 broker-b-1 broker-b-2; do
+for service in controller-1 controller-2 controller-3 namesrv-a namesrv-b broker-a-1 broker-a-2 broker-b-1 broker-b-2 proxy; do
     until healthy "$service"; do
         ((SECONDS < deadline)) || fail "$service is not healthy after 120 s"
         sleep 1
@@ -157,6 +160,34 @@ anonymous=$(grpcurl -cacert "$MQ_TLS_CA_FILE" -d '{"topic":"demo"}' "127.0.0.1:$
 grep -q "Unauthenticated" <<<"$anonymous" || fail "an unsigned route query was not refused: $anonymous"
 plaintext=$(grpcurl -plaintext "127.0.0.1:$MQ_NAMESRV_B_PORT" list 2>&1 || true)
 grep -q "grpc.health.v1.Health" <<<"$plaintext" && fail "a plaintext client was served: $plaintext"
+
+step "RocketMQ 5's protocol: the standalone proxy and a broker's own port"
+v2() { grpcurl_signed -H "x-mq-client-id: cluster-test@1" "$@"; }
+# A topic of its own: the demo topic's consumer verifies what mqbench sent.
+$MQADMIN topic create --topic v2demo --queues 2 --cluster DefaultCluster >/dev/null || fail "cannot create topic v2demo"
+route=""
+until grep -q '"code": "OK"' <<<"$route" && grep -q '"broker-a"' <<<"$route" && grep -q '"broker-b"' <<<"$route"; do
+    ((SECONDS < deadline + 60)) || fail "the standalone proxy's route: $route"
+    sleep 0.5
+    route=$(v2 -d "{\"topic\":{\"name\":\"v2demo\"},\"endpoints\":{\"addresses\":[{\"host\":\"127.0.0.1\",\"port\":$MQ_PROXY_PORT}]}}" \
+        "127.0.0.1:$MQ_PROXY_PORT" apache.rocketmq.v2.MessagingService/QueryRoute 2>&1 || true)
+done
+grep -q "\"port\": $MQ_PROXY_PORT" <<<"$route" || fail "the standalone proxy's route does not name it: $route"
+for endpoint in "127.0.0.1:$MQ_PROXY_PORT" "127.0.0.1:$MQ_BROKER_A_PROXY_PORT" "127.0.0.1:$MQ_BROKER_A1_PROXY_PORT"; do
+    id=$(printf '01%032X' "$RANDOM$RANDOM")
+    sent=$(v2 -d "{\"messages\":[{\"topic\":{\"name\":\"v2demo\"},\"systemProperties\":{\"messageId\":\"${id:0:34}\",\"messageType\":\"NORMAL\"},\"body\":\"aGk=\"}]}" \
+        "$endpoint" apache.rocketmq.v2.MessagingService/SendMessage 2>&1 || true)
+    # The group's master takes it; its replica's port says to use the master.
+    if grep -q '"code": "OK"' <<<"$sent"; then
+        echo "cluster test: RocketMQ 5 send through $endpoint: OK"
+    else
+        grep -q 'FORBIDDEN\|PRECONDITION\|no writable queue' <<<"$sent" || fail "a RocketMQ 5 send through $endpoint: $sent"
+        echo "cluster test: RocketMQ 5 send through $endpoint refused as a replica's: $(grep -o '"message": "[^"]*"' <<<"$sent" | head -1)"
+    fi
+done
+unsigned=$(grpcurl -cacert "$MQ_TLS_CA_FILE" -d '{}' "127.0.0.1:$MQ_PROXY_PORT" \
+    apache.rocketmq.v2.MessagingService/Heartbeat 2>&1 || true)
+grep -q "Unauthenticated" <<<"$unsigned" || fail "an unsigned RocketMQ 5 call was not refused: $unsigned"
 
 step "producing at $RATE/s while a group consumes; $ROUNDS times broker-a's master is killed"
 MQBENCH=target/release/mqbench

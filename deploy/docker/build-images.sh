@@ -8,9 +8,9 @@ cd "$(dirname "$0")"
 TAG=${1:-latest}
 ROOT=$(cd ../.. && pwd)
 BASE=$(./base-image.sh)
-(cd "$ROOT" && cargo build --release --locked -q -p mq-broker -p mq-nameserver -p mq-controller -p mq-tools)
+(cd "$ROOT" && cargo build --release --locked -q -p mq-broker -p mq-nameserver -p mq-controller -p mq-proxy -p mq-tools)
 rm -rf bin && mkdir bin
-for binary in nameserver broker controller mqadmin mqbench mqhealth mqsecrets; do
+for binary in nameserver broker controller proxy mqadmin mqbench mqhealth mqsecrets; do
     cp "$ROOT/target/release/$binary" bin/
 done
 docker build -q --build-arg "BASE=$BASE" -t "mq:$TAG" . >/dev/null
