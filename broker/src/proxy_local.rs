@@ -124,6 +124,58 @@ impl Backend for LocalBackend {
             .await
             .map(|_| ())
     }
+
+    async fn pull(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::PullMessageRequest,
+    ) -> Result<broker::PullMessageResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .pull_message(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn commit_offset(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::CommitOffsetRequest,
+    ) -> Result<(), Status> {
+        self.own(broker_name)?;
+        self.service
+            .commit_offset(call.request(request))
+            .await
+            .map(|_| ())
+    }
+
+    async fn committed_offset(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::QueryOffsetRequest,
+    ) -> Result<broker::QueryOffsetResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .query_offset(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn queue_offsets(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::GetQueueOffsetsRequest,
+    ) -> Result<broker::GetQueueOffsetsResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .get_queue_offsets(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
 }
 
 impl LocalBackend {

@@ -92,4 +92,37 @@ pub trait Backend: Send + Sync + 'static {
         call: &Call,
         request: broker::UnregisterConsumerRequest,
     ) -> Result<(), Status>;
+
+    /// Reads messages of one queue from an offset (RocketMQ 5's pull
+    /// consumer keeps its own offsets).
+    async fn pull(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::PullMessageRequest,
+    ) -> Result<broker::PullMessageResponse, Status>;
+
+    /// Commits a group's offset of one queue.
+    async fn commit_offset(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::CommitOffsetRequest,
+    ) -> Result<(), Status>;
+
+    /// A group's committed offset of one queue.
+    async fn committed_offset(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::QueryOffsetRequest,
+    ) -> Result<broker::QueryOffsetResponse, Status>;
+
+    /// A queue's first and end offsets, or the first at a time.
+    async fn queue_offsets(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::GetQueueOffsetsRequest,
+    ) -> Result<broker::GetQueueOffsetsResponse, Status>;
 }

@@ -206,4 +206,45 @@ impl Backend for ClusterBackend {
         }
         Ok(())
     }
+
+    async fn pull(
+        &self,
+        _call: &Call,
+        broker_name: &str,
+        request: broker::PullMessageRequest,
+    ) -> Result<broker::PullMessageResponse, Status> {
+        let mut client = self.master(broker_name).await?;
+        Ok(client.pull_message(request).await?.into_inner())
+    }
+
+    async fn commit_offset(
+        &self,
+        _call: &Call,
+        broker_name: &str,
+        request: broker::CommitOffsetRequest,
+    ) -> Result<(), Status> {
+        let mut client = self.master(broker_name).await?;
+        client.commit_offset(request).await?;
+        Ok(())
+    }
+
+    async fn committed_offset(
+        &self,
+        _call: &Call,
+        broker_name: &str,
+        request: broker::QueryOffsetRequest,
+    ) -> Result<broker::QueryOffsetResponse, Status> {
+        let mut client = self.master(broker_name).await?;
+        Ok(client.query_offset(request).await?.into_inner())
+    }
+
+    async fn queue_offsets(
+        &self,
+        _call: &Call,
+        broker_name: &str,
+        request: broker::GetQueueOffsetsRequest,
+    ) -> Result<broker::GetQueueOffsetsResponse, Status> {
+        let mut client = self.master(broker_name).await?;
+        Ok(client.get_queue_offsets(request).await?.into_inner())
+    }
 }

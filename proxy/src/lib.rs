@@ -12,6 +12,7 @@
 //!   standalone proxy's, over gRPC (the broker has the local one);
 //! - [`server`], [`config`]: the standalone `proxy` binary;
 //! - [`consume`]: receiving (POP), acknowledging, changing invisible time;
+//! - [`pull`]: the pull consumer's reads and offsets;
 //! - [`message`]: messages translated both ways, with the send rules;
 //! - [`route`]: routes as RocketMQ 5 clients expect them;
 //! - [`settings`]: the answer to a client's settings (Telemetry);
@@ -25,6 +26,7 @@ pub mod config;
 pub mod consume;
 pub mod message;
 pub mod metrics;
+pub mod pull;
 pub mod route;
 pub mod server;
 pub mod service;

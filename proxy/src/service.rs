@@ -466,42 +466,61 @@ impl MessagingService for MessagingProxy {
 
     async fn pull_message(
         &self,
-        _request: Request<v2::PullMessageRequest>,
+        request: Request<v2::PullMessageRequest>,
     ) -> Reply<Self::PullMessageStream> {
-        let reply = v2::PullMessageResponse {
-            content: Some(v2::pull_message_response::Content::Status(not_served(
-                "PullMessage",
-            ))),
+        use v2::pull_message_response::Content;
+        // A status, the messages, then where the next pull starts.
+        let replies: Vec<Content> = match self.pull_inner(request).await {
+            Ok((messages, next)) => {
+                let status = if messages.is_empty() {
+                    status::failed(Code::MessageNotFound, "no new message")
+                } else {
+                    status::ok()
+                };
+                std::iter::once(Content::Status(status))
+                    .chain(messages.into_iter().map(Content::Message))
+                    .chain(std::iter::once(Content::NextOffset(next)))
+                    .collect()
+            }
+            Err(refusal) => vec![Content::Status(refusal.0)],
         };
-        Ok(Response::new(Box::pin(tokio_stream::once(Ok(reply)))))
+        let replies = replies.into_iter().map(|content| {
+            Ok(v2::PullMessageResponse {
+                content: Some(content),
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
     }
 
     async fn update_offset(
         &self,
-        _request: Request<v2::UpdateOffsetRequest>,
+        request: Request<v2::UpdateOffsetRequest>,
     ) -> Reply<v2::UpdateOffsetResponse> {
+        let result = self.update_offset_inner(request).await;
         Ok(Response::new(v2::UpdateOffsetResponse {
-            status: Some(not_served("UpdateOffset")),
+            status: Some(status_of(&result)),
         }))
     }
 
     async fn get_offset(
         &self,
-        _request: Request<v2::GetOffsetRequest>,
+        request: Request<v2::GetOffsetRequest>,
     ) -> Reply<v2::GetOffsetResponse> {
+        let result = self.get_offset_inner(request).await;
         Ok(Response::new(v2::GetOffsetResponse {
-            status: Some(not_served("GetOffset")),
-            offset: 0,
+            status: Some(status_of(&result)),
+            offset: result.unwrap_or(-1),
         }))
     }
 
     async fn query_offset(
         &self,
-        _request: Request<v2::QueryOffsetRequest>,
+        request: Request<v2::QueryOffsetRequest>,
     ) -> Reply<v2::QueryOffsetResponse> {
+        let result = self.query_offset_inner(request).await;
         Ok(Response::new(v2::QueryOffsetResponse {
-            status: Some(not_served("QueryOffset")),
-            offset: 0,
+            status: Some(status_of(&result)),
+            offset: result.unwrap_or(-1),
         }))
     }
 
