@@ -59,9 +59,20 @@ fn name_of(resource: &Option<v2::Resource>) -> (&str, &str) {
 }
 
 impl MessagingProxy {
-    fn check_group(&self, group: &str) -> Result<(), Refusal> {
+    /// The group of a consumer's request, checked, once its caller may
+    /// consume as the group from `topic`.
+    pub(crate) fn consumer<T>(
+        &self,
+        request: &Request<T>,
+        group: &Option<v2::Resource>,
+        topic: &str,
+    ) -> Result<String, Refusal> {
+        let (group, _) = name_of(group);
         mq_common::validate::topic("group", group)
-            .map_err(|e| Refusal::new(Code::IllegalConsumerGroup, e.to_string()))
+            .map_err(|e| Refusal::new(Code::IllegalConsumerGroup, e.to_string()))?;
+        self.authorize(request, &[Action::Sub], Target::group(group))?;
+        self.authorize(request, &[Action::Sub], Target::topic(topic))?;
+        Ok(group.to_owned())
     }
 
     fn check_invisible(&self, invisible: Option<&prost_types::Duration>) -> Result<u64, Refusal> {
@@ -88,8 +99,6 @@ impl MessagingProxy {
         request: Request<v2::ReceiveMessageRequest>,
     ) -> Result<Vec<v2::Message>, Refusal> {
         let body = request.get_ref();
-        let (group, _) = name_of(&body.group);
-        self.check_group(group)?;
         let queue = body
             .message_queue
             .as_ref()
@@ -102,8 +111,7 @@ impl MessagingProxy {
                 "message_queue.broker.name is required: take the queue from the topic's route",
             ));
         }
-        self.authorize(&request, &[Action::Sub], Target::group(group))?;
-        self.authorize(&request, &[Action::Sub], Target::topic(topic))?;
+        let group = &self.consumer(&request, &body.group, topic)?;
         let invisible_ms = self.check_invisible(body.invisible_duration.as_ref())?;
         if !(1..=MAX_BATCH).contains(&body.batch_size) {
             return Err(Refusal::new(
@@ -175,11 +183,8 @@ impl MessagingProxy {
         request: Request<v2::AckMessageRequest>,
     ) -> Result<Vec<v2::AckMessageResultEntry>, Refusal> {
         let body = request.get_ref();
-        let (group, _) = name_of(&body.group);
         let (topic, _) = name_of(&body.topic);
-        self.check_group(group)?;
-        self.authorize(&request, &[Action::Sub], Target::group(group))?;
-        self.authorize(&request, &[Action::Sub], Target::topic(topic))?;
+        let group = &self.consumer(&request, &body.group, topic)?;
         if body.entries.is_empty() {
             return Err(Refusal::new(Code::BadRequest, "no entry to acknowledge"));
         }
@@ -233,11 +238,8 @@ impl MessagingProxy {
         request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Result<String, Refusal> {
         let body = request.get_ref();
-        let (group, _) = name_of(&body.group);
         let (topic, _) = name_of(&body.topic);
-        self.check_group(group)?;
-        self.authorize(&request, &[Action::Sub], Target::group(group))?;
-        self.authorize(&request, &[Action::Sub], Target::topic(topic))?;
+        let group = &self.consumer(&request, &body.group, topic)?;
         let invisible_ms = self.check_invisible(body.invisible_duration.as_ref())?;
         let broker_name = Self::broker_of(&body.receipt_handle)?;
         let call = Call {
@@ -265,11 +267,8 @@ impl MessagingProxy {
         request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<(), Refusal> {
         let body = request.get_ref();
-        let (group, _) = name_of(&body.group);
         let (topic, _) = name_of(&body.topic);
-        self.check_group(group)?;
-        self.authorize(&request, &[Action::Sub], Target::group(group))?;
-        self.authorize(&request, &[Action::Sub], Target::topic(topic))?;
+        let group = &self.consumer(&request, &body.group, topic)?;
         let handle = ReceiptHandle::parse(&body.receipt_handle)
             .map_err(|e| Refusal::new(Code::InvalidReceiptHandle, e.to_string()))?;
         let call = Call {

@@ -59,27 +59,14 @@ fn offset_of(offset: i64) -> Result<u64, Refusal> {
 }
 
 impl MessagingProxy {
-    fn group_of<T>(
-        &self,
-        request: &Request<T>,
-        group: &Option<v2::Resource>,
-    ) -> Result<String, Refusal> {
-        let group = group.as_ref().map(|g| g.name.clone()).unwrap_or_default();
-        mq_common::validate::topic("group", &group)
-            .map_err(|e| Refusal::new(Code::IllegalConsumerGroup, e.to_string()))?;
-        self.authorize(request, &[Action::Sub], Target::group(&group))?;
-        Ok(group)
-    }
-
     /// Messages of one queue from an offset, and where the next pull starts.
     pub(crate) async fn pull_inner(
         &self,
         request: Request<v2::PullMessageRequest>,
     ) -> Result<(Vec<v2::Message>, i64), Refusal> {
         let body = request.get_ref();
-        let group = self.group_of(&request, &body.group)?;
         let (topic, namespace, broker_name, queue_id) = queue_of(&body.message_queue)?;
-        self.authorize(&request, &[Action::Sub], Target::topic(&topic))?;
+        let group = self.consumer(&request, &body.group, &topic)?;
         if !(1..=MAX_PULL_BATCH).contains(&body.batch_size) {
             return Err(Refusal::new(
                 Code::BadRequest,
@@ -171,9 +158,8 @@ impl MessagingProxy {
         request: Request<v2::UpdateOffsetRequest>,
     ) -> Result<(), Refusal> {
         let body = request.get_ref();
-        let group = self.group_of(&request, &body.group)?;
         let (topic, _, broker_name, queue_id) = queue_of(&body.message_queue)?;
-        self.authorize(&request, &[Action::Sub], Target::topic(&topic))?;
+        let group = self.consumer(&request, &body.group, &topic)?;
         let call = Call {
             extensions: request.extensions().clone(),
         };
@@ -199,9 +185,8 @@ impl MessagingProxy {
         request: Request<v2::GetOffsetRequest>,
     ) -> Result<i64, Refusal> {
         let body = request.get_ref();
-        let group = self.group_of(&request, &body.group)?;
         let (topic, _, broker_name, queue_id) = queue_of(&body.message_queue)?;
-        self.authorize(&request, &[Action::Sub], Target::topic(&topic))?;
+        let group = self.consumer(&request, &body.group, &topic)?;
         let call = Call {
             extensions: request.extensions().clone(),
         };

@@ -22,7 +22,7 @@ use mq_store::{GetStatus, MessageStore, StoredMessage, TagFilter};
 
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
-use crate::service::pull::{MAX_PULL_MESSAGES, MAX_SUSPEND};
+use crate::service::pull::{check_hold, check_max_messages};
 use crate::service::retry::RetryPath;
 use crate::topic_table::TopicTable;
 use book::{Lease, PopBook, QueueKey, QueueLeases, Queues, Record};
@@ -104,29 +104,9 @@ impl PopPath {
         self.role.check_writable(&self.broker_name)?;
         validate::topic("group", &request.group)?;
         validate::topic("topic", &request.topic)?;
-        if request.max_messages == 0 || request.max_messages > MAX_PULL_MESSAGES {
-            return Err(FieldError::new(
-                "max_messages",
-                format!(
-                    "{} is out of range 1..={MAX_PULL_MESSAGES}",
-                    request.max_messages
-                ),
-            )
-            .into());
-        }
+        check_max_messages(request.max_messages)?;
         self.check_invisible("invisible_ms", request.invisible_ms)?;
-        let poll = Duration::from_millis(request.poll_timeout_ms);
-        if poll > MAX_SUSPEND {
-            return Err(FieldError::new(
-                "poll_timeout_ms",
-                format!(
-                    "{} is above the limit of {}",
-                    request.poll_timeout_ms,
-                    MAX_SUSPEND.as_millis()
-                ),
-            )
-            .into());
-        }
+        let poll = check_hold("poll_timeout_ms", request.poll_timeout_ms)?;
         let tags = validate::tag_expression("tag_expression", &request.tag_expression)?;
         let config = self
             .topics

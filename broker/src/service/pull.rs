@@ -27,6 +27,30 @@ const DEFAULT_PULL_BYTES: u64 = 4 << 20;
 /// How long a pull waits for its client's earlier responses to be read.
 const BUDGET_PATIENCE: Duration = Duration::from_secs(3);
 
+/// `max_messages` of a pull or a pop: 1 to [`MAX_PULL_MESSAGES`].
+pub fn check_max_messages(max_messages: u32) -> Result<(), FieldError> {
+    if max_messages == 0 || max_messages > MAX_PULL_MESSAGES {
+        return Err(FieldError::new(
+            "max_messages",
+            format!("{max_messages} is out of range 1..={MAX_PULL_MESSAGES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// How long a pull or pop may be held (`field`, in ms): at most
+/// [`MAX_SUSPEND`].
+pub fn check_hold(field: &str, ms: u64) -> Result<Duration, FieldError> {
+    let hold = Duration::from_millis(ms);
+    if hold > MAX_SUSPEND {
+        return Err(FieldError::new(
+            field,
+            format!("{ms} is above the limit of {}", MAX_SUSPEND.as_millis()),
+        ));
+    }
+    Ok(hold)
+}
+
 #[derive(Debug, Clone)]
 pub struct PullPath {
     pub store: Arc<MessageStore>,
@@ -70,16 +94,7 @@ impl PullPath {
     ) -> Result<pb::PullMessageResponse, BrokerError> {
         validate::topic("group", &request.group)?;
         validate::topic("topic", &request.topic)?;
-        if request.max_messages == 0 || request.max_messages > MAX_PULL_MESSAGES {
-            return Err(FieldError::new(
-                "max_messages",
-                format!(
-                    "{} is out of range 1..={MAX_PULL_MESSAGES}",
-                    request.max_messages
-                ),
-            )
-            .into());
-        }
+        check_max_messages(request.max_messages)?;
         if request.max_bytes > MAX_PULL_BYTES {
             return Err(FieldError::new(
                 "max_bytes",
@@ -90,18 +105,7 @@ impl PullPath {
             )
             .into());
         }
-        let suspend = Duration::from_millis(request.suspend_timeout_ms);
-        if suspend > MAX_SUSPEND {
-            return Err(FieldError::new(
-                "suspend_timeout_ms",
-                format!(
-                    "{} is above the limit of {}",
-                    request.suspend_timeout_ms,
-                    MAX_SUSPEND.as_millis()
-                ),
-            )
-            .into());
-        }
+        let suspend = check_hold("suspend_timeout_ms", request.suspend_timeout_ms)?;
         let tags = validate::tag_expression("tag_expression", &request.tag_expression)?;
         let filter = TagFilter::parse(&tags.join("||"));
         let config = self
