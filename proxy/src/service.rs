@@ -260,6 +260,18 @@ impl MessagingProxy {
         Ok(())
     }
 
+    /// Whether a consumer subscribes to a FIFO topic.
+    async fn subscribes_fifo(&self, info: &ClientInfo) -> bool {
+        for (topic, _) in &info.subscriptions {
+            if let Ok(route) = self.backend.route(topic).await
+                && route::message_type(&route) == mq_common::MessageType::Fifo
+            {
+                return true;
+            }
+        }
+        false
+    }
+
     /// A consumer is a member of its group on the brokers (best effort:
     /// it only shows the consumer to operators).
     async fn report_member(&self, call: &Call, info: &ClientInfo) {
@@ -567,10 +579,11 @@ impl MessagingService for MessagingProxy {
                         let info = client_info(id, &client, &language, &version, addr);
                         proxy.clients.seen(info.clone());
                         proxy.report_member(&call, &info).await;
+                        let fifo = proxy.subscribes_fifo(&info).await;
                         v2::TelemetryCommand {
                             status: Some(status::ok()),
                             command: Some(v2::telemetry_command::Command::Settings(
-                                proxy.settings.answer(&client),
+                                proxy.settings.answer(&client, fifo),
                             )),
                         }
                     }

@@ -45,8 +45,9 @@ fn duration(d: Duration) -> prost_types::Duration {
 
 impl ServerSettings {
     /// The answer to `client`'s settings: its own, with the server's
-    /// values filled in.
-    pub fn answer(&self, client: &v2::Settings) -> v2::Settings {
+    /// values filled in; `fifo` when a topic it subscribes to is FIFO (a
+    /// push consumer then hands a message group's messages over in order).
+    pub fn answer(&self, client: &v2::Settings, fifo: bool) -> v2::Settings {
         let mut settings = client.clone();
         settings.request_timeout = Some(duration(self.request_timeout));
         match &mut settings.pub_sub {
@@ -67,7 +68,7 @@ impl ServerSettings {
                 });
             }
             Some(v2::settings::PubSub::Subscription(subscription)) => {
-                subscription.fifo = Some(false);
+                subscription.fifo = Some(fifo);
                 subscription.receive_batch_size = Some(self.receive_batch_size);
                 subscription.long_polling_timeout = Some(duration(self.long_polling_timeout));
                 // A failed message comes back after RocketMQ's delay levels.
@@ -106,7 +107,7 @@ mod tests {
             pub_sub: Some(v2::settings::PubSub::Publishing(v2::Publishing::default())),
             ..Default::default()
         };
-        let answer = ServerSettings::default().answer(&client);
+        let answer = ServerSettings::default().answer(&client, false);
         let Some(v2::settings::PubSub::Publishing(publishing)) = answer.pub_sub else {
             panic!("publishing settings expected: {answer:?}");
         };
@@ -124,11 +125,12 @@ mod tests {
             )),
             ..Default::default()
         };
-        let answer = ServerSettings::default().answer(&client);
+        let answer = ServerSettings::default().answer(&client, true);
         let Some(v2::settings::PubSub::Subscription(subscription)) = answer.pub_sub else {
             panic!("subscription settings expected: {answer:?}");
         };
         assert_eq!(subscription.long_polling_timeout.unwrap().seconds, 20);
+        assert_eq!(subscription.fifo, Some(true));
         let policy = answer.backoff_policy.unwrap();
         assert_eq!(policy.max_attempts, 16);
         let Some(v2::retry_policy::Strategy::CustomizedBackoff(backoff)) = policy.strategy else {

@@ -159,6 +159,9 @@ async fn a_fifo_group_gets_its_next_message_only_after_the_previous_is_acknowled
         assert_eq!(code(&sent.status), Code::Ok);
     }
     let queue = some_queue(&mut rpc, &cluster, "steps").await;
+    // The consumer learns that its topic is FIFO.
+    let (answer, _telemetry) = handshake(&mut rpc, consumer_settings("fulfil", "steps", "*")).await;
+    assert_eq!(fifo_of(&answer), Some(true));
     for i in 0..3 {
         let got = receive(&mut rpc, "fulfil", &queue, 1, 30_000, 2_000).await;
         assert_eq!(got.bodies(), [format!("step-{i}")]);
@@ -319,36 +322,9 @@ async fn a_rocketmq_5_consumer_is_listed_among_its_groups_connections() {
     create_topic(&cluster, "listed", 1, "").await;
     let mut rpc = client(&cluster).await;
     // The settings a SimpleConsumer sends when it starts.
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(v2::TelemetryCommand {
-        status: None,
-        command: Some(v2::telemetry_command::Command::Settings(v2::Settings {
-            client_type: Some(v2::ClientType::SimpleConsumer as i32),
-            pub_sub: Some(v2::settings::PubSub::Subscription(v2::Subscription {
-                group: resource("watchers"),
-                subscriptions: vec![v2::SubscriptionEntry {
-                    topic: resource("listed"),
-                    expression: Some(v2::FilterExpression {
-                        r#type: v2::FilterType::Tag as i32,
-                        expression: "TagA".into(),
-                    }),
-                }],
-                ..Default::default()
-            })),
-            ..Default::default()
-        })),
-    })
-    .await
-    .unwrap();
-    let mut stream = request(tokio_stream::wrappers::ReceiverStream::new(rx));
-    stream
-        .metadata_mut()
-        .insert("x-mq-language", "RUST".parse().unwrap());
-    stream
-        .metadata_mut()
-        .insert("x-mq-client-version", "5.0.0".parse().unwrap());
-    let mut telemetry = rpc.telemetry(stream).await.unwrap().into_inner();
-    telemetry.message().await.unwrap().unwrap();
+    let (answer, _telemetry) =
+        handshake(&mut rpc, consumer_settings("watchers", "listed", "TagA")).await;
+    assert_eq!(fifo_of(&answer), Some(false), "a normal topic");
 
     let connections = || {
         mq_test_support::run_to_end(

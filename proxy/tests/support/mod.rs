@@ -302,3 +302,59 @@ pub async fn send_many(
         assert_eq!(code(&sent.status), Code::Ok, "{sent:?}");
     }
 }
+
+/// A consumer's settings for `group` subscribing to `topic`.
+pub fn consumer_settings(group: &str, topic: &str, tags: &str) -> v2::Settings {
+    v2::Settings {
+        client_type: Some(v2::ClientType::SimpleConsumer as i32),
+        pub_sub: Some(v2::settings::PubSub::Subscription(v2::Subscription {
+            group: resource(group),
+            subscriptions: vec![v2::SubscriptionEntry {
+                topic: resource(topic),
+                expression: Some(v2::FilterExpression {
+                    r#type: v2::FilterType::Tag as i32,
+                    expression: tags.into(),
+                }),
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// Opens a Telemetry stream, sends `settings` and returns the server's
+/// answer (with the stream, which stays open while it is kept).
+pub async fn handshake(
+    rpc: &mut MessagingServiceClient<Channel>,
+    settings: v2::Settings,
+) -> (v2::Settings, tonic::Streaming<v2::TelemetryCommand>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(v2::TelemetryCommand {
+        status: None,
+        command: Some(v2::telemetry_command::Command::Settings(settings)),
+    })
+    .await
+    .unwrap();
+    let mut stream = request(tokio_stream::wrappers::ReceiverStream::new(rx));
+    stream
+        .metadata_mut()
+        .insert("x-mq-language", "RUST".parse().unwrap());
+    stream
+        .metadata_mut()
+        .insert("x-mq-client-version", "5.0.0".parse().unwrap());
+    let mut telemetry = rpc.telemetry(stream).await.unwrap().into_inner();
+    let answer = telemetry.message().await.unwrap().unwrap();
+    assert_eq!(code(&answer.status), Code::Ok);
+    let Some(v2::telemetry_command::Command::Settings(settings)) = answer.command else {
+        panic!("settings expected: {answer:?}");
+    };
+    (settings, telemetry)
+}
+
+/// The FIFO flag of a consumer's settings answer.
+pub fn fifo_of(settings: &v2::Settings) -> Option<bool> {
+    match &settings.pub_sub {
+        Some(v2::settings::PubSub::Subscription(s)) => s.fifo,
+        _ => None,
+    }
+}
