@@ -38,7 +38,14 @@ pub struct MessagingProxy {
     clients: Arc<Clients>,
     /// Round robin over queues for sends without a message group.
     next_queue: Arc<AtomicUsize>,
+    /// Routes asked for lately: a send or receive does not ask the
+    /// nameservers each time.
+    routes: Arc<dashmap::DashMap<String, (Instant, names::QueryRouteResponse)>>,
 }
+
+/// How long a route is reused (a new queue or broker shows within it; the
+/// nameservers learn of them no faster than their brokers' registrations).
+const ROUTE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for MessagingProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,6 +63,7 @@ impl MessagingProxy {
             settings,
             clients: Arc::new(Clients::default()),
             next_queue: Arc::new(AtomicUsize::new(0)),
+            routes: Default::default(),
         }
     }
 
@@ -97,7 +105,12 @@ impl MessagingProxy {
                 "the topic's name is empty",
             ));
         }
-        self.backend.route(topic).await.map_err(|s| {
+        if let Some(cached) = self.routes.get(topic)
+            && cached.0.elapsed() < ROUTE_TTL
+        {
+            return Ok(cached.1.clone());
+        }
+        let route = self.backend.route(topic).await.map_err(|s| {
             if s.code() == tonic::Code::NotFound {
                 Refusal::new(
                     Code::TopicNotFound,
@@ -106,7 +119,13 @@ impl MessagingProxy {
             } else {
                 Refusal::from(s)
             }
-        })
+        })?;
+        if self.routes.len() > 10_000 {
+            self.routes.retain(|_, (at, _)| at.elapsed() < ROUTE_TTL);
+        }
+        self.routes
+            .insert(topic.to_owned(), (Instant::now(), route.clone()));
+        Ok(route)
     }
 
     async fn query_route_inner(
