@@ -153,6 +153,11 @@ impl PopBook {
         self.lock().queues.get(key).cloned()
     }
 
+    /// One queue's committed offset (see [`QueueLeases::committed`]).
+    pub fn committed(&self, key: &QueueKey) -> Option<u64> {
+        self.lock().queues.get(key).map(QueueLeases::committed)
+    }
+
     /// Makes every change durable (async flush: from a ticker).
     pub fn sync(&self) -> io::Result<()> {
         self.lock().journal.sync()

@@ -197,10 +197,17 @@ impl PopPath {
                 queue_id,
             };
             let known = book.get(&key);
-            let state = known.cloned().unwrap_or_else(|| QueueLeases {
-                cursor: self.first_offset(&key),
-                leases: Default::default(),
-            });
+            let fresh;
+            let state = match known {
+                Some(state) => state,
+                None => {
+                    fresh = QueueLeases {
+                        cursor: self.first_offset(&key),
+                        leases: Default::default(),
+                    };
+                    &fresh
+                }
+            };
             let mut leased = Vec::new();
             let mut gone = Vec::new();
             let mut out_still = false;
@@ -219,7 +226,18 @@ impl PopPath {
                     continue;
                 }
                 if lease.attempt >= request.max_attempts {
+                    // Held while it goes to the dead-letter topic, so that
+                    // a concurrent pop does not send it there twice (and
+                    // visible again should that fail).
+                    leased.push((
+                        offset,
+                        Lease {
+                            visible_at_ms: now_ms + request.invisible_ms,
+                            ..*lease
+                        },
+                    ));
                     round.dead.push((queue_id, offset));
+                    out_still = true;
                     continue;
                 }
                 match self.message_at(&key, offset) {
@@ -375,9 +393,8 @@ impl PopPath {
                 topic: topic.to_owned(),
                 queue_id,
             };
-            if let Some(state) = self.book.queue(&key) {
-                self.offsets
-                    .commit(group, topic, queue_id, state.committed());
+            if let Some(committed) = self.book.committed(&key) {
+                self.offsets.commit(group, topic, queue_id, committed);
             }
         }
     }
