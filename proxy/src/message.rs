@@ -293,9 +293,16 @@ pub fn incoming(
     let stored = popped.message?;
     let mut properties = stored.properties;
     let group = properties.remove("SHARDING_KEY").filter(|g| !g.is_empty());
+    // A scheduled message fired into its queue keeps no due time; it was
+    // due when it was stored there (within the scheduler's 20 ms tick).
     let deliver_at = properties
         .get(property::DELIVER_AT)
-        .and_then(|at| at.parse::<u64>().ok());
+        .and_then(|at| at.parse::<u64>().ok())
+        .or_else(|| {
+            properties
+                .contains_key(property::FIRED_FROM)
+                .then_some(stored.store_timestamp_ms)
+        });
     let retry_topic = properties.get(property::RETRY_TOPIC).cloned();
     properties.retain(|key, _| !INTERNAL_PROPERTIES.contains(&key.as_str()));
     let dead_letter_queue = (stored

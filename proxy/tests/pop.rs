@@ -365,3 +365,46 @@ async fn a_rocketmq_5_consumer_is_listed_among_its_groups_connections() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_message_is_received_at_its_time_with_its_delivery_timestamp() {
+    let cluster = Cluster::start(ENV);
+    create_topic(&cluster, "later", 1, "DELAY").await;
+    let mut rpc = client(&cluster).await;
+    let due_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 1_500) as u64;
+    let mut delayed = message("later", "tick", v2::MessageType::Delay);
+    delayed
+        .system_properties
+        .as_mut()
+        .unwrap()
+        .delivery_timestamp = Some(prost_types::Timestamp {
+        seconds: (due_ms / 1000) as i64,
+        nanos: ((due_ms % 1000) * 1_000_000) as i32,
+    });
+    let sent = send(&mut rpc, vec![delayed]).await;
+    assert_eq!(code(&sent.status), Code::Ok, "{sent:?}");
+    let queue = some_queue(&mut rpc, &cluster, "later").await;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while got.is_empty() && Instant::now() < deadline {
+        got = receive(&mut rpc, "g", &queue, 1, 30_000, 2_000)
+            .await
+            .messages;
+    }
+    assert_eq!(got.len(), 1);
+    let at = got[0]
+        .system_properties
+        .as_ref()
+        .unwrap()
+        .delivery_timestamp
+        .expect("a delivery timestamp");
+    let at_ms = at.seconds as u64 * 1000 + at.nanos as u64 / 1_000_000;
+    assert!(
+        at_ms >= due_ms && at_ms < due_ms + 5_000,
+        "delivered at {at_ms}, due {due_ms}"
+    );
+}
