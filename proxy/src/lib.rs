@@ -7,7 +7,8 @@
 //! over gRPC.
 //!
 //! Where to start reading:
-//! - [`service`]: `MessagingService`, one handler per RPC;
+//! - [`service`]: `MessagingService`, one handler per RPC; [`send`] and
+//!   [`members`] (heartbeats, settings, group membership) behind it;
 //! - [`backend`]: what the proxy needs of the brokers; [`cluster`]: the
 //!   standalone proxy's, over gRPC (the broker has the local one);
 //! - [`server`], [`config`]: the standalone `proxy` binary;
@@ -24,10 +25,12 @@ pub mod clients;
 pub mod cluster;
 pub mod config;
 pub mod consume;
+pub mod members;
 pub mod message;
 pub mod metrics;
 pub mod pull;
 pub mod route;
+pub mod send;
 pub mod server;
 pub mod service;
 pub mod settings;

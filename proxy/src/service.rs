@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use futures_util::Stream;
@@ -20,8 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::backend::{Backend, Call};
-use crate::clients::{ClientInfo, Clients, client_id};
-use crate::message;
+use crate::clients::{Clients, client_id};
+use crate::members::{client_info, header};
 use crate::route;
 use crate::settings::ServerSettings;
 use crate::status::{self, Refusal};
@@ -32,15 +32,15 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// Serves RocketMQ 5's protocol over a [`Backend`].
 #[derive(Clone)]
 pub struct MessagingProxy {
-    backend: Arc<dyn Backend>,
-    guard: Guard,
-    settings: ServerSettings,
-    clients: Arc<Clients>,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) guard: Guard,
+    pub(crate) settings: ServerSettings,
+    pub(crate) clients: Arc<Clients>,
     /// Round robin over queues for sends without a message group.
-    next_queue: Arc<AtomicUsize>,
+    pub(crate) next_queue: Arc<AtomicUsize>,
     /// Routes asked for lately: a send or receive does not ask the
     /// nameservers each time.
-    routes: Arc<dashmap::DashMap<String, (Instant, names::QueryRouteResponse)>>,
+    pub(crate) routes: Arc<dashmap::DashMap<String, (Instant, names::QueryRouteResponse)>>,
 }
 
 /// How long a route is reused (a new queue or broker shows within it; the
@@ -163,176 +163,6 @@ impl MessagingProxy {
         }
         Ok(queues)
     }
-
-    /// Picks the broker and queue of a send: a message group always maps
-    /// to one queue (its order holds), other sends go round robin.
-    fn pick_queue(
-        &self,
-        route: &names::QueryRouteResponse,
-        group: Option<&str>,
-    ) -> Option<(String, u32)> {
-        let writable: Vec<&names::QueueData> = route
-            .queues
-            .iter()
-            .filter(|q| {
-                q.write_queue_count > 0
-                    && mq_common::Perm::from_bits("perm", q.perm).is_ok_and(|p| p.writable())
-                    && route
-                        .brokers
-                        .iter()
-                        .any(|b| b.broker_name == q.broker_name && self.backend.serves(b))
-            })
-            .collect();
-        if writable.is_empty() {
-            return None;
-        }
-        let slots: Vec<(String, u32)> = writable
-            .iter()
-            .flat_map(|q| (0..q.write_queue_count).map(|id| (q.broker_name.clone(), id)))
-            .collect();
-        let index = match group {
-            Some(group) => stable_hash(group) as usize % slots.len(),
-            None => self.next_queue.fetch_add(1, Ordering::Relaxed) % slots.len(),
-        };
-        slots.into_iter().nth(index)
-    }
-
-    async fn send_inner(
-        &self,
-        request: Request<v2::SendMessageRequest>,
-    ) -> Result<Vec<v2::SendResultEntry>, Refusal> {
-        let topic = request
-            .get_ref()
-            .messages
-            .first()
-            .and_then(|m| m.topic.as_ref())
-            .map_or_else(String::new, |t| t.name.clone());
-        self.authorize(&request, &[Action::Pub], Target::topic(&topic))?;
-        let route = self.route(&topic).await?;
-        let call = Call {
-            extensions: request.extensions().clone(),
-        };
-        let out = message::outgoing(
-            request.into_inner().messages,
-            route::message_type(&route),
-            self.settings.max_body_size,
-        )?;
-        let (broker_name, queue_id) = self
-            .pick_queue(&route, out.message_group.as_deref())
-            .ok_or_else(|| {
-                Refusal::new(
-                    Code::Forbidden,
-                    format!("topic {topic:?} has no writable queue served here"),
-                )
-            })?;
-        let response = self
-            .backend
-            .send(
-                &call,
-                &broker_name,
-                broker::SendBatchRequest {
-                    topic: out.topic,
-                    queue_id,
-                    messages: out.messages,
-                },
-            )
-            .await?;
-        Ok(response.results.into_iter().map(send_entry).collect())
-    }
-}
-
-impl MessagingProxy {
-    async fn heartbeat_inner(&self, request: Request<v2::HeartbeatRequest>) -> Result<(), Refusal> {
-        let id = client_id(&request).ok_or_else(|| {
-            Refusal::new(
-                Code::ClientIdRequired,
-                "the request has no x-mq-client-id header",
-            )
-        })?;
-        let group = request.get_ref().group.as_ref().map(|g| g.name.clone());
-        if let Some(group) = &group {
-            self.authorize(&request, &[Action::Sub], Target::group(group))?;
-        }
-        let call = Call {
-            extensions: request.extensions().clone(),
-        };
-        let info = match self.clients.touch(&id) {
-            Some(info) => info,
-            None => {
-                // Heard of only now (settings not sent, or expired).
-                let info = ClientInfo {
-                    client_id: id,
-                    client_type: v2::ClientType::try_from(request.get_ref().client_type)
-                        .unwrap_or(v2::ClientType::Unspecified),
-                    group: group.unwrap_or_default(),
-                    language: header(&request, "x-mq-language"),
-                    version: header(&request, "x-mq-client-version"),
-                    addr: request.remote_addr(),
-                    last_seen: Instant::now(),
-                    subscriptions: Vec::new(),
-                };
-                self.clients.seen(info.clone());
-                info
-            }
-        };
-        self.report_member(&call, &info).await;
-        Ok(())
-    }
-
-    /// Whether a consumer subscribes to a FIFO topic.
-    async fn subscribes_fifo(&self, info: &ClientInfo) -> bool {
-        for (topic, _) in &info.subscriptions {
-            if let Ok(route) = self.backend.route(topic).await
-                && route::message_type(&route) == mq_common::MessageType::Fifo
-            {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// A consumer is a member of its group on the brokers (best effort:
-    /// it only shows the consumer to operators).
-    async fn report_member(&self, call: &Call, info: &ClientInfo) {
-        if let Some(member) = info.member()
-            && let Err(err) = self.backend.heartbeat(call, member).await
-        {
-            tracing::debug!(client_id = %info.client_id, error = %err, "cannot report a RocketMQ 5 consumer to its brokers");
-        }
-    }
-}
-
-fn send_entry(result: broker::SendResult) -> v2::SendResultEntry {
-    let status = match broker::SendStatus::try_from(result.status) {
-        Ok(broker::SendStatus::SendOk) => status::ok(),
-        Ok(broker::SendStatus::FlushDiskTimeout) => status::failed(
-            Code::MasterPersistenceTimeout,
-            "stored, but the disk did not confirm it in time",
-        ),
-        Ok(broker::SendStatus::FlushSlaveTimeout) => status::failed(
-            Code::SlavePersistenceTimeout,
-            "stored on the master, but its replicas did not confirm it in time",
-        ),
-        Ok(broker::SendStatus::SlaveNotAvailable) => status::failed(
-            Code::HaNotAvailable,
-            "stored on the master only: too few replicas are in sync",
-        ),
-        _ => status::failed(Code::InternalServerError, "unknown send status"),
-    };
-    v2::SendResultEntry {
-        status: Some(status),
-        message_id: result.message_id,
-        transaction_id: String::new(),
-        offset: result.queue_offset as i64,
-        recall_handle: String::new(),
-    }
-}
-
-/// FNV-1a: the same group maps to the same queue in every process.
-fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// What is not served yet answers with the protocol's code, never a hang.
@@ -664,53 +494,4 @@ impl MessagingService for MessagingProxy {
             message_id: String::new(),
         }))
     }
-}
-
-/// What a client's settings say of it.
-fn client_info(
-    id: &str,
-    settings: &v2::Settings,
-    language: &str,
-    version: &str,
-    addr: Option<std::net::SocketAddr>,
-) -> ClientInfo {
-    let (group, subscriptions) = match &settings.pub_sub {
-        Some(v2::settings::PubSub::Subscription(s)) => (
-            s.group.as_ref().map(|g| g.name.clone()).unwrap_or_default(),
-            s.subscriptions
-                .iter()
-                .map(|e| {
-                    let topic = e.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
-                    let expression = e
-                        .expression
-                        .as_ref()
-                        .map_or_else(|| "*".to_owned(), |x| x.expression.clone());
-                    (topic, expression)
-                })
-                .collect(),
-        ),
-        _ => (String::new(), Vec::new()),
-    };
-    ClientInfo {
-        client_id: id.to_owned(),
-        client_type: settings
-            .client_type
-            .and_then(|t| v2::ClientType::try_from(t).ok())
-            .unwrap_or(v2::ClientType::Unspecified),
-        group,
-        language: language.to_owned(),
-        version: version.to_owned(),
-        addr,
-        last_seen: Instant::now(),
-        subscriptions,
-    }
-}
-
-fn header<T>(request: &Request<T>, name: &str) -> String {
-    request
-        .metadata()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
