@@ -164,7 +164,7 @@ grep -q "grpc.health.v1.Health" <<<"$plaintext" && fail "a plaintext client was 
 step "RocketMQ 5's protocol: the standalone proxy and a broker's own port"
 v2() { grpcurl_signed -H "x-mq-client-id: cluster-test@1" "$@"; }
 # A topic of its own: the demo topic's consumer verifies what mqbench sent.
-$MQADMIN topic create --topic v2demo --queues 2 --cluster DefaultCluster >/dev/null || fail "cannot create topic v2demo"
+$MQADMIN --namesrv "$NAMESRV" topic create --topic v2demo --queues 2 --cluster DefaultCluster >/dev/null || fail "cannot create topic v2demo"
 route=""
 until grep -q '"code": "OK"' <<<"$route" && grep -q '"broker-a"' <<<"$route" && grep -q '"broker-b"' <<<"$route"; do
     ((SECONDS < deadline + 60)) || fail "the standalone proxy's route: $route"
