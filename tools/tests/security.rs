@@ -136,6 +136,19 @@ async fn unsigned_forged_and_stale_requests_are_refused_with_the_reason() {
             "DefaultCluster",
         ],
     );
+    // The broker registers its new topic with the nameserver a moment
+    // after it answers: wait for the route, signed, before the refusals.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while query_route(
+        &namesrv,
+        signed_at("admin", ADMIN_SECRET, SystemTime::now()),
+    )
+    .await
+    .is_err_and(|s| s.code() == Code::NotFound)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let now = SystemTime::now();
 
     assert_eq!(
