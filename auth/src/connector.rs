@@ -10,6 +10,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::buffered_tcp::BufferedTcp;
 use crate::client::{SignedChannel, signed};
 use crate::credentials::Credentials;
 
@@ -197,7 +198,20 @@ impl Connector {
 
     /// A channel that connects on first use, its calls signed.
     pub fn lazy(&self, endpoint: Endpoint) -> SignedChannel {
-        self.signed(endpoint.connect_lazy())
+        let channel = match self.tls {
+            Some(_) => endpoint.connect_with_connector_lazy(BufferedTcp::new()),
+            None => endpoint.connect_lazy(),
+        };
+        self.signed(channel)
+    }
+
+    /// Connects `endpoint` now (made by [`Connector::endpoint`]); its
+    /// calls are not signed yet ([`Connector::signed`]).
+    pub async fn connect(&self, endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+        match self.tls {
+            Some(_) => endpoint.connect_with_connector(BufferedTcp::new()).await,
+            None => endpoint.connect().await,
+        }
     }
 
     /// Signs `channel`'s calls with this connector's credentials.

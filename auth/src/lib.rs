@@ -14,6 +14,7 @@
 //! ([`settings`]) and the audit log ([`audit`]). Where the truth lives and
 //! how a change reaches every server: docs/architecture.md, "Security".
 
+mod buffered_tcp;
 pub mod client;
 pub mod connector;
 pub mod credentials;

@@ -7,6 +7,7 @@
 //! or silent client delays nobody. A client that speaks plaintext to a TLS
 //! port gets a gRPC answer it can read (`UNAVAILABLE`, "this port requires
 //! TLS") instead of a reset connection.
+//! Every session reads through a [`TLS_READ_BUFFER`] (why: see there).
 
 use std::convert::Infallible;
 use std::io;
@@ -17,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::crypto::CryptoProvider;
@@ -28,6 +29,7 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use crate::http2::TLS_READ_BUFFER;
 use crate::incoming::Connection;
 
 /// How long a client may take to complete its handshake.
@@ -313,7 +315,8 @@ async fn handshake(acceptor: &TlsAcceptor, connection: Connection) -> Option<Tra
         refuse_plaintext(connection).await;
         return None;
     }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(connection)).await {
+    let buffered = BufReader::with_capacity(TLS_READ_BUFFER, connection);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(buffered)).await {
         Ok(Ok(stream)) => Some(Transport::Tls(Box::new(stream))),
         Ok(Err(err)) => {
             tracing::warn!(peer = ?peer, error = %err, "TLS handshake failed");
@@ -342,7 +345,7 @@ async fn refuse_plaintext(connection: Connection) {
 /// A served connection: plaintext, or TLS over it.
 pub enum Transport {
     Plain(Connection),
-    Tls(Box<tokio_rustls::server::TlsStream<Connection>>),
+    Tls(Box<tokio_rustls::server::TlsStream<BufReader<Connection>>>),
 }
 
 impl Connected for Transport {
@@ -351,7 +354,7 @@ impl Connected for Transport {
     fn connect_info(&self) -> TcpConnectInfo {
         match self {
             Transport::Plain(c) => c.connect_info(),
-            Transport::Tls(s) => s.get_ref().0.connect_info(),
+            Transport::Tls(s) => s.get_ref().0.get_ref().connect_info(),
         }
     }
 }

@@ -677,7 +677,7 @@ async fn probe_isolated(inner: Arc<Inner>) {
             let endpoint = endpoint
                 .connect_timeout(inner.options.probe_timeout)
                 .timeout(inner.options.probe_timeout);
-            let answered = match endpoint.connect().await {
+            let answered = match inner.options.connector.connect(&endpoint).await {
                 Ok(channel) => HealthClient::new(channel)
                     .check(HealthCheckRequest {
                         service: String::new(),

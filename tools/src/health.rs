@@ -60,8 +60,8 @@ pub async fn check(cli: &Cli) -> Result<(), HealthError> {
         })?
         .connect_timeout(cli.timeout)
         .timeout(cli.timeout);
-    let channel = endpoint
-        .connect()
+    let channel = connector
+        .connect(&endpoint)
         .await
         .map_err(|e| HealthError::Unreachable {
             addr: addr.clone(),

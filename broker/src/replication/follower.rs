@@ -145,8 +145,9 @@ impl Follower {
             .http2_keep_alive_interval(KEEPALIVE)
             .keep_alive_timeout(KEEPALIVE)
             .keep_alive_while_idle(true);
-        let channel = endpoint
-            .connect()
+        let channel = self
+            .connector
+            .connect(&endpoint)
             .await
             .map_err(|e| FollowError::Transient(e.to_string()))?;
         let channel = self.connector.signed(channel);

@@ -47,8 +47,9 @@ impl Admin {
             .with_context(|| format!("broker {name}"))?
             .connect_timeout(std::time::Duration::from_secs(3))
             .timeout(std::time::Duration::from_secs(10));
-        let channel = endpoint
-            .connect()
+        let channel = self
+            .connector
+            .connect(&endpoint)
             .await
             .with_context(|| format!("broker {name} at {addr} is unreachable"))?;
         let channel = self.connector.signed(channel);
