@@ -45,5 +45,5 @@ pub use error::StoreError;
 pub use message::{MessageToStore, StoredMessage};
 pub use message_store::{MessageStore, PutResult, PutStatus};
 pub use open::OpenReport;
-pub use read::{GetResult, GetStatus, TagFilter};
+pub use read::{GetResult, GetStatus, MessageFilter, TagFilter};
 pub use read_limit::ReadLimit;

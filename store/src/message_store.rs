@@ -22,7 +22,7 @@ use crate::index::{Hit, key_hash, unique_id_hash};
 use crate::layout::ABORT_FILE;
 use crate::message::{MessageToStore, StoredMessage};
 use crate::open::{OpenReport, open_dir};
-use crate::read::{GetResult, TagFilter, get_messages};
+use crate::read::{GetResult, MessageFilter, get_messages};
 use crate::read_limit::ReadLimit;
 use crate::retention::RetentionReport;
 use crate::worker::Worker;
@@ -348,7 +348,7 @@ impl MessageStore {
         offset: u64,
         max_count: usize,
         max_bytes: usize,
-        filter: &TagFilter,
+        filter: &dyn MessageFilter,
     ) -> GetResult {
         let (log, queues) = (&self.core.log, &self.core.targets.queues);
         get_messages(

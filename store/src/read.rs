@@ -1,5 +1,6 @@
 //! Reading a queue: ConsumeQueue entries from an offset, filtered by tag
-//! hash, resolved to messages in the CommitLog without copying bodies.
+//! hash, resolved to messages in the CommitLog without copying bodies, and
+//! filtered again by message for filters that need one (SQL92).
 
 use std::collections::HashSet;
 
@@ -37,8 +38,25 @@ impl TagFilter {
             TagFilter::Tags(tags.into_iter().map(tag_hash).collect())
         }
     }
+}
 
-    fn accepts(&self, hash: u64) -> bool {
+/// What a reader wants, in two steps as RocketMQ's `MessageFilter`: by the
+/// ConsumeQueue entry's tag hash, before reading anything, then by the
+/// message read from the CommitLog. A message refused by either is passed
+/// over and never leaves the broker.
+pub trait MessageFilter: Sync {
+    /// Whether an entry with this tag hash may match.
+    fn by_tag_hash(&self, hash: u64) -> bool;
+
+    /// Whether the message read for an entry that passed
+    /// [`MessageFilter::by_tag_hash`] matches.
+    fn by_message(&self, _message: &StoredMessage) -> bool {
+        true
+    }
+}
+
+impl MessageFilter for TagFilter {
+    fn by_tag_hash(&self, hash: u64) -> bool {
         match self {
             TagFilter::All => true,
             TagFilter::Tags(hashes) => hashes.contains(&hash),
@@ -106,7 +124,7 @@ pub fn get_messages(
     offset: u64,
     max_count: usize,
     max_bytes: usize,
-    filter: &TagFilter,
+    filter: &dyn MessageFilter,
 ) -> GetResult {
     let Some(queue) = queues.get(topic, queue_id) else {
         return GetResult::empty(GetStatus::QueueNotFound, 0, 0, 0);
@@ -150,10 +168,11 @@ pub fn get_messages(
                 break 'scan;
             }
             next = queue_offset + 1;
-            if !filter.accepts(entry.tag_hash) {
+            if !filter.by_tag_hash(entry.tag_hash) {
                 continue;
             }
             match log.read_message(entry.physical_offset, entry.size) {
+                Ok(Some(msg)) if !filter.by_message(&msg) => {}
                 Ok(Some(msg)) => {
                     bytes += entry.size as usize;
                     messages.push(msg);
@@ -195,7 +214,7 @@ mod tests {
         assert_eq!(TagFilter::parse("*"), TagFilter::All);
         assert_eq!(TagFilter::parse(""), TagFilter::All);
         let filter = TagFilter::parse("TagA || TagB");
-        assert!(filter.accepts(tag_hash("TagA")) && filter.accepts(tag_hash("TagB")));
-        assert!(!filter.accepts(tag_hash("TagC")));
+        assert!(filter.by_tag_hash(tag_hash("TagA")) && filter.by_tag_hash(tag_hash("TagB")));
+        assert!(!filter.by_tag_hash(tag_hash("TagC")));
     }
 }

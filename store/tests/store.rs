@@ -8,7 +8,10 @@ mod store_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mq_store::{FlushMode, GetStatus, MessageStore, PutStatus, StoreError, TagFilter};
+use mq_store::{
+    FlushMode, GetResult, GetStatus, MessageFilter, MessageStore, PutStatus, StoreError,
+    StoredMessage, TagFilter,
+};
 use store_support::*;
 
 #[tokio::test]
@@ -113,6 +116,53 @@ async fn tag_filters_skip_other_tags_and_say_where_to_continue() {
     assert_eq!(
         (none.status, none.next_offset),
         (GetStatus::NoMatchedMessage, 6)
+    );
+}
+
+/// Passes messages whose `n` property is even, as an SQL filter would.
+struct EvenN;
+
+impl MessageFilter for EvenN {
+    fn by_tag_hash(&self, _hash: u64) -> bool {
+        true
+    }
+
+    fn by_message(&self, message: &StoredMessage) -> bool {
+        message
+            .properties
+            .get("n")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n % 2 == 0)
+    }
+}
+
+#[tokio::test]
+async fn message_filters_pass_over_what_they_refuse_and_count_only_what_they_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), FlushMode::Async);
+    for n in 0..10u32 {
+        let mut msg = message("props", 0, None, vec![b'x'; 100]);
+        msg.properties.insert("n".into(), n.to_string());
+        store.put(msg).await.unwrap();
+    }
+    read_all(&store, "props", 0, 10);
+    let even = store.get_messages("props", 0, 0, 3, usize::MAX, &EvenN);
+    let ns = |r: &GetResult| {
+        r.messages
+            .iter()
+            .map(|m| m.queue_offset)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!((ns(&even), even.next_offset), (vec![0, 2, 4], 5));
+    // The byte budget counts returned messages only: the refused ones in
+    // between do not use it up.
+    let record = even.messages[0].record_size as usize;
+    let two = store.get_messages("props", 0, 1, 10, 2 * record, &EvenN);
+    assert_eq!(ns(&two), [2, 4]);
+    let none = store.get_messages("props", 0, 9, 10, usize::MAX, &EvenN);
+    assert_eq!(
+        (none.status, none.next_offset),
+        (GetStatus::NoMatchedMessage, 10)
     );
 }
 
