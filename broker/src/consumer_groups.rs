@@ -13,7 +13,8 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub client_id: String,
-    pub subscriptions: Vec<(String, String)>,
+    /// (topic, tag expression, SQL92 expression), sorted.
+    pub subscriptions: Vec<(String, String, String)>,
     pub broadcasting: bool,
     pub last_heartbeat_ms: u64,
     /// Queues the member reported consuming: (topic, broker name, queue id).
@@ -263,7 +264,7 @@ mod tests {
     fn member(id: &str, at: u64) -> Member {
         Member {
             client_id: id.into(),
-            subscriptions: vec![("t".into(), "*".into())],
+            subscriptions: vec![("t".into(), "*".into(), String::new())],
             broadcasting: false,
             last_heartbeat_ms: at,
             held: Vec::new(),

@@ -411,6 +411,7 @@ pub async fn run(
         Arc::clone(&pop_book),
         stop_rx.clone(),
     ));
+    let sql_filters = Arc::new(crate::service::filter::SqlFilters::default());
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
@@ -433,6 +434,7 @@ pub async fn run(
                 Role::Replica { .. } => Some(Arc::clone(&follow_status)),
             },
             broker_name: config.broker_name.clone(),
+            filters: Arc::clone(&sql_filters),
         },
         admin: AdminPath {
             store: Arc::clone(&store),
@@ -451,6 +453,7 @@ pub async fn run(
             offsets: Arc::clone(&offsets),
             groups,
             draining: draining_rx,
+            filters: Arc::clone(&sql_filters),
         },
         send: SendPath {
             store: Arc::clone(&store),
@@ -479,6 +482,7 @@ pub async fn run(
             broker_name: config.broker_name.clone(),
             min_invisible: config.pop_min_invisible,
             rotation: Default::default(),
+            filters: Arc::clone(&sql_filters),
         },
         topics: Arc::clone(&topics),
         metrics,

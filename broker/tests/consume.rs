@@ -105,6 +105,7 @@ fn pull_request(
         max_bytes: 0,
         tag_expression: tags.into(),
         suspend_timeout_ms: suspend_ms,
+        sql_expression: String::new(),
     }
 }
 
@@ -316,6 +317,7 @@ async fn membership_versions_and_queue_locks() {
         subscriptions: vec![pb::Subscription {
             topic: "m".into(),
             tag_expression: "*".into(),
+            sql_expression: String::new(),
         }],
         consume_model: pb::ConsumeModel::Clustering as i32,
         held: vec![pb::QueueRef {
@@ -377,6 +379,7 @@ fn member(group: &str, client_id: &str) -> pb::HeartbeatRequest {
         subscriptions: vec![pb::Subscription {
             topic: "s".into(),
             tag_expression: "*".into(),
+            sql_expression: String::new(),
         }],
         consume_model: pb::ConsumeModel::Clustering as i32,
         held: vec![],
@@ -520,6 +523,24 @@ async fn bad_consumer_requests_get_clear_errors() {
             "tag_expression",
         ),
         (pull(|r| r.queue_id = 5), Code::InvalidArgument, "queue_id"),
+        (
+            pull(|r| r.sql_expression = "a > 'x'".into()),
+            Code::InvalidArgument,
+            "sql_expression: invalid SQL filter at position 5: string 'x' where a number is needed",
+        ),
+        (
+            pull(|r| r.sql_expression = "(a = 1".into()),
+            Code::InvalidArgument,
+            "sql_expression: invalid SQL filter at position 7: expected ')'",
+        ),
+        (
+            pull(|r| {
+                r.tag_expression = "TagA".into();
+                r.sql_expression = "a = 1".into();
+            }),
+            Code::InvalidArgument,
+            "tag_expression: must be empty or \"*\" with sql_expression",
+        ),
     ];
     for (request, code, needle) in cases {
         let err = rpc.pull_message(request).await.unwrap_err();
@@ -550,6 +571,16 @@ async fn bad_consumer_requests_get_clear_errors() {
         .await
         .unwrap_err();
     assert!(err.message().contains("consume_model"), "{}", err.message());
+    let mut bad_sql = member("g", "c");
+    bad_sql.subscriptions[0].sql_expression = "a IN (b)".into();
+    let err = rpc.heartbeat(bad_sql).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("subscriptions[0].sql_expression: invalid SQL filter at position 7"),
+        "{}",
+        err.message()
+    );
     for (request, needle) in [
         (member("g", "two words"), "client_id"),
         (member("", "c"), "group"),

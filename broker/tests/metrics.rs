@@ -96,6 +96,7 @@ async fn broker_metrics_count_a_known_workload() {
                 max_bytes: 0,
                 tag_expression: "*".into(),
                 suspend_timeout_ms: 1000,
+                sql_expression: String::new(),
             })
             .await
             .unwrap()

@@ -85,6 +85,7 @@ async fn visible(
                     max_bytes: 0,
                     tag_expression: "*".into(),
                     suspend_timeout_ms: 0,
+                    sql_expression: String::new(),
                 })
                 .await
                 .unwrap()

@@ -23,7 +23,8 @@ pub struct ConsumerOptions {
     pub broadcasting: bool,
     pub strategy: Arc<dyn AllocateStrategy>,
     pub consume_from: ConsumeFrom,
-    pub subscriptions: Vec<(String, String)>,
+    /// (topic, tag expression, SQL92 expression: empty for none).
+    pub subscriptions: Vec<(String, String, String)>,
     pub pull_batch: u32,
     pub suspend: Duration,
     pub max_cached_messages: usize,
@@ -102,11 +103,19 @@ impl ConsumerOptions {
             return Err(ConsumerError::Config("suspend must be at most 30 s".into()));
         }
         let mut subscriptions = Vec::new();
-        for (i, (topic, expression)) in self.subscriptions.iter().enumerate() {
+        for (i, (topic, expression, sql)) in self.subscriptions.iter().enumerate() {
             validate::topic(&format!("subscriptions[{i}].topic"), topic)?;
             let tags =
                 validate::tag_expression(&format!("subscriptions[{i}].expression"), expression)?;
+            // Checked here as the broker will: a mistake fails the build,
+            // with its position, rather than every pull.
+            if !sql.is_empty() {
+                mq_filter::SqlFilter::compile(sql).map_err(|e| {
+                    validate::FieldError::new(format!("subscriptions[{i}].sql"), e.to_string())
+                })?;
+            }
             subscriptions.push(Subscription {
+                sql: sql.clone(),
                 topic: topic.clone(),
                 expression: if tags.is_empty() {
                     "*".into()
@@ -183,7 +192,18 @@ macro_rules! option_setters {
         ) -> Self {
             self.options
                 .subscriptions
-                .push((topic.into(), expression.into()));
+                .push((topic.into(), expression.into(), String::new()));
+            self
+        }
+        /// Subscribes to `topic` with a SQL92 expression over the messages'
+        /// properties (`a > 5 AND region IN ('eu', 'us')`; the tag is
+        /// `TAGS`), evaluated on the broker: messages it does not make
+        /// TRUE never cross the wire. An invalid expression fails `build`
+        /// with the position of the mistake.
+        pub fn subscribe_sql(mut self, topic: impl Into<String>, sql: impl Into<String>) -> Self {
+            self.options
+                .subscriptions
+                .push((topic.into(), "*".into(), sql.into()));
             self
         }
         /// Every member gets every message [default: off: clustering].

@@ -97,8 +97,10 @@ impl PushConsumerBuilder {
         // Clustering groups also consume their retry topic, where failed
         // messages come back.
         let retry = crate::message::retry_topic(&options.group);
-        if !options.broadcasting && !options.subscriptions.iter().any(|(t, _)| *t == retry) {
-            options.subscriptions.push((retry, "*".into()));
+        if !options.broadcasting && !options.subscriptions.iter().any(|(t, _, _)| *t == retry) {
+            options
+                .subscriptions
+                .push((retry, "*".into(), String::new()));
         }
         let running = Running::start(options.engine(sink)?).await?;
         Ok(PushConsumer { running })

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use mq_proto::apache::rocketmq::v2;
 
+use crate::filter::BrokerFilter;
+
 /// Header naming the client on every request.
 pub const CLIENT_ID_HEADER: &str = "x-mq-client-id";
 
@@ -23,7 +25,7 @@ pub struct ClientInfo {
     pub addr: Option<SocketAddr>,
     pub last_seen: Instant,
     /// A consumer's topics and tag expressions (from its settings).
-    pub subscriptions: Vec<(String, String)>,
+    pub subscriptions: Vec<(String, BrokerFilter)>,
 }
 
 impl ClientInfo {
@@ -53,9 +55,10 @@ impl ClientInfo {
             subscriptions: self
                 .subscriptions
                 .iter()
-                .map(|(topic, tag_expression)| broker::Subscription {
+                .map(|(topic, filter)| broker::Subscription {
                     topic: topic.clone(),
-                    tag_expression: tag_expression.clone(),
+                    tag_expression: filter.tag_expression.clone(),
+                    sql_expression: filter.sql_expression.clone(),
                 })
                 .collect(),
             consume_model: broker::ConsumeModel::Clustering as i32,

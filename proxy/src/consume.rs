@@ -12,6 +12,7 @@ use mq_proto::broker::v1 as broker;
 use tonic::Request;
 
 use crate::backend::Call;
+use crate::filter::BrokerFilter;
 use crate::message;
 use crate::route;
 use crate::service::MessagingProxy;
@@ -122,18 +123,7 @@ impl MessagingProxy {
                 ),
             ));
         }
-        let expression = match &body.filter_expression {
-            None => "*".to_owned(),
-            Some(filter) if filter.r#type == v2::FilterType::Sql as i32 => {
-                return Err(Refusal::new(
-                    Code::NotImplemented,
-                    "SQL92 filters are not served yet; filter by tag",
-                ));
-            }
-            Some(filter) => filter.expression.clone(),
-        };
-        mq_common::validate::tag_expression("filter_expression", &expression)
-            .map_err(|e| Refusal::new(Code::IllegalFilterExpression, e.to_string()))?;
+        let filter = BrokerFilter::checked(body.filter_expression.as_ref())?;
         let polling = body
             .long_polling_timeout
             .as_ref()
@@ -156,10 +146,11 @@ impl MessagingProxy {
                     queue_id: -1,
                     max_messages: body.batch_size as u32,
                     invisible_ms,
-                    tag_expression: expression,
+                    tag_expression: filter.tag_expression,
                     poll_timeout_ms: poll.as_millis() as u64,
                     max_attempts: self.settings().max_delivery_attempts as u32,
                     fifo: topic_type == mq_common::MessageType::Fifo,
+                    sql_expression: filter.sql_expression,
                 },
             )
             .await

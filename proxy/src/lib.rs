@@ -25,6 +25,7 @@ pub mod clients;
 pub mod cluster;
 pub mod config;
 pub mod consume;
+pub mod filter;
 pub mod members;
 pub mod message;
 pub mod metrics;

@@ -10,6 +10,7 @@ use tonic::Request;
 
 use crate::backend::Call;
 use crate::clients::{ClientInfo, client_id};
+use crate::filter::BrokerFilter;
 use crate::route;
 use crate::service::MessagingProxy;
 use crate::status::Refusal;
@@ -93,11 +94,7 @@ pub(crate) fn client_info(
                 .iter()
                 .map(|e| {
                     let topic = e.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
-                    let expression = e
-                        .expression
-                        .as_ref()
-                        .map_or_else(|| "*".to_owned(), |x| x.expression.clone());
-                    (topic, expression)
+                    (topic, BrokerFilter::from_v2(e.expression.as_ref()))
                 })
                 .collect(),
         ),

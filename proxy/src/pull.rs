@@ -11,6 +11,7 @@ use mq_proto::broker::v1 as broker;
 use tonic::Request;
 
 use crate::backend::Call;
+use crate::filter::BrokerFilter;
 use crate::message;
 use crate::route;
 use crate::service::MessagingProxy;
@@ -76,16 +77,7 @@ impl MessagingProxy {
                 ),
             ));
         }
-        let expression = match &body.filter_expression {
-            Some(filter) if filter.r#type == v2::FilterType::Sql as i32 => {
-                return Err(Refusal::new(
-                    Code::NotImplemented,
-                    "SQL92 filters are not served yet; filter by tag",
-                ));
-            }
-            Some(filter) => filter.expression.clone(),
-            None => "*".to_owned(),
-        };
+        let filter = BrokerFilter::checked(body.filter_expression.as_ref())?;
         let poll = body
             .long_polling_timeout
             .as_ref()
@@ -113,8 +105,9 @@ impl MessagingProxy {
                     offset: offset_of(body.offset)?,
                     max_messages: body.batch_size as u32,
                     max_bytes: 0,
-                    tag_expression: expression,
+                    tag_expression: filter.tag_expression,
                     suspend_timeout_ms: poll.as_millis() as u64,
+                    sql_expression: filter.sql_expression,
                 },
             )
             .await?;

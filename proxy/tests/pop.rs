@@ -293,27 +293,38 @@ async fn bad_receives_acks_and_changes_get_the_protocols_codes() {
     // The real handle still works after the refused change.
     assert_eq!(ack(&mut rpc, "g", "t", &[real]).await, [Code::Ok]);
 
-    // SQL filters are not served yet: said so, at once.
-    let mut stream = rpc
-        .receive_message(request(v2::ReceiveMessageRequest {
-            group: resource("g"),
-            message_queue: Some(queue.clone()),
-            filter_expression: Some(v2::FilterExpression {
-                r#type: v2::FilterType::Sql as i32,
-                expression: "a > 1".into(),
-            }),
-            batch_size: 1,
-            invisible_duration: Some(duration(1_000)),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let reply = stream.message().await.unwrap().unwrap();
-    let Some(v2::receive_message_response::Content::Status(status)) = reply.content else {
-        panic!("a status expected");
+    // A SQL filter that does not parse: said so, at once, with where.
+    let sql = |expression: &str| v2::FilterExpression {
+        r#type: v2::FilterType::Sql as i32,
+        expression: expression.into(),
     };
-    assert_eq!(status.code, Code::NotImplemented as i32);
+    let refused = receive_filtered(&mut rpc, "g", &queue, sql("a > 1 AND"), 1, 1_000, 0).await;
+    assert_eq!(refused.code(), Code::IllegalFilterExpression);
+    let message = &refused.statuses[0].message;
+    assert!(message.contains("position 10"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_filter_receives_only_the_messages_it_selects() {
+    let cluster = Cluster::start(ENV);
+    create_topic(&cluster, "props", 1, "").await;
+    let mut rpc = client(&cluster).await;
+    for i in 0..10 {
+        let mut msg = message("props", &format!("p-{i}"), v2::MessageType::Normal);
+        msg.user_properties.insert("n".into(), i.to_string());
+        let sent = send(&mut rpc, vec![msg]).await;
+        assert_eq!(code(&sent.status), Code::Ok, "{sent:?}");
+    }
+    let queue = some_queue(&mut rpc, &cluster, "props").await;
+    let filter = v2::FilterExpression {
+        r#type: v2::FilterType::Sql as i32,
+        expression: "n >= 7 OR (n < 2 AND TAGS = 'TagA' AND color = 'red')".into(),
+    };
+    let got = receive_filtered(&mut rpc, "g-sql", &queue, filter, 32, 10_000, 2_000).await;
+    assert_eq!(got.code(), Code::Ok);
+    let mut bodies = got.bodies();
+    bodies.sort();
+    assert_eq!(bodies, ["p-0", "p-1", "p-7", "p-8", "p-9"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

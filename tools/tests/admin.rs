@@ -292,6 +292,7 @@ async fn every_subcommand_against_a_real_broker() {
         subscriptions: vec![pb::Subscription {
             topic: "orders".into(),
             tag_expression: "*".into(),
+            sql_expression: String::new(),
         }],
         consume_model: pb::ConsumeModel::Clustering as i32,
         held: vec![],

@@ -369,6 +369,7 @@ async fn policies_allow_prefixes_and_deny_wins_and_no_policy_means_no() {
         max_bytes: 1 << 20,
         tag_expression: "*".into(),
         suspend_timeout_ms: 0,
+        sql_expression: String::new(),
     })
     .await
     .map(|_| ());

@@ -22,6 +22,7 @@ use mq_store::{GetStatus, MessageStore, StoredMessage, TagFilter};
 
 use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::BrokerError;
+use crate::service::filter::{SqlFilters, SubscriptionFilter};
 use crate::service::pull::{check_hold, check_max_messages};
 use crate::service::retry::RetryPath;
 use crate::topic_table::TopicTable;
@@ -56,6 +57,8 @@ pub struct PopPath {
     pub min_invisible: Duration,
     /// Which queue a pop over every queue starts with, in turn.
     pub rotation: Arc<AtomicUsize>,
+    /// Compiled SQL92 filters, shared with pulls and heartbeats.
+    pub filters: Arc<SqlFilters>,
 }
 
 /// A pop's settled request.
@@ -65,7 +68,7 @@ struct PopRequest {
     queues: Vec<u32>,
     max: usize,
     invisible_ms: u64,
-    filter: TagFilter,
+    filter: SubscriptionFilter,
     max_attempts: u32,
     fifo: bool,
 }
@@ -107,7 +110,12 @@ impl PopPath {
         check_max_messages(request.max_messages)?;
         self.check_invisible("invisible_ms", request.invisible_ms)?;
         let poll = check_hold("poll_timeout_ms", request.poll_timeout_ms)?;
-        let tags = validate::tag_expression("tag_expression", &request.tag_expression)?;
+        let filter = self.filters.filter(
+            "tag_expression",
+            &request.tag_expression,
+            "sql_expression",
+            &request.sql_expression,
+        )?;
         let config = self
             .topics
             .get(&request.topic)
@@ -139,7 +147,7 @@ impl PopPath {
             queues,
             max: request.max_messages as usize,
             invisible_ms: request.invisible_ms,
-            filter: TagFilter::parse(&tags.join("||")),
+            filter,
             max_attempts: match request.max_attempts {
                 0 => self.retry.max_reconsume_times + 1,
                 n => n,

@@ -102,7 +102,7 @@ impl AdminPath {
             .unwrap_or_default()
             .into_iter()
             .filter(|member| !member.broadcasting)
-            .flat_map(|member| member.subscriptions.into_iter().map(|(topic, _)| topic));
+            .flat_map(|member| member.subscriptions.into_iter().map(|(topic, _, _)| topic));
         for topic in subscribed {
             let Some(config) = self.topics.get(&topic) else {
                 continue;

@@ -24,6 +24,9 @@ pub struct ConsumerPath {
     pub groups: Arc<ConsumerGroups>,
     /// True once the broker stops: open sessions end.
     pub draining: tokio::sync::watch::Receiver<bool>,
+    /// Compiled SQL92 filters: a subscription's expression is checked
+    /// (and compiled for its pulls) when its member joins.
+    pub filters: Arc<crate::service::filter::SqlFilters>,
 }
 
 fn client_id(id: &str) -> Result<(), FieldError> {
@@ -156,11 +159,13 @@ impl ConsumerPath {
         let mut subscriptions = Vec::with_capacity(request.subscriptions.len());
         for (i, sub) in request.subscriptions.into_iter().enumerate() {
             validate::topic(&format!("subscriptions[{i}].topic"), &sub.topic)?;
-            validate::tag_expression(
+            self.filters.filter(
                 &format!("subscriptions[{i}].tag_expression"),
                 &sub.tag_expression,
+                &format!("subscriptions[{i}].sql_expression"),
+                &sub.sql_expression,
             )?;
-            subscriptions.push((sub.topic, sub.tag_expression));
+            subscriptions.push((sub.topic, sub.tag_expression, sub.sql_expression));
         }
         subscriptions.sort();
         if !broadcasting {
@@ -219,9 +224,10 @@ impl ConsumerPath {
                     subscriptions: m
                         .subscriptions
                         .into_iter()
-                        .map(|(topic, tag_expression)| pb::Subscription {
+                        .map(|(topic, tag_expression, sql_expression)| pb::Subscription {
                             topic,
                             tag_expression,
+                            sql_expression,
                         })
                         .collect(),
                     consume_model: if m.broadcasting {

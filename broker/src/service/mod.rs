@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod consumer;
+pub mod filter;
 pub mod pull;
 pub mod pull_budget;
 pub mod retry;

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use mq_common::{FieldError, validate};
 use mq_proto::broker::v1 as pb;
-use mq_store::{GetResult, GetStatus, MessageStore, TagFilter};
+use mq_store::{GetResult, GetStatus, MessageFilter, MessageStore};
 
 use crate::error::BrokerError;
+use crate::service::filter::SqlFilters;
 use crate::service::pull_budget::{BytesInFlight, PullBudget};
 use crate::service::{INDEX_PATIENCE, wire};
 use crate::topic_table::TopicTable;
@@ -63,6 +64,8 @@ pub struct PullPath {
     /// confirmed its log (reads wait for that).
     pub following: Option<Arc<crate::replication::follower::FollowStatus>>,
     pub broker_name: String,
+    /// Compiled SQL92 filters, shared with pops and heartbeats.
+    pub filters: Arc<SqlFilters>,
 }
 
 impl PullPath {
@@ -106,8 +109,12 @@ impl PullPath {
             .into());
         }
         let suspend = check_hold("suspend_timeout_ms", request.suspend_timeout_ms)?;
-        let tags = validate::tag_expression("tag_expression", &request.tag_expression)?;
-        let filter = TagFilter::parse(&tags.join("||"));
+        let filter = self.filters.filter(
+            "tag_expression",
+            &request.tag_expression,
+            "sql_expression",
+            &request.sql_expression,
+        )?;
         let config = self
             .topics
             .get(&request.topic)
@@ -186,7 +193,7 @@ impl PullPath {
         offset: u64,
         max: usize,
         max_bytes: usize,
-        filter: &TagFilter,
+        filter: &dyn MessageFilter,
     ) -> GetResult {
         let result = self
             .store

@@ -75,6 +75,7 @@ impl Membership {
                 .map(|s| pb::Subscription {
                     topic: s.topic.clone(),
                     tag_expression: s.expression.clone(),
+                    sql_expression: s.sql.clone(),
                 })
                 .collect(),
             consume_model: if settings.broadcasting {

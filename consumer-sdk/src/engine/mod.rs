@@ -104,12 +104,14 @@ pub(crate) struct Settings {
     pub max_reconsume_times: u32,
 }
 
-/// A subscription with its parsed tags (empty: every tag).
+/// A subscription with its parsed tags (empty: every tag) or its SQL92
+/// expression (empty: none), which the broker evaluates exactly.
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
     pub topic: String,
     pub expression: String,
     pub tags: Vec<String>,
+    pub sql: String,
 }
 
 impl Subscription {
@@ -180,7 +182,7 @@ impl Engine {
     async fn pull(
         &self,
         queue: &MessageQueue,
-        tag_expression: String,
+        subscription: Subscription,
         offset: u64,
     ) -> Result<pb::PullMessageResponse, ConsumerError> {
         let addr = self
@@ -197,8 +199,9 @@ impl Engine {
             offset,
             max_messages: self.settings.pull_batch,
             max_bytes: 0,
-            tag_expression,
+            tag_expression: subscription.expression,
             suspend_timeout_ms: self.settings.suspend.as_millis() as u64,
+            sql_expression: subscription.sql,
         });
         request.set_timeout(self.settings.suspend + Duration::from_secs(5));
         let response = self

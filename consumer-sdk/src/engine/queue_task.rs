@@ -284,9 +284,9 @@ impl QueueTask {
     fn start_pull(&self) -> PullFuture {
         let engine = Arc::clone(&self.engine);
         let queue = self.link.queue.clone();
-        let expression = self.subscription.expression.clone();
+        let subscription = self.subscription.clone();
         let offset = self.next_offset;
-        Box::pin(async move { engine.pull(&queue, expression, offset).await })
+        Box::pin(async move { engine.pull(&queue, subscription, offset).await })
     }
 
     /// Takes in a pull's answer; returns a batch for the poll channel.
@@ -538,6 +538,7 @@ mod tests {
                 topic: "t".into(),
                 expression: "*".into(),
                 tags: Vec::new(),
+                sql: String::new(),
             }],
             Cluster::new(namesrv, mq_auth::Connector::default()),
             OffsetStore::remote("g"),

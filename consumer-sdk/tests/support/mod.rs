@@ -116,6 +116,8 @@ fn start_tuned(
     ServerProcess::start_until(workspace_binary("broker"), &args, env, "broker listening")
 }
 
+// Not every test binary uses both.
+#[allow(unused_imports)]
 pub use mq_test_support::cluster::{wait_for_route, wait_until};
 
 pub async fn create_topic(broker: &ServerProcess, topic: &str, queues: u32) {

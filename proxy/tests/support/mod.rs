@@ -215,7 +215,7 @@ pub fn attempt_of(message: &v2::Message) -> i32 {
         .unwrap()
 }
 
-/// One ReceiveMessage call.
+/// One ReceiveMessage call, every tag.
 pub async fn receive(
     rpc: &mut MessagingServiceClient<Channel>,
     group: &str,
@@ -224,14 +224,37 @@ pub async fn receive(
     invisible_ms: u64,
     polling_ms: u64,
 ) -> Received {
+    let every_tag = v2::FilterExpression {
+        r#type: v2::FilterType::Tag as i32,
+        expression: "*".into(),
+    };
+    receive_filtered(
+        rpc,
+        group,
+        queue,
+        every_tag,
+        batch,
+        invisible_ms,
+        polling_ms,
+    )
+    .await
+}
+
+/// One ReceiveMessage call with `filter`.
+pub async fn receive_filtered(
+    rpc: &mut MessagingServiceClient<Channel>,
+    group: &str,
+    queue: &v2::MessageQueue,
+    filter: v2::FilterExpression,
+    batch: i32,
+    invisible_ms: u64,
+    polling_ms: u64,
+) -> Received {
     let mut stream = rpc
         .receive_message(request(v2::ReceiveMessageRequest {
             group: resource(group),
             message_queue: Some(queue.clone()),
-            filter_expression: Some(v2::FilterExpression {
-                r#type: v2::FilterType::Tag as i32,
-                expression: "*".into(),
-            }),
+            filter_expression: Some(filter),
             batch_size: batch,
             invisible_duration: Some(duration(invisible_ms)),
             auto_renew: false,

@@ -265,6 +265,7 @@ async fn status(admin: &Admin, topic: &str) -> anyhow::Result<()> {
                         max_bytes: 0,
                         tag_expression: "*".into(),
                         suspend_timeout_ms: 0,
+                        sql_expression: String::new(),
                     })
                     .await
                     .map_err(|s| refused(name, addr, s))?
