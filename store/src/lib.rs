@@ -40,6 +40,7 @@ pub mod space;
 pub mod truncate;
 pub mod worker;
 
+pub use commitlog::record::StoredProperties;
 pub use config::{DiskFullPolicy, FlushMode, RecoveryMode, StoreConfig};
 pub use error::StoreError;
 pub use message::{MessageToStore, StoredMessage};

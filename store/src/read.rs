@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use crate::commitlog::CommitLog;
+use crate::commitlog::record::{self, StoredProperties};
 use crate::consume_queue::registry::ConsumeQueues;
 use crate::message::{StoredMessage, tag_hash};
 use crate::read_limit::ReadLimit;
@@ -41,16 +42,22 @@ impl TagFilter {
 }
 
 /// What a reader wants, in two steps as RocketMQ's `MessageFilter`: by the
-/// ConsumeQueue entry's tag hash, before reading anything, then by the
-/// message read from the CommitLog. A message refused by either is passed
-/// over and never leaves the broker.
+/// ConsumeQueue entry's tag hash, before reading anything, then (for
+/// filters that ask) by the message's properties, read in place from the
+/// CommitLog before the message is decoded. A message refused by either
+/// is passed over and never leaves the broker.
 pub trait MessageFilter: Sync {
     /// Whether an entry with this tag hash may match.
     fn by_tag_hash(&self, hash: u64) -> bool;
 
-    /// Whether the message read for an entry that passed
-    /// [`MessageFilter::by_tag_hash`] matches.
-    fn by_message(&self, _message: &StoredMessage) -> bool {
+    /// Whether [`MessageFilter::by_properties`] is to be asked.
+    fn reads_properties(&self) -> bool {
+        false
+    }
+
+    /// Whether the message with these properties, whose entry passed
+    /// [`MessageFilter::by_tag_hash`], matches.
+    fn by_properties(&self, _properties: &StoredProperties<'_>) -> bool {
         true
     }
 }
@@ -171,8 +178,16 @@ pub fn get_messages(
             if !filter.by_tag_hash(entry.tag_hash) {
                 continue;
             }
+            if filter.reads_properties()
+                && let Some(record) = log.read(entry.physical_offset, entry.size)
+                && let Ok(properties) = record::properties(&record)
+                && !filter.by_properties(&properties)
+            {
+                continue;
+            }
+            // A record whose properties could not be read is decoded below,
+            // which says what is wrong with it.
             match log.read_message(entry.physical_offset, entry.size) {
-                Ok(Some(msg)) if !filter.by_message(&msg) => {}
                 Ok(Some(msg)) => {
                     bytes += entry.size as usize;
                     messages.push(msg);

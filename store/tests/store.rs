@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mq_store::{
     FlushMode, GetResult, GetStatus, MessageFilter, MessageStore, PutStatus, StoreError,
-    StoredMessage, TagFilter,
+    StoredProperties, TagFilter,
 };
 use store_support::*;
 
@@ -127,9 +127,12 @@ impl MessageFilter for EvenN {
         true
     }
 
-    fn by_message(&self, message: &StoredMessage) -> bool {
-        message
-            .properties
+    fn reads_properties(&self) -> bool {
+        true
+    }
+
+    fn by_properties(&self, properties: &StoredProperties<'_>) -> bool {
+        properties
             .get("n")
             .and_then(|n| n.parse::<u32>().ok())
             .is_some_and(|n| n % 2 == 0)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use mq_common::{FieldError, validate};
 use mq_filter::{Properties, SqlFilter};
-use mq_store::{MessageFilter, StoredMessage, TagFilter};
+use mq_store::{MessageFilter, StoredProperties, TagFilter};
 
 /// Compiled expressions kept at most; past it the cache starts over
 /// (distinct expressions are few: one per subscription).
@@ -29,24 +29,25 @@ impl MessageFilter for SubscriptionFilter {
         }
     }
 
-    fn by_message(&self, message: &StoredMessage) -> bool {
+    fn reads_properties(&self) -> bool {
+        matches!(self, SubscriptionFilter::Sql(_))
+    }
+
+    fn by_properties(&self, properties: &StoredProperties<'_>) -> bool {
         match self {
             SubscriptionFilter::Tags(_) => true,
-            SubscriptionFilter::Sql(sql) => sql.matches(&MessageProperties(message)),
+            SubscriptionFilter::Sql(sql) => sql.matches(&InPlace(properties)),
         }
     }
 }
 
-/// A stored message's properties as an expression reads them: its own,
-/// and its tag as `TAGS` (RocketMQ's name).
-struct MessageProperties<'a>(&'a StoredMessage);
+/// A stored message's properties as an expression reads them, in place:
+/// the user's and the typed ones under RocketMQ's names (`TAGS`, `KEYS`).
+struct InPlace<'a, 'b>(&'a StoredProperties<'b>);
 
-impl Properties for MessageProperties<'_> {
+impl Properties for InPlace<'_, '_> {
     fn property(&self, name: &str) -> Option<&str> {
-        match name {
-            "TAGS" => self.0.tags.as_deref(),
-            _ => self.0.properties.get(name).map(String::as_str),
-        }
+        self.0.get(name)
     }
 }
 

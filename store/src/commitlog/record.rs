@@ -371,6 +371,52 @@ pub fn header(record: &[u8]) -> Result<Header<'_>, RecordError> {
     })
 }
 
+/// A stored message's properties read in place: the typed fields are
+/// there under their RocketMQ names (`TAGS`, `KEYS`...), as on disk.
+/// Looking one up scans the few pairs; nothing is copied or allocated.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredProperties<'a> {
+    encoded: &'a [u8],
+}
+
+impl<'a> StoredProperties<'a> {
+    /// The value of `name`, if the message has it.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        let mut r = Reader {
+            buf: self.encoded,
+            at: 0,
+        };
+        while r.at < self.encoded.len() {
+            let key_len = usize::from(r.u16().ok()?);
+            let key = r.take(key_len).ok()?;
+            let value_len = usize::from(r.u16().ok()?);
+            let value = r.take(value_len).ok()?;
+            if key == name.as_bytes() {
+                return std::str::from_utf8(value).ok();
+            }
+        }
+        None
+    }
+}
+
+/// The properties of the message record at the start of `record`, its CRC
+/// checked, without decoding the rest.
+pub fn properties(record: &[u8]) -> Result<StoredProperties<'_>, RecordError> {
+    if !matches!(probe(record)?, Probe::Message { .. }) {
+        return Err(RecordError::Malformed("no message at this position"));
+    }
+    let mut r = Reader {
+        buf: record,
+        at: FIXED_LEN,
+    };
+    let topic_len = usize::from(r.take(1)?[0]);
+    r.take(topic_len)?;
+    let properties_len = usize::from(r.u16()?);
+    Ok(StoredProperties {
+        encoded: r.take(properties_len)?,
+    })
+}
+
 fn read_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }

@@ -237,6 +237,33 @@ fn typed_fields_are_written_as_the_properties_they_replace() {
 }
 
 #[test]
+fn properties_read_in_place_include_the_typed_fields_under_their_names() {
+    let msg = MessageToStore {
+        tags: Some("TagA".into()),
+        keys: vec!["order-1".into(), "user-9".into()],
+        properties: Properties::from([
+            ("region".to_string(), "eu".to_string()),
+            ("empty".to_string(), String::new()),
+        ]),
+        ..MessageToStore::new("orders", 1, Bytes::from_static(b"body"))
+    };
+    let (_, stamp) = example();
+    let bytes = encoded(&msg, &stamp);
+    let found = properties(&bytes).unwrap();
+    assert_eq!(found.get("region"), Some("eu"));
+    assert_eq!(found.get("empty"), Some(""));
+    assert_eq!(found.get("TAGS"), Some("TagA"));
+    assert_eq!(found.get("KEYS"), Some("order-1 user-9"));
+    assert_eq!(found.get("regio"), None);
+    assert_eq!(found.get("missing"), None);
+    // A damaged record is refused, not read.
+    let mut damaged = bytes.to_vec();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert!(properties(&damaged).is_err());
+}
+
+#[test]
 fn a_typed_property_that_does_not_parse_stays_a_property() {
     let (_, stamp) = example();
     let msg = MessageToStore {

@@ -123,7 +123,10 @@ async fn connections(admin: &Admin, group: &str) -> anyhow::Result<()> {
         let subscriptions: Vec<String> = member
             .subscriptions
             .iter()
-            .map(|s| format!("{}:{}", s.topic, s.tag_expression))
+            .map(|s| match s.sql_expression.as_str() {
+                "" => format!("{}:{}", s.topic, s.tag_expression),
+                sql => format!("{}:SQL({sql})", s.topic),
+            })
             .collect();
         table.push(
             json!({"client_id": member.client_id, "consume_model": model,

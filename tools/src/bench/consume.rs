@@ -59,12 +59,16 @@ pub async fn start(args: &ConsumeArgs, stats: Arc<Stats>) -> anyhow::Result<Runn
     let mut consumers = Vec::with_capacity(args.consumers);
     for member in 0..args.consumers {
         let (stats, log) = (Arc::clone(&stats), log.clone());
-        let consumer = PushConsumer::builder()
+        let builder = PushConsumer::builder()
             .namesrv(&args.common.namesrv)
             .connector(args.common.connect.connector()?)
             .group(&args.group)
-            .client_id(format!("mqbench-{}-{member}", std::process::id()))
-            .subscribe(&args.common.topic, "*")
+            .client_id(format!("mqbench-{}-{member}", std::process::id()));
+        let builder = match &args.sql {
+            Some(sql) => builder.subscribe_sql(&args.common.topic, sql),
+            None => builder.subscribe(&args.common.topic, &args.tags),
+        };
+        let consumer = builder
             .consume_from(if args.from_first { ConsumeFrom::FirstOffset } else { ConsumeFrom::LastOffset })
             .heartbeat_interval(Duration::from_secs(1))
             .pull_batch(args.pull_batch)

@@ -23,6 +23,8 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
         from_first: false,
         pull_batch: 32,
         idle: 0,
+        tags: "*".into(),
+        sql: None,
     };
     // A new topic exists only after its first send (auto-creation): send
     // one warm-up message, which the consumers do not count.

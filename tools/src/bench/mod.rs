@@ -82,6 +82,11 @@ pub struct ProduceArgs {
     /// Consumers then measure latency from the due time: how late it came.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub delay_ms: u64,
+    /// Tag messages t0..t9 and set their property `decile` to 0..9, in
+    /// turn: each tag or decile is a tenth, for filter benchmarks
+    /// (`consume --tags t3` against `consume --sql "decile = 3"`).
+    #[arg(long)]
+    pub deciles: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,6 +116,13 @@ pub struct ConsumeArgs {
     /// such as a verifiable consumer checked by `mqbench verify`.
     #[arg(long, default_value_t = 0)]
     pub idle: u64,
+    /// Subscribe with this tag expression.
+    #[arg(long, default_value = "*", conflicts_with = "sql")]
+    pub tags: String,
+    /// Subscribe with this SQL92 expression over the messages' properties
+    /// instead of tags (evaluated on the broker).
+    #[arg(long)]
+    pub sql: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -116,8 +116,13 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
                     }
                     let messages: Vec<Message> = (first..last)
                         .map(|seq| {
-                            let message = Message::new(args.common.topic.clone(), body.clone())
+                            let mut message = Message::new(args.common.topic.clone(), body.clone())
                                 .with_key(format!("k{seq}"));
+                            if args.deciles {
+                                message = message
+                                    .with_tags(format!("t{}", seq % 10))
+                                    .with_property("decile", (seq % 10).to_string());
+                            }
                             if args.delay_ms == 0 {
                                 return message.with_property(SENT_AT, now_micros().to_string());
                             }
