@@ -144,6 +144,15 @@ pub struct BrokerConfig {
     /// proxy: 10 s).
     #[serde(with = "humantime_serde")]
     pub pop_min_invisible: Duration,
+    /// A half message younger than this is not checked back (RocketMQ:
+    /// 6 s).
+    #[serde(with = "humantime_serde")]
+    pub transaction_timeout: Duration,
+    /// Between two checks of one open transaction (RocketMQ: 60 s).
+    #[serde(with = "humantime_serde")]
+    pub transaction_check_interval: Duration,
+    /// Checks of an open transaction before it is discarded (RocketMQ: 15).
+    pub transaction_check_max: u32,
     /// Delay level of a message's first retry; each further retry waits
     /// one level longer (RocketMQ: 3, 10 s).
     pub retry_first_level: u32,
@@ -337,6 +346,9 @@ impl BrokerConfig {
             .set_default("max_delivery_delay", "7d")?
             .set_default("max_reconsume_times", 16)?
             .set_default("pop_min_invisible", "10s")?
+            .set_default("transaction_timeout", "6s")?
+            .set_default("transaction_check_interval", "60s")?
+            .set_default("transaction_check_max", 15)?
             .set_default("retry_first_level", 3)?
             .set_default("standalone", false)?
             .set_default("namesrv_listen", format!("{host}:9876"))?
@@ -490,6 +502,9 @@ impl BrokerConfig {
         };
         if self.namesrv.is_none() && !self.standalone {
             return invalid("namesrv", "is required (or run with --standalone)");
+        }
+        if self.transaction_check_interval.is_zero() {
+            return invalid("transaction_check_interval", "must be above 0");
         }
         if let Some(list) = &self.namesrv {
             mq_nameserver_client::parse_addresses(list).map_err(|e| ConfigError::Invalid {

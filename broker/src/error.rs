@@ -58,6 +58,10 @@ pub enum BrokerError {
     /// The POP book could not be written: nothing changed.
     #[error("POP book: {0}")]
     PopBook(std::io::Error),
+    /// A transaction that cannot be ended as asked (ended already, being
+    /// ended, or another group's).
+    #[error("{0}")]
+    Transaction(String),
 }
 
 impl From<BrokerError> for Status {
@@ -69,7 +73,9 @@ impl From<BrokerError> for Status {
             | BrokerError::UnknownGroup(_)
             | BrokerError::NoMessage(_) => Status::not_found(message),
             BrokerError::NoPermission { .. } => Status::permission_denied(message),
-            BrokerError::ReadOnlyReplica { .. } => Status::failed_precondition(message),
+            BrokerError::ReadOnlyReplica { .. } | BrokerError::Transaction(_) => {
+                Status::failed_precondition(message)
+            }
             BrokerError::ReplicaNotConfirmed { .. } => Status::unavailable(message),
             BrokerError::Busy { .. } | BrokerError::PullBacklog { .. } => {
                 Status::resource_exhausted(message)

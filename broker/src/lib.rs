@@ -27,3 +27,4 @@ pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod topic_table;
+pub mod transaction;

@@ -59,6 +59,10 @@ pub struct BrokerMetrics {
     rejected: Family<Labels, Counter>,
     long_polls_held: Gauge,
     unreadable: Counter,
+    /// Transactions: ends by outcome, checks asked, discards.
+    transactions_ended: Family<Labels, Counter>,
+    transaction_checks: Counter,
+    transactions_discarded: Counter,
 }
 
 impl Default for BrokerMetrics {
@@ -83,6 +87,9 @@ impl Default for BrokerMetrics {
             rejected: Family::default(),
             long_polls_held: Gauge::default(),
             unreadable: Counter::default(),
+            transactions_ended: Family::default(),
+            transaction_checks: Counter::default(),
+            transactions_discarded: Counter::default(),
         }
     }
 }
@@ -172,10 +179,28 @@ impl BrokerMetrics {
             BrokerError::Store(_) => "store_error",
             BrokerError::Topics(_) => "topic_table_error",
             BrokerError::PopBook(_) => "pop_book_error",
+            BrokerError::Transaction(_) => "transaction_not_open",
         };
         self.rejected
             .get_or_create(&vec![("reason".into(), reason.into())])
             .inc();
+    }
+
+    /// A transaction ended by its producer (`commit` or `rollback`).
+    pub fn transaction_ended(&self, outcome: &str) {
+        self.transactions_ended
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
+    }
+
+    /// A producer asked how a transaction ended.
+    pub fn transaction_checked(&self) {
+        self.transaction_checks.inc();
+    }
+
+    /// A transaction discarded after its last check.
+    pub fn transaction_discarded(&self) {
+        self.transactions_discarded.inc();
     }
 
     /// Messages a pull passed over because their records are damaged.
@@ -272,6 +297,21 @@ pub fn exporter(
         "unreadable_messages",
         "Messages pulls passed over because their records are damaged on disk (CRC mismatch)",
         m.unreadable,
+    );
+    registry.register(
+        "transactions_ended",
+        "Transactions ended by their producers, by outcome (commit, rollback)",
+        m.transactions_ended,
+    );
+    registry.register(
+        "transaction_checks",
+        "Producers asked how a transaction without an outcome ended",
+        m.transaction_checks,
+    );
+    registry.register(
+        "transactions_discarded",
+        "Transactions discarded after their last check (kept in TRANS_CHECK_MAX_TIME_TOPIC)",
+        m.transactions_discarded,
     );
     registry.register(
         "long_polls_held",

@@ -412,6 +412,34 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let sql_filters = Arc::new(crate::service::filter::SqlFilters::default());
+    let transaction_book = {
+        let store = Arc::clone(&store);
+        let path = config.store_dir.join("transactions.json");
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                crate::transaction::book::TransactionBook::recover(store, path)
+            })
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))??,
+        )
+    };
+    let producer_sessions = Arc::new(crate::transaction::sessions::ProducerSessions::default());
+    let send_path = SendPath {
+        store: Arc::clone(&store),
+        topics: Arc::clone(&topics),
+        pressure: Backpressure::new(config.max_queued_bytes, config.max_queue_wait),
+        auto_create_topic: config.auto_create_topic(),
+        default_topic_queues: config.default_topic_queues,
+        store_host,
+        max_message_size: config.store.max_message_size,
+        delays: Arc::clone(&delays),
+        max_delivery_delay: config.max_delivery_delay,
+        metrics: metrics.clone(),
+        role: role.clone(),
+        broker_name: config.broker_name.clone(),
+        sync_replication: config.sync_replication(&role),
+        replicas: Arc::clone(&replicas),
+    };
     let service = BrokerService {
         pull: PullPath {
             store: Arc::clone(&store),
@@ -455,23 +483,14 @@ pub async fn run(
             draining: draining_rx,
             filters: Arc::clone(&sql_filters),
         },
-        send: SendPath {
-            store: Arc::clone(&store),
-            topics: Arc::clone(&topics),
-            pressure: Backpressure::new(config.max_queued_bytes, config.max_queue_wait),
-            auto_create_topic: config.auto_create_topic(),
-            default_topic_queues: config.default_topic_queues,
-            store_host,
-            max_message_size: config.store.max_message_size,
-            delays: Arc::clone(&delays),
-            max_delivery_delay: config.max_delivery_delay,
-            metrics: metrics.clone(),
-            role: role.clone(),
-            broker_name: config.broker_name.clone(),
-            sync_replication: config.sync_replication(&role),
-            replicas: Arc::clone(&replicas),
-        },
+        send: send_path.clone(),
         retry: retry.clone(),
+        transactions: crate::service::transaction::TransactionPath {
+            send: send_path,
+            book: Arc::clone(&transaction_book),
+            sessions: Arc::clone(&producer_sessions),
+            draining: draining_tx.subscribe(),
+        },
         pop: crate::pop::PopPath {
             store: Arc::clone(&store),
             topics: Arc::clone(&topics),
@@ -488,6 +507,23 @@ pub async fn run(
         metrics,
         guard: guard.clone(),
     };
+
+    // A master checks its open transactions back; a replica's half
+    // messages and ends arrive with its master's log.
+    let transaction_checker = matches!(role, Role::Master).then(|| {
+        let checker = crate::transaction::checker::Checker {
+            store: Arc::clone(&store),
+            book: Arc::clone(&transaction_book),
+            sessions: Arc::clone(&producer_sessions),
+            settings: crate::transaction::checker::CheckSettings {
+                timeout: config.transaction_timeout,
+                interval: config.transaction_check_interval,
+                max: config.transaction_check_max,
+            },
+            metrics: service.metrics.clone(),
+        };
+        tokio::spawn(checker.run(stop_rx.clone()))
+    });
 
     let nameservers = NameServerClient::from_list_with(&namesrv, connector.clone())?;
     // An embedded nameserver shares the broker's copy: nothing to sync.
@@ -635,6 +671,9 @@ pub async fn run(
         let _ = link.await;
     }
     let _ = background.await;
+    if let Some(checker) = transaction_checker {
+        let _ = checker.await;
+    }
     let _ = metrics_server.await;
     let _ = registration.await;
     if let Some(sync) = auth_sync {

@@ -32,4 +32,17 @@ pub mod property {
     /// `queue:offset` of the schedule entry a record was fired from; lets
     /// a restarted scheduler tell what it already fired.
     pub const FIRED_FROM: &str = "SCHEDULE_FIRED_FROM";
+    /// `true` on a transactional message (half, and once committed).
+    pub const TRANSACTION: &str = "TRAN_MSG";
+    /// The producer group of a transactional message: the group asked
+    /// for the outcome when it is not told.
+    pub const PRODUCER_GROUP: &str = "PGROUP";
+    /// Half messages: the topic the message goes to when committed.
+    pub const TRANSACTION_TOPIC: &str = "TRAN_REAL_TOPIC";
+    /// Half messages: the queue it goes to when committed.
+    pub const TRANSACTION_QUEUE: &str = "TRAN_REAL_QID";
+    /// The half queue offset a record ends (the committed message, a
+    /// rollback's op record, a discarded copy): lets a restarted broker
+    /// tell which transactions ended.
+    pub const TRANSACTION_END_OF: &str = "TRAN_HALF_OFFSET";
 }

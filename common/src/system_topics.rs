@@ -12,6 +12,17 @@ pub const AUTO_CREATE_TOPIC: &str = "TBW102";
 /// The internal topic of scheduled messages (one queue per delay).
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 
+/// Half messages of transactions, invisible to consumers until committed
+/// (RocketMQ's name; one queue).
+pub const TRANSACTION_HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+
+/// Op records: a rolled-back transaction's end (RocketMQ's name).
+pub const TRANSACTION_OP_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
+
+/// Half messages discarded after their last check, kept for operators
+/// (RocketMQ's name).
+pub const TRANSACTION_CHECK_MAX_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
+
 /// Prefix of a group's retry topic, where its failed messages come back.
 pub const RETRY_PREFIX: &str = "%RETRY%";
 
@@ -32,6 +43,9 @@ pub fn dlq_topic(group: &str) -> String {
 pub fn is_reserved(topic: &str) -> bool {
     topic == AUTO_CREATE_TOPIC
         || topic == SCHEDULE_TOPIC
+        || topic == TRANSACTION_HALF_TOPIC
+        || topic == TRANSACTION_OP_TOPIC
+        || topic == TRANSACTION_CHECK_MAX_TOPIC
         || topic.starts_with(RETRY_PREFIX)
         || topic.starts_with(DLQ_PREFIX)
 }
@@ -42,7 +56,7 @@ pub fn check_not_reserved(field: &str, topic: &str) -> Result<(), crate::FieldEr
         return Err(crate::FieldError::new(
             field,
             format!(
-                "{topic:?} is reserved for the broker (TBW102, SCHEDULE_TOPIC_XXXX, %RETRY%*, %DLQ%*): only it creates and writes such topics"
+                "{topic:?} is reserved for the broker (TBW102, SCHEDULE_TOPIC_XXXX, RMQ_SYS_TRANS_*, TRANS_CHECK_MAX_TIME_TOPIC, %RETRY%*, %DLQ%*): only it creates and writes such topics"
             ),
         ));
     }
@@ -58,6 +72,9 @@ mod tests {
         for topic in [
             "TBW102",
             "SCHEDULE_TOPIC_XXXX",
+            "RMQ_SYS_TRANS_HALF_TOPIC",
+            "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+            "TRANS_CHECK_MAX_TIME_TOPIC",
             &retry_topic("g"),
             &dlq_topic("g"),
         ] {

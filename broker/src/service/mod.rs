@@ -10,6 +10,7 @@ pub mod retry;
 pub mod send;
 pub mod session;
 pub mod topics;
+pub mod transaction;
 pub mod wire;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub struct BrokerService {
     pub retry: retry::RetryPath,
     pub admin: admin::AdminPath,
     pub pop: crate::pop::PopPath,
+    pub transactions: transaction::TransactionPath,
     pub metrics: crate::metrics::BrokerMetrics,
     pub topics: Arc<TopicTable>,
     /// Who may do what: every handler checks its request first.
@@ -215,6 +217,62 @@ impl Broker for BrokerService {
                 })
                 .collect(),
         }))
+    }
+
+    async fn send_half_message(
+        &self,
+        request: Request<pb::SendHalfMessageRequest>,
+    ) -> RpcResult<pb::SendHalfMessageResponse> {
+        let topic = request
+            .get_ref()
+            .message
+            .as_ref()
+            .map_or("", |m| m.topic.as_str());
+        self.guard
+            .check(&request, Action::Pub, Target::topic(topic))?;
+        let peer = request.remote_addr();
+        let started = Instant::now();
+        let result = self
+            .transactions
+            .send_half(request.into_inner(), peer)
+            .await;
+        Ok(Response::new(self.observe(result, started, Path::Send)?))
+    }
+
+    async fn end_transaction(
+        &self,
+        request: Request<pb::EndTransactionRequest>,
+    ) -> RpcResult<pb::EndTransactionResponse> {
+        // Ending a transaction publishes to its topic (known once its half
+        // message is found; an unknown one is answered NOT_FOUND below).
+        if let Some(topic) = self
+            .transactions
+            .topic_of(&request.get_ref().transaction_id)
+            .await
+        {
+            self.guard
+                .check(&request, Action::Pub, Target::topic(&topic))?;
+        }
+        let result = self.transactions.end(request.into_inner()).await;
+        if let Err(err) = &result {
+            self.metrics.rejected(err);
+        }
+        Ok(Response::new(result?))
+    }
+
+    type ProducerSessionStream = transaction::CheckStream;
+
+    async fn producer_session(
+        &self,
+        request: Request<pb::ProducerSessionRequest>,
+    ) -> RpcResult<Self::ProducerSessionStream> {
+        // Checks carry the group's messages: the session needs Pub on the
+        // producer group.
+        let group = Target::group(&request.get_ref().producer_group);
+        self.guard.check(&request, Action::Pub, group)?;
+        Ok(Response::new(
+            self.transactions.session(request.into_inner())?,
+        ))
     }
 
     async fn ack_messages(

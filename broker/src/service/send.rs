@@ -38,7 +38,11 @@ pub struct SendPath {
 impl SendPath {
     /// With sync replication, waits for the replicas to reach the end of
     /// `appended`; the status says if they did not.
-    async fn replicated(&self, status: i32, appended: &[mq_store::commitlog::Appended]) -> i32 {
+    pub(crate) async fn replicated(
+        &self,
+        status: i32,
+        appended: &[mq_store::commitlog::Appended],
+    ) -> i32 {
         use crate::replication::replicas::ReplicaWait;
         let (Some(sync), Some(last)) = (&self.sync_replication, appended.last()) else {
             return status;
@@ -221,7 +225,7 @@ impl SendPath {
 
     /// The topic's config if producers may write to it here, creating it
     /// first when auto-creation is on.
-    fn writable_topic(&self, topic: &str) -> Result<TopicConfig, BrokerError> {
+    pub(crate) fn writable_topic(&self, topic: &str) -> Result<TopicConfig, BrokerError> {
         let config = match self.topics.get(topic) {
             Some(config) => config,
             None if self.auto_create_topic => {

@@ -11,11 +11,16 @@ use mq_store::{MessageToStore, PutStatus, StoredMessage};
 use crate::topic_table::TopicConfig;
 
 /// Property names the broker sets itself; users may not.
-const RESERVED: [&str; 4] = [
+const RESERVED: [&str; 9] = [
     property::TAGS,
     property::KEYS,
     property::UNIQUE_ID,
     SHARDING_KEY,
+    property::TRANSACTION,
+    property::PRODUCER_GROUP,
+    property::TRANSACTION_TOPIC,
+    property::TRANSACTION_QUEUE,
+    property::TRANSACTION_END_OF,
 ];
 /// Property carrying the sharding key of ordered messages.
 pub const SHARDING_KEY: &str = "SHARDING_KEY";

@@ -1,0 +1,148 @@
+//! Transactional messages, RocketMQ's way.
+//!
+//! A half message is the producer's message stored in
+//! `RMQ_SYS_TRANS_HALF_TOPIC` (one queue), its real topic and queue in
+//! properties: durable, invisible to consumers. Ending the transaction
+//! appends one record that *is* the end:
+//!
+//! - commit: the message itself, in its real topic and queue;
+//! - rollback: an op record in `RMQ_SYS_TRANS_OP_HALF_TOPIC`;
+//! - discard (no answer after the last check): a copy in
+//!   `TRANS_CHECK_MAX_TIME_TOPIC`, for operators.
+//!
+//! Each carries `TRAN_HALF_OFFSET`, the half queue offset it ends, so the
+//! end and its mark are one append: a crash leaves the transaction either
+//! open or ended, never committed twice. The [`book::TransactionBook`]
+//! knows which half messages are open; [`checker`] asks their producers
+//! about the old ones over [`sessions`].
+
+pub mod book;
+pub mod checker;
+pub mod sessions;
+
+use mq_common::message::property;
+use mq_common::system_topics::{
+    TRANSACTION_CHECK_MAX_TOPIC, TRANSACTION_HALF_TOPIC, TRANSACTION_OP_TOPIC,
+};
+use mq_store::{MessageToStore, StoredMessage};
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Outcome {
+    Committed,
+    RolledBack,
+    Discarded,
+}
+
+impl Outcome {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outcome::Committed => "committed",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Discarded => "discarded after its last check",
+        }
+    }
+
+    /// The outcome a record carrying `TRAN_HALF_OFFSET` in `topic` marks.
+    pub fn of_marker_topic(topic: &str) -> Outcome {
+        match topic {
+            TRANSACTION_OP_TOPIC => Outcome::RolledBack,
+            TRANSACTION_CHECK_MAX_TOPIC => Outcome::Discarded,
+            _ => Outcome::Committed,
+        }
+    }
+}
+
+/// The transaction id of the half message at `half_offset`: the offset in
+/// hex, so the broker finds the message from the id alone.
+pub fn transaction_id(half_offset: u64) -> String {
+    format!("{half_offset:016X}")
+}
+
+/// The half queue offset a transaction id names, if it is one.
+pub fn half_offset_of(transaction_id: &str) -> Option<u64> {
+    if transaction_id.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(transaction_id, 16).ok()
+}
+
+/// `msg` as its half message: to the half topic's queue 0, its real topic,
+/// queue and producer group kept in properties.
+pub fn half(mut msg: MessageToStore, producer_group: &str) -> MessageToStore {
+    let topic = std::mem::replace(&mut msg.topic, TRANSACTION_HALF_TOPIC.into());
+    msg.properties
+        .insert(property::TRANSACTION_TOPIC.into(), topic);
+    msg.properties
+        .insert(property::TRANSACTION_QUEUE.into(), msg.queue_id.to_string());
+    msg.properties
+        .insert(property::PRODUCER_GROUP.into(), producer_group.into());
+    msg.properties
+        .insert(property::TRANSACTION.into(), "true".into());
+    msg.queue_id = 0;
+    msg
+}
+
+/// The real topic and queue of a half message.
+pub fn destination(half: &StoredMessage) -> Option<(String, u32)> {
+    let topic = half.properties.get(property::TRANSACTION_TOPIC)?;
+    let queue = half
+        .properties
+        .get(property::TRANSACTION_QUEUE)?
+        .parse()
+        .ok()?;
+    Some((topic.clone(), queue))
+}
+
+/// The producer group of a half message.
+pub fn producer_group(half: &StoredMessage) -> &str {
+    half.properties
+        .get(property::PRODUCER_GROUP)
+        .map_or("", String::as_str)
+}
+
+/// The record that ends `half` (stored at half queue `half_offset`) with
+/// `outcome`.
+pub fn end_record(half: &StoredMessage, outcome: Outcome) -> Option<MessageToStore> {
+    let (topic, queue) = destination(half)?;
+    let mut msg = half.to_store();
+    msg.properties.remove(property::TRANSACTION_TOPIC);
+    msg.properties.remove(property::TRANSACTION_QUEUE);
+    msg.properties.insert(
+        property::TRANSACTION_END_OF.into(),
+        half.queue_offset.to_string(),
+    );
+    match outcome {
+        Outcome::Committed => {
+            msg.topic = topic;
+            msg.queue_id = queue;
+        }
+        Outcome::RolledBack => {
+            // The op record says which half it ends; the body is not kept.
+            msg.topic = TRANSACTION_OP_TOPIC.into();
+            msg.queue_id = 0;
+            msg.body = bytes::Bytes::from(half.queue_offset.to_string());
+            msg.tags = None;
+            msg.keys.clear();
+        }
+        Outcome::Discarded => {
+            msg.properties
+                .insert(property::TRANSACTION_TOPIC.into(), topic);
+            msg.properties
+                .insert(property::TRANSACTION_QUEUE.into(), queue.to_string());
+            msg.topic = TRANSACTION_CHECK_MAX_TOPIC.into();
+            msg.queue_id = 0;
+        }
+    }
+    Some(msg)
+}
+
+/// The half queue offset a record ends, if it ends one.
+pub fn ends(record: &StoredMessage) -> Option<(u64, Outcome)> {
+    let offset = record
+        .properties
+        .get(property::TRANSACTION_END_OF)?
+        .parse()
+        .ok()?;
+    Some((offset, Outcome::of_marker_topic(&record.topic)))
+}
