@@ -25,6 +25,7 @@ pub mod producer;
 pub mod route;
 pub mod route_cache;
 pub mod selector;
+pub mod transaction;
 
 pub use error::ProducerError;
 pub use fault::{FaultItem, FaultPolicy};
@@ -32,3 +33,7 @@ pub use message::{Delivery, Message, SendResult, SendStatus};
 pub use mq_auth::{ClientTls, Connector, Credentials};
 pub use producer::{Producer, ProducerBuilder, ProducerOptions};
 pub use route::MessageQueue;
+pub use transaction::{
+    CheckedMessage, OrphanedTransaction, TransactionProducer, TransactionProducerBuilder,
+    TransactionSent, TransactionState,
+};

@@ -203,16 +203,16 @@ impl ProducerBuilder {
 /// when it is dropped.
 #[derive(Debug)]
 pub struct Producer {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    options: ProducerOptions,
+pub(crate) struct Inner {
+    pub(crate) options: ProducerOptions,
     /// Present when sends linger to be batched.
     accumulator: Option<Accumulator>,
-    routes: RouteCache,
+    pub(crate) routes: RouteCache,
     /// One channel per broker address, shared by every send.
     clients: DashMap<String, BrokerClient<SignedChannel>>,
     faults: FaultTable,
@@ -221,7 +221,7 @@ struct Inner {
 }
 
 /// How a send picks its queue.
-enum Choice<'a> {
+pub(crate) enum Choice<'a> {
     /// Round-robin, skipping faulty brokers; retries go elsewhere.
     Any,
     /// The queue of a sharding key; retries stay on it.
@@ -357,7 +357,7 @@ impl Inner {
     }
 
     /// The rules a broker would enforce, checked before anything is sent.
-    fn check(&self, msg: &Message) -> Result<(), ProducerError> {
+    pub(crate) fn check(&self, msg: &Message) -> Result<(), ProducerError> {
         validate::topic("topic", &msg.topic)?;
         mq_common::system_topics::check_not_reserved("topic", &msg.topic)?;
         if msg.body.is_empty() {
@@ -396,7 +396,7 @@ impl Inner {
         Ok(())
     }
 
-    fn to_wire(&self, msg: &Message, sharding_key: Option<&str>) -> pb::Message {
+    pub(crate) fn to_wire(&self, msg: &Message, sharding_key: Option<&str>) -> pb::Message {
         let (body, flags) = maybe_compress(&msg.body, self.options.compress_threshold);
         let born = unix_millis(std::time::SystemTime::now());
         pb::Message {
@@ -535,7 +535,7 @@ impl Inner {
         })
     }
 
-    fn choose<'r>(
+    pub(crate) fn choose<'r>(
         &self,
         route: &'r PublishRoute,
         choice: &Choice<'_>,
@@ -581,7 +581,7 @@ impl Inner {
         }
     }
 
-    fn client(&self, addr: &str) -> Result<BrokerClient<SignedChannel>, tonic::Status> {
+    pub(crate) fn client(&self, addr: &str) -> Result<BrokerClient<SignedChannel>, tonic::Status> {
         if let Some(client) = self.clients.get(addr) {
             return Ok(client.clone());
         }
