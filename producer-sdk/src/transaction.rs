@@ -93,6 +93,9 @@ pub struct TransactionSent {
     /// check. Commit or rollback the broker did not confirm is reported
     /// here too and will be checked.
     pub state: TransactionState,
+    /// Where the committed message is, when the broker confirmed the
+    /// commit.
+    pub committed: Option<SendResult>,
 }
 
 type BoxedCheck = Pin<Box<dyn Future<Output = TransactionState> + Send>>;
@@ -232,6 +235,7 @@ impl TransactionProducer {
                     half,
                     transaction_id,
                     state,
+                    committed: None,
                 });
             }
         };
@@ -242,14 +246,26 @@ impl TransactionProducer {
             outcome: outcome as i32,
             from_check: false,
         };
-        if let Err(status) = end(inner, &addr, request).await {
-            // The broker asks again later: the outcome is not lost.
-            tracing::warn!(transaction = %transaction_id, code = ?status.code(), error = %status.message(), "could not end the transaction now; the broker will check it");
-        }
+        let committed = match end(inner, &addr, request).await {
+            Ok(response) => response.result.map(|r| SendResult {
+                status: SendStatus::from_wire(r.status),
+                message_id: r.message_id,
+                offset_message_id: r.offset_message_id,
+                broker_name: half.broker_name.clone(),
+                queue_id: r.queue_id,
+                queue_offset: r.queue_offset,
+            }),
+            Err(status) => {
+                // The broker asks again later: the outcome is not lost.
+                tracing::warn!(transaction = %transaction_id, code = ?status.code(), error = %status.message(), "could not end the transaction now; the broker will check it");
+                None
+            }
+        };
         Ok(TransactionSent {
             half,
             transaction_id,
             state,
+            committed,
         })
     }
 
@@ -348,11 +364,11 @@ async fn end(
     inner: &Inner,
     addr: &str,
     request: pb::EndTransactionRequest,
-) -> Result<(), tonic::Status> {
+) -> Result<pb::EndTransactionResponse, tonic::Status> {
     let mut client = inner.client(addr)?;
     let mut request = tonic::Request::new(request);
     request.set_timeout(inner.options.send_timeout);
-    client.end_transaction(request).await.map(|_| ())
+    Ok(client.end_transaction(request).await?.into_inner())
 }
 
 /// How often the brokers of the declared topics are looked up again.

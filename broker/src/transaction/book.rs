@@ -287,3 +287,7 @@ pub enum EndError {
     Malformed,
     Store(StoreError),
 }
+
+#[cfg(test)]
+#[path = "book_tests.rs"]
+mod tests;

@@ -87,6 +87,10 @@ pub struct ProduceArgs {
     /// (`consume --tags t3` against `consume --sql "decile = 3"`).
     #[arg(long)]
     pub deciles: bool,
+    /// Send every message in a transaction (a half message, then a commit)
+    /// with a transactional producer of group `mqbench-tx`.
+    #[arg(long)]
+    pub transactional: bool,
 }
 
 #[derive(Debug, Clone, Args)]

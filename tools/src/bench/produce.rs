@@ -40,6 +40,10 @@ fn check(args: &ProduceArgs) -> anyhow::Result<()> {
         (1..=1024).contains(&args.batch),
         "--batch must be 1 to 1024"
     );
+    anyhow::ensure!(
+        !args.transactional || (args.batch == 1 && args.delay_ms == 0 && args.linger_ms == 0),
+        "--transactional sends one message per transaction: no --batch, --delay-ms or --linger-ms"
+    );
     Ok(())
 }
 
@@ -53,11 +57,25 @@ pub fn producer(common: &super::Common) -> anyhow::Result<mq_producer::ProducerB
 /// Sends `args.count` messages; shows progress when `show` is set.
 pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyhow::Result<()> {
     check(args)?;
+    let connector = args.common.connect.connector()?;
     let producer = Arc::new(
         producer(&args.common)?
             .linger(Duration::from_millis(args.linger_ms))
             .build()?,
     );
+    let transactions = match args.transactional {
+        true => Some(Arc::new(
+            mq_producer::TransactionProducer::builder()
+                .namesrv(&args.common.namesrv)
+                .producer(|p| p.connector(connector))
+                .group("mqbench-tx")
+                .topics([args.common.topic.clone()])
+                .checker(|_| async { mq_producer::TransactionState::Commit })
+                .start()
+                .await?,
+        )),
+        false => None,
+    };
     let log = args
         .common
         .verify_log
@@ -98,8 +116,8 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
     let started = Instant::now();
     let senders: Vec<_> = (0..args.producers)
         .map(|_| {
-            let (producer, stats, next, body, log, args, stopping) =
-                (Arc::clone(&producer), Arc::clone(&stats), Arc::clone(&next), body.clone(), log.clone(), args.clone(), Arc::clone(&stopping));
+            let (producer, stats, next, body, log, args, stopping, transactions) =
+                (Arc::clone(&producer), Arc::clone(&stats), Arc::clone(&next), body.clone(), log.clone(), args.clone(), Arc::clone(&stopping), transactions.clone());
             tokio::spawn(async move {
                 loop {
                     let first = next.fetch_add(args.batch as u64, Ordering::AcqRel);
@@ -135,7 +153,13 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
                         .collect();
                     let count = messages.len() as u64;
                     let began = Instant::now();
-                    let result = if messages.len() == 1 {
+                    let result = if let Some(transactions) = &transactions {
+                        let message = messages.into_iter().next().expect("one message");
+                        transactions
+                            .send_in_transaction(message, |_| async { mq_producer::TransactionState::Commit })
+                            .await
+                            .map(|sent| vec![sent.committed.unwrap_or(sent.half)])
+                    } else if messages.len() == 1 {
                         producer.send(messages.into_iter().next().expect("one message")).await.map(|r| vec![r])
                     } else {
                         producer.send_batch(messages).await
