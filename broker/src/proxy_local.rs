@@ -164,6 +164,45 @@ impl Backend for LocalBackend {
             .map(tonic::Response::into_inner)
     }
 
+    async fn send_half(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::SendHalfMessageRequest,
+    ) -> Result<broker::SendHalfMessageResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .send_half_message(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn end_transaction(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::EndTransactionRequest,
+    ) -> Result<broker::EndTransactionResponse, Status> {
+        self.own(broker_name)?;
+        self.service
+            .end_transaction(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn producer_session(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::ProducerSessionRequest,
+    ) -> Result<mq_proxy::backend::CheckStream, Status> {
+        self.own(broker_name)?;
+        self.service
+            .producer_session(call.request(request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     async fn queue_offsets(
         &self,
         call: &Call,

@@ -128,3 +128,17 @@ pub struct SendResult {
     pub queue_id: u32,
     pub queue_offset: u64,
 }
+
+impl SendResult {
+    /// A broker's answer for a message sent to `broker_name`.
+    pub(crate) fn from_wire(r: mq_proto::broker::v1::SendResult, broker_name: &str) -> SendResult {
+        SendResult {
+            status: SendStatus::from_wire(r.status),
+            message_id: r.message_id,
+            offset_message_id: r.offset_message_id,
+            broker_name: broker_name.to_owned(),
+            queue_id: r.queue_id,
+            queue_offset: r.queue_offset,
+        }
+    }
+}

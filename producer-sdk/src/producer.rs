@@ -17,7 +17,7 @@ use crate::accumulator::Accumulator;
 use crate::compress::maybe_compress;
 use crate::error::{ProducerError, retryable};
 use crate::fault::{FaultItem, FaultPolicy, FaultTable};
-use crate::message::{Delivery, Message, SendResult, SendStatus};
+use crate::message::{Delivery, Message, SendResult};
 use crate::route::{MessageQueue, PublishRoute};
 use crate::route_cache::RouteCache;
 use crate::selector;
@@ -472,14 +472,7 @@ impl Inner {
                     }
                     return Ok(results
                         .into_iter()
-                        .map(|r| SendResult {
-                            status: SendStatus::from_wire(r.status),
-                            message_id: r.message_id,
-                            offset_message_id: r.offset_message_id,
-                            broker_name: queue.broker_name.clone(),
-                            queue_id: r.queue_id,
-                            queue_offset: r.queue_offset,
-                        })
+                        .map(|r| SendResult::from_wire(r, &queue.broker_name))
                         .collect());
                 }
                 Err(status)

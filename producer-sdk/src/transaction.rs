@@ -40,7 +40,7 @@ use mq_proto::broker::v1 as pb;
 use tokio::task::JoinHandle;
 
 use crate::error::ProducerError;
-use crate::message::{Message, SendResult, SendStatus};
+use crate::message::{Message, SendResult};
 use crate::producer::{Choice, Inner, Producer, ProducerBuilder};
 
 /// What a local transaction (or a check) says.
@@ -247,14 +247,9 @@ impl TransactionProducer {
             from_check: false,
         };
         let committed = match end(inner, &addr, request).await {
-            Ok(response) => response.result.map(|r| SendResult {
-                status: SendStatus::from_wire(r.status),
-                message_id: r.message_id,
-                offset_message_id: r.offset_message_id,
-                broker_name: half.broker_name.clone(),
-                queue_id: r.queue_id,
-                queue_offset: r.queue_offset,
-            }),
+            Ok(response) => response
+                .result
+                .map(|r| SendResult::from_wire(r, &half.broker_name)),
             Err(status) => {
                 // The broker asks again later: the outcome is not lost.
                 tracing::warn!(transaction = %transaction_id, code = ?status.code(), error = %status.message(), "could not end the transaction now; the broker will check it");
@@ -307,14 +302,7 @@ impl TransactionProducer {
                 Ok(response) => {
                     let response = response.into_inner();
                     let r = response.result.unwrap_or_default();
-                    let half = SendResult {
-                        status: SendStatus::from_wire(r.status),
-                        message_id: r.message_id,
-                        offset_message_id: r.offset_message_id,
-                        broker_name: queue.broker_name.clone(),
-                        queue_id: r.queue_id,
-                        queue_offset: r.queue_offset,
-                    };
+                    let half = SendResult::from_wire(r, &queue.broker_name);
                     return Ok((half, response.transaction_id, addr));
                 }
                 Err(status)

@@ -7,6 +7,11 @@ use mq_proto::broker::v1 as broker;
 use mq_proto::nameserver::v1 as names;
 use tonic::{Extensions, Status};
 
+/// Transaction checks from a broker.
+pub type CheckStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<broker::TransactionCheck, Status>> + Send>,
+>;
+
 /// A client's call as it reached the proxy: its authenticated identity
 /// and its address travel in the extensions, so that a broker called
 /// in-process authorizes the real caller.
@@ -117,6 +122,31 @@ pub trait Backend: Send + Sync + 'static {
         broker_name: &str,
         request: broker::QueryOffsetRequest,
     ) -> Result<broker::QueryOffsetResponse, Status>;
+
+    /// Stores a transaction's half message on `broker_name`.
+    async fn send_half(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::SendHalfMessageRequest,
+    ) -> Result<broker::SendHalfMessageResponse, Status>;
+
+    /// Commits or rolls back a transaction of `broker_name`.
+    async fn end_transaction(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::EndTransactionRequest,
+    ) -> Result<broker::EndTransactionResponse, Status>;
+
+    /// A producer session with `broker_name`: the checks of the group's
+    /// open transactions, while the stream is kept.
+    async fn producer_session(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        request: broker::ProducerSessionRequest,
+    ) -> Result<CheckStream, Status>;
 
     /// A queue's first and end offsets, or the first at a time.
     async fn queue_offsets(

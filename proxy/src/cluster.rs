@@ -238,6 +238,38 @@ impl Backend for ClusterBackend {
         Ok(client.query_offset(request).await?.into_inner())
     }
 
+    async fn send_half(
+        &self,
+        _call: &Call,
+        broker_name: &str,
+        request: broker::SendHalfMessageRequest,
+    ) -> Result<broker::SendHalfMessageResponse, Status> {
+        let mut client = self.master(broker_name).await?;
+        Ok(client.send_half_message(request).await?.into_inner())
+    }
+
+    async fn end_transaction(
+        &self,
+        _call: &Call,
+        broker_name: &str,
+        request: broker::EndTransactionRequest,
+    ) -> Result<broker::EndTransactionResponse, Status> {
+        let mut client = self.master(broker_name).await?;
+        Ok(client.end_transaction(request).await?.into_inner())
+    }
+
+    async fn producer_session(
+        &self,
+        _call: &Call,
+        broker_name: &str,
+        request: broker::ProducerSessionRequest,
+    ) -> Result<crate::backend::CheckStream, Status> {
+        let mut client = self.master(broker_name).await?;
+        Ok(Box::pin(
+            client.producer_session(request).await?.into_inner(),
+        ))
+    }
+
     async fn queue_offsets(
         &self,
         _call: &Call,

@@ -36,6 +36,7 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod status;
+pub mod transaction;
 
 pub use backend::Backend;
 pub use service::MessagingProxy;

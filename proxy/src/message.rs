@@ -257,9 +257,8 @@ fn check_type(
         v2::MessageType::Normal if has_group || has_time => conflict(format!(
             "{field} is a NORMAL message with a message group or delivery timestamp"
         )),
-        v2::MessageType::Transaction => Err(Refusal::new(
-            Code::NotImplemented,
-            format!("{field}: transactional messages are not served yet"),
+        v2::MessageType::Transaction if has_group || has_time => conflict(format!(
+            "{field} is a TRANSACTION message with a message group or delivery timestamp"
         )),
         _ => Ok(()),
     }
@@ -282,6 +281,11 @@ const INTERNAL_PROPERTIES: &[&str] = &[
     property::DELIVER_AT,
     property::FIRE_AT,
     property::FIRED_FROM,
+    property::TRANSACTION,
+    property::PRODUCER_GROUP,
+    property::TRANSACTION_TOPIC,
+    property::TRANSACTION_QUEUE,
+    property::TRANSACTION_END_OF,
 ];
 
 /// A popped message as RocketMQ 5 clients receive it.

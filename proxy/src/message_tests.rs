@@ -84,9 +84,12 @@ fn a_message_of_another_type_than_its_topic_is_refused() {
         Code::MessagePropertyConflictWithType
     );
     let transaction = message("t", v2::MessageType::Transaction);
+    assert!(outgoing(vec![transaction.clone()], MessageType::Transaction, 1024).is_ok());
+    let mut grouped = transaction;
+    grouped.system_properties.as_mut().unwrap().message_group = Some("g".into());
     assert_eq!(
-        code(outgoing(vec![transaction], MessageType::Transaction, 1024)),
-        Code::NotImplemented
+        code(outgoing(vec![grouped], MessageType::Transaction, 1024)),
+        Code::MessagePropertyConflictWithType
     );
 }
 

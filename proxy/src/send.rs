@@ -14,6 +14,7 @@ use crate::message;
 use crate::route;
 use crate::service::MessagingProxy;
 use crate::status::{self, Refusal};
+use crate::transaction;
 
 impl MessagingProxy {
     /// Picks the broker and queue of a send: a message group always maps
@@ -77,6 +78,9 @@ impl MessagingProxy {
                     format!("topic {topic:?} has no writable queue served here"),
                 )
             })?;
+        if route::message_type(&route) == mq_common::MessageType::Transaction {
+            return self.send_half(&call, &broker_name, queue_id, out).await;
+        }
         let response = self
             .backend
             .send(
@@ -90,6 +94,41 @@ impl MessagingProxy {
             )
             .await?;
         Ok(response.results.into_iter().map(send_entry).collect())
+    }
+}
+
+impl MessagingProxy {
+    /// A transactional message: its half message, one per request (as the
+    /// official clients send them). The transaction id names the broker,
+    /// so that EndTransaction finds it.
+    async fn send_half(
+        &self,
+        call: &Call,
+        broker_name: &str,
+        queue_id: u32,
+        out: message::Outgoing,
+    ) -> Result<Vec<v2::SendResultEntry>, Refusal> {
+        let [message] = <[broker::Message; 1]>::try_from(out.messages).map_err(|_| {
+            Refusal::new(
+                Code::BadRequest,
+                "a transactional message is sent alone: one message per SendMessage request",
+            )
+        })?;
+        let response = self
+            .backend
+            .send_half(
+                call,
+                broker_name,
+                broker::SendHalfMessageRequest {
+                    message: Some(message),
+                    queue_id,
+                    producer_group: transaction::producer_group(&out.topic),
+                },
+            )
+            .await?;
+        let mut entry = send_entry(response.result.unwrap_or_default());
+        entry.transaction_id = transaction::id(broker_name, &response.transaction_id);
+        Ok(vec![entry])
     }
 }
 

@@ -387,10 +387,11 @@ impl MessagingService for MessagingProxy {
 
     async fn end_transaction(
         &self,
-        _request: Request<v2::EndTransactionRequest>,
+        request: Request<v2::EndTransactionRequest>,
     ) -> Reply<v2::EndTransactionResponse> {
+        let result = self.end_transaction_inner(request).await;
         Ok(Response::new(v2::EndTransactionResponse {
-            status: Some(not_served("EndTransaction (transactional messages)")),
+            status: Some(status_of(&result)),
         }))
     }
 
@@ -411,6 +412,8 @@ impl MessagingService for MessagingProxy {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let proxy = self.clone();
         tokio::spawn(async move {
+            // Transactional topics whose checks reach this client already.
+            let mut recovering = std::collections::HashSet::new();
             while let Some(Ok(command)) = commands.next().await {
                 let Some(v2::telemetry_command::Command::Settings(client)) = command.command else {
                     // Stack traces and verification results: nothing asked.
@@ -428,6 +431,14 @@ impl MessagingService for MessagingProxy {
                         let info = client_info(id, &client, &language, &version, addr);
                         proxy.clients.seen(info.clone());
                         proxy.report_member(&call, &info).await;
+                        if let Some(v2::settings::PubSub::Publishing(publishing)) = &client.pub_sub
+                        {
+                            let topics: Vec<String> =
+                                publishing.topics.iter().map(|t| t.name.clone()).collect();
+                            proxy
+                                .recover_for(&call, id, &topics, &mut recovering, &tx)
+                                .await;
+                        }
                         let fifo = proxy.subscribes_fifo(&info).await;
                         v2::TelemetryCommand {
                             status: Some(status::ok()),

@@ -217,10 +217,11 @@ async fn bad_requests_get_the_protocols_codes_and_nothing_hangs() {
         .into_inner();
     assert_eq!(code(&recalled.status), Code::NotImplemented);
     assert!(recalled.status.unwrap().message.contains("RecallMessage"));
+    // An empty EndTransaction names no transaction.
     let ended = rpc
         .end_transaction(request(v2::EndTransactionRequest::default()))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(code(&ended.status), Code::NotImplemented);
+    assert_eq!(code(&ended.status), Code::InvalidTransactionId);
 }

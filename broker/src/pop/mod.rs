@@ -110,12 +110,9 @@ impl PopPath {
         check_max_messages(request.max_messages)?;
         self.check_invisible("invisible_ms", request.invisible_ms)?;
         let poll = check_hold("poll_timeout_ms", request.poll_timeout_ms)?;
-        let filter = self.filters.filter(
-            "tag_expression",
-            &request.tag_expression,
-            "sql_expression",
-            &request.sql_expression,
-        )?;
+        let filter = self
+            .filters
+            .of_request(&request.tag_expression, &request.sql_expression)?;
         let config = self
             .topics
             .get(&request.topic)

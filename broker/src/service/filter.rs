@@ -83,6 +83,21 @@ impl SqlFilters {
             .map(SubscriptionFilter::Sql)
     }
 
+    /// The filter of a pull's or a pop's `tag_expression` and
+    /// `sql_expression` fields.
+    pub fn of_request(
+        &self,
+        tag_expression: &str,
+        sql_expression: &str,
+    ) -> Result<SubscriptionFilter, FieldError> {
+        self.filter(
+            "tag_expression",
+            tag_expression,
+            "sql_expression",
+            sql_expression,
+        )
+    }
+
     /// `text` compiled, from the cache when it was before.
     pub fn compile(&self, field: &str, text: &str) -> Result<Arc<SqlFilter>, FieldError> {
         if let Some(known) = self.compiled.get(text) {

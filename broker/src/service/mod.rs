@@ -56,6 +56,12 @@ pub struct BrokerService {
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
+/// The topic a send names (empty when the message is missing: the send
+/// path refuses it after the check).
+fn topic_of(message: Option<&pb::Message>) -> &str {
+    message.map_or("", |m| m.topic.as_str())
+}
+
 /// Which latency histogram a request feeds.
 #[derive(Debug, Clone, Copy)]
 enum Path {
@@ -119,11 +125,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> RpcResult<pb::SendMessageResponse> {
-        let topic = request
-            .get_ref()
-            .message
-            .as_ref()
-            .map_or("", |m| m.topic.as_str());
+        let topic = topic_of(request.get_ref().message.as_ref());
         self.guard
             .check(&request, Action::Pub, Target::topic(topic))?;
         let peer = request.remote_addr();
@@ -223,11 +225,7 @@ impl Broker for BrokerService {
         &self,
         request: Request<pb::SendHalfMessageRequest>,
     ) -> RpcResult<pb::SendHalfMessageResponse> {
-        let topic = request
-            .get_ref()
-            .message
-            .as_ref()
-            .map_or("", |m| m.topic.as_str());
+        let topic = topic_of(request.get_ref().message.as_ref());
         self.guard
             .check(&request, Action::Pub, Target::topic(topic))?;
         let peer = request.remote_addr();
@@ -267,9 +265,16 @@ impl Broker for BrokerService {
         request: Request<pb::ProducerSessionRequest>,
     ) -> RpcResult<Self::ProducerSessionStream> {
         // Checks carry the group's messages: the session needs Pub on the
-        // producer group.
-        let group = Target::group(&request.get_ref().producer_group);
-        self.guard.check(&request, Action::Pub, group)?;
+        // producer group; the RocketMQ 5 proxy's group of a topic
+        // (`%TX%{topic}`) is the topic's publishers.
+        let group = &request.get_ref().producer_group;
+        let target = match group.strip_prefix(mq_proxy::transaction::TOPIC_GROUP_PREFIX) {
+            Some(topic) if mq_common::validate::topic("topic", topic).is_ok() => {
+                Target::topic(topic)
+            }
+            _ => Target::group(group),
+        };
+        self.guard.check(&request, Action::Pub, target)?;
         Ok(Response::new(
             self.transactions.session(request.into_inner())?,
         ))

@@ -109,12 +109,9 @@ impl PullPath {
             .into());
         }
         let suspend = check_hold("suspend_timeout_ms", request.suspend_timeout_ms)?;
-        let filter = self.filters.filter(
-            "tag_expression",
-            &request.tag_expression,
-            "sql_expression",
-            &request.sql_expression,
-        )?;
+        let filter = self
+            .filters
+            .of_request(&request.tag_expression, &request.sql_expression)?;
         let config = self
             .topics
             .get(&request.topic)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mq_common::system_topics::{TRANSACTION_HALF_TOPIC, check_not_reserved};
 use mq_common::{FieldError, offset_id, validate};
 use mq_proto::broker::v1 as pb;
-use mq_store::{StoredMessage, TagFilter};
+use mq_store::StoredMessage;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -102,25 +102,11 @@ impl TransactionPath {
     /// waited for (the dispatcher indexes it microseconds after the send).
     async fn half_at(&self, offset: u64) -> Option<StoredMessage> {
         let store = &self.send.store;
-        let read = || {
-            store
-                .get_messages(
-                    TRANSACTION_HALF_TOPIC,
-                    0,
-                    offset,
-                    1,
-                    usize::MAX,
-                    &TagFilter::All,
-                )
-                .messages
-                .into_iter()
-                .find(|m| m.queue_offset == offset)
-        };
-        if let Some(half) = read() {
+        if let Some(half) = transaction::read_half(store, offset) {
             return Some(half);
         }
         store.indexed_up_to_now(INDEX_PATIENCE).await;
-        read()
+        transaction::read_half(store, offset)
     }
 
     /// The real topic of transaction `id`, if its half message is here.

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mq_store::{MessageStore, MessageToStore, StoreConfig, StoredMessage, TagFilter};
+use mq_store::{MessageStore, MessageToStore, StoreConfig, StoredMessage};
 
 use super::*;
 use crate::transaction::{end_record, half};
@@ -20,17 +20,7 @@ async fn begin(store: &MessageStore, body: &'static str) -> StoredMessage {
         .unwrap();
     let offset = put.appended[0].queue_offset;
     assert!(store.indexed_up_to_now(Duration::from_secs(5)).await);
-    store
-        .get_messages(
-            TRANSACTION_HALF_TOPIC,
-            0,
-            offset,
-            1,
-            usize::MAX,
-            &TagFilter::All,
-        )
-        .messages
-        .remove(0)
+    crate::transaction::read_half(store, offset).unwrap()
 }
 
 #[tokio::test]

@@ -83,6 +83,22 @@ pub fn half(mut msg: MessageToStore, producer_group: &str) -> MessageToStore {
     msg
 }
 
+/// The half message at half queue `offset`, if it is indexed.
+pub fn read_half(store: &mq_store::MessageStore, offset: u64) -> Option<StoredMessage> {
+    store
+        .get_messages(
+            TRANSACTION_HALF_TOPIC,
+            0,
+            offset,
+            1,
+            usize::MAX,
+            &mq_store::TagFilter::All,
+        )
+        .messages
+        .into_iter()
+        .find(|m| m.queue_offset == offset)
+}
+
 /// The real topic and queue of a half message.
 pub fn destination(half: &StoredMessage) -> Option<(String, u32)> {
     let topic = half.properties.get(property::TRANSACTION_TOPIC)?;

@@ -488,3 +488,70 @@ async fn the_official_clients_work_through_the_standalone_proxy_of_a_cluster() {
     }
     assert_eq!(held, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_transaction_producer_commits_rolls_back_and_answers_checks() {
+    use rocketmq::model::transaction::{Transaction, TransactionResolution};
+    let broker = broker(&[
+        ("MQ_BROKER_TRANSACTION_TIMEOUT", "500ms"),
+        ("MQ_BROKER_TRANSACTION_CHECK_INTERVAL", "500ms"),
+    ]);
+    create_topic(&broker, "tx", "TRANSACTION").await;
+    let mut producer_option = ProducerOption::default();
+    producer_option.set_topics(vec!["tx"]);
+    // Asked about the transaction it never ended: commit the orphan.
+    let checker = Box::new(|_id: String, view: MessageView| {
+        if view.body() == b"orphan" {
+            TransactionResolution::COMMIT
+        } else {
+            TransactionResolution::ROLLBACK
+        }
+    });
+    let mut producer =
+        Producer::new_transaction_producer(producer_option, client_option(&broker), checker)
+            .unwrap();
+    producer.start().await.unwrap();
+    let message = |body: &str| {
+        MessageBuilder::transaction_message_builder("tx", body.as_bytes().to_vec())
+            .build()
+            .unwrap()
+    };
+    let committed = producer
+        .send_transaction_message(message("committed"))
+        .await
+        .unwrap();
+    committed.commit().await.unwrap();
+    let rolled = producer
+        .send_transaction_message(message("rolled"))
+        .await
+        .unwrap();
+    rolled.rollback().await.unwrap();
+    // Never ended by the producer: the broker checks back.
+    let _orphan = producer
+        .send_transaction_message(message("orphan"))
+        .await
+        .unwrap();
+
+    let consumer = PullConsumer::builder()
+        .namesrv(&broker.namesrv)
+        .group("our-reader-tx")
+        .subscribe("tx", "*")
+        .consume_from(ConsumeFrom::FirstOffset)
+        .suspend(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut bodies = Vec::new();
+    while bodies.len() < 2 && Instant::now() < deadline {
+        for msg in consumer.poll(Duration::from_millis(500)).await {
+            bodies.push(String::from_utf8(msg.body.to_vec()).unwrap());
+        }
+    }
+    // Nothing else comes: the rolled-back one ended before the orphan's check.
+    for msg in consumer.poll(Duration::from_millis(1500)).await {
+        bodies.push(String::from_utf8(msg.body.to_vec()).unwrap());
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["committed", "orphan"]);
+}
