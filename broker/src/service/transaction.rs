@@ -79,9 +79,10 @@ impl TransactionPath {
         let half = transaction::half(stored, &request.producer_group);
         let bytes = half.body.len();
         let _room = send.pressure.admit(bytes).await?;
+        let appending = std::time::Instant::now();
         let put = send.store.put(half.clone()).await?;
         send.metrics
-            .stored(TRANSACTION_HALF_TOPIC, 1, bytes, std::time::Duration::ZERO);
+            .stored(TRANSACTION_HALF_TOPIC, 1, bytes, appending.elapsed());
         let status = send
             .replicated(wire::status(put.status), &put.appended)
             .await;

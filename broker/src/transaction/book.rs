@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use mq_common::system_topics::TRANSACTION_HALF_TOPIC;
-use mq_store::{MessageStore, PutResult, StoreError, StoredMessage, TagFilter, atomic_file};
+use mq_store::{MessageStore, PutResult, StoreError, StoredMessage, atomic_file};
 use serde::{Deserialize, Serialize};
 
 use super::{Outcome, end_record, ends};
@@ -87,45 +87,34 @@ impl TransactionBook {
         let mut saved: Saved = atomic_file::read_json(&path)
             .map_err(io)?
             .unwrap_or_default();
-        // Marks follow their half message: the scan starts at the first
-        // open half message at the earliest.
-        let first_open = store
-            .get_messages(
-                TRANSACTION_HALF_TOPIC,
-                0,
-                saved.open_from,
-                1,
-                usize::MAX,
-                &TagFilter::All,
-            )
-            .messages
-            .first()
-            .map(|m| m.physical_offset);
+        let (queue_min, queue_max) = store
+            .queue_offsets(TRANSACTION_HALF_TOPIC, 0)
+            .unwrap_or((0, 0));
         let log_end = store.log_end();
-        match first_open {
-            None => {
-                // Nothing open: nothing to look for.
-                let end = store
-                    .queue_offsets(TRANSACTION_HALF_TOPIC, 0)
-                    .map_or(0, |(_, max)| max);
-                saved.open_from = saved.open_from.max(end);
-                saved.ended.clear();
-                saved.checks.clear();
-            }
-            Some(first) => {
-                let mut found = 0;
-                store.scan(saved.log_end.max(first), |record| {
-                    if let Some((offset, outcome)) = ends(record) {
-                        saved.ended.insert(offset, outcome);
-                        found += 1;
-                    }
-                })?;
-                if found > 0 {
-                    tracing::info!(
-                        found,
-                        "transactions: ends appended since the last save found"
-                    );
+        let from = saved.open_from.max(queue_min);
+        if from >= queue_max {
+            // Nothing open: nothing to look for.
+            saved.open_from = saved.open_from.max(queue_max);
+            saved.ended.clear();
+            saved.checks.clear();
+        } else {
+            // Marks follow their half message: the scan starts at the
+            // first open one at the earliest (at the saved end when it
+            // cannot be read).
+            let first_open = crate::transaction::read_half(&store, from)
+                .map_or(saved.log_end, |half| half.physical_offset);
+            let mut found = 0;
+            store.scan(saved.log_end.max(first_open), |record| {
+                if let Some((offset, outcome)) = ends(record) {
+                    saved.ended.insert(offset, outcome);
+                    found += 1;
                 }
+            })?;
+            if found > 0 {
+                tracing::info!(
+                    found,
+                    "transactions: ends appended since the last save found"
+                );
             }
         }
         saved.log_end = log_end;
@@ -220,7 +209,7 @@ impl TransactionBook {
 
     /// Moves `open_from` past ended transactions and past half messages
     /// retention removed.
-    fn compact(&self) {
+    pub fn compact(&self) {
         let queue_min = self
             .store
             .queue_offsets(TRANSACTION_HALF_TOPIC, 0)

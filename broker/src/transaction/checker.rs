@@ -67,6 +67,8 @@ impl Checker {
     pub async fn round(&self, now_ms: u64) {
         let timeout = millis(self.settings.timeout);
         let interval = millis(self.settings.interval);
+        // Half messages retention removed are passed over first.
+        self.book.compact();
         let mut offset = self.book.open_from();
         let last = offset + MAX_PER_ROUND;
         while offset < last {
@@ -79,6 +81,11 @@ impl Checker {
                 &TagFilter::All,
             );
             if read.messages.is_empty() {
+                // Damaged records or a moved queue: go on past them.
+                if read.next_offset > offset && read.next_offset < read.max_offset {
+                    offset = read.next_offset;
+                    continue;
+                }
                 return;
             }
             for half in &read.messages {
