@@ -38,7 +38,7 @@ async fn end(
     entry: &v2::SendResultEntry,
     resolution: v2::TransactionResolution,
     source: v2::TransactionSource,
-) -> Code {
+) -> v2::Status {
     let ended = rpc
         .end_transaction(request(v2::EndTransactionRequest {
             topic: resource("orders"),
@@ -51,7 +51,7 @@ async fn end(
         .await
         .unwrap()
         .into_inner();
-    code(&ended.status)
+    ended.status.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,33 +75,30 @@ async fn committed_transactions_are_received_and_rolled_back_ones_never() {
         v2::TransactionResolution::Rollback,
         v2::TransactionSource::SourceClient,
     );
-    assert_eq!(end(&mut rpc, &kept, commit, client).await, Code::Ok);
-    assert_eq!(end(&mut rpc, &dropped, rollback, client).await, Code::Ok);
+    assert_eq!(
+        end(&mut rpc, &kept, commit, client).await.code,
+        Code::Ok as i32
+    );
+    assert_eq!(
+        end(&mut rpc, &dropped, rollback, client).await.code,
+        Code::Ok as i32
+    );
     let got = receive(&mut rpc, "g", &queue, 32, 10_000, 2_000).await;
     assert_eq!(got.bodies(), ["kept"]);
 
     // Ended already, or not an id of ours: refused with the reason.
-    let again = rpc
-        .end_transaction(request(v2::EndTransactionRequest {
-            topic: resource("orders"),
-            message_id: kept.message_id.clone(),
-            transaction_id: kept.transaction_id.clone(),
-            resolution: commit as i32,
-            source: client as i32,
-            trace_context: String::new(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_ne!(code(&again.status), Code::Ok);
-    assert!(again.status.unwrap().message.contains("already committed"));
+    let again = end(&mut rpc, &kept, commit, client).await;
+    assert_ne!(again.code, Code::Ok as i32);
+    assert!(again.message.contains("already committed"), "{again:?}");
     let bogus = v2::SendResultEntry {
         transaction_id: "not-an-id".into(),
         ..kept.clone()
     };
+    let refused = end(&mut rpc, &bogus, commit, client).await;
     assert_eq!(
-        end(&mut rpc, &bogus, commit, client).await,
-        Code::InvalidTransactionId
+        refused.code,
+        Code::InvalidTransactionId as i32,
+        "{refused:?}"
     );
     // A NORMAL topic takes no transactional message.
     create_topic(&cluster, "plain", 1, "").await;
@@ -148,16 +145,14 @@ async fn an_orphaned_transaction_is_recovered_through_the_producers_telemetry() 
         transaction_id: recover.transaction_id,
         ..orphan
     };
-    assert_eq!(
-        end(
-            &mut rpc,
-            &answer,
-            v2::TransactionResolution::Commit,
-            v2::TransactionSource::SourceServerCheck
-        )
-        .await,
-        Code::Ok
-    );
+    let ended = end(
+        &mut rpc,
+        &answer,
+        v2::TransactionResolution::Commit,
+        v2::TransactionSource::SourceServerCheck,
+    )
+    .await;
+    assert_eq!(ended.code, Code::Ok as i32, "{ended:?}");
     let got = receive(&mut rpc, "g", &queue, 32, 10_000, 2_000).await;
     assert_eq!(got.bodies(), ["orphan"]);
 }
