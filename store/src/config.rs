@@ -118,6 +118,27 @@ pub struct StoreConfig {
     /// How often the checkpoint file is rewritten.
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
+    /// How long an idempotent producer's sequences are remembered per
+    /// queue (by store time): a retry later than this is refused.
+    #[serde(with = "humantime_serde")]
+    pub idempotence_window: Duration,
+    /// Most sequences remembered per producer and queue.
+    pub idempotence_window_entries: u32,
+    /// Most producer-queue windows remembered at once.
+    pub idempotence_max_windows: u32,
+    /// CommitLog bytes read again at open to rebuild the windows.
+    pub idempotence_rebuild_bytes: u64,
+}
+
+impl StoreConfig {
+    /// The idempotence windows' limits.
+    pub fn idempotence_limits(&self) -> crate::sequences::Limits {
+        crate::sequences::Limits {
+            window: self.idempotence_window,
+            entries: self.idempotence_window_entries as usize,
+            windows: self.idempotence_max_windows as usize,
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -146,6 +167,10 @@ impl Default for StoreConfig {
             disk_full_policy: DiskFullPolicy::RefuseWrites,
             recovery_mode: RecoveryMode::Fail,
             housekeeping_interval: Duration::from_secs(10),
+            idempotence_window: Duration::from_secs(60),
+            idempotence_window_entries: 65_536,
+            idempotence_max_windows: 100_000,
+            idempotence_rebuild_bytes: 128 << 20,
         }
     }
 }

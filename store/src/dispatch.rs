@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::fences::TopicFences;
 use crate::index::IndexFiles;
 use crate::message::tag_hash;
+use crate::sequences::ProducerSequences;
 use crate::worker::{Stopping, Wake, Worker};
 
 /// Where the dispatcher writes.
@@ -26,6 +27,8 @@ pub struct Targets {
     pub arrivals: Arc<Arrivals>,
     /// Records of deleted topics, never indexed again.
     pub fences: Arc<TopicFences>,
+    /// Idempotent producers' sequences, observed on every member.
+    pub sequences: Arc<ProducerSequences>,
 }
 
 /// Indexes every record from `from` up to the current end of the log;
@@ -40,6 +43,7 @@ pub fn dispatch_available(
         index,
         arrivals,
         fences,
+        sequences,
     } = targets;
     let mut offset = from.max(log.min_offset());
     loop {
@@ -60,6 +64,7 @@ pub fn dispatch_available(
                     },
                 )?;
                 index.add(&msg)?;
+                sequences.observe(&msg, offset);
                 arrivals.ring(&msg.topic);
                 offset += u64::from(msg.record_size);
             }
@@ -67,6 +72,30 @@ pub fn dispatch_available(
             Next::Nothing => return Ok(offset),
         }
     }
+}
+
+/// Feeds `sequences` with the records in `[from, to)` (opening a store:
+/// what lies before the dispatcher's starting point but within the
+/// idempotence windows).
+pub fn observe_sequences(
+    log: &CommitLog,
+    sequences: &ProducerSequences,
+    from: u64,
+    to: u64,
+) -> Result<(), StoreError> {
+    let mut offset = from.max(log.min_offset());
+    while offset < to {
+        match log.follow(offset)? {
+            Next::Record(bytes) => {
+                let msg = record::decode(&bytes)?;
+                sequences.observe(&msg, offset);
+                offset += u64::from(msg.record_size);
+            }
+            Next::SegmentEnd(next) | Next::Skipped(next) => offset = next,
+            Next::Nothing => break,
+        }
+    }
+    Ok(())
 }
 
 /// The dispatcher thread.

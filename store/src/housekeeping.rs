@@ -32,6 +32,7 @@ pub(crate) fn start(core: Arc<Core>) -> std::io::Result<Worker> {
             }
             if last_retention.elapsed() >= core.config.housekeeping_interval {
                 last_retention = Instant::now();
+                core.targets.sequences.sweep(core.env.clock.now_ms());
                 if let Err(err) = run_retention(&core) {
                     tracing::error!(error = %err, "retention failed");
                 }

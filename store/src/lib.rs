@@ -36,6 +36,7 @@ pub mod read;
 pub mod read_limit;
 pub mod retention;
 pub mod segments;
+pub mod sequences;
 pub mod space;
 pub mod truncate;
 pub mod worker;

@@ -437,6 +437,16 @@ impl MessageStore {
         Arc::clone(&self.core.targets.arrivals)
     }
 
+    /// Idempotent producers' windows: which sequences are stored where.
+    pub fn sequences(&self) -> &crate::sequences::ProducerSequences {
+        &self.core.targets.sequences
+    }
+
+    /// The store's clock, ms since the epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.core.env.clock.now_ms()
+    }
+
     /// The first queue offset of a queue whose message was stored at or
     /// after `timestamp_ms` (the max offset if none was); `None` for an
     /// unknown queue. Binary search: store times rise along a queue.

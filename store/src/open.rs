@@ -12,7 +12,7 @@ use crate::commitlog::recover::{Flushed, Plan, Skipped, Truncation};
 use crate::commitlog::{CommitLog, CommitLogOptions};
 use crate::config::StoreConfig;
 use crate::consume_queue::registry::ConsumeQueues;
-use crate::dispatch::{Targets, dispatch_available};
+use crate::dispatch::{Targets, dispatch_available, observe_sequences};
 use crate::env::StoreEnv;
 use crate::epochs::Epochs;
 use crate::error::{IoContext, StoreError};
@@ -22,6 +22,7 @@ use crate::layout::{
     ABORT_FILE, CHECKPOINT_FILE, COMMITLOG_DIR, CONSUME_QUEUE_DIR, INDEX_DIR, LOCK_FILE,
 };
 use crate::mapped_file::{MapOptions, TailScan};
+use crate::sequences::ProducerSequences;
 use crate::space::Headroom;
 
 /// What opening the store found.
@@ -139,6 +140,7 @@ pub fn open_dir(
         index: Arc::new(index),
         arrivals: Arc::default(),
         fences: Arc::new(TopicFences::load(dir)?),
+        sequences: Arc::new(ProducerSequences::new(config.idempotence_limits())),
     };
 
     let mut replayed_from = match checkpoint {
@@ -149,6 +151,14 @@ pub fn open_dir(
         replayed_from = replayed_from.min(from);
     }
     replayed_from = replayed_from.max(log.min_offset());
+    // The windows of idempotent producers from the log's tail; dispatch
+    // goes on from where it starts.
+    let window_start = log.record_start_from(
+        recovered
+            .end_offset
+            .saturating_sub(config.idempotence_rebuild_bytes),
+    );
+    observe_sequences(&log, &targets.sequences, window_start, replayed_from)?;
     let dispatched = dispatch_available(&log, &targets, replayed_from)?;
     log.set_queue_offsets(
         targets
@@ -220,6 +230,9 @@ fn check(config: &StoreConfig) -> Result<(), StoreError> {
     let ratio = 0.0..=1.0;
     if !ratio.contains(&config.disk_soft_ratio) || !ratio.contains(&config.disk_hard_ratio) {
         return bad("disk_soft_ratio and disk_hard_ratio must be between 0 and 1");
+    }
+    if config.idempotence_window_entries == 0 || config.idempotence_max_windows == 0 {
+        return bad("idempotence_window_entries and idempotence_max_windows must be at least 1");
     }
     if config.checkpoint_interval.is_zero() || config.housekeeping_interval.is_zero() {
         return bad("checkpoint_interval and housekeeping_interval must be longer than 0s");

@@ -346,6 +346,28 @@ impl CommitLog {
         }
     }
 
+    /// The first record that starts at or after `offset`, for a reader
+    /// that begins at an arbitrary byte (found as after damage: records
+    /// carry their own offset); the log's end if none does.
+    pub fn record_start_from(&self, offset: u64) -> u64 {
+        let offset = offset.max(self.min_offset());
+        let Some(segment) = self.segments.find(offset) else {
+            return self.max_offset();
+        };
+        let base = segment.base_offset();
+        if offset == base {
+            return offset;
+        }
+        let found = segment.read_from(0).and_then(|readable| {
+            let at = usize::try_from(offset - base).ok()?;
+            recover::find_record_start(&readable, base, at)
+        });
+        match found {
+            Some(pos) => base + pos as u64,
+            None => (base + segment.size() as u64).min(self.max_offset()),
+        }
+    }
+
     /// Where valid data resumes after damage at `offset`: the next record
     /// in its segment that carries its own offset, or the next segment.
     fn resume_after_damage(&self, offset: u64) -> Option<u64> {
