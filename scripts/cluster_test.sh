@@ -69,6 +69,8 @@ fail() {
     cp -r "$WORK/." "$keep/" 2>/dev/null || true
     compose logs --no-color >"$keep/compose.log" 2>&1 || true
     echo "cluster test: work files and logs kept in $keep" >&2
+    # Again after the logs: a CI report that keeps only the tail names it.
+    echo "cluster test: FAILED: $*" >&2
     exit 1
 }
 cleanup() {

@@ -58,44 +58,103 @@ pub enum BrokerError {
     /// The POP book could not be written: nothing changed.
     #[error("POP book: {0}")]
     PopBook(std::io::Error),
+    /// An idempotent producer's retry of a send that is still being
+    /// stored: its outcome is not known yet.
+    #[error(
+        "send {sequence} of producer {producer:016x} to {topic:?} queue {queue_id} is still being stored; retry shortly"
+    )]
+    SendInFlight {
+        producer: u64,
+        sequence: u64,
+        topic: String,
+        queue_id: u32,
+    },
+    /// An idempotent producer's send numbered below what the broker still
+    /// remembers for it: stored or not, it cannot tell.
+    #[error(
+        "send {sequence} of producer {producer:016x} to {topic:?} queue {queue_id} is older than this broker remembers (sequences from {lowest} on, within idempotence_window): it may or may not be stored, so it is not stored again"
+    )]
+    SequenceForgotten {
+        producer: u64,
+        sequence: u64,
+        topic: String,
+        queue_id: u32,
+        lowest: u64,
+    },
+    /// Too many idempotent producers are remembered to take another.
+    #[error(
+        "this broker remembers {limit} idempotent producer queues already (idempotence_max_windows); retry later"
+    )]
+    TooManyProducers { limit: usize },
     /// A transaction that cannot be ended as asked (ended already, being
     /// ended, or another group's).
     #[error("{0}")]
     Transaction(String),
 }
 
+impl BrokerError {
+    /// Whether the request stored nothing: every refusal but an append
+    /// that failed part way (an I/O error) and a send still in flight.
+    pub fn nothing_stored(&self) -> bool {
+        match self {
+            BrokerError::SendInFlight { .. } => false,
+            BrokerError::Store(store) => !matches!(
+                store,
+                StoreError::Io { .. }
+                    | StoreError::Corrupted { .. }
+                    | StoreError::Replication { .. }
+            ),
+            _ => true,
+        }
+    }
+}
+
 impl From<BrokerError> for Status {
     fn from(err: BrokerError) -> Status {
-        let message = err.to_string();
-        match err {
-            BrokerError::InvalidArgument(_) => Status::invalid_argument(message),
-            BrokerError::UnknownTopic(_)
-            | BrokerError::UnknownGroup(_)
-            | BrokerError::NoMessage(_) => Status::not_found(message),
-            BrokerError::NoPermission { .. } => Status::permission_denied(message),
-            BrokerError::ReadOnlyReplica { .. } | BrokerError::Transaction(_) => {
-                Status::failed_precondition(message)
-            }
-            BrokerError::ReplicaNotConfirmed { .. } => Status::unavailable(message),
-            BrokerError::Busy { .. } | BrokerError::PullBacklog { .. } => {
-                Status::resource_exhausted(message)
-            }
-            BrokerError::Store(store) => match store {
-                StoreError::MessageTooLarge { .. }
-                | StoreError::BatchTooLarge { .. }
-                | StoreError::EmptyBatch
-                | StoreError::Record(mq_store::commitlog::record::RecordError::TooLong {
-                    ..
-                }) => Status::invalid_argument(message),
-                // Another broker may well take it: retryable.
-                StoreError::DiskFull { .. }
-                | StoreError::NoSpace { .. }
-                | StoreError::Behind { .. }
-                | StoreError::Sealed
-                | StoreError::Closed => Status::unavailable(message),
-                _ => Status::internal(message),
-            },
-            BrokerError::Topics(_) | BrokerError::PopBook(_) => Status::internal(message),
+        let nothing_stored = err.nothing_stored();
+        let mut status = status_of(err);
+        if nothing_stored {
+            status.metadata_mut().insert(
+                mq_common::message::NOTHING_STORED,
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
         }
+        status
+    }
+}
+
+fn status_of(err: BrokerError) -> Status {
+    let message = err.to_string();
+    match err {
+        BrokerError::InvalidArgument(_) => Status::invalid_argument(message),
+        BrokerError::UnknownTopic(_) | BrokerError::UnknownGroup(_) | BrokerError::NoMessage(_) => {
+            Status::not_found(message)
+        }
+        BrokerError::NoPermission { .. } => Status::permission_denied(message),
+        BrokerError::ReadOnlyReplica { .. } | BrokerError::Transaction(_) => {
+            Status::failed_precondition(message)
+        }
+        BrokerError::ReplicaNotConfirmed { .. } => Status::unavailable(message),
+        BrokerError::SendInFlight { .. } => Status::aborted(message),
+        BrokerError::SequenceForgotten { .. } => Status::out_of_range(message),
+        BrokerError::Busy { .. }
+        | BrokerError::PullBacklog { .. }
+        | BrokerError::TooManyProducers { .. } => Status::resource_exhausted(message),
+        BrokerError::Store(store) => match store {
+            StoreError::MessageTooLarge { .. }
+            | StoreError::BatchTooLarge { .. }
+            | StoreError::EmptyBatch
+            | StoreError::Record(mq_store::commitlog::record::RecordError::TooLong { .. }) => {
+                Status::invalid_argument(message)
+            }
+            // Another broker may well take it: retryable.
+            StoreError::DiskFull { .. }
+            | StoreError::NoSpace { .. }
+            | StoreError::Behind { .. }
+            | StoreError::Sealed
+            | StoreError::Closed => Status::unavailable(message),
+            _ => Status::internal(message),
+        },
+        BrokerError::Topics(_) | BrokerError::PopBook(_) => Status::internal(message),
     }
 }

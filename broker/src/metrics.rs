@@ -63,6 +63,8 @@ pub struct BrokerMetrics {
     transactions_ended: Family<Labels, Counter>,
     transaction_checks: Counter,
     transactions_discarded: Counter,
+    /// Idempotent producers' retries answered from their windows.
+    duplicate_sends: Counter,
 }
 
 impl Default for BrokerMetrics {
@@ -90,6 +92,7 @@ impl Default for BrokerMetrics {
             transactions_ended: Family::default(),
             transaction_checks: Counter::default(),
             transactions_discarded: Counter::default(),
+            duplicate_sends: Counter::default(),
         }
     }
 }
@@ -180,6 +183,9 @@ impl BrokerMetrics {
             BrokerError::Topics(_) => "topic_table_error",
             BrokerError::PopBook(_) => "pop_book_error",
             BrokerError::Transaction(_) => "transaction_not_open",
+            BrokerError::SendInFlight { .. } => "send_in_flight",
+            BrokerError::SequenceForgotten { .. } => "sequence_forgotten",
+            BrokerError::TooManyProducers { .. } => "too_many_producers",
         };
         self.rejected
             .get_or_create(&vec![("reason".into(), reason.into())])
@@ -191,6 +197,12 @@ impl BrokerMetrics {
         self.transactions_ended
             .get_or_create(&vec![("outcome".into(), outcome.into())])
             .inc();
+    }
+
+    /// Messages of idempotent producers' retries answered with where
+    /// they were stored before, instead of being stored again.
+    pub fn duplicate_sends(&self, messages: usize) {
+        self.duplicate_sends.inc_by(messages as u64);
     }
 
     /// A producer asked how a transaction ended.
@@ -312,6 +324,17 @@ pub fn exporter(
         "transactions_discarded",
         "Transactions discarded after their last check (kept in TRANS_CHECK_MAX_TIME_TOPIC)",
         m.transactions_discarded,
+    );
+    registry.register(
+        "duplicate_sends_dropped",
+        "Messages of idempotent producers' retries that were stored already: answered with the original offsets, not stored again",
+        m.duplicate_sends,
+    );
+    let idempotence_windows = Gauge::<i64>::default();
+    registry.register(
+        "idempotence_windows",
+        "Idempotent producer queues whose sequences the broker remembers",
+        idempotence_windows.clone(),
     );
     registry.register(
         "long_polls_held",
@@ -481,6 +504,8 @@ pub fn exporter(
                 ));
             }
             dispatch_lag.set(i64::try_from(store.dispatch_lag()).unwrap_or(i64::MAX));
+            idempotence_windows
+                .set(i64::try_from(store.sequences().window_count()).unwrap_or(i64::MAX));
             let held_back = store
                 .read_limit()
                 .get()

@@ -85,6 +85,7 @@ async fn idle_sockets_beyond_the_descriptor_limit_do_not_take_the_broker_down() 
                         ..pb::Message::default()
                     }),
                     queue_id: 0,
+                    ..Default::default()
                 })
                 .await;
             if sent.is_ok() {

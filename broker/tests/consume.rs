@@ -55,6 +55,7 @@ async fn send(
     rpc.send_message(pb::SendMessageRequest {
         message: Some(message),
         queue_id,
+        ..Default::default()
     })
     .await
     .unwrap()
@@ -742,6 +743,7 @@ async fn a_deleted_topic_made_again_starts_empty_even_after_a_crash() {
         rpc.send_message(pb::SendMessageRequest {
             message: Some(message),
             queue_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap();

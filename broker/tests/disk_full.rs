@@ -36,6 +36,7 @@ async fn send_one(broker: &ServerProcess, topic: &str) -> Result<(), tonic::Stat
             ..pb::Message::default()
         }),
         queue_id: 0,
+        ..Default::default()
     })
     .await
     .map(|_| ())

@@ -70,6 +70,7 @@ async fn broker_metrics_count_a_known_workload() {
                 ..pb::Message::default()
             }),
             queue_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -81,6 +82,7 @@ async fn broker_metrics_count_a_known_workload() {
                 ..pb::Message::default()
             }),
             queue_id: 0,
+            ..Default::default()
         })
         .await;
     assert!(refused.is_err(), "an empty body is refused");
@@ -240,6 +242,7 @@ async fn a_damaged_record_on_a_live_broker_is_reported_to_the_consumer_and_count
                     ..pb::Message::default()
                 }),
                 queue_id: 0,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -169,6 +169,7 @@ async fn standalone_serves_sends_grpcurl_and_keeps_topics_across_a_clean_restart
                 ..pb::Message::default()
             }),
             queue_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -110,6 +110,7 @@ async fn a_client_that_never_reads_holds_at_most_its_share() {
             topic: "big".into(),
             queue_id: 0,
             messages,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -162,6 +162,7 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
                 ..Default::default()
             }),
             queue_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -258,6 +259,7 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
         .send_message(pb::SendMessageRequest {
             message: Some(delayed),
             queue_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -301,6 +303,7 @@ async fn send(broker: &ServerProcess, body: &str) -> pb::SendResult {
                 ..Default::default()
             }),
             queue_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

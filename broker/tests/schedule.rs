@@ -59,6 +59,7 @@ async fn send(
     rpc.send_message(pb::SendMessageRequest {
         message: Some(msg),
         queue_id,
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner().result.unwrap())

@@ -85,6 +85,7 @@ async fn bodies(rpc: &mut BrokerClient<Channel>, topic: &str, fence: &str) -> Ve
             ..pb::Message::default()
         }),
         queue_id: 0,
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -16,3 +16,12 @@ pub const CONNECTION_WINDOW: u32 = 16 << 20;
 /// sent, a replica following) would cost four read calls or more per
 /// 16 KiB record; the buffer makes it one call per 64 KiB.
 pub const TLS_READ_BUFFER: usize = 64 * 1024;
+
+/// Clients ping a broker connection this often while it is open, idle or
+/// not: a machine that died (or a network that dropped) without closing
+/// the connection leaves a long-polling pull or a send waiting for its
+/// whole timeout otherwise (20 s for a pull), where the ping's answer
+/// missing for [`KEEPALIVE_TIMEOUT`] fails it in seconds.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a ping may go unanswered before the connection is dropped.
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);

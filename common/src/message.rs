@@ -7,6 +7,11 @@
 pub const FLAG_COMPRESSED: u32 = 1;
 
 /// Names of message properties with a meaning.
+/// Metadata a broker puts on a refused send's status when nothing of it
+/// was stored: an idempotent producer may then send it anywhere, with a
+/// new number, instead of retrying it on its queue.
+pub const NOTHING_STORED: &str = "mq-nothing-stored";
+
 pub mod property {
     /// The message's tag, one word used for broker-side filtering.
     pub const TAGS: &str = "TAGS";

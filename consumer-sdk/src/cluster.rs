@@ -186,7 +186,10 @@ impl Cluster {
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
-            .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
+            .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW)
+            .http2_keep_alive_interval(mq_common::http2::KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(mq_common::http2::KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         let channel = self.connector.lazy(endpoint);
         let client = BrokerClient::new(channel).max_decoding_message_size(128 << 20);
         Ok(self

@@ -20,6 +20,7 @@ mod accumulator;
 pub mod compress;
 pub mod error;
 pub mod fault;
+mod idempotence;
 pub mod message;
 pub mod producer;
 pub mod route;

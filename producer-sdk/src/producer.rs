@@ -17,6 +17,7 @@ use crate::accumulator::Accumulator;
 use crate::compress::maybe_compress;
 use crate::error::{ProducerError, retryable};
 use crate::fault::{FaultItem, FaultPolicy, FaultTable};
+use crate::idempotence::{self, Numbered, Numbering};
 use crate::message::{Delivery, Message, SendResult};
 use crate::route::{MessageQueue, PublishRoute};
 use crate::route_cache::RouteCache;
@@ -51,6 +52,9 @@ pub struct ProducerOptions {
     /// How brokers and nameservers are reached: TLS, and credentials
     /// that sign every request (clusters with authentication refuse others).
     pub connector: Connector,
+    /// Number every send, so that a broker stores a retried one once;
+    /// retries of a send that may have been stored stay on its queue.
+    pub idempotent: bool,
 }
 
 /// Builds a [`Producer`]: `Producer::builder().namesrv("127.0.0.1:9876").build()`.
@@ -78,6 +82,7 @@ impl Default for ProducerBuilder {
                 linger: Duration::ZERO,
                 batch_bytes: 256 << 10,
                 connector: Connector::default(),
+                idempotent: true,
             },
         }
     }
@@ -129,6 +134,11 @@ impl ProducerBuilder {
         linger: Duration);
     setter!(/// Send a batch early at this many body bytes [default: 256 KiB].
         batch_bytes: usize);
+    setter!(/// Number sends so that retries are never stored twice [default: on].
+        /// A send that may have been stored (no answer, the broker died) is
+        /// retried on its queue until `send_timeout`, following a failover
+        /// to the group's new master; off, retries go to any broker.
+        idempotent: bool);
 
     /// Signs requests as the user `access_key` with `secret_key`.
     pub fn credentials(
@@ -185,6 +195,7 @@ impl ProducerBuilder {
             faults: FaultTable::new(options.fault_policy.clone()),
             started: Instant::now(),
             ids: mq_common::message_id::MessageIdGenerator::new(),
+            numbering: options.idempotent.then(Numbering::new),
             options,
         });
         let mut tasks = vec![
@@ -218,6 +229,8 @@ pub(crate) struct Inner {
     faults: FaultTable,
     started: Instant,
     ids: mq_common::message_id::MessageIdGenerator,
+    /// With `idempotent`: this producer's id and numbers.
+    numbering: Option<Numbering>,
 }
 
 /// How a send picks its queue.
@@ -314,6 +327,11 @@ impl Producer {
             .send(vec![msg], Choice::Select(selector))
             .await
             .map(first)
+    }
+
+    /// This producer's id when it numbers its sends (`idempotent`).
+    pub fn producer_id(&self) -> Option<u64> {
+        self.inner.numbering.as_ref().map(Numbering::producer_id)
     }
 
     /// What the latency-fault table knows of each broker.
@@ -439,10 +457,25 @@ impl Inner {
         let deadline = Instant::now() + self.options.send_timeout;
         let attempts = self.options.retries + 1;
         let mut avoid: Option<String> = None;
+        // A send that may have been stored: retried on its queue with its
+        // number, until the deadline.
+        let mut pinned: Option<(MessageQueue, Numbered)> = None;
         let mut last = None;
-        for attempt in 1..=attempts {
+        let mut attempt = 0;
+        while attempt < attempts || pinned.is_some() {
+            attempt += 1;
             let route = self.routes.get(&topic).await?;
-            let queue = self.choose(&route, &choice, avoid.as_deref())?.clone();
+            let (queue, numbered) = match &pinned {
+                Some((queue, numbered)) => (queue.clone(), Some(*numbered)),
+                None => {
+                    let queue = self.choose(&route, &choice, avoid.as_deref())?.clone();
+                    let numbered = self
+                        .numbering
+                        .as_ref()
+                        .map(|n| n.number(&queue, wire.len()));
+                    (queue, numbered)
+                }
+            };
             let addr = route
                 .brokers
                 .get(&queue.broker_name)
@@ -453,13 +486,19 @@ impl Inner {
                 })?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
+                if let Some((broker, status)) = last.filter(|_| pinned.is_some()) {
+                    return Err(self.failed(attempt - 1, broker, &status));
+                }
                 return Err(ProducerError::Timeout {
                     millis: self.options.send_timeout.as_millis() as u64,
                     attempts: attempt - 1,
                 });
             }
             let began = Instant::now();
-            match self.call(&addr, &queue, wire.clone(), remaining).await {
+            match self
+                .call(&addr, &queue, wire.clone(), remaining, numbered)
+                .await
+            {
                 Ok(results) => {
                     let latency = began.elapsed().as_millis() as u64;
                     if self.options.fault_tolerance {
@@ -500,7 +539,19 @@ impl Inner {
                             .record_failure(&queue.broker_name, &addr, self.now_ms());
                     }
                     tracing::debug!(broker = %queue.broker_name, attempt, code = ?status.code(), error = %status.message(), "send failed; retrying");
-                    if busy && attempt < attempts {
+                    if pinned.is_none()
+                        && let Some(numbered) = numbered
+                        && idempotence::maybe_stored(&status)
+                    {
+                        pinned = Some((queue.clone(), numbered));
+                    }
+                    if pinned.is_some() {
+                        let pause = idempotence::pinned_backoff(attempt)
+                            .min(deadline.saturating_duration_since(Instant::now()));
+                        if !moved {
+                            tokio::time::sleep(pause).await;
+                        }
+                    } else if busy && attempt < attempts {
                         tokio::time::sleep(self.options.busy_backoff * attempt).await;
                     }
                     avoid = (!moved).then(|| queue.broker_name.clone());
@@ -520,12 +571,16 @@ impl Inner {
             }
         }
         let (broker, status) = last.expect("at least one attempt ran");
-        Err(ProducerError::Failed {
+        Err(self.failed(attempts, broker, &status))
+    }
+
+    fn failed(&self, attempts: u32, broker: String, status: &tonic::Status) -> ProducerError {
+        ProducerError::Failed {
             attempts,
             broker,
             code: status.code(),
             message: status.message().to_owned(),
-        })
+        }
     }
 
     pub(crate) fn choose<'r>(
@@ -553,12 +608,16 @@ impl Inner {
         queue: &MessageQueue,
         mut messages: Vec<pb::Message>,
         timeout: Duration,
+        numbered: Option<Numbered>,
     ) -> Result<Vec<pb::SendResult>, tonic::Status> {
         let mut client = self.client(addr)?;
+        let (producer_id, sequence) = numbered.map_or((0, 0), |n| (n.producer_id, n.sequence));
         if messages.len() == 1 {
             let mut request = tonic::Request::new(pb::SendMessageRequest {
                 message: messages.pop(),
                 queue_id: queue.queue_id,
+                producer_id,
+                sequence,
             });
             request.set_timeout(timeout);
             let response = client.send_message(request).await?.into_inner();
@@ -568,6 +627,8 @@ impl Inner {
                 topic: queue.topic.clone(),
                 queue_id: queue.queue_id,
                 messages,
+                producer_id,
+                sequence,
             });
             request.set_timeout(timeout);
             Ok(client.send_batch(request).await?.into_inner().results)
@@ -586,7 +647,10 @@ impl Inner {
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .initial_stream_window_size(mq_common::http2::STREAM_WINDOW)
-            .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW);
+            .initial_connection_window_size(mq_common::http2::CONNECTION_WINDOW)
+            .http2_keep_alive_interval(mq_common::http2::KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(mq_common::http2::KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         let channel = self.options.connector.lazy(endpoint);
         let client = BrokerClient::new(channel)
             .max_decoding_message_size(64 << 20)

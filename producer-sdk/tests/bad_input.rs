@@ -72,8 +72,11 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
 
     // Straight at the broker, past the producer's checks.
     let mut rpc = broker.rpc().await;
-    let send =
-        |message: Option<pb::Message>, queue_id| pb::SendMessageRequest { message, queue_id };
+    let send = |message: Option<pb::Message>, queue_id| pb::SendMessageRequest {
+        message,
+        queue_id,
+        ..Default::default()
+    };
     let mut reserved = wire("known", b"x");
     reserved.properties.insert("TAGS".into(), "sneaky".into());
     let mut bad_host = wire("known", b"x");
@@ -162,6 +165,7 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
             topic: "known".into(),
             queue_id: 0,
             messages: vec![wire("known", b"x"); 4097],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -192,6 +196,7 @@ async fn bad_messages_are_refused_with_clear_errors_and_nothing_is_stored() {
             topic: "known".into(),
             queue_id: 0,
             messages: vec![wire("known", b"ok"), wire("other", b"x")],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -260,6 +265,7 @@ async fn a_broker_that_cannot_keep_up_answers_busy_instead_of_queueing_without_b
                             ..pb::Message::default()
                         }),
                         queue_id: 0,
+                        ..Default::default()
                     };
                     match rpc.send_message(request).await {
                         Ok(_) => {}

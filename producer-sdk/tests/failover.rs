@@ -35,10 +35,15 @@ async fn a_killed_broker_is_avoided_without_failed_sends_and_gets_traffic_back()
     }
     wait_for_route(&namesrv, "failover", 2).await;
 
+    // Not idempotent: a send in flight to the broker killed is retried on
+    // the other one at once. (Idempotent, it would wait for the killed
+    // broker to come back, since it may have stored it: see
+    // tests/idempotence.rs and the broker's.)
     let producer = Arc::new(
         Producer::builder()
             .namesrv(&namesrv)
             .retries(2)
+            .idempotent(false)
             .fault_policy(FaultPolicy {
                 isolation_ms: 2_000,
                 ..FaultPolicy::default()

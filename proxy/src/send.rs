@@ -90,6 +90,7 @@ impl MessagingProxy {
                     topic: out.topic,
                     queue_id,
                     messages: out.messages,
+                    ..Default::default()
                 },
             )
             .await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mq_common::{FieldError, offset_id};
 use mq_proto::broker::v1 as pb;
 use mq_store::MessageStore;
+use mq_store::sequences::{self, Claim, StoredAt, WindowKey};
 
 use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
@@ -36,20 +37,16 @@ pub struct SendPath {
 }
 
 impl SendPath {
-    /// With sync replication, waits for the replicas to reach the end of
-    /// `appended`; the status says if they did not.
-    pub(crate) async fn replicated(
-        &self,
-        status: i32,
-        appended: &[mq_store::commitlog::Appended],
-    ) -> i32 {
+    /// With sync replication, waits for the replicas to reach `end_offset`
+    /// (the end of what a send appended); the status says if they did not.
+    pub(crate) async fn replicated(&self, status: i32, end_offset: Option<u64>) -> i32 {
         use crate::replication::replicas::ReplicaWait;
-        let (Some(sync), Some(last)) = (&self.sync_replication, appended.last()) else {
+        let (Some(sync), Some(end)) = (&self.sync_replication, end_offset) else {
             return status;
         };
         let wait = self
             .replicas
-            .wait_for(last.end_offset(), sync.min_in_sync, sync.timeout)
+            .wait_for(end, sync.min_in_sync, sync.timeout)
             .await;
         match wait {
             // A disk timeout says more than a replica's.
@@ -69,14 +66,17 @@ impl SendPath {
         let msg = request
             .message
             .ok_or_else(|| FieldError::new("message", "is required"))?;
+        let numbered = Numbered::of(request.producer_id, request.sequence);
         let mut results = self
             .store_batch(
                 &msg.topic.clone(),
                 request.queue_id,
                 vec![("message".into(), msg)],
                 peer,
+                numbered,
             )
             .await?;
+        fail::fail_point!("send::before_answer", |_| Err(lost_answer()));
         Ok(results.remove(0))
     }
 
@@ -116,8 +116,12 @@ impl SendPath {
             }
             messages.push((format!("messages[{i}]"), msg));
         }
-        self.store_batch(&request.topic, request.queue_id, messages, peer)
-            .await
+        let numbered = Numbered::of(request.producer_id, request.sequence);
+        let results = self
+            .store_batch(&request.topic, request.queue_id, messages, peer, numbered)
+            .await?;
+        fail::fail_point!("send::before_answer", |_| Err(lost_answer()));
+        Ok(results)
     }
 
     async fn store_batch(
@@ -126,6 +130,7 @@ impl SendPath {
         queue_id: u32,
         messages: Vec<(String, pb::Message)>,
         peer: Option<SocketAddr>,
+        numbered: Option<Numbered>,
     ) -> Result<Vec<pb::SendResult>, BrokerError> {
         mq_common::validate::topic("topic", topic)?;
         mq_common::system_topics::check_not_reserved("topic", topic)?;
@@ -142,10 +147,19 @@ impl SendPath {
         }
         let mut batch = Vec::with_capacity(messages.len());
         let now_ms = mq_common::clock::unix_millis();
-        for (field, msg) in messages {
+        for (i, (field, msg)) in messages.into_iter().enumerate() {
             let (level, deliver_at) = (msg.delay_level, msg.deliver_at_ms);
-            let stored = wire::message(&field, msg, queue_id, self.max_message_size, peer)?;
+            let mut stored = wire::message(&field, msg, queue_id, self.max_message_size, peer)?;
+            if let Some(numbered) = numbered {
+                let seq = numbered.first.checked_add(i as u64).ok_or_else(|| {
+                    FieldError::new("sequence", "overflows with the batch's messages")
+                })?;
+                sequences::stamp(&mut stored.properties, numbered.producer, seq);
+            }
             batch.push(self.maybe_schedule(&field, stored, level, deliver_at, now_ms)?);
+        }
+        if let Some(numbered) = numbered {
+            return self.store_numbered(topic, queue_id, batch, numbered).await;
         }
         let bytes = batch.iter().map(|m| m.body.len()).sum();
         let _room = self.pressure.admit(bytes).await?;
@@ -154,19 +168,182 @@ impl SendPath {
         self.metrics
             .stored(topic, batch.len(), bytes, appending.elapsed());
         let status = self
-            .replicated(wire::status(put.status), &put.appended)
+            .replicated(
+                wire::status(put.status),
+                put.appended.last().map(|a| a.end_offset()),
+            )
             .await;
         Ok(batch
             .into_iter()
             .zip(put.appended)
-            .map(|(msg, at)| pb::SendResult {
-                status,
-                message_id: msg.unique_id.unwrap_or_default(),
-                offset_message_id: offset_id::encode(self.store_host, at.physical_offset),
-                queue_id,
-                queue_offset: at.queue_offset,
+            .map(|(msg, at)| {
+                self.result(status, msg, queue_id, at.physical_offset, at.queue_offset)
             })
             .collect())
+    }
+
+    fn result(
+        &self,
+        status: i32,
+        msg: mq_store::MessageToStore,
+        queue_id: u32,
+        physical_offset: u64,
+        queue_offset: u64,
+    ) -> pb::SendResult {
+        pb::SendResult {
+            status,
+            message_id: msg.unique_id.unwrap_or_default(),
+            offset_message_id: offset_id::encode(self.store_host, physical_offset),
+            queue_id,
+            queue_offset,
+        }
+    }
+
+    /// An idempotent producer's send: what its window already holds is
+    /// answered from there, the rest is appended and remembered.
+    async fn store_numbered(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        batch: Vec<mq_store::MessageToStore>,
+        numbered: Numbered,
+    ) -> Result<Vec<pb::SendResult>, BrokerError> {
+        let key = WindowKey {
+            producer: numbered.producer,
+            topic: topic.to_owned(),
+            queue_id,
+        };
+        let sequences = self.store.sequences();
+        let now_ms = self.store.now_ms();
+        let mut known = Vec::with_capacity(batch.len());
+        for i in 0..batch.len() as u64 {
+            let seq = numbered.first + i;
+            let refused = match sequences.claim(&key, seq, now_ms) {
+                Claim::New => {
+                    known.push(None);
+                    continue;
+                }
+                Claim::Duplicate(at) => {
+                    known.push(Some(at));
+                    continue;
+                }
+                Claim::InFlight => BrokerError::SendInFlight {
+                    producer: numbered.producer,
+                    sequence: seq,
+                    topic: topic.to_owned(),
+                    queue_id,
+                },
+                Claim::BelowWindow { lowest } => BrokerError::SequenceForgotten {
+                    producer: numbered.producer,
+                    sequence: seq,
+                    topic: topic.to_owned(),
+                    queue_id,
+                    lowest,
+                },
+                Claim::Full => BrokerError::TooManyProducers {
+                    limit: sequences.limits().windows,
+                },
+            };
+            for (j, at) in known.iter().enumerate() {
+                if at.is_none() {
+                    sequences.release(&key, numbered.first + j as u64);
+                }
+            }
+            return Err(refused);
+        }
+        let duplicates = known.iter().filter(|at| at.is_some()).count();
+        if duplicates > 0 {
+            self.metrics.duplicate_sends(duplicates);
+        }
+        let (fresh, fresh_seqs): (Vec<_>, Vec<u64>) = batch
+            .iter()
+            .zip(&known)
+            .enumerate()
+            .filter(|(_, (_, at))| at.is_none())
+            .map(|(i, (msg, _))| (msg.clone(), numbered.first + i as u64))
+            .unzip();
+        let mut status = pb::SendStatus::SendOk as i32;
+        let mut appended = Vec::new().into_iter();
+        if !fresh.is_empty() {
+            let bytes = fresh.iter().map(|m| m.body.len()).sum();
+            let _room = match self.pressure.admit(bytes).await {
+                Ok(room) => room,
+                Err(err) => {
+                    for seq in &fresh_seqs {
+                        sequences.release(&key, *seq);
+                    }
+                    return Err(err);
+                }
+            };
+            let appending = std::time::Instant::now();
+            let put = self.put_remembered(key, fresh, fresh_seqs).await?;
+            self.metrics
+                .stored(topic, put.appended.len(), bytes, appending.elapsed());
+            status = wire::status(put.status);
+            appended = put.appended.into_iter();
+        }
+        let places: Vec<StoredAt> = known
+            .into_iter()
+            .map(|at| {
+                at.or_else(|| {
+                    appended.next().map(|a| StoredAt {
+                        physical_offset: a.physical_offset,
+                        size: a.size,
+                        queue_offset: a.queue_offset,
+                    })
+                })
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| internal("the store placed fewer messages than it was given"))?;
+        // A duplicate is answered as its first send would have been once
+        // the replicas hold it.
+        let end = places.iter().map(StoredAt::end_offset).max();
+        let status = self.replicated(status, end).await;
+        Ok(batch
+            .into_iter()
+            .zip(places)
+            .map(|(msg, at)| {
+                self.result(status, msg, queue_id, at.physical_offset, at.queue_offset)
+            })
+            .collect())
+    }
+
+    /// Appends claimed sequences and fills or releases their claims, in a
+    /// task of its own: a client that gives up must not leave a claim
+    /// behind whose record may be in the log.
+    async fn put_remembered(
+        &self,
+        key: WindowKey,
+        batch: Vec<mq_store::MessageToStore>,
+        seqs: Vec<u64>,
+    ) -> Result<mq_store::PutResult, BrokerError> {
+        let store = Arc::clone(&self.store);
+        let task = tokio::spawn(async move {
+            let put = store.put_batch(&batch).await;
+            let sequences = store.sequences();
+            match &put {
+                Ok(put) => {
+                    for (seq, a) in seqs.iter().zip(&put.appended) {
+                        let at = StoredAt {
+                            physical_offset: a.physical_offset,
+                            size: a.size,
+                            queue_offset: a.queue_offset,
+                        };
+                        sequences.fill(&key, *seq, at, a.store_timestamp_ms);
+                    }
+                }
+                Err(_) => {
+                    for seq in &seqs {
+                        sequences.release(&key, *seq);
+                    }
+                }
+            }
+            put
+        });
+        let put = task
+            .await
+            .map_err(|_| internal("the append task of an idempotent send failed"))?;
+        Ok(put?)
     }
 
     /// The message as it is stored: itself, or its schedule entry when it
@@ -249,5 +426,35 @@ impl SendPath {
             });
         }
         Ok(config)
+    }
+}
+
+/// Fail point `send::before_answer`, when a send is stored: `return` loses
+/// its answer (an error that says nothing of what was stored, as a dropped
+/// connection would), `sleep(ms)` holds the answer back (for a kill).
+#[cfg(feature = "failpoints")]
+fn lost_answer() -> BrokerError {
+    internal("the answer is lost (fail point send::before_answer)")
+}
+
+fn internal(what: &str) -> BrokerError {
+    BrokerError::Store(mq_store::StoreError::Io {
+        context: what.to_owned(),
+        source: std::io::Error::other(what.to_owned()),
+    })
+}
+
+/// An idempotent producer's numbering of a send: its id and the number of
+/// the (first) message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Numbered {
+    producer: u64,
+    first: u64,
+}
+
+impl Numbered {
+    /// Producer id 0 is a producer that does not number its sends.
+    pub(crate) fn of(producer: u64, first: u64) -> Option<Numbered> {
+        (producer != 0).then_some(Numbered { producer, first })
     }
 }

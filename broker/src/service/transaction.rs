@@ -84,7 +84,10 @@ impl TransactionPath {
         send.metrics
             .stored(TRANSACTION_HALF_TOPIC, 1, bytes, appending.elapsed());
         let status = send
-            .replicated(wire::status(put.status), &put.appended)
+            .replicated(
+                wire::status(put.status),
+                put.appended.last().map(|a| a.end_offset()),
+            )
             .await;
         let at = put.appended[0];
         Ok(pb::SendHalfMessageResponse {
@@ -184,7 +187,10 @@ impl TransactionPath {
         let result = match outcome {
             Outcome::Committed => {
                 let status = send
-                    .replicated(wire::status(ended.put.status), &ended.put.appended)
+                    .replicated(
+                        wire::status(ended.put.status),
+                        ended.put.appended.last().map(|a| a.end_offset()),
+                    )
                     .await;
                 let at = ended.put.appended[0];
                 Some(pb::SendResult {

@@ -297,6 +297,7 @@ pub async fn send_direct(broker: &ServerProcess, body: &str) -> Result<i32, toni
                 ..Default::default()
             }),
             queue_id: 0,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -91,6 +91,13 @@ pub struct ProduceArgs {
     /// with a transactional producer of group `mqbench-tx`.
     #[arg(long)]
     pub transactional: bool,
+    /// Do not number sends (the producer's `idempotent` off): a retry of
+    /// a send whose answer was lost may then be stored twice.
+    #[arg(long)]
+    pub no_idempotence: bool,
+    /// Time budget of one send, retries included.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub send_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

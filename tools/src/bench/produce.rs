@@ -61,6 +61,8 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
     let producer = Arc::new(
         producer(&args.common)?
             .linger(Duration::from_millis(args.linger_ms))
+            .idempotent(!args.no_idempotence)
+            .send_timeout(Duration::from_millis(args.send_timeout_ms))
             .build()?,
     );
     let transactions = match args.transactional {
