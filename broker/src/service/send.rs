@@ -432,7 +432,6 @@ impl SendPath {
 /// Fail point `send::before_answer`, when a send is stored: `return` loses
 /// its answer (an error that says nothing of what was stored, as a dropped
 /// connection would), `sleep(ms)` holds the answer back (for a kill).
-#[cfg(feature = "failpoints")]
 fn lost_answer() -> BrokerError {
     internal("the answer is lost (fail point send::before_answer)")
 }
