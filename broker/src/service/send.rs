@@ -177,7 +177,8 @@ impl SendPath {
             .into_iter()
             .zip(put.appended)
             .map(|(msg, at)| {
-                self.result(status, msg, queue_id, at.physical_offset, at.queue_offset)
+                let id = msg.unique_id.unwrap_or_default();
+                self.result(status, id, queue_id, at.physical_offset, at.queue_offset)
             })
             .collect())
     }
@@ -185,14 +186,14 @@ impl SendPath {
     fn result(
         &self,
         status: i32,
-        msg: mq_store::MessageToStore,
+        message_id: String,
         queue_id: u32,
         physical_offset: u64,
         queue_offset: u64,
     ) -> pb::SendResult {
         pb::SendResult {
             status,
-            message_id: msg.unique_id.unwrap_or_default(),
+            message_id,
             offset_message_id: offset_id::encode(self.store_host, physical_offset),
             queue_id,
             queue_offset,
@@ -255,28 +256,23 @@ impl SendPath {
         if duplicates > 0 {
             self.metrics.duplicate_sends(duplicates);
         }
-        let (fresh, fresh_seqs): (Vec<_>, Vec<u64>) = batch
+        let ids: Vec<String> = batch
             .iter()
+            .map(|m| m.unique_id.clone().unwrap_or_default())
+            .collect();
+        let (fresh, fresh_seqs): (Vec<_>, Vec<u64>) = batch
+            .into_iter()
             .zip(&known)
-            .enumerate()
-            .filter(|(_, (_, at))| at.is_none())
-            .map(|(i, (msg, _))| (msg.clone(), numbered.first + i as u64))
+            .zip(numbered.first..)
+            .filter(|((_, at), _)| at.is_none())
+            .map(|((msg, _), seq)| (msg, seq))
             .unzip();
         let mut status = pb::SendStatus::SendOk as i32;
         let mut appended = Vec::new().into_iter();
         if !fresh.is_empty() {
             let bytes = fresh.iter().map(|m| m.body.len()).sum();
-            let _room = match self.pressure.admit(bytes).await {
-                Ok(room) => room,
-                Err(err) => {
-                    for seq in &fresh_seqs {
-                        sequences.release(&key, *seq);
-                    }
-                    return Err(err);
-                }
-            };
             let appending = std::time::Instant::now();
-            let put = self.put_remembered(key, fresh, fresh_seqs).await?;
+            let put = self.put_remembered(key, fresh, fresh_seqs, bytes).await?;
             self.metrics
                 .stored(topic, put.appended.len(), bytes, appending.elapsed());
             status = wire::status(put.status);
@@ -299,27 +295,31 @@ impl SendPath {
         // the replicas hold it.
         let end = places.iter().map(StoredAt::end_offset).max();
         let status = self.replicated(status, end).await;
-        Ok(batch
+        Ok(ids
             .into_iter()
             .zip(places)
-            .map(|(msg, at)| {
-                self.result(status, msg, queue_id, at.physical_offset, at.queue_offset)
-            })
+            .map(|(id, at)| self.result(status, id, queue_id, at.physical_offset, at.queue_offset))
             .collect())
     }
 
-    /// Appends claimed sequences and fills or releases their claims, in a
-    /// task of its own: a client that gives up must not leave a claim
-    /// behind whose record may be in the log.
+    /// Admits and appends claimed sequences, then fills or releases their
+    /// claims, in a task of its own: a client that gives up must not leave
+    /// a claim behind (its retries would be told it is in flight), nor
+    /// release one whose record may be in the log.
     async fn put_remembered(
         &self,
         key: WindowKey,
         batch: Vec<mq_store::MessageToStore>,
         seqs: Vec<u64>,
+        bytes: usize,
     ) -> Result<mq_store::PutResult, BrokerError> {
         let store = Arc::clone(&self.store);
+        let pressure = self.pressure.clone();
         let task = tokio::spawn(async move {
-            let put = store.put_batch(&batch).await;
+            let put = match pressure.admit(bytes).await {
+                Ok(_room) => store.put_batch(&batch).await.map_err(BrokerError::from),
+                Err(busy) => Err(busy),
+            };
             let sequences = store.sequences();
             match &put {
                 Ok(put) => {
@@ -340,10 +340,8 @@ impl SendPath {
             }
             put
         });
-        let put = task
-            .await
-            .map_err(|_| internal("the append task of an idempotent send failed"))?;
-        Ok(put?)
+        task.await
+            .map_err(|_| internal("the append task of an idempotent send failed"))?
     }
 
     /// The message as it is stored: itself, or its schedule entry when it
