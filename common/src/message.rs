@@ -50,9 +50,8 @@ pub mod property {
     /// rollback's op record, a discarded copy): lets a restarted broker
     /// tell which transactions ended.
     pub const TRANSACTION_END_OF: &str = "TRAN_HALF_OFFSET";
-    /// An idempotent producer's id (16 hex digits): with the sequence,
-    /// lets a broker tell a retried send it already stored.
-    pub const PRODUCER_ID: &str = "PRODUCER_ID";
-    /// An idempotent producer's number for the send, per queue.
+    /// An idempotent producer's id (16 hex digits) and its number for the
+    /// message in its queue, `<id>-<number>`: lets a broker tell a retried
+    /// send it already stored.
     pub const PRODUCER_SEQUENCE: &str = "PRODUCER_SEQ";
 }

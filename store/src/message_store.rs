@@ -167,6 +167,18 @@ impl MessageStore {
     /// Appends messages as consecutive records. In sync-flush mode, waits
     /// until they are on disk (or `sync_flush_timeout` passes).
     pub async fn put_batch(&self, batch: &[MessageToStore]) -> Result<PutResult, StoreError> {
+        self.put_batch_noting(batch, |_| ()).await
+    }
+
+    /// [`MessageStore::put_batch`], calling `noted` with where the
+    /// records went as soon as they are in the log, before the wait for
+    /// the disk: a caller that is cancelled during that wait has noted
+    /// them all the same (the idempotent producers' windows).
+    pub async fn put_batch_noting(
+        &self,
+        batch: &[MessageToStore],
+        noted: impl FnOnce(&[Appended]),
+    ) -> Result<PutResult, StoreError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -178,9 +190,17 @@ impl MessageStore {
         }
         self.core.epochs.settle_deferred()?;
         let appended = self.core.log.append(batch, self.core.env.clock.now_ms())?;
+        noted(&appended);
         let end = appended.last().map_or(0, Appended::end_offset);
         let status = self.settle(end).await;
         Ok(PutResult { status, appended })
+    }
+
+    /// Waits until the CommitLog below `end` is as durable as an append's
+    /// acknowledgement promises (on disk in sync-flush mode): for answering
+    /// again for records appended earlier.
+    pub async fn durable(&self, end: u64) -> PutStatus {
+        self.settle(end).await
     }
 
     /// Refuses appends from now on ([`StoreError::Sealed`]) and returns

@@ -4,9 +4,9 @@
 //! twice (Kafka's producer state, kept by time rather than in-flight count
 //! because our producers send to one queue concurrently).
 //!
-//! Fed from two sides. The broker's send path *claims* a sequence before
-//! it appends (a second send of it meanwhile is told the first is in
-//! flight) and *fills* it after. The dispatcher *observes* every record
+//! Fed from two sides. The broker's send path *claims* a send's numbers
+//! before it appends (a second send of them meanwhile is told the first is
+//! in flight) and *fills* them as soon as the records are in the log. The dispatcher *observes* every record
 //! that carries a producer id, on replicas too, so a member elected after a
 //! failover knows what the old master stored; and opening a store reads
 //! the CommitLog's last `idempotence_rebuild_bytes` again, so a restart
@@ -15,14 +15,13 @@
 //! A window keeps the sequences of its last `idempotence_window` (by store
 //! time), at most `idempotence_window_entries` of them; a sequence below
 //! what it dropped cannot be told apart from a new one, so it is refused
-//! ([`Claim::BelowWindow`]) rather than risk a duplicate.
+//! ([`Refusal::BelowWindow`]) rather than risk a duplicate.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 
 use crate::message::{Properties, StoredMessage, property};
 
@@ -51,18 +50,14 @@ impl StoredAt {
     }
 }
 
-/// What a claim found.
+/// Why a send's numbers cannot be claimed (nothing was claimed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// Not seen: the caller appends it, then fills or releases the claim.
-    New,
-    /// Already stored there: answer that, store nothing.
-    Duplicate(StoredAt),
+pub enum Refusal {
     /// Claimed by a send that has not finished: try again shortly.
-    InFlight,
+    InFlight { sequence: u64 },
     /// Below what the window still remembers (it kept sequences from
     /// `lowest` on): it may or may not have been stored.
-    BelowWindow { lowest: u64 },
+    BelowWindow { sequence: u64, lowest: u64 },
     /// Too many producers are remembered to start on another one.
     Full,
 }
@@ -95,6 +90,14 @@ struct Window {
 }
 
 impl Window {
+    fn remember(&mut self, sequence: u64, at: StoredAt, time_ms: u64) {
+        if sequence < self.forgotten_below {
+            return;
+        }
+        self.slots.insert(sequence, (Slot::Stored(at), time_ms));
+        self.last_ms = self.last_ms.max(time_ms);
+    }
+
     /// Drops what is older than the window or beyond its count.
     fn trim(&mut self, limits: &Limits, now_ms: u64) {
         let horizon = now_ms.saturating_sub(limits.window.as_millis() as u64);
@@ -130,45 +133,83 @@ impl ProducerSequences {
         self.limits
     }
 
-    /// Claims `seq` for a send about to be appended, unless it is known.
-    pub fn claim(&self, key: &WindowKey, seq: u64, now_ms: u64) -> Claim {
-        if !self.windows.contains_key(key) && self.windows.len() >= self.limits.windows {
-            self.sweep(now_ms);
-            if self.windows.len() >= self.limits.windows {
-                return Claim::Full;
+    /// Claims the numbers `first..first + count` of a send about to be
+    /// appended. Per number: where it is stored already, or `None` when it
+    /// is claimed now, for the caller to append and then [`fill`] (or
+    /// [`release`] if the append fails). A number in flight or forgotten
+    /// refuses the whole send and claims nothing.
+    ///
+    /// [`fill`]: ProducerSequences::fill
+    /// [`release`]: ProducerSequences::release
+    pub fn claim(
+        &self,
+        key: &WindowKey,
+        first: u64,
+        count: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Option<StoredAt>>, Refusal> {
+        let mut window = match self.windows.get_mut(key) {
+            Some(window) => window,
+            None => {
+                if self.windows.len() >= self.limits.windows {
+                    self.sweep(now_ms);
+                    if self.windows.len() >= self.limits.windows {
+                        return Err(Refusal::Full);
+                    }
+                }
+                self.windows.entry(key.clone()).or_default()
+            }
+        };
+        let mut known = Vec::with_capacity(count);
+        for sequence in (first..).take(count) {
+            match window.slots.get(&sequence) {
+                Some((Slot::Stored(at), _)) => known.push(Some(*at)),
+                Some((Slot::Pending, _)) => return Err(Refusal::InFlight { sequence }),
+                None if sequence < window.forgotten_below => {
+                    return Err(Refusal::BelowWindow {
+                        sequence,
+                        lowest: window.forgotten_below,
+                    });
+                }
+                None => known.push(None),
             }
         }
-        let mut window = self.windows.entry(key.clone()).or_default();
-        match window.slots.get(&seq) {
-            Some((Slot::Stored(at), _)) => {
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
-                return Claim::Duplicate(*at);
+        for (sequence, at) in (first..).zip(&known) {
+            if at.is_none() {
+                window.slots.insert(sequence, (Slot::Pending, now_ms));
             }
-            Some((Slot::Pending, _)) => return Claim::InFlight,
-            None if seq < window.forgotten_below => {
-                return Claim::BelowWindow {
-                    lowest: window.forgotten_below,
-                };
-            }
-            None => {}
         }
-        window.slots.insert(seq, (Slot::Pending, now_ms));
         window.last_ms = window.last_ms.max(now_ms);
         window.trim(&self.limits, now_ms);
-        Claim::New
+        let duplicates = known.iter().filter(|at| at.is_some()).count();
+        self.duplicates
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
+        Ok(known)
     }
 
-    /// Records where a claimed sequence was stored.
-    pub fn fill(&self, key: &WindowKey, seq: u64, at: StoredAt, now_ms: u64) {
-        self.remember(key, seq, at, now_ms);
+    /// Records where claimed numbers were stored, and when (store time).
+    pub fn fill(
+        &self,
+        key: &WindowKey,
+        stored: impl IntoIterator<Item = (u64, StoredAt)>,
+        time_ms: u64,
+    ) {
+        let mut window = self.window(key);
+        for (sequence, at) in stored {
+            window.remember(sequence, at, time_ms);
+        }
+        let now = window.last_ms;
+        window.trim(&self.limits, now);
     }
 
-    /// Gives up a claim whose append failed: nothing was stored.
-    pub fn release(&self, key: &WindowKey, seq: u64) {
-        if let Some(mut window) = self.windows.get_mut(key)
-            && matches!(window.slots.get(&seq), Some((Slot::Pending, _)))
-        {
-            window.slots.remove(&seq);
+    /// Gives up claims whose append failed: nothing was stored.
+    pub fn release(&self, key: &WindowKey, sequences: impl IntoIterator<Item = u64>) {
+        if let Some(mut window) = self.windows.get_mut(key) {
+            for sequence in sequences {
+                if matches!(window.slots.get(&sequence), Some((Slot::Pending, _))) {
+                    window.slots.remove(&sequence);
+                }
+            }
         }
     }
 
@@ -183,23 +224,16 @@ impl ProducerSequences {
             size: msg.record_size,
             queue_offset: msg.queue_offset,
         };
-        self.remember(&key, seq, at, msg.store_timestamp_ms);
+        self.fill(&key, [(seq, at)], msg.store_timestamp_ms);
     }
 
-    fn remember(&self, key: &WindowKey, seq: u64, at: StoredAt, time_ms: u64) {
-        let mut window = match self.windows.entry(key.clone()) {
-            Entry::Occupied(window) => window.into_ref(),
-            // Past the cap a record is still remembered: forgetting what
-            // was stored is worse than a window too many.
-            Entry::Vacant(vacant) => vacant.insert(Window::default()),
-        };
-        if seq < window.forgotten_below {
-            return;
+    /// The window of `key`, made if missing: past the cap too, since
+    /// forgetting what was stored is worse than a window too many.
+    fn window(&self, key: &WindowKey) -> dashmap::mapref::one::RefMut<'_, WindowKey, Window> {
+        match self.windows.get_mut(key) {
+            Some(window) => window,
+            None => self.windows.entry(key.clone()).or_default(),
         }
-        window.slots.insert(seq, (Slot::Stored(at), time_ms));
-        window.last_ms = window.last_ms.max(time_ms);
-        let now = window.last_ms;
-        window.trim(&self.limits, now);
     }
 
     /// Drops every window whose newest sequence is older than the window.
@@ -225,26 +259,26 @@ impl ProducerSequences {
     }
 }
 
-/// The property names a record carries its producer's sequence under.
+/// Writes a producer's id and number for a record into its properties,
+/// as one `PRODUCER_SEQ` = `<16 hex digits of the id>-<number>`.
 pub fn stamp(properties: &mut Properties, producer: u64, seq: u64) {
-    properties.insert(property::PRODUCER_ID.into(), format!("{producer:016x}"));
-    properties.insert(property::PRODUCER_SEQUENCE.into(), seq.to_string());
+    properties.insert(
+        property::PRODUCER_SEQUENCE.into(),
+        format!("{producer:016x}-{seq}"),
+    );
 }
 
 /// The window and sequence a stored record belongs to, if a producer
 /// numbered it. A scheduled message counts in the queue it was sent to; a
 /// copy made later (fired from a schedule, a consumer's retry) not at all.
 pub fn of_record(msg: &StoredMessage) -> Option<(WindowKey, u64)> {
-    let producer = msg.properties.get(property::PRODUCER_ID)?;
+    let stamped = msg.properties.get(property::PRODUCER_SEQUENCE)?;
     if msg.fired_from.is_some() || msg.reconsume_times > 0 {
         return None;
     }
+    let (producer, seq) = stamped.split_once('-')?;
     let producer = u64::from_str_radix(producer, 16).ok()?;
-    let seq = msg
-        .properties
-        .get(property::PRODUCER_SEQUENCE)?
-        .parse()
-        .ok()?;
+    let seq = seq.parse().ok()?;
     let (topic, queue_id) = match &msg.schedule {
         Some(s) => (s.real_topic.clone(), s.real_queue_id),
         None => (msg.topic.clone(), msg.queue_id),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod filter;
+mod numbered;
 pub mod pull;
 pub mod pull_budget;
 pub mod retry;

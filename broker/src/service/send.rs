@@ -7,11 +7,11 @@ use std::time::Duration;
 use mq_common::{FieldError, offset_id};
 use mq_proto::broker::v1 as pb;
 use mq_store::MessageStore;
-use mq_store::sequences::{self, Claim, StoredAt, WindowKey};
 
 use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable};
+use crate::service::numbered::Numbered;
 use crate::service::wire;
 use crate::topic_table::{TopicConfig, TopicTable};
 
@@ -151,10 +151,7 @@ impl SendPath {
             let (level, deliver_at) = (msg.delay_level, msg.deliver_at_ms);
             let mut stored = wire::message(&field, msg, queue_id, self.max_message_size, peer)?;
             if let Some(numbered) = numbered {
-                let seq = numbered.first.checked_add(i as u64).ok_or_else(|| {
-                    FieldError::new("sequence", "overflows with the batch's messages")
-                })?;
-                sequences::stamp(&mut stored.properties, numbered.producer, seq);
+                numbered.stamp(i, &mut stored.properties)?;
             }
             batch.push(self.maybe_schedule(&field, stored, level, deliver_at, now_ms)?);
         }
@@ -183,7 +180,7 @@ impl SendPath {
             .collect())
     }
 
-    fn result(
+    pub(super) fn result(
         &self,
         status: i32,
         message_id: String,
@@ -198,150 +195,6 @@ impl SendPath {
             queue_id,
             queue_offset,
         }
-    }
-
-    /// An idempotent producer's send: what its window already holds is
-    /// answered from there, the rest is appended and remembered.
-    async fn store_numbered(
-        &self,
-        topic: &str,
-        queue_id: u32,
-        batch: Vec<mq_store::MessageToStore>,
-        numbered: Numbered,
-    ) -> Result<Vec<pb::SendResult>, BrokerError> {
-        let key = WindowKey {
-            producer: numbered.producer,
-            topic: topic.to_owned(),
-            queue_id,
-        };
-        let sequences = self.store.sequences();
-        let now_ms = self.store.now_ms();
-        let mut known = Vec::with_capacity(batch.len());
-        for i in 0..batch.len() as u64 {
-            let seq = numbered.first + i;
-            let refused = match sequences.claim(&key, seq, now_ms) {
-                Claim::New => {
-                    known.push(None);
-                    continue;
-                }
-                Claim::Duplicate(at) => {
-                    known.push(Some(at));
-                    continue;
-                }
-                Claim::InFlight => BrokerError::SendInFlight {
-                    producer: numbered.producer,
-                    sequence: seq,
-                    topic: topic.to_owned(),
-                    queue_id,
-                },
-                Claim::BelowWindow { lowest } => BrokerError::SequenceForgotten {
-                    producer: numbered.producer,
-                    sequence: seq,
-                    topic: topic.to_owned(),
-                    queue_id,
-                    lowest,
-                },
-                Claim::Full => BrokerError::TooManyProducers {
-                    limit: sequences.limits().windows,
-                },
-            };
-            for (j, at) in known.iter().enumerate() {
-                if at.is_none() {
-                    sequences.release(&key, numbered.first + j as u64);
-                }
-            }
-            return Err(refused);
-        }
-        let duplicates = known.iter().filter(|at| at.is_some()).count();
-        if duplicates > 0 {
-            self.metrics.duplicate_sends(duplicates);
-        }
-        let ids: Vec<String> = batch
-            .iter()
-            .map(|m| m.unique_id.clone().unwrap_or_default())
-            .collect();
-        let (fresh, fresh_seqs): (Vec<_>, Vec<u64>) = batch
-            .into_iter()
-            .zip(&known)
-            .zip(numbered.first..)
-            .filter(|((_, at), _)| at.is_none())
-            .map(|((msg, _), seq)| (msg, seq))
-            .unzip();
-        let mut status = pb::SendStatus::SendOk as i32;
-        let mut appended = Vec::new().into_iter();
-        if !fresh.is_empty() {
-            let bytes = fresh.iter().map(|m| m.body.len()).sum();
-            let appending = std::time::Instant::now();
-            let put = self.put_remembered(key, fresh, fresh_seqs, bytes).await?;
-            self.metrics
-                .stored(topic, put.appended.len(), bytes, appending.elapsed());
-            status = wire::status(put.status);
-            appended = put.appended.into_iter();
-        }
-        let places: Vec<StoredAt> = known
-            .into_iter()
-            .map(|at| {
-                at.or_else(|| {
-                    appended.next().map(|a| StoredAt {
-                        physical_offset: a.physical_offset,
-                        size: a.size,
-                        queue_offset: a.queue_offset,
-                    })
-                })
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| internal("the store placed fewer messages than it was given"))?;
-        // A duplicate is answered as its first send would have been once
-        // the replicas hold it.
-        let end = places.iter().map(StoredAt::end_offset).max();
-        let status = self.replicated(status, end).await;
-        Ok(ids
-            .into_iter()
-            .zip(places)
-            .map(|(id, at)| self.result(status, id, queue_id, at.physical_offset, at.queue_offset))
-            .collect())
-    }
-
-    /// Admits and appends claimed sequences, then fills or releases their
-    /// claims, in a task of its own: a client that gives up must not leave
-    /// a claim behind (its retries would be told it is in flight), nor
-    /// release one whose record may be in the log.
-    async fn put_remembered(
-        &self,
-        key: WindowKey,
-        batch: Vec<mq_store::MessageToStore>,
-        seqs: Vec<u64>,
-        bytes: usize,
-    ) -> Result<mq_store::PutResult, BrokerError> {
-        let store = Arc::clone(&self.store);
-        let pressure = self.pressure.clone();
-        let task = tokio::spawn(async move {
-            let put = match pressure.admit(bytes).await {
-                Ok(_room) => store.put_batch(&batch).await.map_err(BrokerError::from),
-                Err(busy) => Err(busy),
-            };
-            let sequences = store.sequences();
-            match &put {
-                Ok(put) => {
-                    for (seq, a) in seqs.iter().zip(&put.appended) {
-                        let at = StoredAt {
-                            physical_offset: a.physical_offset,
-                            size: a.size,
-                            queue_offset: a.queue_offset,
-                        };
-                        sequences.fill(&key, *seq, at, a.store_timestamp_ms);
-                    }
-                }
-                Err(_) => {
-                    for seq in &seqs {
-                        sequences.release(&key, *seq);
-                    }
-                }
-            }
-            put
-        });
-        task.await
-            .map_err(|_| internal("the append task of an idempotent send failed"))?
     }
 
     /// The message as it is stored: itself, or its schedule entry when it
@@ -434,24 +287,9 @@ fn lost_answer() -> BrokerError {
     internal("the answer is lost (fail point send::before_answer)")
 }
 
-fn internal(what: &str) -> BrokerError {
+pub(super) fn internal(what: &str) -> BrokerError {
     BrokerError::Store(mq_store::StoreError::Io {
         context: what.to_owned(),
         source: std::io::Error::other(what.to_owned()),
     })
-}
-
-/// An idempotent producer's numbering of a send: its id and the number of
-/// the (first) message.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Numbered {
-    producer: u64,
-    first: u64,
-}
-
-impl Numbered {
-    /// Producer id 0 is a producer that does not number its sends.
-    pub(crate) fn of(producer: u64, first: u64) -> Option<Numbered> {
-        (producer != 0).then_some(Numbered { producer, first })
-    }
 }
