@@ -20,7 +20,7 @@ use crate::service::send::SendPath;
 use crate::service::wire;
 use crate::transaction::book::{EndError, NotOpen, TransactionBook};
 use crate::transaction::sessions::ProducerSessions;
-use crate::transaction::{self, Outcome, half_offset_of, producer_group};
+use crate::transaction::{self, HalfRef, Outcome, half_of, producer_group};
 
 /// The stream a producer session answers.
 pub type CheckStream = Pin<Box<dyn Stream<Item = Result<pb::TransactionCheck, Status>> + Send>>;
@@ -98,24 +98,28 @@ impl TransactionPath {
                 queue_id: request.queue_id,
                 queue_offset: at.queue_offset,
             }),
-            transaction_id: transaction::transaction_id(at.queue_offset),
+            transaction_id: transaction::transaction_id(at.queue_offset, at.physical_offset),
         })
     }
 
-    /// The half message at half queue `offset`. One sent a moment ago is
-    /// waited for (the dispatcher indexes it microseconds after the send).
-    async fn half_at(&self, offset: u64) -> Option<StoredMessage> {
+    /// The half message `half` names. Found by its queue offset only (an
+    /// id of the first format), one sent a moment ago is waited for (the
+    /// dispatcher indexes it microseconds after the send).
+    async fn half_at(&self, half: HalfRef) -> Option<StoredMessage> {
         let store = &self.send.store;
-        if let Some(half) = transaction::read_half(store, offset) {
-            return Some(half);
+        if let Some(found) = transaction::find_half(store, half) {
+            return Some(found);
+        }
+        if half.physical.is_some() {
+            return None;
         }
         store.indexed_up_to_now(INDEX_PATIENCE).await;
-        transaction::read_half(store, offset)
+        transaction::find_half(store, half)
     }
 
     /// The real topic of transaction `id`, if its half message is here.
     pub async fn topic_of(&self, id: &str) -> Option<String> {
-        let half = self.half_at(half_offset_of(id)?).await?;
+        let half = self.half_at(half_of(id)?).await?;
         transaction::destination(&half).map(|(topic, _)| topic)
     }
 
@@ -133,15 +137,15 @@ impl TransactionPath {
             _ => return Err(FieldError::new("outcome", "must be COMMIT or ROLLBACK").into()),
         };
         let id = &request.transaction_id;
-        let offset = half_offset_of(id).ok_or_else(|| {
+        let at = half_of(id).ok_or_else(|| {
             FieldError::new(
                 "transaction_id",
                 format!(
-                    "{id:?} is not a transaction id (16 hex digits, as SendHalfMessage answered)"
+                    "{id:?} is not a transaction id (32 hex digits, as SendHalfMessage answered)"
                 ),
             )
         })?;
-        let half = self.half_at(offset).await.ok_or_else(|| {
+        let half = self.half_at(at).await.ok_or_else(|| {
             BrokerError::NoMessage(format!(
                 "no transaction {id} on this broker (never begun here, or removed by retention)"
             ))

@@ -113,7 +113,7 @@ impl Checker {
     fn ask(&self, half: &StoredMessage, now_ms: u64) {
         let group = producer_group(half).to_owned();
         let checks = self.book.checked(half.queue_offset, now_ms);
-        let id = transaction_id(half.queue_offset);
+        let id = transaction_id(half.queue_offset, half.physical_offset);
         let mut message = wire::stored_message(half.clone());
         if let Some((topic, queue)) = super::destination(half) {
             message.topic = topic;
@@ -138,7 +138,7 @@ impl Checker {
     }
 
     async fn discard(&self, half: &StoredMessage, checks: u32) {
-        let id = transaction_id(half.queue_offset);
+        let id = transaction_id(half.queue_offset, half.physical_offset);
         match self.book.end(half, Outcome::Discarded).await {
             Ok(_) => {
                 self.metrics.transaction_discarded();

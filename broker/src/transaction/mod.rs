@@ -53,18 +53,37 @@ impl Outcome {
     }
 }
 
-/// The transaction id of the half message at `half_offset`: the offset in
-/// hex, so the broker finds the message from the id alone.
-pub fn transaction_id(half_offset: u64) -> String {
-    format!("{half_offset:016X}")
+/// Where a transaction's half message is: its half queue offset and,
+/// from ids made since they carry it, its CommitLog offset (read at once,
+/// where the queue offset needs the dispatcher to have indexed the half
+/// message first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HalfRef {
+    pub offset: u64,
+    pub physical: Option<u64>,
 }
 
-/// The half queue offset a transaction id names, if it is one.
-pub fn half_offset_of(transaction_id: &str) -> Option<u64> {
-    if transaction_id.len() != 16 {
-        return None;
+/// The transaction id of a half message: both its offsets in hex, so the
+/// broker finds the message from the id alone.
+pub fn transaction_id(half_offset: u64, physical_offset: u64) -> String {
+    format!("{half_offset:016X}{physical_offset:016X}")
+}
+
+/// Where the half message a transaction id names is, if it is one (16
+/// hex digits, as ids were first made, or 32).
+pub fn half_of(transaction_id: &str) -> Option<HalfRef> {
+    let hex = |digits: &str| u64::from_str_radix(digits, 16).ok();
+    match transaction_id.len() {
+        16 => Some(HalfRef {
+            offset: hex(transaction_id)?,
+            physical: None,
+        }),
+        32 if transaction_id.is_ascii() => Some(HalfRef {
+            offset: hex(&transaction_id[..16])?,
+            physical: Some(hex(&transaction_id[16..])?),
+        }),
+        _ => None,
     }
-    u64::from_str_radix(transaction_id, 16).ok()
 }
 
 /// `msg` as its half message: to the half topic's queue 0, its real topic,
@@ -81,6 +100,19 @@ pub fn half(mut msg: MessageToStore, producer_group: &str) -> MessageToStore {
         .insert(property::TRANSACTION.into(), "true".into());
     msg.queue_id = 0;
     msg
+}
+
+/// The half message `half` names: at its CommitLog offset when the id
+/// carries it (no wait for the dispatcher), else by its queue offset.
+pub fn find_half(store: &mq_store::MessageStore, half: HalfRef) -> Option<StoredMessage> {
+    match half.physical {
+        Some(physical) => store
+            .message_at(physical)
+            .ok()
+            .flatten()
+            .filter(|m| m.topic == TRANSACTION_HALF_TOPIC && m.queue_offset == half.offset),
+        None => read_half(store, half.offset),
+    }
 }
 
 /// The half message at half queue `offset`, if it is indexed.
@@ -161,4 +193,37 @@ pub fn ends(record: &StoredMessage) -> Option<(u64, Outcome)> {
         .parse()
         .ok()?;
     Some((offset, Outcome::of_marker_topic(&record.topic)))
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_both_offsets_and_first_format_ids_still_parse() {
+        let id = transaction_id(7, 0xabc);
+        assert_eq!(id, "00000000000000070000000000000ABC");
+        assert_eq!(
+            half_of(&id),
+            Some(HalfRef {
+                offset: 7,
+                physical: Some(0xabc)
+            })
+        );
+        assert_eq!(
+            half_of("0000000000000007"),
+            Some(HalfRef {
+                offset: 7,
+                physical: None
+            })
+        );
+        for bad in [
+            "",
+            "nope",
+            "000000000000000G",
+            "0000000000000007000000000000000é",
+        ] {
+            assert_eq!(half_of(bad), None, "{bad:?}");
+        }
+    }
 }
