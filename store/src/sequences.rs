@@ -17,13 +17,16 @@
 //! what it dropped cannot be told apart from a new one, so it is refused
 //! ([`Refusal::BelowWindow`]) rather than risk a duplicate.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
 
 use crate::message::{Properties, StoredMessage, property};
+
+mod window;
+
+use window::{Lookup, Slot, Window};
 
 /// Whose sequence: a producer id and the queue it numbers its sends in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,45 +74,6 @@ pub struct Limits {
     pub entries: usize,
     /// Most producer-queue windows at once.
     pub windows: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Pending,
-    Stored(StoredAt),
-}
-
-#[derive(Debug, Default)]
-struct Window {
-    /// Sequence -> slot, with the store time (ms) it was claimed or stored.
-    slots: BTreeMap<u64, (Slot, u64)>,
-    /// Every sequence below this was dropped: unknown.
-    forgotten_below: u64,
-    /// The newest store time seen, ms.
-    last_ms: u64,
-}
-
-impl Window {
-    fn remember(&mut self, sequence: u64, at: StoredAt, time_ms: u64) {
-        if sequence < self.forgotten_below {
-            return;
-        }
-        self.slots.insert(sequence, (Slot::Stored(at), time_ms));
-        self.last_ms = self.last_ms.max(time_ms);
-    }
-
-    /// Drops what is older than the window or beyond its count.
-    fn trim(&mut self, limits: &Limits, now_ms: u64) {
-        let horizon = now_ms.saturating_sub(limits.window.as_millis() as u64);
-        while let Some((&seq, &(slot, at))) = self.slots.first_key_value() {
-            let old = at < horizon && matches!(slot, Slot::Stored(_));
-            if !old && self.slots.len() <= limits.entries {
-                break;
-            }
-            self.slots.pop_first();
-            self.forgotten_below = seq + 1;
-        }
-    }
 }
 
 /// Every window of this store.
@@ -160,27 +124,24 @@ impl ProducerSequences {
                 self.windows.entry(key.clone()).or_default()
             }
         };
+        let entries = self.limits.entries;
         let mut known = Vec::with_capacity(count);
         for sequence in (first..).take(count) {
-            match window.slots.get(&sequence) {
-                Some((Slot::Stored(at), _)) => known.push(Some(*at)),
-                Some((Slot::Pending, _)) => return Err(Refusal::InFlight { sequence }),
-                None if sequence < window.forgotten_below => {
-                    return Err(Refusal::BelowWindow {
-                        sequence,
-                        lowest: window.forgotten_below,
-                    });
+            match window.lookup(sequence, entries) {
+                Lookup::Known(Slot::Stored(at)) => known.push(Some(at)),
+                Lookup::Known(Slot::Pending) => return Err(Refusal::InFlight { sequence }),
+                Lookup::Forgotten { lowest } => {
+                    return Err(Refusal::BelowWindow { sequence, lowest });
                 }
-                None => known.push(None),
+                Lookup::Unknown => known.push(None),
             }
         }
         for (sequence, at) in (first..).zip(&known) {
             if at.is_none() {
-                window.slots.insert(sequence, (Slot::Pending, now_ms));
+                window.set(sequence, Slot::Pending, now_ms, entries);
             }
         }
-        window.last_ms = window.last_ms.max(now_ms);
-        window.trim(&self.limits, now_ms);
+        window.trim_older_than(self.horizon(now_ms));
         let duplicates = known.iter().filter(|at| at.is_some()).count();
         self.duplicates
             .fetch_add(duplicates as u64, Ordering::Relaxed);
@@ -196,21 +157,24 @@ impl ProducerSequences {
     ) {
         let mut window = self.window(key);
         for (sequence, at) in stored {
-            window.remember(sequence, at, time_ms);
+            window.set(sequence, Slot::Stored(at), time_ms, self.limits.entries);
         }
         let now = window.last_ms;
-        window.trim(&self.limits, now);
+        window.trim_older_than(self.horizon(now));
     }
 
     /// Gives up claims whose append failed: nothing was stored.
     pub fn release(&self, key: &WindowKey, sequences: impl IntoIterator<Item = u64>) {
         if let Some(mut window) = self.windows.get_mut(key) {
             for sequence in sequences {
-                if matches!(window.slots.get(&sequence), Some((Slot::Pending, _))) {
-                    window.slots.remove(&sequence);
-                }
+                window.release(sequence);
             }
         }
+    }
+
+    /// Store times before this are older than the window.
+    fn horizon(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.limits.window.as_millis() as u64)
     }
 
     /// Records a stored record that carries a producer's sequence, as the
@@ -238,14 +202,9 @@ impl ProducerSequences {
 
     /// Drops every window whose newest sequence is older than the window.
     pub fn sweep(&self, now_ms: u64) {
-        let horizon = now_ms.saturating_sub(self.limits.window.as_millis() as u64);
-        self.windows.retain(|_, window| {
-            window.last_ms >= horizon
-                || window
-                    .slots
-                    .values()
-                    .any(|(slot, _)| matches!(slot, Slot::Pending))
-        });
+        let horizon = self.horizon(now_ms);
+        self.windows
+            .retain(|_, window| window.last_ms >= horizon || window.has_pending());
     }
 
     /// Producer-queue windows remembered now.
