@@ -10,7 +10,7 @@
 //! it, so a crash never loses a mark.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use mq_common::system_topics::TRANSACTION_HALF_TOPIC;
@@ -254,10 +254,6 @@ impl TransactionBook {
                 tracing::error!(error = %err, path = %self.path.display(), "transactions: cannot save the book")
             }
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

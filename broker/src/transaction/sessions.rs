@@ -74,7 +74,8 @@ impl ProducerSessions {
     }
 
     /// Live sessions of `group`.
-    pub fn count(&self, group: &str) -> usize {
+    #[cfg(test)]
+    fn count(&self, group: &str) -> usize {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         groups
             .get(group)
