@@ -89,28 +89,8 @@ fn start_fails_with(store: &Path, env: &[(&str, &str)]) -> String {
 /// Consumes everything left and verifies it against what was acknowledged;
 /// returns how many acknowledged messages were not received.
 fn consume_and_count_missing(namesrv: &str, produced: &Path, consumed: &Path) -> u32 {
-    let (status, out, err) = mqbench(&[
-        "consume",
-        "--namesrv",
-        namesrv,
-        "--topic",
-        "damaged",
-        "--group",
-        "after-damage",
-        "--from-first",
-        "--idle",
-        "3",
-        "--timeout",
-        "60",
-        "--verify-log",
-        consumed.to_str().unwrap(),
-    ]);
-    assert!(status.success(), "{out}\n{err}");
-    let (_, out, _) = mqbench(&[
-        "verify",
-        produced.to_str().unwrap(),
-        consumed.to_str().unwrap(),
-    ]);
+    mq_test_support::mqbench::consume_all(namesrv, "damaged", "after-damage", consumed);
+    let (_, out) = mq_test_support::mqbench::verify(produced, consumed);
     let line = out
         .lines()
         .find(|l| l.ends_with(" failed"))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_client::BrokerClient;
 use mq_test_support::controllers::free_port;
-use mq_test_support::{ServerProcess, http_get, run_to_end, workspace_binary};
+use mq_test_support::{ServerProcess, http_get, mqbench, workspace_binary};
 use tonic::transport::Channel;
 
 const PRODUCER: u64 = 0x1d3;
@@ -227,10 +227,6 @@ async fn a_sequence_older_than_the_window_is_refused_not_stored_again() {
     );
 }
 
-fn mqbench(args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    run_to_end(workspace_binary("mqbench"), args, &[])
-}
-
 fn lines(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)
         .map(|s| s.lines().count())
@@ -307,29 +303,9 @@ async fn a_sigkill_mid_stream_loses_nothing_and_stores_nothing_twice() {
         "no retry met a send the killed broker had stored: the test proves nothing"
     );
 
-    let (status, out, err) = mqbench(&[
-        "consume",
-        "--namesrv",
-        &namesrv,
-        "--topic",
-        "orders",
-        "--group",
-        "after-kill",
-        "--from-first",
-        "--idle",
-        "3",
-        "--timeout",
-        "60",
-        "--verify-log",
-        consumed.to_str().unwrap(),
-    ]);
-    assert!(status.success(), "{out}\n{err}");
-    let (status, out, err) = mqbench(&[
-        "verify",
-        produced.to_str().unwrap(),
-        consumed.to_str().unwrap(),
-    ]);
-    assert!(status.success(), "{out}\n{err}");
+    mqbench::consume_all(&namesrv, "orders", "after-kill", &consumed);
+    let (status, out) = mqbench::verify(&produced, &consumed);
+    assert!(status.success(), "{out}");
     assert!(out.contains("1000 passed, 0 failed"), "{out}");
     assert!(
         out.contains("duplicates: 0, received but never acknowledged: 0"),

@@ -686,34 +686,8 @@ async fn a_master_that_lost_its_disk_loses_no_acknowledged_message_and_never_cut
     std::fs::remove_dir_all(&master_dir).unwrap();
 
     // Everything acknowledged is read from the replica.
-    let (status, out, err) = run_to_end(
-        workspace_binary("mqbench"),
-        &[
-            "consume",
-            "--namesrv",
-            &namesrv,
-            "--topic",
-            "kept",
-            "--from-first",
-            "--idle",
-            "3",
-            "--timeout",
-            "60",
-            "--verify-log",
-            consumed.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(status.success(), "{out}\n{err}");
-    let (status, out, _) = run_to_end(
-        workspace_binary("mqbench"),
-        &[
-            "verify",
-            produced.to_str().unwrap(),
-            consumed.to_str().unwrap(),
-        ],
-        &[],
-    );
+    mq_test_support::mqbench::consume_all(&namesrv, "kept", "mqbench", &consumed);
+    let (status, out) = mq_test_support::mqbench::verify(&produced, &consumed);
     assert!(
         status.success() && out.contains("1500 passed, 0 failed"),
         "{out}"

@@ -11,6 +11,7 @@ pub mod certs;
 pub mod cluster;
 pub mod controllers;
 pub mod damage;
+pub mod mqbench;
 pub mod proxied;
 pub mod proxy;
 pub mod tmpfs;

@@ -237,20 +237,7 @@ pub fn produce_unchecked(
 /// logs against what was read.
 pub fn verify_all_consumed(namesrv: &str, dir: &Path, produced: &[&Path], expected: usize) {
     let consumed = dir.join("consumed.log");
-    mqbench(&[
-        "consume",
-        "--namesrv",
-        namesrv,
-        "--topic",
-        "failover",
-        "--from-first",
-        "--idle",
-        "3",
-        "--timeout",
-        "60",
-        "--verify-log",
-        consumed.to_str().unwrap(),
-    ]);
+    mq_test_support::mqbench::consume_all(namesrv, "failover", "mqbench", &consumed);
     let all = dir.join("produced-all.log");
     let joined: String = produced
         .iter()
