@@ -76,7 +76,12 @@ impl SendPath {
                 numbered,
             )
             .await?;
-        fail::fail_point!("send::before_answer", |_| Err(lost_answer()));
+        // Fail point: `return` loses the answer of a stored send (an error
+        // that says nothing of what was stored, as a dropped connection
+        // would), `sleep(ms)` holds it back (for a kill).
+        fail::fail_point!("send::before_answer", |_| Err(internal(
+            "the answer is lost (fail point send::before_answer)"
+        )));
         Ok(results.remove(0))
     }
 
@@ -120,7 +125,10 @@ impl SendPath {
         let results = self
             .store_batch(&request.topic, request.queue_id, messages, peer, numbered)
             .await?;
-        fail::fail_point!("send::before_answer", |_| Err(lost_answer()));
+        // As in `send`.
+        fail::fail_point!("send::before_answer", |_| Err(internal(
+            "the answer is lost (fail point send::before_answer)"
+        )));
         Ok(results)
     }
 
@@ -278,13 +286,6 @@ impl SendPath {
         }
         Ok(config)
     }
-}
-
-/// Fail point `send::before_answer`, when a send is stored: `return` loses
-/// its answer (an error that says nothing of what was stored, as a dropped
-/// connection would), `sleep(ms)` holds the answer back (for a kill).
-fn lost_answer() -> BrokerError {
-    internal("the answer is lost (fail point send::before_answer)")
 }
 
 pub(super) fn internal(what: &str) -> BrokerError {
