@@ -17,7 +17,6 @@
 //! what it dropped cannot be told apart from a new one, so it is refused
 //! ([`Refusal::BelowWindow`]) rather than risk a duplicate.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -81,7 +80,6 @@ pub struct Limits {
 pub struct ProducerSequences {
     windows: DashMap<WindowKey, Window>,
     limits: Limits,
-    duplicates: AtomicU64,
 }
 
 impl ProducerSequences {
@@ -89,7 +87,6 @@ impl ProducerSequences {
         ProducerSequences {
             windows: DashMap::new(),
             limits,
-            duplicates: AtomicU64::new(0),
         }
     }
 
@@ -142,9 +139,6 @@ impl ProducerSequences {
             }
         }
         window.trim_older_than(self.horizon(now_ms));
-        let duplicates = known.iter().filter(|at| at.is_some()).count();
-        self.duplicates
-            .fetch_add(duplicates as u64, Ordering::Relaxed);
         Ok(known)
     }
 
@@ -210,11 +204,6 @@ impl ProducerSequences {
     /// Producer-queue windows remembered now.
     pub fn window_count(&self) -> usize {
         self.windows.len()
-    }
-
-    /// Retried sends answered from a window since start.
-    pub fn duplicates(&self) -> u64 {
-        self.duplicates.load(Ordering::Relaxed)
     }
 }
 
