@@ -109,7 +109,12 @@ async fn receive_all(
 
 /// Reads `count` messages of `topic` with our consumer SDK.
 async fn read_with_our_sdk(namesrv: &str, topic: &str, count: usize) -> Vec<ReceivedMessage> {
-    let consumer = PullConsumer::builder()
+    read_with_our_sdk_by(&our_reader(namesrv, topic).await, count).await
+}
+
+/// Our consumer SDK's reader of `topic`, from its first message.
+async fn our_reader(namesrv: &str, topic: &str) -> PullConsumer {
+    PullConsumer::builder()
         .namesrv(namesrv)
         .group(format!("our-reader-{topic}"))
         .subscribe(topic, "*")
@@ -117,7 +122,11 @@ async fn read_with_our_sdk(namesrv: &str, topic: &str, count: usize) -> Vec<Rece
         .suspend(Duration::from_millis(500))
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Reads `count` messages with `consumer` (20 s at most).
+async fn read_with_our_sdk_by(consumer: &PullConsumer, count: usize) -> Vec<ReceivedMessage> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut messages = Vec::new();
     while messages.len() < count && Instant::now() < deadline {
@@ -532,26 +541,14 @@ async fn the_official_transaction_producer_commits_rolls_back_and_answers_checks
         .await
         .unwrap();
 
-    let consumer = PullConsumer::builder()
-        .namesrv(&broker.namesrv)
-        .group("our-reader-tx")
-        .subscribe("tx", "*")
-        .consume_from(ConsumeFrom::FirstOffset)
-        .suspend(Duration::from_millis(500))
-        .start()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut bodies = Vec::new();
-    while bodies.len() < 2 && Instant::now() < deadline {
-        for msg in consumer.poll(Duration::from_millis(500)).await {
-            bodies.push(String::from_utf8(msg.body.to_vec()).unwrap());
-        }
-    }
+    let consumer = our_reader(&broker.namesrv, "tx").await;
+    let mut received = read_with_our_sdk_by(&consumer, 2).await;
     // Nothing else comes: the rolled-back one ended before the orphan's check.
-    for msg in consumer.poll(Duration::from_millis(1500)).await {
-        bodies.push(String::from_utf8(msg.body.to_vec()).unwrap());
-    }
+    received.extend(consumer.poll(Duration::from_millis(1500)).await);
+    let mut bodies: Vec<String> = received
+        .iter()
+        .map(|msg| String::from_utf8(msg.body.to_vec()).unwrap())
+        .collect();
     bodies.sort();
     assert_eq!(bodies, ["committed", "orphan"]);
 }
