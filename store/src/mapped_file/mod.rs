@@ -53,8 +53,9 @@ pub struct MappedFile {
     map: Arc<MmapRaw>,
     /// Serializes writers, which makes handing out `&mut` slices sound.
     write_lock: Mutex<()>,
-    /// End of the written bytes, published with `Release` after writing.
-    write_pos: AtomicUsize,
+    /// End of the written bytes, published with `Release` after writing
+    /// (shared with the segment's [`Prewarm`], which keeps ahead of it).
+    write_pos: Arc<AtomicUsize>,
     flushed_pos: AtomicUsize,
     /// The file was shorter than a segment when opened and was extended.
     extended: bool,
@@ -135,7 +136,7 @@ impl MappedFile {
             base_offset,
             map: Arc::new(map),
             write_lock: Mutex::new(()),
-            write_pos: AtomicUsize::new(0),
+            write_pos: Arc::new(AtomicUsize::new(0)),
             flushed_pos: AtomicUsize::new(0),
             extended,
             staging: None,
@@ -191,6 +192,7 @@ impl MappedFile {
     pub fn prewarm(&self) -> Prewarm {
         Prewarm {
             map: Arc::clone(&self.map),
+            written: Arc::clone(&self.write_pos),
             done: 0,
         }
     }
@@ -482,15 +484,37 @@ struct MappedSlice {
 #[derive(Debug)]
 pub struct Prewarm {
     map: Arc<MmapRaw>,
+    written: Arc<AtomicUsize>,
     done: usize,
 }
 
+/// What a [`Prewarm::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warmed {
+    /// Faulted in another chunk.
+    Chunk,
+    /// Already `ahead` bytes past the writer: nothing to do until it moves.
+    Ahead,
+    /// The whole segment is in.
+    Done,
+}
+
 impl Prewarm {
-    /// Faults in the next chunk; false once the whole segment is in.
-    pub fn step(&mut self) -> bool {
+    /// Faults in the next chunk, unless the pages up to `ahead` bytes past
+    /// the write position are in already: warming far ahead of the writer
+    /// only spends CPU and memory on pages nobody needs yet.
+    pub fn step(&mut self, ahead: usize) -> Warmed {
         let len = self.map.len();
         if self.done >= len {
-            return false;
+            return Warmed::Done;
+        }
+        let wanted = self
+            .written
+            .load(Ordering::Acquire)
+            .saturating_add(ahead)
+            .min(len);
+        if self.done >= wanted {
+            return Warmed::Ahead;
         }
         let end = (self.done + PREWARM_CHUNK).min(len);
         // One madvise per chunk beats a trap per page. Kernels before 5.14
@@ -504,7 +528,18 @@ impl Prewarm {
             let _ = self.map.advise_range(Advice::WillNeed, range.0, range.1);
         }
         self.done = end;
-        true
+        Warmed::Chunk
+    }
+
+    /// The segment's write position.
+    pub fn written(&self) -> usize {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Whether nothing but this handle holds the segment's mapping any
+    /// more (it was dropped unused, or retired): warming it is pointless.
+    pub fn orphaned(&self) -> bool {
+        Arc::strong_count(&self.map) == 1
     }
 }
 
