@@ -65,6 +65,9 @@ pub struct BrokerMetrics {
     transactions_discarded: Counter,
     /// Idempotent producers' retries answered from their windows.
     duplicate_sends: Counter,
+    /// `SendMany` requests, and the sends they carried.
+    send_many_requests: Counter,
+    send_many_sends: Counter,
 }
 
 impl Default for BrokerMetrics {
@@ -93,6 +96,8 @@ impl Default for BrokerMetrics {
             transaction_checks: Counter::default(),
             transactions_discarded: Counter::default(),
             duplicate_sends: Counter::default(),
+            send_many_requests: Counter::default(),
+            send_many_sends: Counter::default(),
         }
     }
 }
@@ -203,6 +208,12 @@ impl BrokerMetrics {
     /// they were stored before, instead of being stored again.
     pub fn duplicate_sends(&self, messages: usize) {
         self.duplicate_sends.inc_by(messages as u64);
+    }
+
+    /// A `SendMany` request carrying `sends` sends.
+    pub fn sent_together(&self, sends: usize) {
+        self.send_many_requests.inc();
+        self.send_many_sends.inc_by(sends as u64);
     }
 
     /// A producer asked how a transaction ended.
@@ -329,6 +340,16 @@ pub fn exporter(
         "duplicate_sends_dropped",
         "Messages of idempotent producers' retries that were stored already: answered with the original offsets, not stored again",
         m.duplicate_sends,
+    );
+    registry.register(
+        "send_many_requests",
+        "SendMany requests: sends that waited while a producer's earlier requests were in flight, sent together",
+        m.send_many_requests,
+    );
+    registry.register(
+        "send_many_sends",
+        "Sends that arrived in SendMany requests (divided by the requests: how many left together)",
+        m.send_many_sends,
     );
     let idempotence_windows = Gauge::<i64>::default();
     registry.register(

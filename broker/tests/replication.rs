@@ -115,19 +115,11 @@ fn stop_and_compare(
     );
 }
 
-/// The value of the metric line that starts with `series`.
-fn metric(server: &ServerProcess, series: &str) -> Option<f64> {
-    let addr = server.logged_addr("metrics endpoint ready").unwrap();
-    let (_, body) = mq_test_support::http_get(addr, "/metrics");
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Waits (bounded) until `series` reads `value`.
 async fn wait_metric(server: &ServerProcess, series: &str, value: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = metric(server, series);
+        let now = server.metric(series);
         if now == Some(value) {
             return;
         }
@@ -285,8 +277,13 @@ async fn a_replica_follows_its_master_into_a_byte_identical_log_serves_reads_and
     wait_metric(&replica, "mq_broker_replication_connected", 1.0).await;
     wait_metric(&replica, "mq_broker_replication_lag_bytes", 0.0).await;
     wait_metric(&replica, "mq_broker_replication_lag_seconds", 0.0).await;
-    assert!(metric(&replica, "mq_broker_replicated_bytes").unwrap() > 0.0);
-    assert!(metric(&replica, "mq_broker_replication_catch_up_bytes_per_second").unwrap() > 0.0);
+    assert!(replica.metric("mq_broker_replicated_bytes").unwrap() > 0.0);
+    assert!(
+        replica
+            .metric("mq_broker_replication_catch_up_bytes_per_second")
+            .unwrap()
+            > 0.0
+    );
 
     let segments = commitlog_segments_below(&master_dir, end).len();
     assert!(segments >= 4, "{segments} segments");

@@ -12,8 +12,9 @@
 //! The send path, file by file: [`route_cache`] (routes from the
 //! nameservers, cached and refreshed) -> [`selector`] (round-robin over
 //! writable queues, skipping brokers in the [`fault`] table) ->
-//! [`producer`] (the gRPC call, latency bookkeeping, retries, compression
-//! via [`compress`]). Depends on `mq-common`, `mq-proto` and
+//! [`producer`] (latency bookkeeping, retries, compression via
+//! [`compress`]) -> `lanes` (the gRPC call: alone when the broker's lane
+//! has room, else together with the other waiting sends). Depends on `mq-common`, `mq-proto` and
 //! `mq-nameserver-client`, never on the servers' crates.
 
 mod accumulator;
@@ -21,6 +22,7 @@ pub mod compress;
 pub mod error;
 pub mod fault;
 mod idempotence;
+mod lanes;
 pub mod message;
 pub mod producer;
 pub mod route;

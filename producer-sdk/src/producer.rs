@@ -18,6 +18,7 @@ use crate::compress::maybe_compress;
 use crate::error::{ProducerError, retryable};
 use crate::fault::{FaultItem, FaultPolicy, FaultTable};
 use crate::idempotence::{self, Numbered, Numbering};
+use crate::lanes::{Lanes, Limits};
 use crate::message::{Delivery, Message, SendResult};
 use crate::route::{MessageQueue, PublishRoute};
 use crate::route_cache::RouteCache;
@@ -47,8 +48,12 @@ pub struct ProducerOptions {
     /// With a linger time, `send` and `send_async` of one topic are batched
     /// for up to this long (0: every send goes alone).
     pub linger: Duration,
-    /// A batch goes out early once its bodies reach this many bytes.
+    /// A batch goes out early once its bodies reach this many bytes; the
+    /// sends waiting for a broker leave together up to this many.
     pub batch_bytes: usize,
+    /// Requests on the wire to one broker at a time; sends beyond wait and
+    /// leave together in one request when one comes back.
+    pub max_in_flight: usize,
     /// How brokers and nameservers are reached: TLS, and credentials
     /// that sign every request (clusters with authentication refuse others).
     pub connector: Connector,
@@ -81,6 +86,7 @@ impl Default for ProducerBuilder {
                 busy_backoff: Duration::from_millis(100),
                 linger: Duration::ZERO,
                 batch_bytes: 256 << 10,
+                max_in_flight: 4,
                 connector: Connector::default(),
                 idempotent: true,
             },
@@ -134,6 +140,10 @@ impl ProducerBuilder {
         linger: Duration);
     setter!(/// Send a batch early at this many body bytes [default: 256 KiB].
         batch_bytes: usize);
+    setter!(/// Requests on the wire to one broker at a time [default: 4]. A
+        /// send that finds fewer leaves at once; the others wait and leave
+        /// together in the next request (natural batching, no linger).
+        max_in_flight: usize);
     setter!(/// Number sends so that retries are never stored twice [default: on].
         /// A send that may have been stored (no answer, the broker died) is
         /// retried on its queue until `send_timeout`, following a failover
@@ -184,12 +194,21 @@ impl ProducerBuilder {
                 "send_timeout must be longer than 0".into(),
             ));
         }
+        if options.max_in_flight == 0 {
+            return Err(ProducerError::Config(
+                "max_in_flight must be at least 1".into(),
+            ));
+        }
         let namesrv = NameServerClient::from_list_with(&options.namesrv, options.connector.clone())
             .map_err(|e| ProducerError::Config(e.to_string()))?;
         let accumulator = (!options.linger.is_zero())
             .then(|| Accumulator::new(options.linger, options.batch_bytes));
         let inner = Arc::new(Inner {
             accumulator,
+            lanes: Lanes::new(Limits {
+                max_in_flight: options.max_in_flight,
+                batch_bytes: options.batch_bytes,
+            }),
             routes: RouteCache::new(namesrv),
             clients: DashMap::new(),
             faults: FaultTable::new(options.fault_policy.clone()),
@@ -226,6 +245,8 @@ pub(crate) struct Inner {
     pub(crate) routes: RouteCache,
     /// One channel per broker address, shared by every send.
     clients: DashMap<String, BrokerClient<SignedChannel>>,
+    /// Sends to each broker, batched while requests are in flight.
+    lanes: Lanes,
     faults: FaultTable,
     started: Instant,
     ids: mq_common::message_id::MessageIdGenerator,
@@ -252,6 +273,24 @@ impl Producer {
     /// (on another broker when there is one) up to `retries` times.
     pub async fn send(&self, msg: Message) -> Result<SendResult, ProducerError> {
         self.inner.send_one(msg).await
+    }
+
+    /// [`Producer::send`] within `timeout` (retries included) instead of
+    /// the producer's `send_timeout`. Never lingers to be batched.
+    pub async fn send_with_timeout(
+        &self,
+        msg: Message,
+        timeout: Duration,
+    ) -> Result<SendResult, ProducerError> {
+        if timeout.is_zero() {
+            return Err(ProducerError::Config(
+                "timeout must be longer than 0".into(),
+            ));
+        }
+        self.inner
+            .send_within(vec![msg], Choice::Any, timeout)
+            .await
+            .map(first)
     }
 
     /// Sends in the background; the handle yields the result.
@@ -445,6 +484,17 @@ impl Inner {
         messages: Vec<Message>,
         choice: Choice<'_>,
     ) -> Result<Vec<SendResult>, ProducerError> {
+        self.send_within(messages, choice, self.options.send_timeout)
+            .await
+    }
+
+    /// Sends within `timeout`, retries included.
+    async fn send_within(
+        &self,
+        messages: Vec<Message>,
+        choice: Choice<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<SendResult>, ProducerError> {
         for msg in &messages {
             self.check(msg)?;
         }
@@ -454,7 +504,7 @@ impl Inner {
             _ => None,
         };
         let wire: Vec<pb::Message> = messages.iter().map(|m| self.to_wire(m, key)).collect();
-        let deadline = Instant::now() + self.options.send_timeout;
+        let deadline = Instant::now() + timeout;
         let attempts = self.options.retries + 1;
         let mut avoid: Option<String> = None;
         // A send that may have been stored: retried on its queue with its
@@ -490,7 +540,7 @@ impl Inner {
                     return Err(self.failed(attempt - 1, broker, &status));
                 }
                 return Err(ProducerError::Timeout {
-                    millis: self.options.send_timeout.as_millis() as u64,
+                    millis: timeout.as_millis() as u64,
                     attempts: attempt - 1,
                 });
             }
@@ -602,6 +652,8 @@ impl Inner {
         })
     }
 
+    /// One attempt: through the broker's lane, alone or with the sends
+    /// that wait for it.
     async fn call(
         &self,
         addr: &str,
@@ -610,29 +662,26 @@ impl Inner {
         timeout: Duration,
         numbered: Option<Numbered>,
     ) -> Result<Vec<pb::SendResult>, tonic::Status> {
-        let mut client = self.client(addr)?;
+        use pb::send_item::Send;
+        let lane = self.lanes.lane(addr, || self.client(addr))?;
         let (producer_id, sequence) = numbered.map_or((0, 0), |n| (n.producer_id, n.sequence));
-        if messages.len() == 1 {
-            let mut request = tonic::Request::new(pb::SendMessageRequest {
+        let send = if messages.len() == 1 {
+            Send::Message(pb::SendMessageRequest {
                 message: messages.pop(),
                 queue_id: queue.queue_id,
                 producer_id,
                 sequence,
-            });
-            request.set_timeout(timeout);
-            let response = client.send_message(request).await?.into_inner();
-            Ok(response.result.into_iter().collect())
+            })
         } else {
-            let mut request = tonic::Request::new(pb::SendBatchRequest {
+            Send::Batch(pb::SendBatchRequest {
                 topic: queue.topic.clone(),
                 queue_id: queue.queue_id,
                 messages,
                 producer_id,
                 sequence,
-            });
-            request.set_timeout(timeout);
-            Ok(client.send_batch(request).await?.into_inner().results)
-        }
+            })
+        };
+        lane.send(send, timeout).await
     }
 
     pub(crate) fn client(&self, addr: &str) -> Result<BrokerClient<SignedChannel>, tonic::Status> {

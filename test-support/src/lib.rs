@@ -151,6 +151,16 @@ impl ServerProcess {
     }
 
     /// The process id, for signals.
+    /// The value of the server's metric line that starts with `series`
+    /// (a name, with its labels if it has any), read from the metrics
+    /// endpoint it logged.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let addr = self.logged_addr("metrics endpoint ready")?;
+        let (_, body) = http_get(addr, "/metrics");
+        body.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -9,6 +9,7 @@ pub mod pull;
 pub mod pull_budget;
 pub mod retry;
 pub mod send;
+pub mod send_many;
 pub mod session;
 pub mod topics;
 pub mod transaction;
@@ -142,6 +143,16 @@ impl Broker for BrokerService {
         Ok(Response::new(pb::SendMessageResponse {
             result: Some(result),
         }))
+    }
+
+    async fn send_many(
+        &self,
+        request: Request<pb::SendManyRequest>,
+    ) -> RpcResult<pb::SendManyResponse> {
+        let span = tracing::debug_span!("send_many", sends = request.get_ref().sends.len());
+        Ok(Response::new(
+            self.store_many(request).instrument(span).await?,
+        ))
     }
 
     async fn get_broker_stats(

@@ -98,6 +98,10 @@ pub struct ProduceArgs {
     /// Time budget of one send, retries included.
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     pub send_timeout_ms: u64,
+    /// Requests on the wire to one broker at a time (the producer's
+    /// `max_in_flight`): sends beyond wait and leave together.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -63,6 +63,7 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
             .linger(Duration::from_millis(args.linger_ms))
             .idempotent(!args.no_idempotence)
             .send_timeout(Duration::from_millis(args.send_timeout_ms))
+            .max_in_flight(args.max_in_flight)
             .build()?,
     );
     let transactions = match args.transactional {
