@@ -265,3 +265,124 @@ fn e2e_with_a_delay_measures_lateness_from_the_due_time() {
     let max = received["max_us"].as_u64().unwrap();
     assert!(max < 1_000_000, "at most 1 s late: {max} us");
 }
+
+/// Lines of a verify log, each checked to be a whole JSON object.
+fn whole_lines(path: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "a torn last line");
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("{e}: {line:?} is not a whole line"));
+    }
+    text.lines().count()
+}
+
+/// Starts mqbench with `args`, its stdout into `out` and its stderr (the
+/// progress lines) into `err`.
+fn spawn(args: &[&str], out: &std::path::Path, err: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(MQBENCH)
+        .args(args)
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(std::fs::File::create(err).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_signal_ends_produce_and_consume_with_whole_logs_and_a_summary() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, namesrv) = standalone(&dir.path().join("store"));
+    let (sent, got) = (dir.path().join("sent.jsonl"), dir.path().join("got.jsonl"));
+    let (out, err) = (dir.path().join("out.txt"), dir.path().join("err.txt"));
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // A long paced run, ended by SIGTERM once it is under way.
+    let producing = spawn(
+        &[
+            "produce",
+            "--namesrv",
+            &namesrv,
+            "--topic",
+            "sig",
+            "--count",
+            "1000000",
+            "--rate",
+            "2000",
+            "--producers",
+            "16",
+            "--json",
+            "--verify-log",
+            sent.to_str().unwrap(),
+        ],
+        &out,
+        &err,
+    );
+    wait_for("nothing was sent", &|| {
+        std::fs::metadata(&sent).is_ok_and(|m| m.len() > 10_000)
+    });
+    let status = mq_test_support::terminate_and_wait(producing);
+    assert!(status.success(), "{status:?}");
+    let produced = summary(&std::fs::read_to_string(&out).unwrap());
+    let acknowledged = produced["sent"].as_u64().unwrap();
+    assert!((1..1_000_000).contains(&acknowledged), "{produced}");
+    assert_eq!(produced["failed"].as_u64(), Some(0), "{produced}");
+    assert_eq!(whole_lines(&sent) as u64, acknowledged);
+
+    // A consumer without a count, ended by SIGTERM once it has it all.
+    let consuming = spawn(
+        &[
+            "consume",
+            "--namesrv",
+            &namesrv,
+            "--topic",
+            "sig",
+            "--group",
+            "sig",
+            "--from-first",
+            "--timeout",
+            "300",
+            "--json",
+            "--verify-log",
+            got.to_str().unwrap(),
+        ],
+        &out,
+        &err,
+    );
+    // Its progress line (one a second) says when all of it is in.
+    let all_in = format!("received: {acknowledged} (");
+    wait_for("not everything arrived", &|| {
+        std::fs::read_to_string(&err).is_ok_and(|t| t.contains(&all_in))
+    });
+    let began = Instant::now();
+    let status = mq_test_support::terminate_and_wait(consuming);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    let summary = summary(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(
+        summary["received"].as_u64(),
+        Some(acknowledged),
+        "{summary}"
+    );
+    whole_lines(&got);
+    let (status, stdout, stderr) = run_to_end(
+        MQBENCH,
+        &["verify", sent.to_str().unwrap(), got.to_str().unwrap()],
+        &[],
+    );
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("{acknowledged} passed, 0 failed")),
+        "{stdout}"
+    );
+}

@@ -11,18 +11,27 @@ use serde_json::json;
 use super::ConsumeArgs;
 use super::produce::{SENT_AT, now_micros};
 use super::report::{Stats, VerifyLog, progress};
+use super::signals::Stopping;
 
 /// Property of the message `mqbench e2e` sends to create its topic.
 pub const WARM_UP: &str = "mqbench_warm_up";
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let stats = Stats::new();
+    let stopping = Stopping::on_signals()?;
     let consumers = start(&args, Arc::clone(&stats)).await?;
     let done = Arc::new(AtomicBool::new(false));
     let total = (args.count > 0).then_some(args.count);
     let bar = progress(Arc::clone(&stats), total, "received", Arc::clone(&done));
     let idle = (args.idle > 0).then(|| Duration::from_secs(args.idle));
-    wait(&stats, args.count, Duration::from_secs(args.timeout), idle).await;
+    wait(
+        &stats,
+        args.count,
+        Duration::from_secs(args.timeout),
+        idle,
+        Some(&stopping),
+    )
+    .await;
     stats.finish();
     done.store(true, Ordering::Release);
     let _ = bar.await;
@@ -110,10 +119,16 @@ pub async fn start(args: &ConsumeArgs, stats: Arc<Stats>) -> anyhow::Result<Runn
     Ok(Running { consumers, log })
 }
 
-/// Waits until `count` messages arrived (or forever with 0), at most `timeout`.
 /// Waits until `count` messages arrived (0: no count), `timeout` passed,
-/// or, with `idle`, nothing arrived for that long after the first message.
-pub async fn wait(stats: &Stats, count: u64, timeout: Duration, idle: Option<Duration>) {
+/// or, with `idle`, nothing arrived for that long after the first message,
+/// or a signal asked to stop.
+pub async fn wait(
+    stats: &Stats,
+    count: u64,
+    timeout: Duration,
+    idle: Option<Duration>,
+    stopping: Option<&Stopping>,
+) {
     let started = tokio::time::Instant::now();
     let (mut seen, mut last_arrival) = (0, started);
     loop {
@@ -123,7 +138,8 @@ pub async fn wait(stats: &Stats, count: u64, timeout: Duration, idle: Option<Dur
             (seen, last_arrival) = (received, now);
         }
         let quiet = idle.is_some_and(|idle| seen > 0 && now - last_arrival >= idle);
-        if now - started >= timeout || (count > 0 && received >= count) || quiet {
+        let stopped = stopping.is_some_and(Stopping::requested);
+        if now - started >= timeout || (count > 0 && received >= count) || quiet || stopped {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -50,7 +50,14 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
     );
     produce::send_all(&args.produce, Arc::clone(&sent), false).await?;
     let expected = sent.ok.load(Ordering::Acquire);
-    consume::wait(&received, expected, Duration::from_secs(args.timeout), None).await;
+    consume::wait(
+        &received,
+        expected,
+        Duration::from_secs(args.timeout),
+        None,
+        None,
+    )
+    .await;
     received.finish();
     done.store(true, Ordering::Release);
     let _ = bar.await;

@@ -4,6 +4,7 @@ mod consume;
 mod e2e;
 mod produce;
 mod report;
+mod signals;
 mod verify;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::ProduceArgs;
 use super::report::{Stats, VerifyLog, progress};
+use super::signals::Stopping;
 
 /// Property carrying the send time in µs since the epoch, for latency.
 pub const SENT_AT: &str = "mqbench_sent_us";
@@ -99,39 +100,24 @@ pub async fn send_all(args: &ProduceArgs, stats: Arc<Stats>, show: bool) -> anyh
     });
     // SIGINT or SIGTERM end the run early and cleanly: no new sends, the
     // ones in flight finish, the report and verify log are whole.
-    let stopping = Arc::new(AtomicBool::new(false));
-    {
-        let stopping = Arc::clone(&stopping);
-        use tokio::signal::unix::{SignalKind, signal};
-        let (mut interrupt, mut terminate) = (
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            stopping.store(true, Ordering::Release);
-        });
-    }
+    let stopping = Stopping::on_signals()?;
     stats.restart_clock();
     let started = Instant::now();
     let senders: Vec<_> = (0..args.producers)
         .map(|_| {
             let (producer, stats, next, body, log, args, stopping, transactions) =
-                (Arc::clone(&producer), Arc::clone(&stats), Arc::clone(&next), body.clone(), log.clone(), args.clone(), Arc::clone(&stopping), transactions.clone());
+                (Arc::clone(&producer), Arc::clone(&stats), Arc::clone(&next), body.clone(), log.clone(), args.clone(), stopping.clone(), transactions.clone());
             tokio::spawn(async move {
                 loop {
                     let first = next.fetch_add(args.batch as u64, Ordering::AcqRel);
-                    if first >= args.count || stopping.load(Ordering::Acquire) {
+                    if first >= args.count || stopping.requested() {
                         return;
                     }
                     let last = (first + args.batch as u64).min(args.count);
                     if args.rate > 0 {
                         let due = started + Duration::from_secs_f64(first as f64 / args.rate as f64);
                         tokio::time::sleep_until(due.into()).await;
-                        if stopping.load(Ordering::Acquire) {
+                        if stopping.requested() {
                             return;
                         }
                     }
