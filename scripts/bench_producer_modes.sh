@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# What the producer's guarantees cost on the send path, against plain
-# sends, on one standalone broker (async flush, release build):
+# Producer modes against each other on one standalone broker (async
+# flush, release build). SET=guarantees (the default): what the producer's
+# guarantees cost against plain sends:
 #
 #   idempotent      numbered sends (the default) against `--no-idempotence`
 #   transactional   a half message and a commit per message (`--transactional`)
 #
+# SET=batching: natural batching (the default) against every send alone:
+#
+#   alone           `--max-in-flight 1000000`: no send ever waits for a
+#                   request slot, so each is its own request
+#   natural         the default: at most 4 requests on the wire, the sends
+#                   that arrive meanwhile leave together in one SendMany
+#
 # Each workload runs RUNS times (default 5), the modes alternating which
 # goes first; every run uses a topic of its own. Prints every run, the
-# medians, their ratio to plain and the median of the per-run ratios.
+# medians, their ratio to the first mode and the median of the per-run
+# ratios.
 #
 #   ./scripts/bench_producer_modes.sh
-#   COUNT=100000 RUNS=7 ./scripts/bench_producer_modes.sh
+#   COUNT=100000 RUNS=7 SET=batching ./scripts/bench_producer_modes.sh
 set -euo pipefail
 export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
 cd "$(dirname "$0")/.."
@@ -28,17 +37,27 @@ PID=$!
 sleep 2
 NS=127.0.0.1:24896
 
-# name | mqbench produce arguments | modes compared
-workloads=(
+# name | mqbench produce arguments | modes compared (ratios to the first)
+case ${SET:-guarantees} in
+guarantees) workloads=(
     "1 synchronous sender|--producers 1 --count $((COUNT / 5))|plain idempotent transactional"
     "64 senders in flight|--producers 64 --count $COUNT|plain idempotent transactional"
     "16 senders, batches of 32|--producers 16 --batch 32 --count $((COUNT * 4))|plain idempotent"
-)
+) ;;
+batching) workloads=(
+    "1 synchronous sender|--producers 1 --count $((COUNT / 5))|alone natural"
+    "64 senders in flight|--producers 64 --count $((COUNT * 2))|alone natural"
+    "256 senders in flight|--producers 256 --count $((COUNT * 4))|alone natural"
+    "16 senders, batches of 32|--producers 16 --batch 32 --count $((COUNT * 4))|alone natural"
+) ;;
+*) echo "SET is guarantees or batching" >&2; exit 2 ;;
+esac
 mode_args() {
     case $1 in
     plain) echo "--no-idempotence" ;;
-    idempotent) echo "" ;;
+    idempotent | natural) echo "" ;;
     transactional) echo "--transactional" ;;
+    alone) echo "--max-in-flight 1000000" ;;
     esac
 }
 echo "== produce 1 KiB messages, medians of $RUNS runs, release build"
@@ -65,10 +84,11 @@ for mode in modes:
     print(f"{name:<28} {mode:<14} {medians[mode]:>9.0f} msg/s  (runs: {runs})")
 runs = {mode: [json.loads(l)["msgs_per_sec"] for l in open(os.path.join(root, f"{w}-{mode}.jsonl")) if l.strip()]
         for mode in modes}
+base = modes[0]
 for mode in modes[1:]:
     # Each run's modes ran back to back: the median of the per-run ratios
     # is steadier than the ratio of medians when the machine drifts.
-    paired = statistics.median(m / p for m, p in zip(runs[mode], runs["plain"]))
-    print(f"{name:<28} {mode:<14} {medians[mode] / medians['plain']:.2f} of plain (per-run ratios: median {paired:.2f})")
+    paired = statistics.median(m / p for m, p in zip(runs[mode], runs[base]))
+    print(f"{name:<28} {mode:<14} {medians[mode] / medians[base]:.2f} of {base} (per-run ratios: median {paired:.2f})")
 PY
 done
