@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use mq_auth::client::SignedChannel;
 use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::broker_client::BrokerClient;
-use mq_proto::broker::v1::send_item::Send;
+use mq_proto::broker::v1::send_item::Send as Item;
 use tokio::sync::oneshot;
 use tonic::{Code, Status};
 
@@ -79,7 +79,7 @@ struct State {
 
 #[derive(Debug)]
 struct Waiting {
-    send: Send,
+    send: Item,
     bytes: usize,
     deadline: Instant,
     reply: oneshot::Sender<Answer>,
@@ -90,7 +90,7 @@ type Answer = Result<Vec<pb::SendResult>, Status>;
 impl Lane {
     /// Sends `send` (one message or a batch), waiting at most `timeout`
     /// for its answer.
-    pub(crate) async fn send(self: &Arc<Self>, send: Send, timeout: Duration) -> Answer {
+    pub(crate) async fn send(self: &Arc<Self>, send: Item, timeout: Duration) -> Answer {
         let answer = match self.enter(send, timeout) {
             Ok(send) => {
                 let _slot = Slot(self);
@@ -112,7 +112,7 @@ impl Lane {
 
     /// Takes a request slot for `send` (`Ok`: it leaves now), or queues
     /// it (`Err`: its answer comes later).
-    fn enter(&self, send: Send, timeout: Duration) -> Result<Send, oneshot::Receiver<Answer>> {
+    fn enter(&self, send: Item, timeout: Duration) -> Result<Item, oneshot::Receiver<Answer>> {
         let mut state = self.state();
         if state.waiting.is_empty() && state.in_flight < self.limits.max_in_flight {
             state.in_flight += 1;
@@ -190,16 +190,16 @@ impl Lane {
         batch
     }
 
-    async fn send_alone(&self, send: Send, timeout: Duration) -> Answer {
+    async fn send_alone(&self, send: Item, timeout: Duration) -> Answer {
         let mut client = self.client.clone();
         match send {
-            Send::Message(send) => {
+            Item::Message(send) => {
                 let mut request = tonic::Request::new(send);
                 request.set_timeout(timeout);
                 let response = client.send_message(request).await?.into_inner();
                 Ok(response.result.into_iter().collect())
             }
-            Send::Batch(batch) => {
+            Item::Batch(batch) => {
                 let mut request = tonic::Request::new(batch);
                 request.set_timeout(timeout);
                 Ok(client.send_batch(request).await?.into_inner().results)
@@ -277,9 +277,9 @@ fn answer(outcome: pb::SendOutcome) -> Answer {
     Err(status)
 }
 
-fn body_bytes(send: &Send) -> usize {
+fn body_bytes(send: &Item) -> usize {
     match send {
-        Send::Message(send) => send.message.as_ref().map_or(0, |m| m.body.len()),
-        Send::Batch(batch) => batch.messages.iter().map(|m| m.body.len()).sum(),
+        Item::Message(send) => send.message.as_ref().map_or(0, |m| m.body.len()),
+        Item::Batch(batch) => batch.messages.iter().map(|m| m.body.len()).sum(),
     }
 }

@@ -662,18 +662,18 @@ impl Inner {
         timeout: Duration,
         numbered: Option<Numbered>,
     ) -> Result<Vec<pb::SendResult>, tonic::Status> {
-        use pb::send_item::Send;
+        use pb::send_item::Send as Item;
         let lane = self.lanes.lane(addr, || self.client(addr))?;
         let (producer_id, sequence) = numbered.map_or((0, 0), |n| (n.producer_id, n.sequence));
         let send = if messages.len() == 1 {
-            Send::Message(pb::SendMessageRequest {
+            Item::Message(pb::SendMessageRequest {
                 message: messages.pop(),
                 queue_id: queue.queue_id,
                 producer_id,
                 sequence,
             })
         } else {
-            Send::Batch(pb::SendBatchRequest {
+            Item::Batch(pb::SendBatchRequest {
                 topic: queue.topic.clone(),
                 queue_id: queue.queue_id,
                 messages,

@@ -304,3 +304,23 @@ fn busy_config(dir: &std::path::Path) -> String {
     .unwrap();
     path.display().to_string()
 }
+
+#[tokio::test]
+async fn bad_settings_are_refused_by_name() {
+    let settings = |builder: mq_producer::ProducerBuilder| match builder.build() {
+        Err(ProducerError::Config(message)) => message,
+        Err(other) => panic!("expected a settings error, got {other}"),
+        Ok(_) => panic!("built"),
+    };
+    let builder = || Producer::builder().namesrv("127.0.0.1:9");
+    assert!(settings(builder().send_timeout(Duration::ZERO)).contains("send_timeout"));
+    assert!(settings(builder().max_in_flight(0)).contains("max_in_flight"));
+    let producer = builder().build().unwrap();
+    match producer
+        .send_with_timeout(Message::new("known", "x"), Duration::ZERO)
+        .await
+    {
+        Err(ProducerError::Config(message)) => assert!(message.contains("timeout"), "{message}"),
+        other => panic!("expected a settings error, got {other:?}"),
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 use mq_auth::model::{Action, Target};
 use mq_common::FieldError;
 use mq_proto::broker::v1 as pb;
-use mq_proto::broker::v1::send_item::Send;
+use mq_proto::broker::v1::send_item::Send as Item;
 use tonic::{Request, Status};
 
 use super::{BrokerService, Path};
@@ -48,10 +48,10 @@ impl BrokerService {
                         return refusal(&status, true);
                     }
                     let result = match item.send {
-                        Some(Send::Message(send)) => {
+                        Some(Item::Message(send)) => {
                             self.send.send(send, peer).await.map(|r| vec![r])
                         }
-                        Some(Send::Batch(batch)) => self.send.send_batch(batch, peer).await,
+                        Some(Item::Batch(batch)) => self.send.send_batch(batch, peer).await,
                         None => {
                             Err(FieldError::new(format!("sends[{i}].send"), "is required").into())
                         }
@@ -82,8 +82,8 @@ impl BrokerService {
             .iter()
             .map(|item| {
                 let topic = match &item.send {
-                    Some(Send::Message(send)) => super::topic_of(send.message.as_ref()),
-                    Some(Send::Batch(batch)) => batch.topic.as_str(),
+                    Some(Item::Message(send)) => super::topic_of(send.message.as_ref()),
+                    Some(Item::Batch(batch)) => batch.topic.as_str(),
                     None => "",
                 };
                 if let Some((seen, decision)) = &last
