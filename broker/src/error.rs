@@ -90,6 +90,9 @@ pub enum BrokerError {
     /// ended, or another group's).
     #[error("{0}")]
     Transaction(String),
+    /// One failure of an append shared by several sends (`SendMany`).
+    #[error(transparent)]
+    Shared(std::sync::Arc<BrokerError>),
 }
 
 impl BrokerError {
@@ -97,6 +100,7 @@ impl BrokerError {
     /// that failed part way (an I/O error) and a send still in flight.
     pub fn nothing_stored(&self) -> bool {
         match self {
+            BrokerError::Shared(err) => err.nothing_stored(),
             BrokerError::SendInFlight { .. } => false,
             BrokerError::Store(store) => !matches!(
                 store,
@@ -112,7 +116,7 @@ impl BrokerError {
 impl From<BrokerError> for Status {
     fn from(err: BrokerError) -> Status {
         let nothing_stored = err.nothing_stored();
-        let mut status = status_of(err);
+        let mut status = status_of(&err);
         if nothing_stored {
             status.metadata_mut().insert(
                 mq_common::message::NOTHING_STORED,
@@ -123,9 +127,10 @@ impl From<BrokerError> for Status {
     }
 }
 
-fn status_of(err: BrokerError) -> Status {
+fn status_of(err: &BrokerError) -> Status {
     let message = err.to_string();
     match err {
+        BrokerError::Shared(err) => status_of(err),
         BrokerError::InvalidArgument(_) => Status::invalid_argument(message),
         BrokerError::UnknownTopic(_) | BrokerError::UnknownGroup(_) | BrokerError::NoMessage(_) => {
             Status::not_found(message)

@@ -173,27 +173,8 @@ impl BrokerMetrics {
 
     /// A request refused, by the kind of refusal.
     pub fn rejected(&self, err: &BrokerError) {
-        let reason = match err {
-            BrokerError::InvalidArgument(_) => "invalid_argument",
-            BrokerError::UnknownTopic(_) => "unknown_topic",
-            BrokerError::UnknownGroup(_) => "unknown_group",
-            BrokerError::NoMessage(_) => "no_message",
-            BrokerError::NoPermission { .. } => "no_permission",
-            BrokerError::ReadOnlyReplica { .. } => "read_only_replica",
-            BrokerError::ReplicaNotConfirmed { .. } => "replica_not_confirmed",
-            BrokerError::Busy { .. } => "busy",
-            BrokerError::PullBacklog { .. } => "pull_backlog",
-            BrokerError::Store(store) if store.is_disk_full() => "disk_full",
-            BrokerError::Store(_) => "store_error",
-            BrokerError::Topics(_) => "topic_table_error",
-            BrokerError::PopBook(_) => "pop_book_error",
-            BrokerError::Transaction(_) => "transaction_not_open",
-            BrokerError::SendInFlight { .. } => "send_in_flight",
-            BrokerError::SequenceForgotten { .. } => "sequence_forgotten",
-            BrokerError::TooManyProducers { .. } => "too_many_producers",
-        };
         self.rejected
-            .get_or_create(&vec![("reason".into(), reason.into())])
+            .get_or_create(&vec![("reason".into(), rejection(err).into())])
             .inc();
     }
 
@@ -554,5 +535,29 @@ pub fn exporter(
                     .inc_by(lag);
             }
         }),
+    }
+}
+
+/// The `reason` label of a refused request.
+fn rejection(err: &BrokerError) -> &'static str {
+    match err {
+        BrokerError::Shared(err) => rejection(err),
+        BrokerError::InvalidArgument(_) => "invalid_argument",
+        BrokerError::UnknownTopic(_) => "unknown_topic",
+        BrokerError::UnknownGroup(_) => "unknown_group",
+        BrokerError::NoMessage(_) => "no_message",
+        BrokerError::NoPermission { .. } => "no_permission",
+        BrokerError::ReadOnlyReplica { .. } => "read_only_replica",
+        BrokerError::ReplicaNotConfirmed { .. } => "replica_not_confirmed",
+        BrokerError::Busy { .. } => "busy",
+        BrokerError::PullBacklog { .. } => "pull_backlog",
+        BrokerError::Store(store) if store.is_disk_full() => "disk_full",
+        BrokerError::Store(_) => "store_error",
+        BrokerError::Topics(_) => "topic_table_error",
+        BrokerError::PopBook(_) => "pop_book_error",
+        BrokerError::Transaction(_) => "transaction_not_open",
+        BrokerError::SendInFlight { .. } => "send_in_flight",
+        BrokerError::SequenceForgotten { .. } => "sequence_forgotten",
+        BrokerError::TooManyProducers { .. } => "too_many_producers",
     }
 }

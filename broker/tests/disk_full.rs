@@ -29,17 +29,21 @@ fn mqbench(args: &[&str]) -> (std::process::ExitStatus, String, String) {
 
 async fn send_one(broker: &ServerProcess, topic: &str) -> Result<(), tonic::Status> {
     let mut rpc = BrokerClient::connect(broker.url()).await.unwrap();
-    rpc.send_message(pb::SendMessageRequest {
+    rpc.send_message(numbered(topic, 0, 0)).await.map(|_| ())
+}
+
+/// A 4 KiB send to queue 0 of `topic`; `producer` 0 does not number it.
+fn numbered(topic: &str, producer_id: u64, sequence: u64) -> pb::SendMessageRequest {
+    pb::SendMessageRequest {
         message: Some(pb::Message {
             topic: topic.into(),
             body: vec![1; 4096].into(),
             ..pb::Message::default()
         }),
         queue_id: 0,
-        ..Default::default()
-    })
-    .await
-    .map(|_| ())
+        producer_id,
+        sequence,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,6 +73,15 @@ async fn fill_crash_and_restart(disk_hard_ratio: &str) {
     let consumed = work.path().join("consumed.log");
 
     let (mut broker, namesrv) = standalone_broker_with_env(&store, &settings);
+    let mut rpc = BrokerClient::connect(broker.url()).await.unwrap();
+    const PRODUCER: u64 = 0xd15c;
+    let first = rpc
+        .send_message(numbered("full", PRODUCER, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
     // About 60 MiB of 4 KiB messages: more than the disk holds.
     let (status, out, err) = mqbench(&[
         "produce",
@@ -110,6 +123,33 @@ async fn fill_crash_and_restart(disk_hard_ratio: &str) {
     let refused = send_one(&broker, "full").await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("disk full"), "{refused:?}");
+
+    // Sends stored together share the append's failure, but a retry of
+    // a send stored before is still answered with where it is: told that
+    // nothing was stored, its producer would number it anew, a duplicate.
+    let outcomes = rpc
+        .send_many(pb::SendManyRequest {
+            sends: [0, 1]
+                .map(|sequence| pb::SendItem {
+                    send: Some(pb::send_item::Send::Message(numbered(
+                        "full", PRODUCER, sequence,
+                    ))),
+                })
+                .into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcomes;
+    assert_eq!(outcomes[0].refusal, None, "{outcomes:?}");
+    assert_eq!(
+        outcomes[0].results[0].offset_message_id, first.offset_message_id,
+        "{outcomes:?}"
+    );
+    let refused = outcomes[1].refusal.as_ref().expect("the fresh send fails");
+    assert_eq!(refused.code, tonic::Code::Unavailable as i32, "{refused:?}");
+    assert!(refused.message.contains("disk full"), "{refused:?}");
+    assert!(refused.nothing_stored, "{refused:?}");
 
     // Something else takes the last bytes; then the broker crashes.
     disk.fill("filler");

@@ -13,6 +13,14 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 fn start() -> ServerProcess {
+    start_with(&[])
+}
+
+fn start_with(env: &[(&str, &str)]) -> ServerProcess {
+    let env: Vec<(&str, &str)> = [("MQ_BROKER_AUTO_CREATE_TOPIC", "false")]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
     ServerProcess::start_until(
         workspace_binary("broker"),
         &[
@@ -24,7 +32,7 @@ fn start() -> ServerProcess {
             "--namesrv-listen",
             "127.0.0.1:0",
         ],
-        &[("MQ_BROKER_AUTO_CREATE_TOPIC", "false")],
+        &env,
         "broker listening",
     )
 }
@@ -43,9 +51,13 @@ fn one(body: &str, queue_id: u32) -> pb::SendItem {
 }
 
 fn numbered(body: &str, queue_id: u32, producer_id: u64, sequence: u64) -> pb::SendItem {
+    item(message(body), queue_id, producer_id, sequence)
+}
+
+fn item(message: pb::Message, queue_id: u32, producer_id: u64, sequence: u64) -> pb::SendItem {
     pb::SendItem {
         send: Some(Send::Message(pb::SendMessageRequest {
-            message: Some(message(body)),
+            message: Some(message),
             queue_id,
             producer_id,
             sequence,
@@ -196,6 +208,42 @@ async fn numbered_sends_in_one_request_are_stored_once() {
         broker.metric("mq_broker_duplicate_sends_dropped_total"),
         Some(1.0)
     );
+}
+
+/// The sends of one request share an append, which one segment must hold:
+/// sends that together outgrow it are stored in rounds, and a send the
+/// store would refuse (a record over its largest size, though its body
+/// is within it) fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_that_outgrow_a_segment_together_are_stored_in_rounds() {
+    let broker = start_with(&[
+        ("MQ_BROKER_STORE__COMMITLOG_SEGMENT_SIZE", "65536"),
+        ("MQ_BROKER_STORE__MAX_MESSAGE_SIZE", "16384"),
+    ]);
+    mq_test_support::cluster::create_topic(&broker.url(), "orders", 1).await;
+    let mut rpc = BrokerClient::connect(broker.url()).await.unwrap();
+    let sized = |fill: u8, len: usize| pb::Message {
+        body: vec![fill; len].into(),
+        ..message(&format!("{fill}"))
+    };
+    // 12 sends of 10 KiB: twice what a segment holds.
+    let mut sends: Vec<pb::SendItem> = (0..12).map(|i| item(sized(i, 10 << 10), 0, 0, 0)).collect();
+    sends.insert(5, item(sized(99, 16384), 0, 0, 0));
+    let outcomes = send_many(&mut rpc, sends).await.unwrap();
+    let refused = refusal(&outcomes[5]);
+    assert_eq!(refused.code, Code::InvalidArgument as i32, "{refused:?}");
+    assert!(
+        refused.message.contains("exceeds the maximum message size"),
+        "{refused:?}"
+    );
+    assert!(refused.nothing_stored, "{refused:?}");
+    let stored: Vec<u64> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 5)
+        .flat_map(|(_, outcome)| offsets(outcome))
+        .collect();
+    assert_eq!(stored, (0..12).collect::<Vec<u64>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ pub mod retry;
 pub mod send;
 pub mod send_many;
 pub mod session;
+mod together;
 pub mod topics;
 pub mod transaction;
 pub mod wire;

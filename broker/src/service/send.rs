@@ -12,6 +12,7 @@ use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable};
 use crate::service::numbered::Numbered;
+use crate::service::together::Prepared;
 use crate::service::wire;
 use crate::topic_table::{TopicConfig, TopicTable};
 
@@ -62,26 +63,9 @@ impl SendPath {
         request: pb::SendMessageRequest,
         peer: Option<SocketAddr>,
     ) -> Result<pb::SendResult, BrokerError> {
-        self.role.check_writable(&self.broker_name)?;
-        let msg = request
-            .message
-            .ok_or_else(|| FieldError::new("message", "is required"))?;
-        let numbered = Numbered::of(request.producer_id, request.sequence);
-        let mut results = self
-            .store_batch(
-                &msg.topic.clone(),
-                request.queue_id,
-                vec![("message".into(), msg)],
-                peer,
-                numbered,
-            )
-            .await?;
-        // Fail point: `return` loses the answer of a stored send (an error
-        // that says nothing of what was stored, as a dropped connection
-        // would), `sleep(ms)` holds it back (for a kill).
-        fail::fail_point!("send::before_answer", |_| Err(internal(
-            "the answer is lost (fail point send::before_answer)"
-        )));
+        let send = self.prepare_message(request, peer)?;
+        let mut results = self.store_one(send).await?;
+        lost_answer()?;
         Ok(results.remove(0))
     }
 
@@ -90,6 +74,44 @@ impl SendPath {
         request: pb::SendBatchRequest,
         peer: Option<SocketAddr>,
     ) -> Result<Vec<pb::SendResult>, BrokerError> {
+        let send = self.prepare_batch(request, peer)?;
+        let results = self.store_one(send).await?;
+        lost_answer()?;
+        Ok(results)
+    }
+
+    async fn store_one(&self, send: Prepared) -> Result<Vec<pb::SendResult>, BrokerError> {
+        let outcome = self.store_together(vec![send]).await.into_iter().next();
+        outcome.unwrap_or_else(|| Err(internal("a send was stored without an outcome")))
+    }
+
+    /// One message, checked and made storable.
+    pub(super) fn prepare_message(
+        &self,
+        request: pb::SendMessageRequest,
+        peer: Option<SocketAddr>,
+    ) -> Result<Prepared, BrokerError> {
+        self.role.check_writable(&self.broker_name)?;
+        let msg = request
+            .message
+            .ok_or_else(|| FieldError::new("message", "is required"))?;
+        let numbered = Numbered::of(request.producer_id, request.sequence);
+        let topic = msg.topic.clone();
+        self.prepare(
+            topic,
+            request.queue_id,
+            vec![("message".into(), msg)],
+            peer,
+            numbered,
+        )
+    }
+
+    /// A batch, checked and made storable.
+    pub(super) fn prepare_batch(
+        &self,
+        request: pb::SendBatchRequest,
+        peer: Option<SocketAddr>,
+    ) -> Result<Prepared, BrokerError> {
         self.role.check_writable(&self.broker_name)?;
         if request.messages.is_empty() {
             return Err(FieldError::new("messages", "must not be empty").into());
@@ -122,27 +144,22 @@ impl SendPath {
             messages.push((format!("messages[{i}]"), msg));
         }
         let numbered = Numbered::of(request.producer_id, request.sequence);
-        let results = self
-            .store_batch(&request.topic, request.queue_id, messages, peer, numbered)
-            .await?;
-        // As in `send`.
-        fail::fail_point!("send::before_answer", |_| Err(internal(
-            "the answer is lost (fail point send::before_answer)"
-        )));
-        Ok(results)
+        self.prepare(request.topic, request.queue_id, messages, peer, numbered)
     }
 
-    async fn store_batch(
+    /// Checks `messages` against the topic and the send rules and makes
+    /// them records: what is left to do is storing them.
+    fn prepare(
         &self,
-        topic: &str,
+        topic: String,
         queue_id: u32,
         messages: Vec<(String, pb::Message)>,
         peer: Option<SocketAddr>,
         numbered: Option<Numbered>,
-    ) -> Result<Vec<pb::SendResult>, BrokerError> {
-        mq_common::validate::topic("topic", topic)?;
-        mq_common::system_topics::check_not_reserved("topic", topic)?;
-        let config = self.writable_topic(topic)?;
+    ) -> Result<Prepared, BrokerError> {
+        mq_common::validate::topic("topic", &topic)?;
+        mq_common::system_topics::check_not_reserved("topic", &topic)?;
+        let config = self.writable_topic(&topic)?;
         if queue_id >= config.write_queue_count {
             return Err(FieldError::new(
                 "queue_id",
@@ -153,7 +170,7 @@ impl SendPath {
             )
             .into());
         }
-        let mut batch = Vec::with_capacity(messages.len());
+        let mut records = Vec::with_capacity(messages.len());
         let now_ms = mq_common::clock::unix_millis();
         for (i, (field, msg)) in messages.into_iter().enumerate() {
             let (level, deliver_at) = (msg.delay_level, msg.deliver_at_ms);
@@ -161,31 +178,14 @@ impl SendPath {
             if let Some(numbered) = numbered {
                 numbered.stamp(i, &mut stored.properties)?;
             }
-            batch.push(self.maybe_schedule(&field, stored, level, deliver_at, now_ms)?);
+            records.push(self.maybe_schedule(&field, stored, level, deliver_at, now_ms)?);
         }
-        if let Some(numbered) = numbered {
-            return self.store_numbered(topic, queue_id, batch, numbered).await;
-        }
-        let bytes = batch.iter().map(|m| m.body.len()).sum();
-        let _room = self.pressure.admit(bytes).await?;
-        let appending = std::time::Instant::now();
-        let put = self.store.put_batch(&batch).await?;
-        self.metrics
-            .stored(topic, batch.len(), bytes, appending.elapsed());
-        let status = self
-            .replicated(
-                wire::status(put.status),
-                put.appended.last().map(|a| a.end_offset()),
-            )
-            .await;
-        Ok(batch
-            .into_iter()
-            .zip(put.appended)
-            .map(|(msg, at)| {
-                let id = msg.unique_id.unwrap_or_default();
-                self.result(status, id, queue_id, at.physical_offset, at.queue_offset)
-            })
-            .collect())
+        Ok(Prepared {
+            topic,
+            queue_id,
+            records,
+            numbered,
+        })
     }
 
     pub(super) fn result(
@@ -286,6 +286,16 @@ impl SendPath {
         }
         Ok(config)
     }
+}
+
+/// Fail point `send::before_answer`: `return` loses the answer of a
+/// stored send (an error that says nothing of what was stored, as a
+/// dropped connection would), `sleep(ms)` holds it back (for a kill).
+pub(super) fn lost_answer() -> Result<(), BrokerError> {
+    fail::fail_point!("send::before_answer", |_| Err(internal(
+        "the answer is lost (fail point send::before_answer)"
+    )));
+    Ok(())
 }
 
 pub(super) fn internal(what: &str) -> BrokerError {

@@ -1,7 +1,8 @@
 //! `SendMany`: the sends a producer queued up while its previous request
-//! was in flight, in one request. Each is authorized, stored and answered
+//! was in flight, in one request. Each is authorized, checked and answered
 //! on its own, exactly as `SendMessage` or `SendBatch` would; a refusal of
-//! one is its outcome and leaves the others untouched.
+//! one is its outcome and leaves the others untouched. Those that pass are
+//! stored together, in one append (`together`).
 
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::send_item::Send as Item;
 use tonic::{Request, Status};
 
+use super::send::{internal, lost_answer};
 use super::{BrokerService, Path};
 use crate::error::BrokerError;
 
@@ -38,37 +40,54 @@ impl BrokerService {
         let peer = request.remote_addr();
         let started = Instant::now();
         let sends = request.into_inner().sends;
-        // Each send's first poll appends it: join_all polls them in order,
-        // so sends to one queue are stored in the request's order (unless
-        // one waits for room under backpressure first).
-        let outcomes =
-            futures_util::future::join_all(sends.into_iter().zip(denials).enumerate().map(
-                |(i, (item, denied))| async move {
-                    if let Some(status) = denied {
-                        return refusal(&status, true);
+        // Each send is checked on its own; those that pass are stored
+        // together, in the request's order, in one append.
+        let mut checked = Vec::with_capacity(count);
+        let mut prepared = Vec::with_capacity(count);
+        for (i, (item, denied)) in sends.into_iter().zip(denials).enumerate() {
+            let send = match (denied, item.send) {
+                (Some(status), _) => {
+                    checked.push(Checked::Denied(status));
+                    continue;
+                }
+                (None, Some(Item::Message(send))) => self.send.prepare_message(send, peer),
+                (None, Some(Item::Batch(batch))) => self.send.prepare_batch(batch, peer),
+                (None, None) => {
+                    Err(FieldError::new(format!("sends[{i}].send"), "is required").into())
+                }
+            };
+            checked.push(match send {
+                Ok(send) => {
+                    prepared.push(send);
+                    Checked::Prepared
+                }
+                Err(err) => Checked::Refused(err),
+            });
+        }
+        let mut stored = self.send.store_together(prepared).await.into_iter();
+        let outcomes = checked
+            .into_iter()
+            .map(|checked| {
+                let result = match checked {
+                    Checked::Denied(status) => return refusal(&status, true),
+                    Checked::Refused(err) => Err(err),
+                    Checked::Prepared => stored
+                        .next()
+                        .unwrap_or_else(|| Err(internal("a send was stored without an outcome")))
+                        .and_then(|results| lost_answer().map(|()| results)),
+                };
+                match self.observe(result, started, Path::Send) {
+                    Ok(results) => pb::SendOutcome {
+                        results,
+                        refusal: None,
+                    },
+                    Err(err) => {
+                        let nothing_stored = err.nothing_stored();
+                        refusal(&Status::from(err), nothing_stored)
                     }
-                    let result = match item.send {
-                        Some(Item::Message(send)) => {
-                            self.send.send(send, peer).await.map(|r| vec![r])
-                        }
-                        Some(Item::Batch(batch)) => self.send.send_batch(batch, peer).await,
-                        None => {
-                            Err(FieldError::new(format!("sends[{i}].send"), "is required").into())
-                        }
-                    };
-                    match self.observe(result, started, Path::Send) {
-                        Ok(results) => pb::SendOutcome {
-                            results,
-                            refusal: None,
-                        },
-                        Err(err) => {
-                            let nothing_stored = err.nothing_stored();
-                            refusal(&Status::from(err), nothing_stored)
-                        }
-                    }
-                },
-            ))
-            .await;
+                }
+            })
+            .collect();
         Ok(pb::SendManyResponse { outcomes })
     }
 
@@ -100,6 +119,16 @@ impl BrokerService {
             })
             .collect()
     }
+}
+
+/// What checking a send found.
+enum Checked {
+    /// The caller may not publish to its topic.
+    Denied(Status),
+    /// It breaks a rule: refused before anything is stored.
+    Refused(BrokerError),
+    /// Stored with the others.
+    Prepared,
 }
 
 fn refusal(status: &Status, nothing_stored: bool) -> pb::SendOutcome {
