@@ -49,7 +49,7 @@ pub fn dispatch_available(
     loop {
         match log.follow(offset)? {
             Next::Record(bytes) => {
-                let msg = record::decode(&bytes)?;
+                let msg = record::decode_probed(&bytes)?;
                 if fences.is_dead(&msg.topic, offset) {
                     offset += u64::from(msg.record_size);
                     continue;
@@ -87,7 +87,7 @@ pub fn observe_sequences(
     while offset < to {
         match log.follow(offset)? {
             Next::Record(bytes) => {
-                let msg = record::decode(&bytes)?;
+                let msg = record::decode_probed(&bytes)?;
                 sequences.observe(&msg, offset);
                 offset += u64::from(msg.record_size);
             }

@@ -323,7 +323,7 @@ impl MessageStore {
         }
         match self.core.log.next(physical_offset) {
             Ok(Next::Record(bytes)) => {
-                let msg = record::decode(&bytes)?;
+                let msg = record::decode_probed(&bytes)?;
                 let dead = self
                     .core
                     .targets
@@ -350,7 +350,7 @@ impl MessageStore {
         loop {
             match log.follow(offset)? {
                 Next::Record(bytes) => {
-                    let msg = record::decode(&bytes)?;
+                    let msg = record::decode_probed(&bytes)?;
                     offset += u64::from(msg.record_size);
                     visit(&msg);
                 }

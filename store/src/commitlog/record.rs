@@ -273,12 +273,30 @@ pub fn probe(buf: &[u8]) -> Result<Probe, RecordError> {
 /// Decodes the message record at the start of `record`, checking its CRC.
 /// The body and nothing else shares `record`'s memory.
 pub fn decode(record: &Bytes) -> Result<StoredMessage, RecordError> {
-    let size = match probe(record)? {
-        Probe::Message { size } => size,
+    match probe(record)? {
+        Probe::Message { size } => fields(record, size),
         Probe::EndOfSegment | Probe::Skipped { .. } | Probe::Blank => {
-            return Err(RecordError::Malformed("no message at this position"));
+            Err(RecordError::Malformed("no message at this position"))
         }
-    };
+    }
+}
+
+/// Decodes a message record that [`probe`] checked already (a
+/// [`crate::commitlog::Next::Record`]): its CRC is not computed again,
+/// its structure is still checked.
+pub fn decode_probed(record: &Bytes) -> Result<StoredMessage, RecordError> {
+    if record.len() < MIN_RECORD_LEN || read_u32(record, 4) != MAGIC_MESSAGE_V1 {
+        return Err(RecordError::Malformed("no message at this position"));
+    }
+    let size = read_u32(record, 0) as usize;
+    if !(MIN_RECORD_LEN..=record.len()).contains(&size) {
+        return Err(RecordError::BadSize(size as u32));
+    }
+    fields(record, size)
+}
+
+/// The fields of the `size`-byte message record at the start of `record`.
+fn fields(record: &Bytes, size: usize) -> Result<StoredMessage, RecordError> {
     let buf = &record[..size];
     let mut r = Reader { buf, at: 4 * 3 };
     let queue_id = r.u32()?;

@@ -413,3 +413,35 @@ proptest! {
         let _ = decode(&bytes);
     }
 }
+
+/// What `probe` checked is not checked again: a probed record decodes as
+/// `decode` decodes it, without its CRC computed a second time; what is
+/// not a message record is still refused.
+#[test]
+fn a_probed_record_decodes_without_a_second_crc() {
+    let (msg, stamp) = example();
+    let bytes = encoded(&msg, &stamp);
+    assert_eq!(
+        format!("{:?}", decode_probed(&bytes).unwrap()),
+        format!("{:?}", decode(&bytes).unwrap())
+    );
+    // The body changed after the probe: only `decode` recomputes the CRC.
+    let mut changed = bytes.to_vec();
+    *changed.last_mut().unwrap() ^= 1;
+    let changed = Bytes::from(changed);
+    assert!(matches!(
+        decode(&changed),
+        Err(RecordError::CrcMismatch { .. })
+    ));
+    assert_eq!(&decode_probed(&changed).unwrap().body[..], b"hh");
+
+    let mut blank = bytes.to_vec();
+    blank[4..8].fill(0);
+    assert!(decode_probed(&Bytes::from(blank)).is_err(), "not a message");
+    let mut oversized = bytes.to_vec();
+    oversized[0..4].copy_from_slice(&(bytes.len() as u32 + 1).to_le_bytes());
+    assert!(matches!(
+        decode_probed(&Bytes::from(oversized)),
+        Err(RecordError::BadSize(_))
+    ));
+}
