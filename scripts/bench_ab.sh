@@ -1,63 +1,55 @@
 #!/usr/bin/env bash
-# Narrow A/B runs, alternating old and new each round, to tell a change
-# from the noise of a 2-core machine:
-#   produce: each build's broker (fresh store each run), the new mqbench,
-#            500,000 messages in batches of 32 from 16 senders;
-#   consume: one 500,000-message backlog on the new broker, each build's
-#            mqbench (its consumer SDK) with a group of its own.
+# Two builds against each other on one produce workload: each run starts a
+# fresh standalone broker (async flush) from build A, then from build B,
+# and sends with that build's mqbench; prints every run, the medians and
+# their ratio (B / A) and the median of the per-run ratios.
 #
-#   scripts/bench_ab.sh OLD_BIN_DIR NEW_BIN_DIR [ROUNDS]
-#
-# Prints one line per run, then the medians and their ratio.
-set -uo pipefail
-# Brokers side by side: each one's RocketMQ 5 proxy on a free port.
+#   git worktree add /tmp/before <commit> && (cd /tmp/before && cargo build --release -p mq-broker -p mq-tools)
+#   cargo build --release -p mq-broker -p mq-tools
+#   RUNS=5 ./scripts/bench_ab.sh /tmp/before/target/release target/release --count 300000 --producers 256
+set -euo pipefail
+if [[ $# -lt 3 ]]; then
+    echo "usage: bench_ab.sh BIN_DIR_A BIN_DIR_B MQBENCH_PRODUCE_ARGS..." >&2
+    exit 2
+fi
+A=$1 B=$2
+shift 2
+RUNS=${RUNS:-3}
 export MQ_BROKER_PROXY_LISTEN=127.0.0.1:0
-cd "$(dirname "$0")/.."
-OLD=${1:?old binary directory}
-NEW=${2:?new binary directory}
-ROUNDS=${3:-6}
-DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/ab.XXXXXX")
-OUT=$DIR/results
-trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$DIR"' EXIT
-rate() { python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read().splitlines()[-1])["msgs_per_sec"]))'; }
-broker() {
-    "$1/broker" --standalone --store-dir "$2" --listen 127.0.0.1:21911 --namesrv-listen 127.0.0.1:21876 \
-        --metrics-listen 127.0.0.1:0 --log-level warn &
-    sleep 2
+DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/mqab.XXXXXX")
+PID=
+cleanup() { [[ -n $PID ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+# One run of build $1: prints "msgs_per_sec p99_us".
+run() {
+    local bin=$1 store
+    shift
+    store=$(mktemp -d "$DIR/store.XXXX")
+    "$bin/broker" --standalone --store-dir "$store" --listen 127.0.0.1:24941 \
+        --namesrv-listen 127.0.0.1:24906 --metrics-listen 127.0.0.1:0 --log-level warn &
+    PID=$!
+    sleep 1.5
+    kill -0 "$PID" 2>/dev/null || { echo "bench_ab: the broker of $bin did not start" >&2; exit 1; }
+    "$bin/mqbench" produce --namesrv 127.0.0.1:24906 --topic warm --count 20000 --producers 64 >/dev/null 2>&1
+    "$bin/mqbench" produce --namesrv 127.0.0.1:24906 --topic measured "$@" --json 2>/dev/null | tail -1 |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["msgs_per_sec"]), d["p99_us"])'
+    kill "$PID"
+    wait "$PID" 2>/dev/null || true
+    PID=
+    rm -rf "$store"
 }
-produce() { "$NEW/mqbench" produce --namesrv 127.0.0.1:21876 --topic batch --count 500000 --producers 16 --batch 32 --json 2>/dev/null; }
 
-for round in $(seq "$ROUNDS"); do
-    for v in old new; do
-        bin=$OLD
-        [ "$v" = new ] && bin=$NEW
-        rm -rf "$DIR/store"
-        broker "$bin" "$DIR/store"
-        echo "produce $v $(produce | rate)" | tee -a "$OUT"
-        kill %1
-        wait 2>/dev/null
-    done
+results=()
+for r in $(seq "$RUNS"); do
+    a=$(run "$A" "$@")
+    b=$(run "$B" "$@")
+    echo "run $r: A ${a% *} msg/s (p99 ${a#* } us), B ${b% *} msg/s (p99 ${b#* } us)"
+    results+=("${a% *} ${b% *}")
 done
-
-rm -rf "$DIR/store"
-broker "$NEW" "$DIR/store"
-produce >/dev/null
-for round in $(seq "$ROUNDS"); do
-    for v in old new; do
-        bin=$OLD
-        [ "$v" = new ] && bin=$NEW
-        echo "consume $v $("$bin/mqbench" consume --namesrv 127.0.0.1:21876 --topic batch --group "g$v$round" \
-            --from-first --count 500000 --pull-batch 256 --timeout 120 --json 2>/dev/null | rate)" | tee -a "$OUT"
-    done
-done
-
-python3 - "$OUT" <<'PY'
-import collections, statistics, sys
-runs = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    name, build, rate = line.split()
-    runs[(name, build)].append(int(rate))
-for name in ["produce", "consume"]:
-    old, new = statistics.median(runs[(name, "old")]), statistics.median(runs[(name, "new")])
-    print(f"{name:8} old {old:>9.0f} msg/s  new {new:>9.0f} msg/s  new/old {new / old:.3f}")
-PY
+printf '%s\n' "${results[@]}" | python3 -c '
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in sys.stdin if l.strip()]
+a = statistics.median(r[0] for r in rows); b = statistics.median(r[1] for r in rows)
+per_run = statistics.median(r[1] / r[0] for r in rows)
+print(f"median: A {a:,.0f} msg/s, B {b:,.0f} msg/s; B/A {b / a:.2f} (median of per-run ratios {per_run:.2f})")'
