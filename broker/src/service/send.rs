@@ -12,7 +12,7 @@ use crate::backpressure::Backpressure;
 use crate::error::BrokerError;
 use crate::schedule::{self, DelayTable};
 use crate::service::numbered::Numbered;
-use crate::service::together::Prepared;
+use crate::service::together::{Prepared, next_outcome};
 use crate::service::wire;
 use crate::topic_table::{TopicConfig, TopicTable};
 
@@ -81,8 +81,7 @@ impl SendPath {
     }
 
     async fn store_one(&self, send: Prepared) -> Result<Vec<pb::SendResult>, BrokerError> {
-        let outcome = self.store_together(vec![send]).await.into_iter().next();
-        outcome.unwrap_or_else(|| Err(internal("a send was stored without an outcome")))
+        next_outcome(&mut self.store_together(vec![send]).await.into_iter())
     }
 
     /// One message, checked and made storable.

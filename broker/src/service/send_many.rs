@@ -12,7 +12,8 @@ use mq_proto::broker::v1 as pb;
 use mq_proto::broker::v1::send_item::Send as Item;
 use tonic::{Request, Status};
 
-use super::send::{internal, lost_answer};
+use super::send::lost_answer;
+use super::together::next_outcome;
 use super::{BrokerService, Path};
 use crate::error::BrokerError;
 
@@ -71,9 +72,7 @@ impl BrokerService {
                 let result = match checked {
                     Checked::Denied(status) => return refusal(&status, true),
                     Checked::Refused(err) => Err(err),
-                    Checked::Prepared => stored
-                        .next()
-                        .unwrap_or_else(|| Err(internal("a send was stored without an outcome")))
+                    Checked::Prepared => next_outcome(&mut stored)
                         .and_then(|results| lost_answer().map(|()| results)),
                 };
                 match self.observe(result, started, Path::Send) {

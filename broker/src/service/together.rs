@@ -39,7 +39,14 @@ struct Planned<'a> {
     claims: Option<Claims<'a>>,
 }
 
-type Outcome = Result<Vec<pb::SendResult>, BrokerError>;
+pub(crate) type Outcome = Result<Vec<pb::SendResult>, BrokerError>;
+
+/// The next of `store_together`'s outcomes, which come one per send.
+pub(crate) fn next_outcome(outcomes: &mut impl Iterator<Item = Outcome>) -> Outcome {
+    outcomes
+        .next()
+        .unwrap_or_else(|| Err(internal("a send was stored without an outcome")))
+}
 
 impl SendPath {
     /// Stores `sends` together; an outcome per send, in their order.
@@ -80,7 +87,7 @@ impl SendPath {
                 waiting.push_front(send);
                 break;
             }
-            let (known, claims) = match send.numbered {
+            let (known, mut claims) = match send.numbered {
                 None => (vec![None; send.records.len()], None),
                 Some(numbered) => {
                     let key = WindowKey {
@@ -108,7 +115,6 @@ impl SendPath {
                 }
             };
             round_bytes += size;
-            let mut claims = claims;
             let ids = send
                 .records
                 .iter()
@@ -183,7 +189,7 @@ impl SendPath {
                 }
             }
         };
-        let (status, mut appended) = match put {
+        let (status, appended) = match put {
             Some(put) => (Some(wire::status(put.status)), put.appended),
             None => (None, Vec::new()),
         };
@@ -224,7 +230,6 @@ impl SendPath {
                 ))),
             }
         }
-        appended.clear();
 
         // Answered once as durable and replicated as an answer promises;
         // sends answered only from their windows wait for what they point
