@@ -48,12 +48,7 @@ async fn client(broker: &ServerProcess) -> BrokerClient<Channel> {
 }
 
 fn message(body: &str) -> pb::Message {
-    pb::Message {
-        topic: "orders".into(),
-        body: body.as_bytes().to_vec().into(),
-        unique_id: format!("id-{body}"),
-        ..Default::default()
-    }
+    mq_test_support::cluster::message("orders", body)
 }
 
 async fn send(

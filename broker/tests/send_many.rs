@@ -38,12 +38,7 @@ fn start_with(env: &[(&str, &str)]) -> ServerProcess {
 }
 
 fn message(body: &str) -> pb::Message {
-    pb::Message {
-        topic: "orders".into(),
-        body: body.as_bytes().to_vec().into(),
-        unique_id: format!("id-{body}"),
-        ..Default::default()
-    }
+    mq_test_support::cluster::message("orders", body)
 }
 
 fn one(body: &str, queue_id: u32) -> pb::SendItem {

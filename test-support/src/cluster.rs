@@ -48,3 +48,14 @@ pub async fn wait_until(what: &str, timeout: Duration, condition: impl Fn() -> b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A message of `body` to `topic`, with the unique id `id-<body>` for
+/// tests to recognise it by.
+pub fn message(topic: &str, body: &str) -> pb::Message {
+    pb::Message {
+        topic: topic.into(),
+        body: body.as_bytes().to_vec().into(),
+        unique_id: format!("id-{body}"),
+        ..Default::default()
+    }
+}
